@@ -1,0 +1,1 @@
+"""Matching and consolidation: linking rules, clustering, stable golden IDs, survivorship."""

@@ -1,0 +1,1 @@
+"""Publishing the reconciled customer table to the ERP: a delta, in one transaction."""

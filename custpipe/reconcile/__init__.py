@@ -1,0 +1,1 @@
+"""Orders and transactions reconciled across systems against the golden customers."""

@@ -1,0 +1,47 @@
+# custpipe — the two commands: `make demo` and `make test` (they set everything up).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data
+CUSTOMERS ?= 5000
+SEED ?= 42
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export CUSTPIPE_DATA := $(abspath $(DATA))
+
+.PHONY: install demo run dev test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install $(DAGSTER_HOME)/dagster.yaml  ## generate demo sources, run the nightly job once, print a summary
+	$(BIN)/custpipe demo-data --customers $(CUSTOMERS) --seed $(SEED) --out $(CUSTPIPE_DATA)/sources
+	$(BIN)/custpipe run
+
+run: install $(DAGSTER_HOME)/dagster.yaml  ## run the nightly job once for yesterday on the current sources
+	$(BIN)/custpipe run
+
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(DATA) $(DAGSTER_HOME) .pytest_cache .ruff_cache

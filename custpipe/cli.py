@@ -1,0 +1,108 @@
+"""The `custpipe` command: generate demo data, run the nightly job, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    """Generate the demo source systems."""
+    from custpipe.demo.generate import generate_demo
+
+    summary = generate_demo(Path(args.out), customers=args.customers, seed=args.seed,
+                            business_date=args.date)
+    print(f"demo source systems written to {args.out} for business date {args.date}")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the nightly job once, in process, recorded in the Dagster instance (DAGSTER_HOME)."""
+    import dagster as dg
+
+    from custpipe.definitions import build_definitions
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("nightly")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(partition_key=args.date.isoformat(), instance=instance,
+                                    raise_on_error=False)
+    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    print(f"nightly run {result.run_id} for business date {args.date}: "
+          f"{'succeeded' if result.success else 'FAILED'}")
+    for step in failed:
+        print(f"  failed step: {step}")
+    for step in skipped:
+        print(f"  skipped step: {step}")
+    if result.success or args.summary_on_failure:
+        print(render_summary(settings, result.run_id))
+    return 0 if result.success else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print the summary of the warehouse's current state."""
+    from custpipe.settings import Settings
+
+    print(render_summary(Settings.from_env(), None))
+    return 0
+
+
+def render_summary(settings, run_id: str | None) -> str:
+    """What the last run produced, and where to look (counts only, no customer values)."""
+    from custpipe.summary import collect_summary, format_summary
+
+    return format_summary(collect_summary(settings, run_id), settings)
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a date like 2026-11-27") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="custpipe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo-data", help="generate the demo source systems")
+    demo.add_argument("--customers", type=int, default=5000, help="real-world customers")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--out", default=str(Path(os.environ.get("CUSTPIPE_DATA", "data")) / "sources"))
+    demo.add_argument("--date", type=_date, default=_yesterday(), help="business date (default: yesterday)")
+    demo.set_defaults(func=cmd_demo_data)
+    run = sub.add_parser("run", help="run the nightly job once for a business date")
+    run.add_argument("--date", type=_date, default=_yesterday(), help="business date (default: yesterday)")
+    run.add_argument("--summary-on-failure", action="store_true")
+    run.set_defaults(func=cmd_run)
+    summary = sub.add_parser("summary", help="summarise the warehouse")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `custpipe` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"custpipe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Typed models of the pipeline configuration: sources, mapping rules, thresholds.
+
+A deployment is a folder holding `pipeline.yaml` and one `sources/<name>.yaml` per source
+system. Everything is validated when loaded; an error names the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CUSTOMER_FIELDS: tuple[str, ...] = (
+    "party_type",
+    "name",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "national_id",
+    "tax_id",
+    "email",
+    "phone",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "segment",
+    "is_deleted",
+    "source_updated_at",
+)
+ORDER_FIELDS: tuple[str, ...] = (
+    "order_number",
+    "customer_ref",
+    "order_date",
+    "amount",
+    "currency",
+    "status",
+)
+TRANSFORMS = ("strip_leading_zeros", "digits_only", "upper", "lower", "infer_party_type")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldRule(_Strict):
+    """How one canonical field is computed from a source row."""
+
+    column: str | None = None
+    concat: list[str] | None = None
+    sep: str = " "
+    const: Any = None
+    crosswalk: dict[str, Any] | None = None
+    date_format: str | None = None
+    transform: Literal[TRANSFORMS] | None = None  # type: ignore[valid-type]
+    default: Any = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> FieldRule:
+        given = [k for k in ("column", "concat", "const") if getattr(self, k) is not None]
+        if self.transform == "infer_party_type" and not given:
+            return self
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'column', 'concat' or 'const'")
+        return self
+
+    def source_columns(self) -> list[str]:
+        """Source columns this rule reads."""
+        if self.column is not None:
+            return [self.column]
+        return list(self.concat or [])
+
+
+class ReaderConfig(_Strict):
+    """Where a dataset's rows come from."""
+
+    kind: Literal["sql", "csv", "jsonl", "parquet"]
+    table: str | None = None
+    query: str | None = None
+    path: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    chunk_size: int = Field(default=100_000, gt=0)
+
+    @model_validator(mode="after")
+    def _location(self) -> ReaderConfig:
+        if self.kind == "sql" and not (self.table or self.query):
+            raise ValueError("a 'sql' reader needs 'table' or 'query'")
+        if self.kind != "sql" and not self.path:
+            raise ValueError(f"a '{self.kind}' reader needs 'path'")
+        return self
+
+
+class DatasetConfig(_Strict):
+    """One dataset of a source (customers or orders): reader plus field map."""
+
+    reader: ReaderConfig
+    id: str
+    fields: dict[str, FieldRule]
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({"column": v} if isinstance(v, str) else v) for k, v in value.items()}
+        return value
+
+    def source_columns(self) -> list[str]:
+        """Every source column the dataset's mapping reads, id first, without repeats."""
+        cols = [self.id]
+        for rule in self.fields.values():
+            cols.extend(c for c in rule.source_columns() if c not in cols)
+        return cols
+
+
+class ConnectionConfig(_Strict):
+    """A SQLAlchemy URL: from the environment variable `url_env` if set, else `url`."""
+
+    url_env: str | None = None
+    url: str | None = None
+
+
+class SourceConfig(_Strict):
+    """A source system: its connection, customers and (optionally) orders."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    trust: int = Field(default=100, ge=0, description="lower is more trusted in survivorship")
+    connection: ConnectionConfig | None = None
+    customers: DatasetConfig
+    orders: DatasetConfig | None = None
+
+    @model_validator(mode="after")
+    def _fields_known(self) -> SourceConfig:
+        for dataset, allowed in (("customers", CUSTOMER_FIELDS), ("orders", ORDER_FIELDS)):
+            ds = getattr(self, dataset)
+            if ds is None:
+                continue
+            unknown = sorted(set(ds.fields) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"{dataset}.fields: unknown canonical field(s) {unknown}; "
+                    f"known fields are {list(allowed)}"
+                )
+            if ds.reader.kind == "sql" and self.connection is None:
+                raise ValueError(f"{dataset}: a 'sql' reader needs the source's 'connection'")
+        if self.orders is not None:
+            missing = sorted({"order_number", "customer_ref"} - set(self.orders.fields))
+            if missing:
+                raise ValueError(f"orders.fields: required field(s) {missing} are not mapped")
+        if "name" not in self.customers.fields:
+            raise ValueError("customers.fields: the required field 'name' is not mapped")
+        return self
+
+    def datasets(self) -> dict[str, DatasetConfig]:
+        """The configured datasets by name."""
+        out = {"customers": self.customers}
+        if self.orders is not None:
+            out["orders"] = self.orders
+        return out
+
+
+class ReconcileConfig(_Strict):
+    """Order reconciliation settings."""
+
+    system_of_record: str = "erp"
+    amount_tolerance: float = Field(default=0.01, ge=0)
+
+
+class PublishConfig(_Strict):
+    """Where the reconciled customer table is published."""
+
+    connection: ConnectionConfig
+    table: str = "ZCUST_INBOUND"
+    erp_source: str = "erp"
+
+
+class QualityConfig(_Strict):
+    """Validation thresholds."""
+
+    results_limit: int = Field(default=30, gt=0)
+    include_values_in_docs: bool = False
+
+
+class PipelineConfig(_Strict):
+    """The whole deployment."""
+
+    timezone: str = "UTC"
+    schedule_cron: str = "0 2 * * *"
+    partitions_start: str = "2026-01-01"
+    sources: dict[str, SourceConfig]
+    reconcile: ReconcileConfig = ReconcileConfig()
+    publish: PublishConfig
+    quality: QualityConfig = QualityConfig()
+
+    @model_validator(mode="after")
+    def _references(self) -> PipelineConfig:
+        if not self.sources:
+            raise ValueError("no sources configured")
+        for ref in (self.reconcile.system_of_record, self.publish.erp_source):
+            if ref not in self.sources:
+                raise ValueError(f"'{ref}' is not a configured source ({sorted(self.sources)})")
+        return self
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _explain(path: Path, exc: ValidationError) -> ConfigError:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        lines.append(f"  - {key}: {msg}")
+    return ConfigError("\n".join(lines))
+
+
+def load_source(path: Path) -> SourceConfig:
+    """Load and validate one `sources/<name>.yaml` file."""
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    try:
+        source = SourceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, exc) from exc
+    if source.name != path.stem:
+        raise ConfigError(f"{path}: name '{source.name}' must match the file name '{path.stem}'")
+    return source
+
+
+def load_config(config_dir: Path) -> PipelineConfig:
+    """Load `pipeline.yaml` and every `sources/*.yaml` from a deployment folder."""
+    config_dir = Path(config_dir)
+    pipeline_file = config_dir / "pipeline.yaml"
+    data = _read_yaml(pipeline_file)
+    source_files = sorted((config_dir / "sources").glob("*.yaml"))
+    if not source_files:
+        raise ConfigError(f"{config_dir / 'sources'}: no source files (*.yaml) found")
+    data["sources"] = {f.stem: load_source(f) for f in source_files}
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(pipeline_file, exc) from exc

@@ -1,0 +1,37 @@
+"""The one Definitions object: assets, checks, jobs, schedules and resources, built from config."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from custpipe.config import load_config
+from custpipe.defs.consolidate import build_consolidate_asset
+from custpipe.defs.extract import build_extract_asset
+from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule
+from custpipe.defs.publish import build_publish_asset
+from custpipe.defs.quality import build_quality_asset, build_scorecard_asset
+from custpipe.defs.reconcile import build_reconcile_asset
+from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.stage import build_stage_asset
+from custpipe.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Assemble the Dagster definitions for a deployment (config is validated here)."""
+    cfg = load_config(settings.config_dir)
+    assets = []
+    for source in cfg.sources:
+        assets += [build_extract_asset(source, cfg), build_stage_asset(source, cfg),
+                   build_quality_asset(source, cfg)]
+    assets += [build_consolidate_asset(cfg), build_reconcile_asset(cfg),
+               build_publish_asset(cfg), build_scorecard_asset(cfg)]
+    job = build_nightly_job(cfg)
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[build_nightly_schedule(job, cfg)],
+        resources={"custpipe": CustpipeResource.from_settings(settings)},
+    )
+
+
+defs = build_definitions(Settings.from_env())

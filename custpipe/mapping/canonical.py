@@ -1,0 +1,141 @@
+"""Map raw source rows into the canonical customer and order models, standardised.
+
+The staged frame keeps each record's original source values (`source_values`, JSON)
+beside the standardised ones, so every decision downstream can be traced back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from custpipe.config import CUSTOMER_FIELDS, ORDER_FIELDS, DatasetConfig, SourceConfig
+from custpipe.mapping.apply import MappingIssue, map_fields
+from custpipe.standardize import (
+    clean_name,
+    clean_text,
+    company_name_key,
+    fold_key,
+    normalize_email,
+    normalize_postcode,
+    normalize_tax_id,
+    to_e164,
+    to_iso2,
+)
+
+STAGED_CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "source_system", "source_id", "party_type", "name", "name_key", "given_name", "family_name",
+    "birth_date", "national_id", "tax_id", "tax_id_valid", "email", "email_valid", "phone",
+    "phone_valid", "street", "city", "region", "postal_code", "postal_code_valid", "country",
+    "segment", "segment_raw", "is_deleted", "source_updated_at", "source_values", "record_hash",
+)
+STAGED_ORDER_COLUMNS: tuple[str, ...] = (
+    "source_system", "source_id", "order_number", "customer_ref", "order_date", "amount",
+    "currency", "status", "source_values",
+)
+
+
+def _with_all(mapped: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+    for field in fields:
+        if field not in mapped:
+            mapped[field] = None
+    return mapped
+
+
+def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
+    cols = [c for c in dataset.source_columns() if c in raw]
+    records = raw[cols].to_dict(orient="records")
+    return pd.Series([json.dumps(r, ensure_ascii=False) for r in records], index=raw.index)
+
+
+def person_name_key(name: pd.Series) -> pd.Series:
+    """Order-insensitive key of a person's full name ('Smith, John' == 'John Smith')."""
+    tokens = clean_text(name.map(lambda v: v.replace(",", " ") if isinstance(v, str) else v))
+    def key(value):
+        if value is None:
+            return None
+        parts = fold_key(pd.Series(value.split(" "))).dropna().tolist()
+        return "".join(sorted(parts)) or None
+    uniques = {v: key(v) for v in tokens.dropna().unique()}
+    return tokens.map(lambda v: uniques.get(v) if v is not None else None)
+
+
+def _full_person_name(given: pd.Series, family: pd.Series) -> pd.Series:
+    both = given.notna() & family.notna()
+    full = (given.astype(str) + " " + family.astype(str)).where(both, None)
+    return full.where(full.notna(), given.where(given.notna(), family))
+
+
+def _record_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    hashed = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
+    return hashed.map(lambda h: f"{h:016x}")
+
+
+def stage_customers(raw: pd.DataFrame, source: SourceConfig
+                    ) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    """Raw customer rows of one source -> canonical, standardised staged rows (same count)."""
+    dataset = source.customers
+    raw = raw.reset_index(drop=True)
+    m, issues = map_fields(raw, dataset, source.name)
+    m = _with_all(m, CUSTOMER_FIELDS)
+    out = pd.DataFrame({"source_system": source.name, "source_id": m["source_id"]}, index=raw.index)
+    out["country"] = to_iso2(clean_text(m["country"]))
+    given, family = clean_text(m["given_name"]), clean_text(m["family_name"])
+    name = clean_name(m["name"])
+    name = name.where(name.notna(), clean_name(_full_person_name(given, family)))
+    party = clean_text(m["party_type"]).map(lambda v: v.lower() if isinstance(v, str) else v)
+    has_person_parts = given.notna() | family.notna()
+    party = party.where(party.notna(), has_person_parts.map({True: "person", False: "company"}))
+    out["party_type"] = party
+    out["name"] = name
+    is_person = party == "person"
+    out["name_key"] = company_name_key(name).where(~is_person, person_name_key(name))
+    out["given_name"], out["family_name"] = given, family
+    out["birth_date"] = m["birth_date"]
+    out["national_id"] = clean_text(m["national_id"])
+    out["tax_id"], out["tax_id_valid"] = normalize_tax_id(clean_text(m["tax_id"]), out["country"])
+    out["email"], out["email_valid"] = normalize_email(m["email"])
+    out["phone"], out["phone_valid"] = to_e164(m["phone"], out["country"])
+    out["street"], out["city"], out["region"] = (
+        clean_text(m["street"]), clean_text(m["city"]), clean_text(m["region"]))
+    out["postal_code"], out["postal_code_valid"] = normalize_postcode(m["postal_code"], out["country"])
+    seg_rule = dataset.fields.get("segment")
+    out["segment"] = clean_text(m["segment"].map(lambda v: None if v is None else str(v)))
+    out["segment_raw"] = (raw[seg_rule.column] if seg_rule is not None and seg_rule.column
+                          else pd.Series(None, index=raw.index, dtype=object))
+    out["is_deleted"] = m["is_deleted"].map(lambda v: str(v).lower() in ("true", "1", "x", "yes"))
+    out["source_updated_at"] = pd.to_datetime(m["source_updated_at"])
+    out["source_values"] = _source_values(raw, dataset)
+    canon = [c for c in STAGED_CUSTOMER_COLUMNS if c not in ("source_values", "record_hash")]
+    out["record_hash"] = _record_hash(out, canon)
+    for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
+        out[col] = out[col].astype("boolean")
+    return out[list(STAGED_CUSTOMER_COLUMNS)], issues
+
+
+def _amount(values: pd.Series) -> pd.Series:
+    cleaned = values.map(lambda v: v.replace(",", "").replace(" ", "") if isinstance(v, str) else v)
+    return pd.to_numeric(cleaned, errors="coerce")
+
+
+def stage_orders(raw: pd.DataFrame, source: SourceConfig
+                 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    """Raw order rows of one source -> canonical staged orders (same count)."""
+    dataset = source.orders
+    raw = raw.reset_index(drop=True)
+    m, issues = map_fields(raw, dataset, source.name)
+    m = _with_all(m, ORDER_FIELDS)
+    out = pd.DataFrame({"source_system": source.name, "source_id": m["source_id"]}, index=raw.index)
+    out["order_number"] = clean_text(m["order_number"])
+    out["customer_ref"] = clean_text(m["customer_ref"])
+    out["order_date"] = pd.to_datetime(m["order_date"])
+    out["amount"] = _amount(m["amount"])
+    bad_amount = m["amount"].notna() & out["amount"].isna()
+    if bad_amount.any():
+        issues.append(MappingIssue(source.name, "amount", dataset.fields["amount"].column or "?",
+                                   "not a number (set to null)", int(bad_amount.sum())))
+    out["currency"] = clean_text(m["currency"]).map(lambda v: v.upper() if isinstance(v, str) else v)
+    out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
+    out["source_values"] = _source_values(raw, dataset)
+    return out[list(STAGED_ORDER_COLUMNS)], issues

@@ -1,0 +1,123 @@
+"""Consolidate accepted staged records into golden customers and the cross-reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from custpipe.matching.golden_ids import assign_golden_ids
+from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
+
+SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
+
+# attribute -> the validity flag that ranks valid values first (None: no flag)
+GOLDEN_ATTRIBUTES: dict[str, str | None] = {
+    "party_type": None, "name": None, "name_key": None, "given_name": None, "family_name": None,
+    "tax_id": "tax_id_valid", "email": "email_valid", "phone": "phone_valid", "street": None,
+    "city": None, "region": None, "postal_code": "postal_code_valid", "country": None,
+    "segment": None,
+}
+
+
+@dataclass(frozen=True)
+class ConsolidationResult:
+    """Figures of one consolidation."""
+
+    records: int
+    edges: int
+    golden: int
+    merged_records: int
+    rounds: int
+    events: dict[str, int]
+
+
+def _survivorship_sql() -> str:
+    def rank(attr: str, flag: str | None) -> str:
+        valid = f"CASE WHEN {flag} THEN 0 ELSE 1 END, " if flag else ""
+        return f"({valid}pref)" if flag else "pref"
+
+    attrs = ",\n    ".join(
+        f"arg_min({a}, {rank(a, f)}) FILTER (WHERE {a} IS NOT NULL) AS {a}"
+        for a, f in GOLDEN_ATTRIBUTES.items()
+    )
+    sources = ", ".join(
+        f"'{a}', arg_min(source_system || ':' || source_id, {rank(a, f)}) FILTER (WHERE {a} IS NOT NULL)"
+        for a, f in GOLDEN_ATTRIBUTES.items()
+    )
+    return SURVIVORSHIP_SQL.format(attributes=attrs, attribute_sources=sources)
+
+
+def consolidate(con: duckdb.DuckDBPyConnection, run_id: str, trust: dict[str, int],
+                erp_source: str, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> ConsolidationResult:
+    """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
+
+    Accepted = staged records not in the latest quarantine of their source.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE latest_validation AS
+        SELECT source_system, arg_max(run_id, validated_at) AS run_id
+        FROM quality.validation_runs GROUP BY source_system;
+        CREATE OR REPLACE TEMP TABLE nodes AS
+        SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
+        FROM staging.customers s
+        WHERE NOT EXISTS (
+            SELECT 1 FROM quality.quarantine q JOIN latest_validation v USING (source_system, run_id)
+            WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
+    """)
+    con.register("_trust", pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM _trust")
+    con.unregister("_trust")
+    records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    edges = build_edges(con, rules)
+    rounds = connected_components(con)
+
+    members = con.execute("""
+        SELECT l.label, n.source_system || ':' || n.source_id AS member_key
+        FROM labels l JOIN nodes n USING (node)
+    """).df()
+    previous = con.execute("""
+        SELECT source_system || ':' || source_id AS member_key, golden_id FROM mdm.customer_xref
+    """).df()
+    assigned, history = assign_golden_ids(members, previous)
+    con.register("_assigned", assigned)
+    golden = con.execute(_survivorship_sql(), {"erp_source": erp_source}).df()
+    golden = golden.merge(assigned, on="label").drop(columns=["label"])
+    first_seen = con.execute("SELECT golden_id, first_seen_run FROM mdm.golden_customers").df()
+    golden = golden.merge(first_seen, on="golden_id", how="left")
+    golden["first_seen_run"] = golden["first_seen_run"].fillna(run_id)
+    golden["run_id"] = run_id
+    golden["updated_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    xref = con.execute("""
+        SELECT n.source_system, n.source_id, a.golden_id,
+               coalesce((SELECT string_agg(DISTINCT e.rule, ',' ORDER BY e.rule) FROM edges e
+                         WHERE e.a = n.node OR e.b = n.node), 'singleton') AS match_rule,
+               $run_id AS run_id
+        FROM nodes n JOIN labels l USING (node) JOIN _assigned a ON a.label = l.label
+    """, {"run_id": run_id}).df()
+    con.unregister("_assigned")
+    history["run_id"] = run_id
+    history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in (("mdm.golden_customers", golden), ("mdm.customer_xref", xref)):
+            con.execute(f"DELETE FROM {table}")
+            con.register("_frame", frame)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+            con.unregister("_frame")
+        con.execute("DELETE FROM mdm.match_review")  # exact matching leaves no uncertain pairs
+        con.register("_history", history)
+        con.execute("INSERT INTO mdm.golden_id_history BY NAME SELECT * FROM _history")
+        con.unregister("_history")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return ConsolidationResult(
+        records=records, edges=edges, golden=len(golden),
+        merged_records=records - len(golden), rounds=rounds,
+        events=history["event"].value_counts().to_dict(),
+    )
