@@ -147,5 +147,9 @@ def latest_landing(settings: Settings, source: str, dataset: str,
 
 
 def read_landing(path: Path) -> pd.DataFrame:
-    """Read one landing folder back as a frame of strings."""
-    return pq.read_table(path).to_pandas()
+    """Read one landing folder back as a frame of strings (parts may differ in columns)."""
+    parts = sorted(path.glob("part-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"landing folder {path} holds no part-*.parquet files")
+    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+    return table.to_pandas()

@@ -1,0 +1,62 @@
+"""Shared fixtures: a generated demo deployment in a temp dir, and the nightly run on it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR, Settings  # noqa: E402
+
+BUSINESS_DATE = date(2026, 11, 27)
+DEMO_CUSTOMERS = 400
+
+
+@dataclass
+class Deployment:
+    settings: Settings
+    ground_truth: Path
+
+
+def make_deployment(root: Path, customers: int = DEMO_CUSTOMERS, seed: int = 7,
+                    config_dir: Path = DEFAULT_CONFIG_DIR) -> Deployment:
+    """Generate demo sources under `root` and return settings pointing at them."""
+    from custpipe.demo.generate import generate_demo
+
+    data = root / "data"
+    generate_demo(data / "sources", customers=customers, seed=seed, business_date=BUSINESS_DATE)
+    settings = Settings(config_dir=config_dir, data_dir=data, expectations_dir=DEFAULT_EXPECTATIONS_DIR)
+    return Deployment(settings, data / "sources" / "ground_truth")
+
+
+def run_nightly(settings: Settings, instance=None, raise_on_error: bool = False):
+    """Execute the nightly job in process for BUSINESS_DATE."""
+    import dagster as dg
+
+    from custpipe.definitions import build_definitions
+
+    job = build_definitions(settings).resolve_job_def("nightly")
+    return job.execute_in_process(partition_key=BUSINESS_DATE.isoformat(),
+                                  instance=instance or dg.DagsterInstance.ephemeral(),
+                                  raise_on_error=raise_on_error)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One deployment with two consecutive nightly runs (shared by the end-to-end tests)."""
+    import dagster as dg
+
+    deployment = make_deployment(tmp_path_factory.mktemp("demo"))
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_nightly(deployment.settings, instance)
+    return deployment, instance, first
+
+
+def require_services() -> bool:
+    """In CI (CUSTPIPE_REQUIRE_SERVICES=1) a missing database server fails instead of skipping."""
+    return os.environ.get("CUSTPIPE_REQUIRE_SERVICES") == "1"

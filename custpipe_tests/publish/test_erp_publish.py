@@ -1,0 +1,65 @@
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from custpipe.publish.erp import PUBLISHED_COLUMNS, publish
+
+
+def golden(rows: list[dict]) -> pd.DataFrame:
+    base = dict.fromkeys(PUBLISHED_COLUMNS)
+    return pd.DataFrame([base | {"status": "active"} | r for r in rows])
+
+
+def target_rows(url: str) -> dict[str, dict]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM ZCUST_INBOUND")).mappings().all()
+    engine.dispose()
+    return {r["golden_id"]: dict(r) for r in rows}
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'erp.sqlite'}"
+
+
+def test_insert_then_rerun_changes_nothing(url):
+    g = golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}])
+    first = publish(g, url, "ZCUST_INBOUND", "run1")
+    again = publish(g, url, "ZCUST_INBOUND", "run2")
+    assert (first.inserted, first.updated, first.retired) == (2, 0, 0)
+    assert (again.changed, again.unchanged) == (0, 2)
+    assert {r["run_id"] for r in target_rows(url).values()} == {"run1"}
+
+
+def test_update_and_retire_as_a_delta(url):
+    publish(golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}]),
+            url, "ZCUST_INBOUND", "run1")
+    result = publish(golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
+                     url, "ZCUST_INBOUND", "run2")
+    assert (result.inserted, result.updated, result.retired, result.unchanged) == (1, 1, 1, 0)
+    rows = target_rows(url)
+    assert rows["G1"]["name"] == "A2" and rows["G1"]["run_id"] == "run2"
+    assert rows["G2"]["status"] == "retired"
+    assert rows["G3"]["name"] == "C"
+    # retiring is idempotent too
+    assert publish(golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
+                   url, "ZCUST_INBOUND", "run3").changed == 0
+
+
+def test_dry_run_writes_nothing(url):
+    result = publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r",
+                     dry_run=True)
+    assert result.inserted == 1
+    assert target_rows(url) == {}
+
+
+def test_failure_leaves_target_unchanged(url):
+    publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "run1")
+    before = target_rows(url)
+    # Two rows with the same golden_id: the insert fails on the primary key after the update.
+    bad = golden([{"golden_id": "G1", "name": "changed"}, {"golden_id": "G9", "name": "x"},
+                  {"golden_id": "G9", "name": "y"}])
+    with pytest.raises(sa.exc.IntegrityError):
+        publish(bad, url, "ZCUST_INBOUND", "run2")
+    assert target_rows(url) == before

@@ -1,0 +1,64 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from custpipe.config import ConfigError, load_config
+from custpipe.settings import DEFAULT_CONFIG_DIR
+
+
+@pytest.fixture
+def config_dir(tmp_path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"fixture text {old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_demo_config_loads():
+    cfg = load_config(DEFAULT_CONFIG_DIR)
+    assert sorted(cfg.sources) == ["crm", "erp", "sales", "service"]
+    assert cfg.sources["erp"].customers.fields["segment"].crosswalk == {"01": "A", "02": "B", "03": "C"}
+    assert cfg.sources["erp"].orders is not None and cfg.sources["crm"].orders is None
+
+
+def test_typo_in_a_key_names_file_and_key(config_dir):
+    edit(config_dir / "sources" / "crm.yaml", "crosswalk: {Gold", "crosswalks: {Gold")
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    msg = str(err.value)
+    assert "crm.yaml" in msg and "customers.fields.segment.crosswalks" in msg and "unknown key" in msg
+
+
+def test_unknown_canonical_field_is_listed(config_dir):
+    edit(config_dir / "sources" / "erp.yaml", "    street: STRAS", "    streat: STRAS")
+    with pytest.raises(ConfigError, match=r"(?s)erp.yaml.*unknown canonical field\(s\) \['streat'\]"):
+        load_config(config_dir)
+
+
+def test_rule_needs_exactly_one_input(config_dir):
+    edit(config_dir / "sources" / "erp.yaml", "    city: ORT01", "    city: {sep: '-'}")
+    with pytest.raises(ConfigError, match=r"customers.fields.city: give exactly one of"):
+        load_config(config_dir)
+
+
+def test_reference_to_missing_source(config_dir):
+    edit(config_dir / "pipeline.yaml", "system_of_record: erp", "system_of_record: sap")
+    with pytest.raises(ConfigError, match=r"(?s)pipeline.yaml.*reconcile.system_of_record: 'sap' is not a configured source"):
+        load_config(config_dir)
+
+
+def test_invalid_yaml_names_the_file(config_dir):
+    (config_dir / "sources" / "sales.yaml").write_text("customers: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"sales.yaml: not valid YAML"):
+        load_config(config_dir)
+
+
+def test_adding_a_source_is_adding_a_file(config_dir):
+    shutil.copy(config_dir / "sources" / "service.yaml", config_dir / "sources" / "helpdesk.yaml")
+    assert "helpdesk" in load_config(config_dir).sources

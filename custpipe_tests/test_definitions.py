@@ -1,0 +1,85 @@
+"""The definitions load, and their shape is a snapshot: a rename cannot slip through."""
+
+import dagster as dg
+
+from custpipe.definitions import build_definitions, defs
+from custpipe.settings import Settings
+
+SOURCES = ["crm", "erp", "sales", "service"]
+EXPECTED_ASSETS = sorted(
+    [f"extract/{s}" for s in SOURCES] + [f"staging/{s}" for s in SOURCES]
+    + [f"quality/{s}" for s in SOURCES]
+    + ["mdm/golden_customers", "mdm/customer_xref", "mdm/match_review",
+       "recon/order_discrepancies", "publish/erp_customers", "quality/scorecard"]
+)
+EXPECTED_CHECKS = sorted(
+    [f"quality/{s}:suite_passes" for s in SOURCES] + [f"quality/{s}:rows_quarantined" for s in SOURCES]
+    + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes",
+       "recon/order_discrepancies:no_discrepancies"]
+)
+
+
+def _graph():
+    return defs.resolve_asset_graph()
+
+
+def test_module_level_definitions_load():
+    assert isinstance(defs, dg.Definitions)
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_keys_snapshot():
+    keys = sorted(k.to_user_string() for k in _graph().get_all_asset_keys())
+    assert keys == EXPECTED_ASSETS
+
+
+def test_asset_checks_snapshot_and_blocking():
+    graph = _graph()
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}": k for k in graph.asset_check_keys}
+    assert sorted(checks) == EXPECTED_CHECKS
+    blocking = sorted(name for name, key in checks.items() if graph.get_check_spec(key).blocking)
+    assert blocking == sorted([f"quality/{s}:suite_passes" for s in SOURCES]
+                              + ["mdm/customer_xref:conservation",
+                                 "mdm/golden_customers:golden_suite_passes"])
+
+
+def test_groups_and_dependencies():
+    graph = _graph()
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {groups[f"extract/{s}"] for s in SOURCES} == {"extract"}
+    assert groups["mdm/golden_customers"] == "consolidate"
+    assert groups["publish/erp_customers"] == "publish"
+    publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["publish", "erp_customers"])).parent_keys}
+    assert publish_parents == {"mdm/golden_customers", "mdm/customer_xref"}
+    assert graph.get(dg.AssetKey(["extract", "erp"])).partitions_def is not None
+    assert graph.get(dg.AssetKey(["mdm", "golden_customers"])).partitions_def is None
+
+
+def test_warehouse_writers_share_one_pool():
+    graph = _graph()
+    for key in graph.get_all_asset_keys():
+        name = key.to_user_string()
+        if name.startswith(("staging/", "quality/", "mdm/", "recon/")):
+            assert graph.get(key).pools == {"duckdb_warehouse"}, name
+
+
+def test_nightly_job_and_schedule():
+    job = defs.resolve_job_def("nightly")
+    assert job.partitions_def is not None
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.job_name == "nightly"
+
+
+def test_definitions_follow_the_configured_sources(tmp_path):
+    import shutil
+
+    from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR
+
+    cfg = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, cfg)
+    shutil.copy(cfg / "sources" / "service.yaml", cfg / "sources" / "helpdesk.yaml")
+    d = build_definitions(Settings(cfg, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR))
+    keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
+    assert {"extract/helpdesk", "staging/helpdesk", "quality/helpdesk"} <= keys
