@@ -1,0 +1,216 @@
+"""GX file data context plumbing for :mod:`custpipe.quality.gx_runner`.
+
+Everything here imports great_expectations lazily (inside functions) and is internal.
+
+Layout of ``gx_dir``::
+
+    great_expectations.yml      generated on every run (fluent datasources are preserved)
+    validations/                scrubbed validation results (_gx_store.ValidationResultsStore)
+    validation_definitions/     one per suite
+    checkpoints/                one per suite
+    data_docs/                  local Data Docs site (index.html)
+
+The expectations store is a TupleFilesystemStoreBackend whose ``base_directory`` is the
+absolute path of the repository's ``expectations/`` folder, so suites are read in place
+(never copied) and ``suppress_store_backend_id`` keeps GX from writing a
+``.ge_store_backend_id`` file into the reviewed folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATASOURCE_NAME = "custpipe_pandas"
+BATCH_DEFINITION_NAME = "whole_frame"
+SITE_NAME = "local_site"
+DOCS_DIRNAME = "data_docs"
+VALIDATIONS_DIRNAME = "validations"
+GX_YML = "great_expectations.yml"
+
+_PROCESS_LOCK = threading.Lock()
+
+
+def _store(class_name: str, base_directory: str, module_name: str | None = None) -> dict:
+    cfg: dict[str, Any] = {
+        "class_name": class_name,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": base_directory,
+            "suppress_store_backend_id": True,
+        },
+    }
+    if module_name:
+        cfg["module_name"] = module_name
+    return cfg
+
+
+def build_project_config(expectations_dir: Path, validation_results_limit: int) -> dict:
+    """Return the great_expectations.yml content (without fluent datasources)."""
+    return {
+        "config_version": 4.0,
+        "progress_bars": {"globally": False, "metric_calculations": False},
+        "stores": {
+            "expectations_store": _store("ExpectationsStore", str(expectations_dir.resolve())),
+            "validation_results_store": _store(
+                "ValidationResultsStore",
+                f"{VALIDATIONS_DIRNAME}/",
+                module_name="custpipe.quality._gx_store",
+            ),
+            "checkpoint_store": _store("CheckpointStore", "checkpoints/"),
+            "validation_definition_store": _store(
+                "ValidationDefinitionStore", "validation_definitions/"
+            ),
+        },
+        "expectations_store_name": "expectations_store",
+        "validation_results_store_name": "validation_results_store",
+        "checkpoint_store_name": "checkpoint_store",
+        "data_docs_sites": {
+            SITE_NAME: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": f"{DOCS_DIRNAME}/",
+                },
+                "site_index_builder": {
+                    "class_name": "DefaultSiteIndexBuilder",
+                    "validation_results_limit": validation_results_limit,
+                },
+            }
+        },
+    }
+
+
+@contextlib.contextmanager
+def locked(gx_dir: Path) -> Iterator[None]:
+    """Serialise access to one gx_dir across threads and processes (GX state is global)."""
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    with _PROCESS_LOCK, open(gx_dir / ".custpipe.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit: int):
+    """(Re)write gx_dir/great_expectations.yml and return a GX FileDataContext on it."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    yml_path = gx_dir / GX_YML
+    config = build_project_config(expectations_dir, validation_results_limit)
+    if yml_path.exists():
+        previous = yaml.safe_load(yml_path.read_text(encoding="utf-8")) or {}
+        if previous.get("fluent_datasources"):
+            config["fluent_datasources"] = previous["fluent_datasources"]
+    yml_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
+
+
+def ensure_checkpoint(context, suite, *, result_format: dict, build_docs: bool):
+    """Get-or-create datasource, asset, batch definition, validation definition, checkpoint.
+
+    Idempotent: existing objects are reused; the checkpoint is updated only when its
+    result format or actions differ from what this run needs.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.exceptions import DataContextError
+
+    name = suite.name
+    try:
+        datasource = context.data_sources.get(DATASOURCE_NAME)
+    except KeyError:
+        datasource = context.data_sources.add_pandas(DATASOURCE_NAME)
+    try:
+        asset = datasource.get_asset(name)
+    except LookupError:
+        asset = datasource.add_dataframe_asset(name)
+    try:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    except KeyError:
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+
+    try:
+        validation = context.validation_definitions.get(name)
+    except DataContextError:
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+        )
+
+    actions = [UpdateDataDocsAction(name="update_data_docs", site_names=[SITE_NAME])]
+    wanted_actions = actions if build_docs else []
+    try:
+        checkpoint = context.checkpoints.get(name)
+    except DataContextError:
+        checkpoint = None
+    if (
+        checkpoint is None
+        or checkpoint.result_format != result_format
+        or [a.type for a in checkpoint.actions] != [a.type for a in wanted_actions]
+    ):
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[validation],
+                actions=wanted_actions,
+                result_format=result_format,
+            )
+        )
+    return checkpoint
+
+
+def prune_results(context, gx_dir: Path, suite_name: str, keep: int) -> None:
+    """Keep only the newest ``keep`` validation results of ``suite_name`` (and their pages)."""
+    store = context.validation_results_store
+    keys = [k for k in store.list_keys() if k.expectation_suite_identifier.name == suite_name]
+    keys.sort(key=lambda k: k.run_id.run_time)
+    stale = keys[: max(0, len(keys) - keep)]
+    for key in stale:
+        store.remove_key(key)
+        page = gx_dir / DOCS_DIRNAME / VALIDATIONS_DIRNAME / Path(*key.to_tuple())
+        page = page.with_name(page.name + ".html")
+        page.unlink(missing_ok=True)
+        _remove_empty_parents(page.parent, stop=gx_dir)
+        _remove_empty_parents(
+            gx_dir / VALIDATIONS_DIRNAME / Path(*key.to_tuple()[:-1]), stop=gx_dir
+        )
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    stop = stop.resolve()
+    directory = directory.resolve()
+    while directory != stop and stop in directory.parents:
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        elif not directory.exists():
+            pass
+        else:
+            return
+        directory = directory.parent
+
+
+def docs_page_for(context, key) -> Path | None:
+    """Return the local Data Docs page of validation result ``key`` (or the index)."""
+    from urllib.parse import unquote, urlparse
+
+    try:
+        urls = context.get_docs_sites_urls(resource_identifier=key, site_names=[SITE_NAME])
+    except Exception:  # docs location is best effort
+        urls = []
+    for entry in urls:
+        url = entry.get("site_url") or ""
+        if url.startswith("file://"):
+            path = Path(unquote(urlparse(url).path))
+            if path.exists():
+                return path
+    return None

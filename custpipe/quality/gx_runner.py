@@ -1,0 +1,315 @@
+"""Thin Great Expectations (GX Core 1.x) layer: validate a pandas frame against a reviewed suite.
+
+Suites live as GX expectation-suite JSON files in the repository's ``expectations/`` folder
+(``<suite_name>.json``); each expectation carries ``meta.severity`` (block | quarantine | warn),
+``meta.rule`` (stable rule name) and ``meta.description`` (text for data stewards).
+
+This module does not import great_expectations at import time (the Dagster code location
+imports it); GX is imported on the first :func:`validate_frame` call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+if TYPE_CHECKING:
+    import pandas
+
+SEVERITIES: tuple[str, ...] = ("block", "quarantine", "warn")
+DEFAULT_SEVERITY = "warn"
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+_COLUMN_LIST_KWARGS = ("column_list", "column_set")
+
+
+class GxRunnerError(Exception):
+    """Base class of the errors raised by this module."""
+
+
+class SuiteNotFoundError(GxRunnerError, LookupError):
+    """The requested suite has no JSON file in the expectations directory."""
+
+
+class SuiteDefinitionError(GxRunnerError, ValueError):
+    """A suite file is malformed (bad JSON, wrong name, unknown severity, dropped expectations)."""
+
+
+class SuiteColumnsMissingError(GxRunnerError, ValueError):
+    """The frame lacks columns that the suite (or the id column) needs."""
+
+
+class ExpectationExecutionError(GxRunnerError, RuntimeError):
+    """GX raised while evaluating an expectation (reported instead of a silent failure)."""
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """Result of one expectation, reduced to what the pipeline needs (no customer values).
+
+    Row-level (``column_values``) expectations: ``evaluated`` is GX's ``element_count`` and
+    ``failed`` its ``unexpected_count`` (nulls are skipped by GX and never count as failures
+    except for not-null expectations); ``failed_ids`` are the distinct non-null ``id_column``
+    values of failing rows, in frame order. Table/aggregate expectations (no
+    ``unexpected_count``): ``evaluated`` is the number of rows in the frame, ``failed`` is
+    0 on success and 1 on failure, and ``failed_ids`` is empty.
+    """
+
+    rule: str
+    expectation_type: str
+    column: str | None
+    severity: str
+    success: bool
+    evaluated: int
+    failed: int
+    failed_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    """Result of validating one frame against one suite."""
+
+    suite_name: str
+    success: bool
+    outcomes: tuple[ExpectationOutcome, ...]
+    docs_index: Path | None
+
+    def failures(self, severity: str | None = None) -> tuple[ExpectationOutcome, ...]:
+        """Failed outcomes, optionally only those of one severity."""
+        return tuple(
+            o
+            for o in self.outcomes
+            if not o.success and (severity is None or o.severity == severity)
+        )
+
+    @property
+    def blocked(self) -> bool:
+        """True when any ``block`` expectation failed (the publish must stop)."""
+        return bool(self.failures("block"))
+
+    @property
+    def quarantine_ids(self) -> frozenset[str]:
+        """Ids of rows failing at least one ``quarantine`` expectation."""
+        return frozenset(
+            i for o in self.outcomes if o.severity == "quarantine" for i in o.failed_ids
+        )
+
+    def outcome(self, rule: str) -> ExpectationOutcome:
+        """The outcome of the expectation with the given rule name."""
+        for o in self.outcomes:
+            if o.rule == rule:
+                return o
+        raise KeyError(f"suite {self.suite_name!r} has no rule {rule!r}")
+
+
+def load_suite_names(expectations_dir: Path) -> list[str]:
+    """Names of the suites (``<name>.json`` files) in ``expectations_dir``, sorted."""
+    expectations_dir = Path(expectations_dir)
+    if not expectations_dir.is_dir():
+        return []
+    return sorted(p.stem for p in expectations_dir.glob("*.json") if not p.name.startswith("."))
+
+
+def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
+    """Read and sanity-check one suite file; raise a clear error if absent or malformed."""
+    expectations_dir = Path(expectations_dir)
+    path = expectations_dir / f"{suite_name}.json"
+    if not path.is_file():
+        available = ", ".join(load_suite_names(expectations_dir)) or "(none)"
+        raise SuiteNotFoundError(
+            f"Unknown expectation suite {suite_name!r}: no file {path.name} in "
+            f"{expectations_dir.resolve()}. Available suites: {available}"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SuiteDefinitionError(f"Suite file {path} is not valid JSON: {exc}") from exc
+    if data.get("name") != suite_name:
+        raise SuiteDefinitionError(
+            f"Suite file {path} declares name {data.get('name')!r}; it must be {suite_name!r}"
+        )
+    for i, exp in enumerate(data.get("expectations") or []):
+        severity = (exp.get("meta") or {}).get("severity", DEFAULT_SEVERITY)
+        if severity not in SEVERITIES:
+            raise SuiteDefinitionError(
+                f"Suite {suite_name!r} expectation #{i} ({exp.get('type')}) has severity "
+                f"{severity!r}; allowed: {', '.join(SEVERITIES)}"
+            )
+        if not exp.get("id"):
+            raise SuiteDefinitionError(
+                f"Suite {suite_name!r} expectation #{i} ({exp.get('type')}) has no 'id'; "
+                "give every expectation a unique UUID so GX does not rewrite the file"
+            )
+    return data
+
+
+def required_columns(suite: dict[str, Any]) -> list[str]:
+    """Columns referenced by the expectations of a suite dict, in first-use order."""
+    seen: dict[str, None] = {}
+    for exp in suite.get("expectations") or []:
+        kwargs = exp.get("kwargs") or {}
+        for key in _COLUMN_KWARGS:
+            if isinstance(kwargs.get(key), str):
+                seen.setdefault(kwargs[key])
+        for key in _COLUMN_LIST_KWARGS:
+            for col in kwargs.get(key) or []:
+                seen.setdefault(col)
+    return list(seen)
+
+
+def _result_format(id_column: str, include_values: bool) -> dict[str, Any]:
+    return {
+        "result_format": "COMPLETE",
+        "unexpected_index_column_names": [id_column],
+        "include_unexpected_rows": False,
+        "return_unexpected_index_query": include_values,
+        "exclude_unexpected_values": not include_values,
+        "partial_unexpected_count": 20,
+    }
+
+
+def validate_frame(
+    df: pandas.DataFrame,
+    suite_name: str,
+    *,
+    expectations_dir: Path,
+    gx_dir: Path,
+    id_column: str = "source_id",
+    build_docs: bool = True,
+    results_limit: int = 30,
+    include_values: bool = False,
+) -> SuiteOutcome:
+    """Validate ``df`` against suite ``suite_name`` via a GX checkpoint in ``gx_dir``.
+
+    The stored validation result and Data Docs contain counts only, never row values or
+    ids, unless ``include_values=True`` (debugging; do not use on production data).
+    At most ``results_limit`` results per suite are kept in ``gx_dir``.
+    """
+    from custpipe.quality import _gx_context
+
+    expectations_dir = Path(expectations_dir)
+    gx_dir = Path(gx_dir)
+    if results_limit < 1:
+        raise ValueError("results_limit must be >= 1")
+    suite_dict = read_suite(expectations_dir, suite_name)
+    wanted = required_columns(suite_dict)
+    missing = [c for c in wanted if c not in df.columns]
+    if id_column not in df.columns:
+        missing.append(f"{id_column} (id_column)")
+    if missing:
+        raise SuiteColumnsMissingError(
+            f"Suite {suite_name!r} cannot run: the frame lacks column(s) {', '.join(missing)}. "
+            f"Frame columns: {', '.join(map(str, df.columns))}"
+        )
+
+    if any(name is not None for name in df.index.names):
+        # GX reads ids from a *named* index instead of unexpected_index_column_names
+        df = df.reset_index(drop=True)
+
+    n_suites = max(1, len(load_suite_names(expectations_dir)))
+    with _gx_context.locked(gx_dir):
+        context = _gx_context.open_context(gx_dir, expectations_dir, results_limit * n_suites)
+        suite = context.suites.get(suite_name)
+        declared = len(suite_dict.get("expectations") or [])
+        if len(suite.expectations) != declared:
+            loaded = {e.expectation_type for e in suite.expectations}
+            dropped = sorted({e["type"] for e in suite_dict["expectations"]} - loaded)
+            raise SuiteDefinitionError(
+                f"Suite {suite_name!r}: GX loaded {len(suite.expectations)} of {declared} "
+                f"expectations (unknown/invalid types: {', '.join(dropped) or '?'})"
+            )
+        checkpoint = _gx_context.ensure_checkpoint(
+            context,
+            suite,
+            result_format=_result_format(id_column, include_values),
+            build_docs=build_docs,
+        )
+        context.validation_results_store.include_values = include_values
+        _gx_context.prune_results(context, gx_dir, suite_name, keep=results_limit - 1)
+        result = checkpoint.run(batch_parameters={"dataframe": df})
+        key, suite_result = next(iter(result.run_results.items()))
+        docs = None
+        if build_docs:
+            docs = _gx_context.docs_page_for(context, key)
+            index = gx_dir / _gx_context.DOCS_DIRNAME / "index.html"
+            if docs is None and index.exists():
+                docs = index
+
+    # GX groups results by domain; report them in the order of the suite file instead
+    position = {str(e["id"]): i for i, e in enumerate(suite_dict["expectations"])}
+    ordered = sorted(
+        suite_result.results,
+        key=lambda r: position.get(str(r.expectation_config.id), len(position)),
+    )
+    outcomes = tuple(
+        _to_outcome(r, id_column=id_column, n_rows=len(df), suite_name=suite_name) for r in ordered
+    )
+    return SuiteOutcome(
+        suite_name=suite_name,
+        success=bool(suite_result.success),
+        outcomes=outcomes,
+        docs_index=docs,
+    )
+
+
+def _raised(exception_info: Any) -> str | None:
+    """Return the exception message if GX recorded one for this expectation."""
+    if not isinstance(exception_info, dict):
+        return None
+    if "raised_exception" in exception_info:
+        if exception_info.get("raised_exception"):
+            return str(exception_info.get("exception_message"))
+        return None
+    for info in exception_info.values():
+        msg = _raised(info)
+        if msg:
+            return msg
+    return None
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _to_outcome(r: Any, *, id_column: str, n_rows: int, suite_name: str) -> ExpectationOutcome:
+    config = r.expectation_config
+    kwargs = config.kwargs or {}
+    meta = config.meta or {}
+    column = kwargs.get("column")
+    rule = meta.get("rule") or f"{config.type}:{column}"
+    message = _raised(r.exception_info)
+    if message:
+        raise ExpectationExecutionError(
+            f"Suite {suite_name!r}, rule {rule!r} ({config.type}) raised in GX: {message}"
+        )
+    result = r.result or {}
+    success = bool(r.success)
+    if result.get("unexpected_count") is not None:
+        evaluated = int(result.get("element_count") or 0)
+        failed = int(result["unexpected_count"])
+        ids: dict[str, None] = {}
+        # GX 1.24 pandas: one dict per failing row ({column: value, id_column: id}), or with
+        # exclude_unexpected_values a single dict {id_column: [id, id, ...]}.
+        for row in result.get("unexpected_index_list") or []:
+            value = row.get(id_column) if isinstance(row, dict) else None
+            for item in value if isinstance(value, list) else [value]:
+                if not _is_null(item):
+                    ids.setdefault(str(item))
+        failed_ids = tuple(ids)
+    else:
+        evaluated, failed, failed_ids = n_rows, (0 if success else 1), ()
+    return ExpectationOutcome(
+        rule=rule,
+        expectation_type=config.type,
+        column=column,
+        severity=meta.get("severity", DEFAULT_SEVERITY),
+        success=success,
+        evaluated=evaluated,
+        failed=failed,
+        failed_ids=failed_ids,
+    )

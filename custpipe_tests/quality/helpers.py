@@ -1,0 +1,89 @@
+"""Reusable builders for quality tests (importable as ``custpipe_tests.quality.helpers``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+
+STAGED_COLUMNS = [
+    "source_system",
+    "source_id",
+    "party_type",
+    "name",
+    "name_key",
+    "given_name",
+    "family_name",
+    "tax_id",
+    "tax_id_valid",
+    "email",
+    "email_valid",
+    "phone",
+    "phone_valid",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "segment",
+    "segment_raw",
+    "is_deleted",
+    "source_updated_at",
+]
+
+_COUNTRIES = np.array(["DE", "FR", "AT", "CH", "NL", "US", "GB"], dtype=object)
+_SEGMENTS = np.array(["A", "B", "C"], dtype=object)
+
+
+def source_id(i: int, source_system: str = "erp") -> str:
+    """The ``source_id`` that :func:`make_staged_frame` gives row ``i`` (0-based)."""
+    return f"{source_system.upper()}-{i + 1:07d}"
+
+
+def make_staged_frame(n: int, source_system: str = "erp") -> pd.DataFrame:
+    """A clean staged customer frame of ``n`` rows that passes every staged suite rule.
+
+    Row ``i`` has ``source_id == source_id(i)``; even rows are companies, odd rows persons.
+    Tests mutate single cells (``df.loc[i, "country"] = "XX"``) to seed known bad rows.
+    """
+    idx = np.arange(n)
+    nums = pd.Series(idx + 1).astype(str).str.zfill(7)
+    is_person = idx % 2 == 1
+    given = np.where(is_person, "Anna" + nums, None)
+    family = np.where(is_person, "Muster" + nums, None)
+    name = np.where(is_person, "Anna Muster " + nums, "Firma " + nums + " GmbH")
+    name_key = np.where(is_person, "anna muster " + nums, "firma " + nums)
+    country = _COUNTRIES[idx % len(_COUNTRIES)]
+    segment = _SEGMENTS[idx % len(_SEGMENTS)]
+    frame = pd.DataFrame(
+        {
+            "source_system": source_system,
+            "source_id": f"{source_system.upper()}-" + nums,
+            "party_type": np.where(is_person, "person", "company"),
+            "name": name,
+            "name_key": name_key,
+            "given_name": given,
+            "family_name": family,
+            "tax_id": "DE" + nums.str.zfill(9),
+            "tax_id_valid": pd.array([True] * n, dtype="boolean"),
+            "email": "customer" + nums + "@example.com",
+            "email_valid": pd.array([True] * n, dtype="boolean"),
+            "phone": "+4930" + nums,
+            "phone_valid": pd.array([True] * n, dtype="boolean"),
+            "street": "Hauptstrasse " + pd.Series(idx % 200 + 1).astype(str),
+            "city": "Berlin",
+            "region": None,
+            "postal_code": "10115",
+            "country": country,
+            "segment": segment,
+            "segment_raw": np.char.add("S", segment.astype(str)),
+            "is_deleted": False,
+            "source_updated_at": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(idx, unit="min"),
+        }
+    )
+    return frame[STAGED_COLUMNS]
