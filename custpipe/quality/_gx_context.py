@@ -12,8 +12,8 @@ Layout of ``gx_dir``::
 
 The expectations store is a TupleFilesystemStoreBackend whose ``base_directory`` is the
 absolute path of the repository's ``expectations/`` folder, so suites are read in place
-(never copied) and ``suppress_store_backend_id`` keeps GX from writing a
-``.ge_store_backend_id`` file into the reviewed folder.
+(never copied); ``suppress_store_backend_id`` keeps GX from writing a ``.ge_store_backend_id``
+file there and the store class (``_gx_store.ExpectationsStore``) refuses all writes.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ def build_project_config(expectations_dir: Path, validation_results_limit: int) 
         "config_version": 4.0,
         "progress_bars": {"globally": False, "metric_calculations": False},
         "stores": {
-            "expectations_store": _store("ExpectationsStore", str(expectations_dir.resolve())),
+            "expectations_store": _store(
+                "ExpectationsStore",
+                str(expectations_dir.resolve()),
+                module_name="custpipe.quality._gx_store",
+            ),
             "validation_results_store": _store(
                 "ValidationResultsStore",
                 f"{VALIDATIONS_DIRNAME}/",
@@ -153,12 +157,15 @@ def ensure_checkpoint(context, suite, *, result_format: dict, build_docs: bool):
         checkpoint = context.checkpoints.get(name)
     except DataContextError:
         checkpoint = None
-    if (
-        checkpoint is None
-        or checkpoint.result_format != result_format
+    if checkpoint is not None and (
+        checkpoint.result_format != result_format
         or [a.type for a in checkpoint.actions] != [a.type for a in wanted_actions]
     ):
-        checkpoint = context.checkpoints.add_or_update(
+        # not add_or_update: it cascades to suites.add_or_update, which rewrites suite files
+        context.checkpoints.delete(name)
+        checkpoint = None
+    if checkpoint is None:
+        checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=name,
                 validation_definitions=[validation],

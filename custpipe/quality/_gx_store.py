@@ -1,4 +1,4 @@
-"""GX store subclass that scrubs customer values before a validation result is persisted.
+"""GX store subclasses: PII-scrubbing validation results, read-only expectation suites.
 
 Referenced by class name from the generated ``great_expectations.yml`` (see ``_gx_context``);
 importing this module imports great_expectations, so only GX itself should import it.
@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+from great_expectations.data_context.store.expectations_store import (  # noqa: E402
+    ExpectationsStore as _GxExpectationsStore,
+)
 from great_expectations.data_context.store.validation_results_store import (  # noqa: E402
     ValidationResultsStore as _GxValidationResultsStore,
 )
@@ -38,3 +41,23 @@ class ValidationResultsStore(_GxValidationResultsStore):
         return self._expectationSuiteValidationResultSchema.dumps(
             scrub_suite_result(value.to_json_dict()), indent=2, sort_keys=True
         )
+
+
+class ReadOnlySuiteStoreError(PermissionError):
+    """GX tried to write a reviewed suite file (suites are edited in git, not by GX)."""
+
+
+class ExpectationsStore(_GxExpectationsStore):
+    """Read-only ExpectationsStore over the repository's ``expectations/`` folder.
+
+    GX rewrites suite files as a side effect of e.g. ``checkpoints.add_or_update`` (which
+    cascades to ``suites.add_or_update``); this store refuses every write so the reviewed
+    JSON is never reformatted or altered. Same class name as GX's for the reason above.
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise ReadOnlySuiteStoreError(
+            "expectation suites are read-only for GX here; edit the JSON files in git"
+        )
+
+    set = _add = _update = _add_or_update = remove_key = _refuse  # type: ignore[assignment]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
@@ -138,24 +139,30 @@ def test_duplicate_and_null_source_ids_block(expectations_dir, gx_dir):
     assert out.blocked
 
 
+def _snapshot(directory):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.iterdir()}
+
+
 def test_rerun_in_same_gx_dir_and_results_are_bounded(expectations_dir, gx_dir, staged_frame):
-    for _ in range(3):
+    before = _snapshot(expectations_dir)
+    for build_docs in (False, True, True, True):
         out = validate_frame(
             staged_frame,
             "staged_customers_erp",
             expectations_dir=expectations_dir,
             gx_dir=gx_dir,
             results_limit=2,
+            build_docs=build_docs,
         )
         assert out.success
-        assert out.docs_index is not None and out.docs_index.is_file()
+        assert (out.docs_index is not None and out.docs_index.is_file()) == build_docs
     results = list((gx_dir / "validations" / "staged_customers_erp").rglob("*.json"))
     pages = list((gx_dir / "data_docs" / "validations" / "staged_customers_erp").rglob("*.html"))
     assert len(results) == 2
     assert len(pages) == 2
     assert (gx_dir / "data_docs" / "index.html").is_file()
     # the reviewed suites folder is read in place and never written to
-    assert not list(expectations_dir.glob(".ge_store_backend_id"))
+    assert _snapshot(expectations_dir) == before
 
 
 def test_unknown_suite_error_names_suite_dir_and_alternatives(expectations_dir, gx_dir):
