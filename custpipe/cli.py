@@ -19,8 +19,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     """Generate the demo source systems."""
     from custpipe.demo.generate import generate_demo
 
-    summary = generate_demo(Path(args.out), customers=args.customers, seed=args.seed,
-                            business_date=args.date)
+    summary = generate_demo(
+        Path(args.out), customers=args.customers, seed=args.seed, business_date=args.date
+    )
     print(f"demo source systems written to {args.out} for business date {args.date}")
     for key, value in summary.items():
         print(f"  {key}: {value}")
@@ -37,13 +38,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     defs = build_definitions(settings)
     job = defs.resolve_job_def("nightly")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(partition_key=args.date.isoformat(), instance=instance,
-                                    raise_on_error=False)
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    result = job.execute_in_process(
+        partition_key=args.date.isoformat(), instance=instance, raise_on_error=False
+    )
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
-    print(f"nightly run {result.run_id} for business date {args.date}: "
-          f"{'succeeded' if result.success else 'FAILED'}")
+    print(
+        f"nightly run {result.run_id} for business date {args.date}: "
+        f"{'succeeded' if result.success else 'FAILED'}"
+    )
     for step in failed:
         print(f"  failed step: {step}")
     for step in skipped:
@@ -82,11 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="generate the demo source systems")
     demo.add_argument("--customers", type=int, default=5000, help="real-world customers")
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--out", default=str(Path(os.environ.get("CUSTPIPE_DATA", "data")) / "sources"))
-    demo.add_argument("--date", type=_date, default=_yesterday(), help="business date (default: yesterday)")
+    demo.add_argument(
+        "--out", default=str(Path(os.environ.get("CUSTPIPE_DATA", "data")) / "sources")
+    )
+    demo.add_argument(
+        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+    )
     demo.set_defaults(func=cmd_demo_data)
     run = sub.add_parser("run", help="run the nightly job once for a business date")
-    run.add_argument("--date", type=_date, default=_yesterday(), help="business date (default: yesterday)")
+    run.add_argument(
+        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+    )
     run.add_argument("--summary-on-failure", action="store_true")
     run.set_defaults(func=cmd_run)
     summary = sub.add_parser("summary", help="summarise the warehouse")

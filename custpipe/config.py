@@ -204,11 +204,15 @@ class PipelineConfig(_Strict):
     def _references(self) -> PipelineConfig:
         if not self.sources:
             raise ValueError("no sources configured")
-        refs = {"reconcile.system_of_record": self.reconcile.system_of_record,
-                "publish.erp_source": self.publish.erp_source}
+        refs = {
+            "reconcile.system_of_record": self.reconcile.system_of_record,
+            "publish.erp_source": self.publish.erp_source,
+        }
         for key, ref in refs.items():
             if ref not in self.sources:
-                raise ValueError(f"{key}: '{ref}' is not a configured source ({sorted(self.sources)})")
+                raise ValueError(
+                    f"{key}: '{ref}' is not a configured source ({sorted(self.sources)})"
+                )
         return self
 
 

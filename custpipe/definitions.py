@@ -21,10 +21,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     cfg = load_config(settings.config_dir)
     assets = []
     for source in cfg.sources:
-        assets += [build_extract_asset(source, cfg), build_stage_asset(source, cfg),
-                   build_quality_asset(source, cfg)]
-    assets += [build_consolidate_asset(cfg), build_reconcile_asset(cfg),
-               build_publish_asset(cfg), build_scorecard_asset(cfg)]
+        assets += [
+            build_extract_asset(source, cfg),
+            build_stage_asset(source, cfg),
+            build_quality_asset(source, cfg),
+        ]
+    assets += [
+        build_consolidate_asset(cfg),
+        build_reconcile_asset(cfg),
+        build_publish_asset(cfg),
+        build_scorecard_asset(cfg),
+    ]
     job = build_nightly_job(cfg)
     return dg.Definitions(
         assets=assets,

@@ -1,4 +1,4 @@
-"""Where custpipe finds its configuration and keeps its data (environment, with embedded defaults)."""
+"""Where custpipe finds its configuration and keeps its data (environment, embedded defaults)."""
 
 from __future__ import annotations
 

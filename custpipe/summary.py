@@ -30,26 +30,38 @@ def collect_summary(settings: Settings, run_id: str | None) -> Summary:
     cfg = load_config(settings.config_dir)
     s = Summary()
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
-        s.staged_by_source = dict(con.execute(
-            "SELECT source_system, count(*) FROM staging.customers GROUP BY 1 ORDER BY 1").fetchall())
-        s.quarantined_by_source = dict(con.execute("""
+        s.staged_by_source = dict(
+            con.execute(
+                "SELECT source_system, count(*) FROM staging.customers GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        s.quarantined_by_source = dict(
+            con.execute("""
             WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
                             FROM quality.validation_runs GROUP BY 1)
             SELECT q.source_system, count(DISTINCT q.source_id) FROM quality.quarantine q
-            JOIN latest USING (source_system, run_id) GROUP BY 1 ORDER BY 1""").fetchall())
+            JOIN latest USING (source_system, run_id) GROUP BY 1 ORDER BY 1""").fetchall()
+        )
         s.golden = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()[0]
         s.xref = con.execute("SELECT count(*) FROM mdm.customer_xref").fetchone()[0]
-        s.discrepancies_by_kind = dict(con.execute(
-            "SELECT kind, count(*) FROM recon.order_discrepancies GROUP BY 1 ORDER BY 1").fetchall())
+        s.discrepancies_by_kind = dict(
+            con.execute(
+                "SELECT kind, count(*) FROM recon.order_discrepancies GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
     engine = sa.create_engine(resolve_url(cfg.publish.connection, "publish", settings))
     try:
         with engine.connect() as conn:
             if sa.inspect(conn).has_table(cfg.publish.table):
                 table = sa.table(cfg.publish.table, sa.column("run_id"))
-                s.published_total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                s.published_total = conn.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar()
                 if run_id:
                     s.published_this_run = conn.execute(
-                        sa.select(sa.func.count()).select_from(table).where(table.c.run_id == run_id)
+                        sa.select(sa.func.count())
+                        .select_from(table)
+                        .where(table.c.run_id == run_id)
                     ).scalar()
     finally:
         engine.dispose()
@@ -60,7 +72,12 @@ def format_summary(s: Summary, settings: Settings) -> str:
     """The summary as text for the terminal."""
     staged = sum(s.staged_by_source.values())
     quarantined = sum(s.quarantined_by_source.values())
-    lines = ["", "custpipe summary", "================", "records per source (staged -> quarantined):"]
+    lines = [
+        "",
+        "custpipe summary",
+        "================",
+        "records per source (staged -> quarantined):",
+    ]
     for source, n in s.staged_by_source.items():
         lines.append(f"  {source:<10} {n:>9,} -> {s.quarantined_by_source.get(source, 0):>7,}")
     lines += [
@@ -71,7 +88,10 @@ def format_summary(s: Summary, settings: Settings) -> str:
     ]
     lines += [f"  {k:<22} {v:>7,}" for k, v in s.discrepancies_by_kind.items()]
     if s.published_this_run is not None:
-        lines.append(f"rows published this run: {s.published_this_run:,} (ERP table holds {s.published_total:,})")
+        lines.append(
+            f"rows published this run: {s.published_this_run:,} "
+            f"(ERP table holds {s.published_total:,})"
+        )
     else:
         lines.append(f"rows in the ERP table:   {s.published_total:,}")
     docs = settings.gx_dir / "data_docs" / "index.html"
@@ -79,9 +99,8 @@ def format_summary(s: Summary, settings: Settings) -> str:
         "",
         "where to look:",
         f"  warehouse (DuckDB):   {settings.warehouse_path}",
-        "                        tables: staging.customers, quality.quarantine, mdm.golden_customers,",
-        "                        mdm.customer_xref, mdm.match_review, recon.order_discrepancies,",
-        "                        quality.scorecard",
+        "    tables: staging.customers, quality.quarantine, mdm.golden_customers,",
+        "    mdm.customer_xref, mdm.match_review, recon.order_discrepancies, quality.scorecard",
         f"  Data Docs:            {docs}",
         f"  scorecard trend page: {settings.reports_dir / 'scorecard.html'}",
         f"  landing zone:         {settings.landing_dir}",

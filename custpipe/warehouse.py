@@ -38,8 +38,13 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         con.close()
 
 
-def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
-                 where: str = "TRUE", params: list | None = None) -> int:
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    where: str = "TRUE",
+    params: list | None = None,
+) -> int:
     """Delete rows matching `where` and insert `frame` (by column name), in one transaction."""
     con.execute("BEGIN TRANSACTION")
     try:

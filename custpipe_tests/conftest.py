@@ -23,14 +23,20 @@ class Deployment:
     ground_truth: Path
 
 
-def make_deployment(root: Path, customers: int = DEMO_CUSTOMERS, seed: int = 7,
-                    config_dir: Path = DEFAULT_CONFIG_DIR) -> Deployment:
+def make_deployment(
+    root: Path,
+    customers: int = DEMO_CUSTOMERS,
+    seed: int = 7,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
+) -> Deployment:
     """Generate demo sources under `root` and return settings pointing at them."""
     from custpipe.demo.generate import generate_demo
 
     data = root / "data"
     generate_demo(data / "sources", customers=customers, seed=seed, business_date=BUSINESS_DATE)
-    settings = Settings(config_dir=config_dir, data_dir=data, expectations_dir=DEFAULT_EXPECTATIONS_DIR)
+    settings = Settings(
+        config_dir=config_dir, data_dir=data, expectations_dir=DEFAULT_EXPECTATIONS_DIR
+    )
     return Deployment(settings, data / "sources" / "ground_truth")
 
 
@@ -41,9 +47,11 @@ def run_nightly(settings: Settings, instance=None, raise_on_error: bool = False)
     from custpipe.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def("nightly")
-    return job.execute_in_process(partition_key=BUSINESS_DATE.isoformat(),
-                                  instance=instance or dg.DagsterInstance.ephemeral(),
-                                  raise_on_error=raise_on_error)
+    return job.execute_in_process(
+        partition_key=BUSINESS_DATE.isoformat(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
 
 
 @pytest.fixture(scope="session")

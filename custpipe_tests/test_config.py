@@ -23,7 +23,11 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_demo_config_loads():
     cfg = load_config(DEFAULT_CONFIG_DIR)
     assert sorted(cfg.sources) == ["crm", "erp", "sales", "service"]
-    assert cfg.sources["erp"].customers.fields["segment"].crosswalk == {"01": "A", "02": "B", "03": "C"}
+    assert cfg.sources["erp"].customers.fields["segment"].crosswalk == {
+        "01": "A",
+        "02": "B",
+        "03": "C",
+    }
     assert cfg.sources["erp"].orders is not None and cfg.sources["crm"].orders is None
 
 
@@ -32,12 +36,16 @@ def test_typo_in_a_key_names_file_and_key(config_dir):
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)
     msg = str(err.value)
-    assert "crm.yaml" in msg and "customers.fields.segment.crosswalks" in msg and "unknown key" in msg
+    assert (
+        "crm.yaml" in msg and "customers.fields.segment.crosswalks" in msg and "unknown key" in msg
+    )
 
 
 def test_unknown_canonical_field_is_listed(config_dir):
     edit(config_dir / "sources" / "erp.yaml", "    street: STRAS", "    streat: STRAS")
-    with pytest.raises(ConfigError, match=r"(?s)erp.yaml.*unknown canonical field\(s\) \['streat'\]"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)erp.yaml.*unknown canonical field\(s\) \['streat'\]"
+    ):
         load_config(config_dir)
 
 
@@ -49,7 +57,10 @@ def test_rule_needs_exactly_one_input(config_dir):
 
 def test_reference_to_missing_source(config_dir):
     edit(config_dir / "pipeline.yaml", "system_of_record: erp", "system_of_record: sap")
-    with pytest.raises(ConfigError, match=r"(?s)pipeline.yaml.*reconcile.system_of_record: 'sap' is not a configured source"):
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)pipeline.yaml.*reconcile.system_of_record: 'sap' is not a configured source",
+    ):
         load_config(config_dir)
 
 

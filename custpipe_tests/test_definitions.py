@@ -7,15 +7,27 @@ from custpipe.settings import Settings
 
 SOURCES = ["crm", "erp", "sales", "service"]
 EXPECTED_ASSETS = sorted(
-    [f"extract/{s}" for s in SOURCES] + [f"staging/{s}" for s in SOURCES]
+    [f"extract/{s}" for s in SOURCES]
+    + [f"staging/{s}" for s in SOURCES]
     + [f"quality/{s}" for s in SOURCES]
-    + ["mdm/golden_customers", "mdm/customer_xref", "mdm/match_review",
-       "recon/order_discrepancies", "publish/erp_customers", "quality/scorecard"]
+    + [
+        "mdm/golden_customers",
+        "mdm/customer_xref",
+        "mdm/match_review",
+        "recon/order_discrepancies",
+        "publish/erp_customers",
+        "quality/scorecard",
+    ]
 )
 EXPECTED_CHECKS = sorted(
-    [f"quality/{s}:suite_passes" for s in SOURCES] + [f"quality/{s}:rows_quarantined" for s in SOURCES]
-    + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes",
-       "recon/order_discrepancies:no_discrepancies"]
+    [f"quality/{s}:suite_passes" for s in SOURCES]
+    + [f"quality/{s}:rows_quarantined" for s in SOURCES]
+    + [
+        "mdm/customer_xref:conservation",
+        "mdm/golden_customers:golden_suite_passes",
+        "recon/order_discrepancies:no_discrepancies",
+        "recon/order_discrepancies:orders_suite_passes",
+    ]
 )
 
 
@@ -38,9 +50,10 @@ def test_asset_checks_snapshot_and_blocking():
     checks = {f"{k.asset_key.to_user_string()}:{k.name}": k for k in graph.asset_check_keys}
     assert sorted(checks) == EXPECTED_CHECKS
     blocking = sorted(name for name, key in checks.items() if graph.get_check_spec(key).blocking)
-    assert blocking == sorted([f"quality/{s}:suite_passes" for s in SOURCES]
-                              + ["mdm/customer_xref:conservation",
-                                 "mdm/golden_customers:golden_suite_passes"])
+    assert blocking == sorted(
+        [f"quality/{s}:suite_passes" for s in SOURCES]
+        + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes"]
+    )
 
 
 def test_groups_and_dependencies():
@@ -49,7 +62,9 @@ def test_groups_and_dependencies():
     assert {groups[f"extract/{s}"] for s in SOURCES} == {"extract"}
     assert groups["mdm/golden_customers"] == "consolidate"
     assert groups["publish/erp_customers"] == "publish"
-    publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["publish", "erp_customers"])).parent_keys}
+    publish_parents = {
+        k.to_user_string() for k in graph.get(dg.AssetKey(["publish", "erp_customers"])).parent_keys
+    }
     assert publish_parents == {"mdm/golden_customers", "mdm/customer_xref"}
     assert graph.get(dg.AssetKey(["extract", "erp"])).partitions_def is not None
     assert graph.get(dg.AssetKey(["mdm", "golden_customers"])).partitions_def is None

@@ -33,8 +33,12 @@ def erp_rows(settings) -> pd.DataFrame:
 def test_nightly_succeeds_and_fills_every_contract_table(demo_run):
     deployment, _, result = demo_run
     assert result.success
-    counts = query(deployment.settings, " UNION ALL ".join(
-        f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in warehouse.CONTRACT_TABLES))
+    counts = query(
+        deployment.settings,
+        " UNION ALL ".join(
+            f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in warehouse.CONTRACT_TABLES
+        ),
+    )
     n = dict(zip(counts["t"], counts["n"], strict=True))
     for table in warehouse.CONTRACT_TABLES:
         if table != "mdm.match_review":  # exact matching leaves no uncertain pairs yet
@@ -44,22 +48,28 @@ def test_nightly_succeeds_and_fills_every_contract_table(demo_run):
 def test_every_extracted_record_is_staged(demo_run):
     deployment, _, _ = demo_run
     truth = pd.read_csv(deployment.ground_truth / "customers.csv", dtype=str)
-    staged = query(deployment.settings,
-                   "SELECT source_system, count(*) AS n FROM staging.customers GROUP BY 1")
-    assert dict(zip(staged["source_system"], staged["n"], strict=True)) == \
-        truth["source_system"].value_counts().to_dict()
+    staged = query(
+        deployment.settings, "SELECT source_system, count(*) AS n FROM staging.customers GROUP BY 1"
+    )
+    assert (
+        dict(zip(staged["source_system"], staged["n"], strict=True))
+        == truth["source_system"].value_counts().to_dict()
+    )
 
 
 def test_conservation_every_record_in_exactly_one_of_xref_or_quarantine(demo_run):
     deployment, _, result = demo_run
-    places = query(deployment.settings, f"""
+    places = query(
+        deployment.settings,
+        f"""
         SELECT s.source_system, s.source_id,
                (x.golden_id IS NOT NULL)::INT + (q.source_id IS NOT NULL)::INT AS places
         FROM staging.customers s
         LEFT JOIN mdm.customer_xref x USING (source_system, source_id)
         LEFT JOIN (SELECT DISTINCT source_system, source_id FROM quality.quarantine
                    WHERE run_id = '{result.run_id}') q USING (source_system, source_id)
-    """)
+    """,
+    )
     assert len(places) > 0
     assert (places["places"] == 1).all()
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
@@ -68,8 +78,9 @@ def test_conservation_every_record_in_exactly_one_of_xref_or_quarantine(demo_run
 
 def test_quarantined_rows_carry_rule_and_description(demo_run):
     deployment, _, result = demo_run
-    q = query(deployment.settings,
-              f"SELECT * FROM quality.quarantine WHERE run_id = '{result.run_id}'")
+    q = query(
+        deployment.settings, f"SELECT * FROM quality.quarantine WHERE run_id = '{result.run_id}'"
+    )
     assert len(q) > 0
     assert set(q["severity"]) == {"quarantine"}
     assert q["rule"].notna().all() and (q["description"].str.len() > 0).all()
@@ -89,8 +100,9 @@ def test_duplicates_are_merged_and_published(demo_run):
 
 def test_orders_are_reconciled(demo_run):
     deployment, _, _ = demo_run
-    kinds = set(query(deployment.settings,
-                      "SELECT DISTINCT kind FROM recon.order_discrepancies")["kind"])
+    kinds = set(
+        query(deployment.settings, "SELECT DISTINCT kind FROM recon.order_discrepancies")["kind"]
+    )
     assert {"status_mismatch", "amount_mismatch"} <= kinds
 
 
@@ -101,8 +113,11 @@ def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_run):
     assert second.success
     after = query(deployment.settings, "SELECT golden_id FROM mdm.golden_customers ORDER BY 1")
     assert before["golden_id"].tolist() == after["golden_id"].tolist()
-    mats = [m for m in second.get_asset_materialization_events()
-            if m.asset_key == dg.AssetKey(["publish", "erp_customers"])]
+    mats = [
+        m
+        for m in second.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["publish", "erp_customers"])
+    ]
     meta = mats[0].materialization.metadata
     assert meta["rows_published"].value == 0
     assert meta["unchanged"].value == len(after)
@@ -118,8 +133,10 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     deployment = make_deployment(tmp_path, customers=150, config_dir=config)
     result = run_nightly(deployment.settings)
     assert not result.success
-    checks = {(e.asset_key.to_user_string(), e.asset_check_key.name): e.passed
-              for e in result.get_asset_check_evaluations()}
+    checks = {
+        (e.asset_key.to_user_string(), e.asset_check_key.name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
     assert checks[("quality/crm", "suite_passes")] is False
     assert checks[("quality/erp", "suite_passes")] is True
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}

@@ -22,23 +22,43 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(GOLDEN, group_name="consolidate", kinds={"duckdb"},
-                         deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                         description="mdm.golden_customers: one row per real-world customer, "
-                                     "built attribute by attribute by survivorship rules."),
-            dg.AssetSpec(XREF, group_name="consolidate", kinds={"duckdb"},
-                         deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                         description="mdm.customer_xref: every consolidated source record -> golden_id."),
-            dg.AssetSpec(REVIEW, group_name="consolidate", kinds={"duckdb"},
-                         deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                         description="mdm.match_review: uncertain pairs awaiting a data steward."),
+            dg.AssetSpec(
+                GOLDEN,
+                group_name="consolidate",
+                kinds={"duckdb"},
+                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
+                description="mdm.golden_customers: one row per real-world customer, "
+                "built attribute by attribute by survivorship rules.",
+            ),
+            dg.AssetSpec(
+                XREF,
+                group_name="consolidate",
+                kinds={"duckdb"},
+                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
+                description="mdm.customer_xref: every consolidated source record -> golden_id.",
+            ),
+            dg.AssetSpec(
+                REVIEW,
+                group_name="consolidate",
+                kinds={"duckdb"},
+                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
+                description="mdm.match_review: uncertain pairs awaiting a data steward.",
+            ),
         ],
         check_specs=[
-            dg.AssetCheckSpec("conservation", asset=XREF, blocking=True,
-                              description="Every staged record is in exactly one of "
-                                          "mdm.customer_xref or the latest quality.quarantine."),
-            dg.AssetCheckSpec("golden_suite_passes", asset=GOLDEN, blocking=True,
-                              description="The golden_customers GX suite has no failed 'block' rule."),
+            dg.AssetCheckSpec(
+                "conservation",
+                asset=XREF,
+                blocking=True,
+                description="Every staged record is in exactly one of "
+                "mdm.customer_xref or the latest quality.quarantine.",
+            ),
+            dg.AssetCheckSpec(
+                "golden_suite_passes",
+                asset=GOLDEN,
+                blocking=True,
+                description="The golden_customers GX suite has no failed 'block' rule.",
+            ),
         ],
         pool=WAREHOUSE_POOL,
     )
@@ -50,31 +70,66 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             report = conservation_report(con)
             golden = con.execute("SELECT * FROM mdm.golden_customers").df()
             by_source = con.execute("""SELECT source_system, count(*) AS records,
-                count(DISTINCT golden_id) AS golden FROM mdm.customer_xref GROUP BY 1 ORDER BY 1""").df()
-        suite = validate_frame(golden, "golden_customers", expectations_dir=settings.expectations_dir,
-                               gx_dir=settings.gx_dir, id_column="golden_id",
-                               results_limit=custpipe.pipeline.quality.results_limit)
-        yield dg.MaterializeResult(asset_key=GOLDEN, metadata={
-            "golden_customers": result.golden, "records_consolidated": result.records,
-            "duplicates_merged": result.merged_records, "link_edges": result.edges,
-            "clustering_rounds": result.rounds,
-            "id_events": md_table([{"event": k, "count": v} for k, v in sorted(result.events.items())],
-                                  ["event", "count"])})
-        yield dg.MaterializeResult(asset_key=XREF, metadata={
-            "rows": result.records,
-            "by_source": md_table(by_source.to_dict("records"), ["source_system", "records", "golden"])})
-        yield dg.MaterializeResult(asset_key=REVIEW, metadata={"pairs": 0, "note":
-            "exact-key matching only: no uncertain pairs"})
+                count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
+                GROUP BY 1 ORDER BY 1""").df()
+        suite = validate_frame(
+            golden,
+            "golden_customers",
+            expectations_dir=settings.expectations_dir,
+            gx_dir=settings.gx_dir,
+            id_column="golden_id",
+            results_limit=custpipe.pipeline.quality.results_limit,
+        )
+        yield dg.MaterializeResult(
+            asset_key=GOLDEN,
+            metadata={
+                "golden_customers": result.golden,
+                "records_consolidated": result.records,
+                "duplicates_merged": result.merged_records,
+                "link_edges": result.edges,
+                "clustering_rounds": result.rounds,
+                "id_events": md_table(
+                    [{"event": k, "count": v} for k, v in sorted(result.events.items())],
+                    ["event", "count"],
+                ),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=XREF,
+            metadata={
+                "rows": result.records,
+                "by_source": md_table(
+                    by_source.to_dict("records"), ["source_system", "records", "golden"]
+                ),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=REVIEW,
+            metadata={"pairs": 0, "note": "exact-key matching only: no uncertain pairs"},
+        )
         yield dg.AssetCheckResult(
-            check_name="conservation", asset_key=XREF, passed=report.ok,
+            check_name="conservation",
+            asset_key=XREF,
+            passed=report.ok,
             description=report.summary(),
-            metadata={"staged": report.staged, "in_xref": report.in_xref,
-                      "quarantined": report.quarantined, "in_both": report.in_both,
-                      "in_neither": report.in_neither, "landing_rows": report.landing_rows})
+            metadata={
+                "staged": report.staged,
+                "in_xref": report.in_xref,
+                "quarantined": report.quarantined,
+                "in_both": report.in_both,
+                "in_neither": report.in_neither,
+                "landing_rows": report.landing_rows,
+            },
+        )
         blocked = [o.rule for o in suite.failures("block")]
         yield dg.AssetCheckResult(
-            check_name="golden_suite_passes", asset_key=GOLDEN, passed=not blocked,
-            description=("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed",
-            metadata={"rows_evaluated": len(golden), "blocking_rules_failed": len(blocked)})
+            check_name="golden_suite_passes",
+            asset_key=GOLDEN,
+            passed=not blocked,
+            description=("blocked by: " + ", ".join(blocked))
+            if blocked
+            else "no blocking rule failed",
+            metadata={"rows_evaluated": len(golden), "blocking_rules_failed": len(blocked)},
+        )
 
     return consolidated

@@ -26,27 +26,36 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         group_name="extract",
         partitions_def=daily_partitions(cfg),
         description=f"Raw extract of '{source_name}' ({source.description}) into the immutable "
-                    "landing zone, one folder per business date and extraction.",
+        "landing zone, one folder per business date and extraction.",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"python", "parquet"},
         tags={"source": source_name},
     )
-    def _extract(context: dg.AssetExecutionContext, custpipe: CustpipeResource) -> dg.MaterializeResult:
+    def _extract(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource
+    ) -> dg.MaterializeResult:
         business_date = date.fromisoformat(context.partition_key)
-        results = [extract_dataset(source, name, custpipe.settings, business_date)
-                   for name in source.datasets()]
+        results = [
+            extract_dataset(source, name, custpipe.settings, business_date)
+            for name in source.datasets()
+        ]
         for r in results:
             if r.extra_columns:
-                context.log.warning(f"source '{source_name}' dataset '{r.dataset}': "
-                                    f"{len(r.extra_columns)} column(s) not used by the mapping: "
-                                    f"{', '.join(r.extra_columns)}")
+                context.log.warning(
+                    f"source '{source_name}' dataset '{r.dataset}': "
+                    f"{len(r.extra_columns)} column(s) not used by the mapping: "
+                    f"{', '.join(r.extra_columns)}"
+                )
         rows = {r.dataset: r.rows for r in results}
-        return dg.MaterializeResult(metadata={
-            "rows": sum(rows.values()),
-            "rows_by_dataset": md_table([{"dataset": k, "rows": v} for k, v in rows.items()],
-                                        ["dataset", "rows"]),
-            "landing_paths": dg.MetadataValue.md("\n".join(f"- `{r.path}`" for r in results)),
-            "unused_columns": sum(len(r.extra_columns) for r in results),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "rows": sum(rows.values()),
+                "rows_by_dataset": md_table(
+                    [{"dataset": k, "rows": v} for k, v in rows.items()], ["dataset", "rows"]
+                ),
+                "landing_paths": dg.MetadataValue.md("\n".join(f"- `{r.path}`" for r in results)),
+                "unused_columns": sum(len(r.extra_columns) for r in results),
+            }
+        )
 
     return _extract

@@ -17,17 +17,20 @@ def build_nightly_job(cfg: PipelineConfig) -> dg.UnresolvedAssetJobDefinition:
         selection=dg.AssetSelection.all(),
         partitions_def=daily_partitions(cfg),
         description="Extract every source for the business date, stage, validate, consolidate, "
-                    "reconcile orders, publish to the ERP, update the scorecard.",
+        "reconcile orders, publish to the ERP, update the scorecard.",
         tags={"team": "customer-data"},
     )
 
 
-def build_nightly_schedule(job: dg.UnresolvedAssetJobDefinition, cfg: PipelineConfig
-                           ) -> dg.ScheduleDefinition:
+def build_nightly_schedule(
+    job: dg.UnresolvedAssetJobDefinition, cfg: PipelineConfig
+) -> dg.ScheduleDefinition:
     """Runs `nightly` after each business date ends; stopped until turned on in the UI/CLI."""
     hour, minute = _hour_minute(cfg.schedule_cron)
     return dg.build_schedule_from_partitioned_job(
-        job, hour_of_day=hour, minute_of_hour=minute,
+        job,
+        hour_of_day=hour,
+        minute_of_hour=minute,
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
 

@@ -24,7 +24,7 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         deps=[GOLDEN, XREF],
         group_name="publish",
         description=f"Golden customers published to the ERP table '{cfg.publish.table}' as a "
-                    "delta (insert, update, retire) in one transaction; idempotent.",
+        "delta (insert, update, retire) in one transaction; idempotent.",
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
         kinds={"sqlalchemy"},
     )
@@ -34,12 +34,20 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         target = cfg.publish
         url = resolve_url(target.connection, f"publish.{target.table}", custpipe.settings)
         result = publish(golden, url, target.table, context.run_id)
-        context.log.info(f"published to {target.table}: {result.inserted} inserted, "
-                         f"{result.updated} updated, {result.retired} retired, "
-                         f"{result.unchanged} unchanged")
-        return dg.MaterializeResult(metadata={
-            "inserted": result.inserted, "updated": result.updated, "retired": result.retired,
-            "unchanged": result.unchanged, "rows_published": result.changed,
-            "target_table": target.table})
+        context.log.info(
+            f"published to {target.table}: {result.inserted} inserted, "
+            f"{result.updated} updated, {result.retired} retired, "
+            f"{result.unchanged} unchanged"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "inserted": result.inserted,
+                "updated": result.updated,
+                "retired": result.retired,
+                "unchanged": result.unchanged,
+                "rows_published": result.changed,
+                "target_table": target.table,
+            }
+        )
 
     return erp_customers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from custpipe import warehouse
@@ -9,6 +11,8 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
+from custpipe.quality.gx_runner import validate_frame
+from custpipe.quality.quarantine import rule_rows
 from custpipe.reconcile.orders import reconcile_orders
 
 DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
@@ -24,22 +28,76 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         group_name="reconcile",
         pool=WAREHOUSE_POOL,
         description="recon.order_discrepancies: one row per order finding (status/amount "
-                    "mismatch, missing in a system, unknown or duplicate customer, duplicate order).",
-        check_specs=[dg.AssetCheckSpec("no_discrepancies", asset=DISCREPANCIES,
-                                       description="Warns while orders disagree across systems.")],
+        "mismatch, missing in a system, unknown or duplicate customer, duplicate order).",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_discrepancies",
+                asset=DISCREPANCIES,
+                description="Warns while orders disagree across systems.",
+            ),
+            dg.AssetCheckSpec(
+                "orders_suite_passes",
+                asset=DISCREPANCIES,
+                description="The staged orders pass the 'orders' GX suite.",
+            ),
+        ],
         kinds={"duckdb"},
     )
     def order_discrepancies(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         rc = cfg.reconcile
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
-            counts = reconcile_orders(con, context.run_id, rc.system_of_record,
-                                      cfg.publish.erp_source, rc.amount_tolerance)
-            orders = con.execute("SELECT count(*) FROM staging.orders").fetchone()[0]
-        table = md_table([{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"])
-        yield dg.MaterializeResult(metadata={"orders": orders, "findings": sum(counts.values()),
-                                             "by_kind": table})
-        yield dg.AssetCheckResult(check_name="no_discrepancies", passed=not counts,
-                                  severity=dg.AssetCheckSeverity.WARN,
-                                  metadata={"findings": sum(counts.values()), "by_kind": table})
+            counts = reconcile_orders(
+                con,
+                context.run_id,
+                rc.system_of_record,
+                cfg.publish.erp_source,
+                rc.amount_tolerance,
+            )
+            staged = con.execute("SELECT * FROM staging.orders").df()
+        settings = custpipe.settings
+        staged["source_id"] = staged["source_system"] + ":" + staged["source_id"].fillna("")
+        suite = validate_frame(
+            staged,
+            "orders",
+            expectations_dir=settings.expectations_dir,
+            gx_dir=settings.gx_dir,
+            results_limit=custpipe.pipeline.quality.results_limit,
+        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rules = rule_rows(suite, "orders", context.run_id, now)
+        with warehouse.connect(settings.warehouse_path) as con:
+            warehouse.replace_rows(
+                con,
+                "quality.scorecard",
+                rules,
+                "run_id = ? AND source_system = 'orders' AND rule NOT LIKE 'recon:%'",
+                [context.run_id],
+            )
+        orders = len(staged)
+        failed_rules = [o for o in suite.outcomes if not o.success]
+        table = md_table(
+            [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
+        )
+        yield dg.MaterializeResult(
+            metadata={"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        )
+        yield dg.AssetCheckResult(
+            check_name="no_discrepancies",
+            passed=not counts,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"findings": sum(counts.values()), "by_kind": table},
+        )
+        yield dg.AssetCheckResult(
+            check_name="orders_suite_passes",
+            passed=not failed_rules,
+            severity=dg.AssetCheckSeverity.ERROR if suite.blocked else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "orders_evaluated": orders,
+                "rules": md_table(
+                    rules.to_dict("records"),
+                    ["rule", "severity", "evaluated", "failed", "pass_rate"],
+                ),
+            },
+        )
 
     return order_discrepancies

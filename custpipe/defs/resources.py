@@ -21,8 +21,11 @@ class CustpipeResource(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings) -> CustpipeResource:
         """Build the resource from resolved settings."""
-        return cls(config_dir=str(settings.config_dir), data_dir=str(settings.data_dir),
-                   expectations_dir=str(settings.expectations_dir))
+        return cls(
+            config_dir=str(settings.config_dir),
+            data_dir=str(settings.data_dir),
+            expectations_dir=str(settings.expectations_dir),
+        )
 
     @cached_property
     def settings(self) -> Settings:

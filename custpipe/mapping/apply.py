@@ -32,7 +32,9 @@ class MappingIssue:
 
     def __str__(self) -> str:
         ex = f" (values: {', '.join(self.examples)})" if self.examples else ""
-        return f"{self.source}.{self.field} <- {self.column}: {self.problem} in {self.rows} row(s){ex}"
+        return (
+            f"{self.source}.{self.field} <- {self.column}: {self.problem} in {self.rows} row(s){ex}"
+        )
 
 
 def _blank_to_none(s: pd.Series) -> pd.Series:
@@ -55,33 +57,48 @@ def _input(raw: pd.DataFrame, rule: FieldRule) -> pd.Series:
     return _blank_to_none(raw[rule.column])
 
 
-def _crosswalk(values: pd.Series, rule: FieldRule, source: str, field: str,
-               issues: list[MappingIssue]) -> pd.Series:
+def _crosswalk(
+    values: pd.Series, rule: FieldRule, source: str, field: str, issues: list[MappingIssue]
+) -> pd.Series:
     table = {str(k): v for k, v in rule.crosswalk.items()}
     present = values.notna()
     mapped = values.map(lambda v: table.get(str(v), v) if v is not None else None)
     unmapped = present & ~values.astype(str).isin(table.keys())
     if unmapped.any():
         counts = values[unmapped].astype(str).value_counts()
-        issues.append(MappingIssue(source, field, rule.column or "+".join(rule.concat or []),
-                                   "code without a crosswalk entry (kept as-is, will be quarantined)",
-                                   int(unmapped.sum()), tuple(counts.index[:5])))
+        issues.append(
+            MappingIssue(
+                source,
+                field,
+                rule.column or "+".join(rule.concat or []),
+                "code without a crosswalk entry (kept as-is, will be quarantined)",
+                int(unmapped.sum()),
+                tuple(counts.index[:5]),
+            )
+        )
     if "" in table:
         mapped = mapped.where(present, table[""])
     return mapped
 
 
-def _dates(values: pd.Series, rule: FieldRule, source: str, field: str,
-           issues: list[MappingIssue]) -> pd.Series:
+def _dates(
+    values: pd.Series, rule: FieldRule, source: str, field: str, issues: list[MappingIssue]
+) -> pd.Series:
     if rule.date_format:
         parsed = pd.to_datetime(values, format=rule.date_format, errors="coerce", utc=True)
     else:
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
     bad = values.notna() & parsed.isna()
     if bad.any():
-        issues.append(MappingIssue(source, field, rule.column or "?",
-                                   f"value not a date in format {rule.date_format or 'ISO 8601'} "
-                                   "(set to null)", int(bad.sum())))
+        issues.append(
+            MappingIssue(
+                source,
+                field,
+                rule.column or "?",
+                f"value not a date in format {rule.date_format or 'ISO 8601'} (set to null)",
+                int(bad.sum()),
+            )
+        )
     return parsed.dt.tz_localize(None)
 
 
@@ -95,20 +112,26 @@ def _transform(values: pd.Series, name: str) -> pd.Series:
     if name == "lower":
         return values.map(lambda v: v.lower() if isinstance(v, str) else v)
     if name == "infer_party_type":
-        return values.map(lambda v: None if v is None else
-                          ("company" if _LEGAL_FORM_HINT.search(str(v)) else "person"))
+        return values.map(
+            lambda v: (
+                None if v is None else ("company" if _LEGAL_FORM_HINT.search(str(v)) else "person")
+            )
+        )
     raise ValueError(f"unknown transform {name!r}")
 
 
-def map_fields(raw: pd.DataFrame, dataset: DatasetConfig, source: str
-               ) -> tuple[pd.DataFrame, list[MappingIssue]]:
+def map_fields(
+    raw: pd.DataFrame, dataset: DatasetConfig, source: str
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
     """Return one column per mapped canonical field (plus `source_id`), and the issues met."""
     issues: list[MappingIssue] = []
     out = pd.DataFrame(index=raw.index)
     out["source_id"] = _blank_to_none(raw[dataset.id])
     missing_ids = int(out["source_id"].isna().sum())
     if missing_ids:
-        issues.append(MappingIssue(source, "source_id", dataset.id, "missing record id", missing_ids))
+        issues.append(
+            MappingIssue(source, "source_id", dataset.id, "missing record id", missing_ids)
+        )
     for field, rule in dataset.fields.items():
         values = _input(raw, rule)
         if rule.transform:

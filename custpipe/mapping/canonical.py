@@ -25,14 +25,44 @@ from custpipe.standardize import (
 )
 
 STAGED_CUSTOMER_COLUMNS: tuple[str, ...] = (
-    "source_system", "source_id", "party_type", "name", "name_key", "given_name", "family_name",
-    "birth_date", "national_id", "tax_id", "tax_id_valid", "email", "email_valid", "phone",
-    "phone_valid", "street", "city", "region", "postal_code", "postal_code_valid", "country",
-    "segment", "segment_raw", "is_deleted", "source_updated_at", "source_values", "record_hash",
+    "source_system",
+    "source_id",
+    "party_type",
+    "name",
+    "name_key",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "national_id",
+    "tax_id",
+    "tax_id_valid",
+    "email",
+    "email_valid",
+    "phone",
+    "phone_valid",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "postal_code_valid",
+    "country",
+    "segment",
+    "segment_raw",
+    "is_deleted",
+    "source_updated_at",
+    "source_values",
+    "record_hash",
 )
 STAGED_ORDER_COLUMNS: tuple[str, ...] = (
-    "source_system", "source_id", "order_number", "customer_ref", "order_date", "amount",
-    "currency", "status", "source_values",
+    "source_system",
+    "source_id",
+    "order_number",
+    "customer_ref",
+    "order_date",
+    "amount",
+    "currency",
+    "status",
+    "source_values",
 )
 
 
@@ -52,11 +82,13 @@ def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
 def person_name_key(name: pd.Series) -> pd.Series:
     """Order-insensitive key of a person's full name ('Smith, John' == 'John Smith')."""
     tokens = clean_text(name.map(lambda v: v.replace(",", " ") if isinstance(v, str) else v))
+
     def key(value):
         if value is None:
             return None
         parts = fold_key(pd.Series(value.split(" "))).dropna().tolist()
         return "".join(sorted(parts)) or None
+
     uniques = {v: key(v) for v in tokens.dropna().unique()}
     return tokens.map(lambda v: uniques.get(v) if v is not None else None)
 
@@ -72,8 +104,9 @@ def _record_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     return hashed.map(lambda h: f"{h:016x}")
 
 
-def stage_customers(raw: pd.DataFrame, source: SourceConfig
-                    ) -> tuple[pd.DataFrame, list[MappingIssue]]:
+def stage_customers(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
     """Raw customer rows of one source -> canonical, standardised staged rows (same count)."""
     dataset = source.customers
     raw = raw.reset_index(drop=True)
@@ -98,12 +131,20 @@ def stage_customers(raw: pd.DataFrame, source: SourceConfig
     out["email"], out["email_valid"] = normalize_email(m["email"])
     out["phone"], out["phone_valid"] = to_e164(m["phone"], out["country"])
     out["street"], out["city"], out["region"] = (
-        clean_text(m["street"]), clean_text(m["city"]), clean_text(m["region"]))
-    out["postal_code"], out["postal_code_valid"] = normalize_postcode(m["postal_code"], out["country"])
+        clean_text(m["street"]),
+        clean_text(m["city"]),
+        clean_text(m["region"]),
+    )
+    out["postal_code"], out["postal_code_valid"] = normalize_postcode(
+        m["postal_code"], out["country"]
+    )
     seg_rule = dataset.fields.get("segment")
     out["segment"] = clean_text(m["segment"].map(lambda v: None if v is None else str(v)))
-    out["segment_raw"] = (raw[seg_rule.column] if seg_rule is not None and seg_rule.column
-                          else pd.Series(None, index=raw.index, dtype=object))
+    out["segment_raw"] = (
+        raw[seg_rule.column]
+        if seg_rule is not None and seg_rule.column
+        else pd.Series(None, index=raw.index, dtype=object)
+    )
     out["is_deleted"] = m["is_deleted"].map(lambda v: str(v).lower() in ("true", "1", "x", "yes"))
     out["source_updated_at"] = pd.to_datetime(m["source_updated_at"])
     out["source_values"] = _source_values(raw, dataset)
@@ -119,8 +160,9 @@ def _amount(values: pd.Series) -> pd.Series:
     return pd.to_numeric(cleaned, errors="coerce")
 
 
-def stage_orders(raw: pd.DataFrame, source: SourceConfig
-                 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
+def stage_orders(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
     """Raw order rows of one source -> canonical staged orders (same count)."""
     dataset = source.orders
     raw = raw.reset_index(drop=True)
@@ -133,9 +175,18 @@ def stage_orders(raw: pd.DataFrame, source: SourceConfig
     out["amount"] = _amount(m["amount"])
     bad_amount = m["amount"].notna() & out["amount"].isna()
     if bad_amount.any():
-        issues.append(MappingIssue(source.name, "amount", dataset.fields["amount"].column or "?",
-                                   "not a number (set to null)", int(bad_amount.sum())))
-    out["currency"] = clean_text(m["currency"]).map(lambda v: v.upper() if isinstance(v, str) else v)
+        issues.append(
+            MappingIssue(
+                source.name,
+                "amount",
+                dataset.fields["amount"].column or "?",
+                "not a number (set to null)",
+                int(bad_amount.sum()),
+            )
+        )
+    out["currency"] = clean_text(m["currency"]).map(
+        lambda v: v.upper() if isinstance(v, str) else v
+    )
     out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
     out["source_values"] = _source_values(raw, dataset)
     return out[list(STAGED_ORDER_COLUMNS)], issues

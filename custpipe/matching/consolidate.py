@@ -15,9 +15,19 @@ SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encodi
 
 # attribute -> the validity flag that ranks valid values first (None: no flag)
 GOLDEN_ATTRIBUTES: dict[str, str | None] = {
-    "party_type": None, "name": None, "name_key": None, "given_name": None, "family_name": None,
-    "tax_id": "tax_id_valid", "email": "email_valid", "phone": "phone_valid", "street": None,
-    "city": None, "region": None, "postal_code": "postal_code_valid", "country": None,
+    "party_type": None,
+    "name": None,
+    "name_key": None,
+    "given_name": None,
+    "family_name": None,
+    "tax_id": "tax_id_valid",
+    "email": "email_valid",
+    "phone": "phone_valid",
+    "street": None,
+    "city": None,
+    "region": None,
+    "postal_code": "postal_code_valid",
+    "country": None,
     "segment": None,
 }
 
@@ -44,14 +54,20 @@ def _survivorship_sql() -> str:
         for a, f in GOLDEN_ATTRIBUTES.items()
     )
     sources = ", ".join(
-        f"'{a}', arg_min(source_system || ':' || source_id, {rank(a, f)}) FILTER (WHERE {a} IS NOT NULL)"
+        f"'{a}', arg_min(source_system || ':' || source_id, {rank(a, f)}) "
+        f"FILTER (WHERE {a} IS NOT NULL)"
         for a, f in GOLDEN_ATTRIBUTES.items()
     )
     return SURVIVORSHIP_SQL.format(attributes=attrs, attribute_sources=sources)
 
 
-def consolidate(con: duckdb.DuckDBPyConnection, run_id: str, trust: dict[str, int],
-                erp_source: str, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> ConsolidationResult:
+def consolidate(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    trust: dict[str, int],
+    erp_source: str,
+    rules: tuple[LinkRule, ...] = DEFAULT_RULES,
+) -> ConsolidationResult:
     """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
 
     Accepted = staged records not in the latest quarantine of their source.
@@ -64,10 +80,13 @@ def consolidate(con: duckdb.DuckDBPyConnection, run_id: str, trust: dict[str, in
         SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
         FROM staging.customers s
         WHERE NOT EXISTS (
-            SELECT 1 FROM quality.quarantine q JOIN latest_validation v USING (source_system, run_id)
+            SELECT 1 FROM quality.quarantine q
+            JOIN latest_validation v USING (source_system, run_id)
             WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
     """)
-    con.register("_trust", pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())}))
+    con.register(
+        "_trust", pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())})
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM _trust")
     con.unregister("_trust")
     records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
@@ -90,13 +109,16 @@ def consolidate(con: duckdb.DuckDBPyConnection, run_id: str, trust: dict[str, in
     golden["first_seen_run"] = golden["first_seen_run"].fillna(run_id)
     golden["run_id"] = run_id
     golden["updated_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    xref = con.execute("""
+    xref = con.execute(
+        """
         SELECT n.source_system, n.source_id, a.golden_id,
                coalesce((SELECT string_agg(DISTINCT e.rule, ',' ORDER BY e.rule) FROM edges e
                          WHERE e.a = n.node OR e.b = n.node), 'singleton') AS match_rule,
                $run_id AS run_id
         FROM nodes n JOIN labels l USING (node) JOIN _assigned a ON a.label = l.label
-    """, {"run_id": run_id}).df()
+    """,
+        {"run_id": run_id},
+    ).df()
     con.unregister("_assigned")
     history["run_id"] = run_id
     history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
@@ -117,7 +139,10 @@ def consolidate(con: duckdb.DuckDBPyConnection, run_id: str, trust: dict[str, in
         con.execute("ROLLBACK")
         raise
     return ConsolidationResult(
-        records=records, edges=edges, golden=len(golden),
-        merged_records=records - len(golden), rounds=rounds,
+        records=records,
+        edges=edges,
+        golden=len(golden),
+        merged_records=records - len(golden),
+        rounds=rounds,
         events=history["event"].value_counts().to_dict(),
     )

@@ -11,13 +11,15 @@ def new_golden_id(member_key: str, taken: set[str]) -> str:
     """A deterministic new ID derived from the cluster's first member key, avoiding `taken`."""
     digest = hashlib.sha1(member_key.encode("utf-8")).hexdigest().upper()
     for start in range(0, len(digest) - 12):
-        candidate = f"G{digest[start:start + 12]}"
+        candidate = f"G{digest[start : start + 12]}"
         if candidate not in taken:
             return candidate
     raise RuntimeError("could not derive a free golden id")  # pragma: no cover
 
 
-def assign_golden_ids(members: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assign_golden_ids(
+    members: pd.DataFrame, previous: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give each cluster a golden ID, reusing previous IDs.
 
     `members`: one row per record with `label` (cluster), `member_key` (source_system:source_id).
@@ -26,29 +28,43 @@ def assign_golden_ids(members: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd
     """
     old = members.merge(previous[["member_key", "golden_id"]], on="member_key", how="left")
     sizes = members.groupby("label").size().rename("size")
-    votes = (old.dropna(subset=["golden_id"]).groupby(["label", "golden_id"]).size()
-             .rename("votes").reset_index().join(sizes, on="label"))
+    votes = (
+        old.dropna(subset=["golden_id"])
+        .groupby(["label", "golden_id"])
+        .size()
+        .rename("votes")
+        .reset_index()
+        .join(sizes, on="label")
+    )
     # Each old ID goes to the cluster holding most of its old members (then the larger cluster).
-    votes = votes.sort_values(["golden_id", "votes", "size", "label"],
-                              ascending=[True, False, False, True])
+    votes = votes.sort_values(
+        ["golden_id", "votes", "size", "label"], ascending=[True, False, False, True]
+    )
     owner_of = votes.drop_duplicates("golden_id")
     # Each cluster keeps the old ID it holds most members of (ties: the smaller ID).
     owner = owner_of.sort_values(["label", "votes", "golden_id"], ascending=[True, False, True])
     kept = owner.drop_duplicates("label")[["label", "golden_id"]]
     taken = set(previous["golden_id"]) | set(kept["golden_id"])
-    firsts = members.sort_values("member_key").drop_duplicates("label").set_index("label")["member_key"]
+    firsts = (
+        members.sort_values("member_key").drop_duplicates("label").set_index("label")["member_key"]
+    )
     fresh = []
     for label in sorted(set(sizes.index) - set(kept["label"])):
         gid = new_golden_id(firsts[label], taken)
         taken.add(gid)
         fresh.append((label, gid))
-    assigned = pd.concat([kept, pd.DataFrame(fresh, columns=["label", "golden_id"])], ignore_index=True)
+    assigned = pd.concat(
+        [kept, pd.DataFrame(fresh, columns=["label", "golden_id"])], ignore_index=True
+    )
 
     events = []
     label_to_gid = assigned.set_index("label")["golden_id"]
     for label, gid in fresh:
-        lost = (votes[votes["label"] == label].sort_values("votes", ascending=False)
-                ["golden_id"].tolist())
+        lost = (
+            votes[votes["label"] == label]
+            .sort_values("votes", ascending=False)["golden_id"]
+            .tolist()
+        )
         if lost:  # its members had IDs that another cluster kept: a split
             events.append(("split", gid, lost[0], int(sizes[label])))
         else:

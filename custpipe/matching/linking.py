@@ -13,7 +13,7 @@ import duckdb
 
 @dataclass(frozen=True)
 class LinkRule:
-    """Records sharing `key` (a SQL expression over staged columns) where `when` holds are linked."""
+    """Records sharing `key` (SQL over staged columns), among those where `when` holds, link."""
 
     name: str
     key: str
@@ -23,11 +23,16 @@ class LinkRule:
 DEFAULT_RULES: tuple[LinkRule, ...] = (
     LinkRule("same_tax_id", "country || ':' || tax_id", "tax_id_valid AND party_type = 'company'"),
     LinkRule("same_email", "email", "email_valid"),
-    LinkRule("same_name_postcode",
-             "party_type || ':' || name_key || ':' || country || ':' || postal_code",
-             "name_key IS NOT NULL AND postal_code IS NOT NULL"),
-    LinkRule("same_name_phone", "party_type || ':' || name_key || ':' || phone",
-             "name_key IS NOT NULL AND phone_valid"),
+    LinkRule(
+        "same_name_postcode",
+        "party_type || ':' || name_key || ':' || country || ':' || postal_code",
+        "name_key IS NOT NULL AND postal_code IS NOT NULL",
+    ),
+    LinkRule(
+        "same_name_phone",
+        "party_type || ':' || name_key || ':' || phone",
+        "name_key IS NOT NULL AND phone_valid",
+    ),
 )
 
 
@@ -40,7 +45,7 @@ def build_edges(con: duckdb.DuckDBPyConnection, rules: tuple[LinkRule, ...] = DE
     ]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE edges AS
-        SELECT node AS a, other AS b, rule FROM ({' UNION ALL '.join(parts)}) WHERE node <> other
+        SELECT node AS a, other AS b, rule FROM ({" UNION ALL ".join(parts)}) WHERE node <> other
     """)
     return con.execute("SELECT count(*) FROM edges").fetchone()[0]
 

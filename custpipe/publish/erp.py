@@ -11,8 +11,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 PUBLISHED_COLUMNS: tuple[str, ...] = (
-    "erp_customer_number", "party_type", "name", "street", "city", "region", "postal_code",
-    "country", "phone", "email", "tax_id", "segment", "status",
+    "erp_customer_number",
+    "party_type",
+    "name",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "phone",
+    "email",
+    "tax_id",
+    "segment",
+    "status",
 )
 
 
@@ -36,9 +47,11 @@ def target_table(name: str, metadata: sa.MetaData) -> sa.Table:
     """The ERP inbound table: one row per golden customer."""
     cols = [sa.Column("golden_id", sa.String(32), primary_key=True)]
     cols += [sa.Column(c, sa.String(400)) for c in PUBLISHED_COLUMNS]
-    cols += [sa.Column("row_hash", sa.String(64), nullable=False),
-             sa.Column("published_at", sa.DateTime, nullable=False),
-             sa.Column("run_id", sa.String(64))]
+    cols += [
+        sa.Column("row_hash", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.Column("run_id", sa.String(64)),
+    ]
     return sa.Table(name, metadata, *cols)
 
 
@@ -49,8 +62,9 @@ def row_hashes(frame: pd.DataFrame) -> pd.Series:
     return joined.map(lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest())
 
 
-def compute_delta(current: pd.DataFrame, existing: pd.DataFrame
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+def compute_delta(
+    current: pd.DataFrame, existing: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """(inserts, updates, retirements, unchanged count) of `current` against `existing`.
 
     `current`: golden_id + PUBLISHED_COLUMNS + row_hash. `existing`: golden_id, row_hash, status.
@@ -58,15 +72,18 @@ def compute_delta(current: pd.DataFrame, existing: pd.DataFrame
     old = existing.set_index("golden_id")
     known = current["golden_id"].isin(old.index)
     inserts = current[~known]
-    same = known & (current["row_hash"].values == old["row_hash"].reindex(current["golden_id"]).values)
+    same = known & (
+        current["row_hash"].values == old["row_hash"].reindex(current["golden_id"]).values
+    )
     updates = current[known & ~same]
     gone = old[~old.index.isin(current["golden_id"]) & (old["status"] != "retired")]
     retire = pd.DataFrame({"golden_id": gone.index})
     return inserts, updates, retire, int(same.sum())
 
 
-def publish(golden: pd.DataFrame, url: str, table: str, run_id: str, dry_run: bool = False
-            ) -> PublishResult:
+def publish(
+    golden: pd.DataFrame, url: str, table: str, run_id: str, dry_run: bool = False
+) -> PublishResult:
     """Upsert the golden customers into `table` at `url` as a delta, all-or-nothing."""
     engine = sa.create_engine(url)
     metadata = sa.MetaData()
@@ -78,9 +95,12 @@ def publish(golden: pd.DataFrame, url: str, table: str, run_id: str, dry_run: bo
     try:
         with engine.begin() as conn:
             metadata.create_all(conn, checkfirst=True)
-            existing = pd.DataFrame(conn.execute(
-                sa.select(target.c.golden_id, target.c.row_hash, target.c.status)).all(),
-                columns=["golden_id", "row_hash", "status"])
+            existing = pd.DataFrame(
+                conn.execute(
+                    sa.select(target.c.golden_id, target.c.row_hash, target.c.status)
+                ).all(),
+                columns=["golden_id", "row_hash", "status"],
+            )
             inserts, updates, retire, unchanged = compute_delta(current, existing)
             if not dry_run:
                 stamp = {"published_at": now, "run_id": run_id}
@@ -88,14 +108,29 @@ def publish(golden: pd.DataFrame, url: str, table: str, run_id: str, dry_run: bo
                     conn.execute(sa.insert(target), [r | stamp for r in inserts.to_dict("records")])
                 if len(updates):
                     cols = (*PUBLISHED_COLUMNS, "row_hash")
-                    stmt = (sa.update(target).where(target.c.golden_id == sa.bindparam("_gid"))
-                            .values({c: sa.bindparam(f"v_{c}") for c in cols}
-                                    | {"published_at": now, "run_id": run_id}))
-                    conn.execute(stmt, [{"_gid": r["golden_id"]} | {f"v_{c}": r[c] for c in cols}
-                                        for r in updates.to_dict("records")])
+                    stmt = (
+                        sa.update(target)
+                        .where(target.c.golden_id == sa.bindparam("_gid"))
+                        .values(
+                            {c: sa.bindparam(f"v_{c}") for c in cols}
+                            | {"published_at": now, "run_id": run_id}
+                        )
+                    )
+                    conn.execute(
+                        stmt,
+                        [
+                            {"_gid": r["golden_id"]} | {f"v_{c}": r[c] for c in cols}
+                            for r in updates.to_dict("records")
+                        ],
+                    )
                 if len(retire):
-                    stmt = (sa.update(target).where(target.c.golden_id == sa.bindparam("_gid"))
-                            .values(status="retired", row_hash="retired", published_at=now, run_id=run_id))
+                    stmt = (
+                        sa.update(target)
+                        .where(target.c.golden_id == sa.bindparam("_gid"))
+                        .values(
+                            status="retired", row_hash="retired", published_at=now, run_id=run_id
+                        )
+                    )
                     conn.execute(stmt, [{"_gid": g} for g in retire["golden_id"]])
     finally:
         engine.dispose()

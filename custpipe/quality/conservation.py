@@ -23,21 +23,27 @@ class ConservationReport:
     @property
     def ok(self) -> bool:
         """True when every staged record is in exactly one place and staging equals landing."""
-        return (self.in_both == 0 and self.in_neither == 0
-                and self.staged == self.in_xref + self.quarantined
-                and self.landing_rows == self.staged)
+        return (
+            self.in_both == 0
+            and self.in_neither == 0
+            and self.staged == self.in_xref + self.quarantined
+            and self.landing_rows == self.staged
+        )
 
     def summary(self) -> str:
         """One line for the on-call engineer."""
         state = "holds" if self.ok else "VIOLATED"
-        return (f"conservation {state}: landing {self.landing_rows}, staged {self.staged} = "
-                f"xref {self.in_xref} + quarantine {self.quarantined}; in both {self.in_both}, "
-                f"in neither {self.in_neither}")
+        return (
+            f"conservation {state}: landing {self.landing_rows}, staged {self.staged} = "
+            f"xref {self.in_xref} + quarantine {self.quarantined}; in both {self.in_both}, "
+            f"in neither {self.in_neither}"
+        )
 
 
 def _landing_rows(con: duckdb.DuckDBPyConnection) -> int:
-    paths = [r[0] for r in con.execute(
-        "SELECT DISTINCT landing_path FROM staging.customers").fetchall()]
+    paths = [
+        r[0] for r in con.execute("SELECT DISTINCT landing_path FROM staging.customers").fetchall()
+    ]
     total = 0
     for p in paths:
         manifest = Path(p).parent / "manifest.json"
@@ -53,7 +59,8 @@ def conservation_report(con: duckdb.DuckDBPyConnection) -> ConservationReport:
         q AS (SELECT DISTINCT q.source_system, q.source_id FROM quality.quarantine q
               JOIN latest USING (source_system, run_id)),
         s AS (SELECT source_system, source_id,
-                     EXISTS (SELECT 1 FROM mdm.customer_xref x WHERE x.source_system = c.source_system
+                     EXISTS (SELECT 1 FROM mdm.customer_xref x
+                             WHERE x.source_system = c.source_system
                              AND x.source_id = c.source_id) AS in_x,
                      EXISTS (SELECT 1 FROM q WHERE q.source_system = c.source_system
                              AND q.source_id = c.source_id) AS in_q

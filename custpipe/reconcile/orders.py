@@ -10,15 +10,22 @@ import pandas as pd
 FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8")
 
 
-def find_discrepancies(con: duckdb.DuckDBPyConnection, system_of_record: str, erp_source: str,
-                       tolerance: float) -> pd.DataFrame:
+def find_discrepancies(
+    con: duckdb.DuckDBPyConnection, system_of_record: str, erp_source: str, tolerance: float
+) -> pd.DataFrame:
     """Every finding of the staged orders: duplicates, mismatches, missing, unknown customers."""
-    return con.execute(FINDINGS_SQL, {"sor": system_of_record, "tol": tolerance,
-                                      "erp_source": erp_source}).df()
+    return con.execute(
+        FINDINGS_SQL, {"sor": system_of_record, "tol": tolerance, "erp_source": erp_source}
+    ).df()
 
 
-def reconcile_orders(con: duckdb.DuckDBPyConnection, run_id: str, system_of_record: str,
-                     erp_source: str, tolerance: float) -> dict[str, int]:
+def reconcile_orders(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    system_of_record: str,
+    erp_source: str,
+    tolerance: float,
+) -> dict[str, int]:
     """Replace recon.order_discrepancies with this run's findings; return counts by kind."""
     findings = find_discrepancies(con, system_of_record, erp_source, tolerance)
     findings["run_id"] = run_id

@@ -59,10 +59,14 @@ def iter_raw(
     """Raw rows of one dataset, in chunks, as strings."""
     reader = dataset.reader
     if reader.kind == "sql":
-        return readers.read_sql(resolve_url(source.connection, source.name, settings), reader,
-                                source.name)
-    path = Path(settings.expand(reader.path, yyyymmdd=business_date.strftime("%Y%m%d"),
-                                date=business_date.isoformat()))
+        return readers.read_sql(
+            resolve_url(source.connection, source.name, settings), reader, source.name
+        )
+    path = Path(
+        settings.expand(
+            reader.path, yyyymmdd=business_date.strftime("%Y%m%d"), date=business_date.isoformat()
+        )
+    )
     fn = {"csv": readers.read_csv, "jsonl": readers.read_jsonl, "parquet": readers.read_parquet}
     return fn[reader.kind](path, reader, source.name)
 
@@ -74,7 +78,9 @@ def check_columns(source: str, dataset: str, expected: list[str], actual: list[s
         hints = []
         for col in missing:
             close = difflib.get_close_matches(col, actual, n=3, cutoff=0.5)
-            hints.append(f"'{col}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+            hints.append(
+                f"'{col}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+            )
         raise SchemaDriftError(
             f"source '{source}', dataset '{dataset}': column(s) {', '.join(hints)} expected by the "
             f"mapping are missing from the source (it has {len(actual)} columns). Update the "
@@ -96,21 +102,24 @@ def extract_dataset(
     target = settings.landing_dir / business_date.isoformat() / source.name / stamp / name
     target.mkdir(parents=True, exist_ok=False)
     expected = dataset.source_columns()
-    rows, columns, extra, part = 0, None, [], 0
-    for chunk in iter_raw(source, dataset, settings, business_date):
+    rows, columns, extra = 0, None, []
+    for part, chunk in enumerate(iter_raw(source, dataset, settings, business_date)):
         if columns is None:
             columns = list(chunk.columns)
             extra = check_columns(source.name, name, expected, columns)
-        chunk = chunk.reindex(columns=sorted(set(columns) | set(chunk.columns), key=_order(columns)))
-        table = pa.Table.from_pandas(chunk, preserve_index=False,
-                                     schema=pa.schema([(c, pa.string()) for c in chunk.columns]))
+        chunk = chunk.reindex(
+            columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))
+        )
+        table = pa.Table.from_pandas(
+            chunk, preserve_index=False, schema=pa.schema([(c, pa.string()) for c in chunk.columns])
+        )
         pq.write_table(table, target / f"part-{part:05d}.parquet")
         rows += len(chunk)
-        part += 1
     if columns is None:  # an empty source still leaves an (empty) landing file
         columns = expected
-        pq.write_table(pa.table({c: pa.array([], pa.string()) for c in columns}),
-                       target / "part-00000.parquet")
+        pq.write_table(
+            pa.table({c: pa.array([], pa.string()) for c in columns}), target / "part-00000.parquet"
+        )
     manifest = {
         "source": source.name,
         "dataset": name,
@@ -129,12 +138,16 @@ def _order(first: list[str]):
     return lambda c: (index.get(c, len(index)), c)
 
 
-def latest_landing(settings: Settings, source: str, dataset: str,
-                   business_date: date | None = None) -> Path:
+def latest_landing(
+    settings: Settings, source: str, dataset: str, business_date: date | None = None
+) -> Path:
     """The newest landing folder of a source's dataset (for a business date, or the latest date)."""
     root = settings.landing_dir
-    dates = [business_date.isoformat()] if business_date else sorted(
-        (p.name for p in root.glob("*") if p.is_dir()), reverse=True)
+    dates = (
+        [business_date.isoformat()]
+        if business_date
+        else sorted((p.name for p in root.glob("*") if p.is_dir()), reverse=True)
+    )
     for day in dates:
         runs = sorted((root / day / source).glob(f"*/{dataset}"), reverse=True)
         if runs:

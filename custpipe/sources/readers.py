@@ -26,7 +26,9 @@ def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.astype(object)
     out = out.where(out.notna(), None)
     for col in out.columns:
-        out[col] = [None if v is None else (v if isinstance(v, str) else _text(v)) for v in out[col]]
+        out[col] = [
+            None if v is None else (v if isinstance(v, str) else _text(v)) for v in out[col]
+        ]
     return out
 
 

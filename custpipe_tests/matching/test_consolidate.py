@@ -11,9 +11,16 @@ TRUST = {"erp": 1, "crm": 2, "sales": 3}
 
 
 def staged(rows: list[dict]) -> pd.DataFrame:
-    base = {"party_type": "company", "country": "DE", "is_deleted": False, "tax_id_valid": None,
-            "email_valid": None, "phone_valid": None, "postal_code_valid": True,
-            "source_updated_at": pd.Timestamp("2026-01-01")}
+    base = {
+        "party_type": "company",
+        "country": "DE",
+        "is_deleted": False,
+        "tax_id_valid": None,
+        "email_valid": None,
+        "phone_valid": None,
+        "postal_code_valid": True,
+        "source_updated_at": pd.Timestamp("2026-01-01"),
+    }
     return pd.DataFrame([base | r for r in rows])
 
 
@@ -26,31 +33,88 @@ def con():
 
 
 def load(con, rows, quarantined=()):
-    con.execute("DELETE FROM staging.customers; DELETE FROM quality.quarantine; "
-                "DELETE FROM quality.validation_runs")
+    con.execute(
+        "DELETE FROM staging.customers; DELETE FROM quality.quarantine; "
+        "DELETE FROM quality.validation_runs"
+    )
     append_rows(con, "staging.customers", staged(rows))
-    append_rows(con, "quality.validation_runs", pd.DataFrame(
-        [{"run_id": "v1", "source_system": s, "validated_at": pd.Timestamp("2026-01-01")} for s in TRUST]))
-    append_rows(con, "quality.quarantine", pd.DataFrame(
-        [{"source_system": s, "source_id": i, "rule": "r", "run_id": "v1"} for s, i in quarantined],
-        columns=["source_system", "source_id", "rule", "run_id"]))
+    append_rows(
+        con,
+        "quality.validation_runs",
+        pd.DataFrame(
+            [
+                {"run_id": "v1", "source_system": s, "validated_at": pd.Timestamp("2026-01-01")}
+                for s in TRUST
+            ]
+        ),
+    )
+    append_rows(
+        con,
+        "quality.quarantine",
+        pd.DataFrame(
+            [
+                {"source_system": s, "source_id": i, "rule": "r", "run_id": "v1"}
+                for s, i in quarantined
+            ],
+            columns=["source_system", "source_id", "rule", "run_id"],
+        ),
+    )
 
 
 ROWS = [
     # one company in three systems, linked transitively: tax id (erp-crm), name+postcode (crm-sales)
-    {"source_system": "erp", "source_id": "K1", "name": "Müller GmbH", "name_key": "mueller",
-     "tax_id": "DE1", "tax_id_valid": True, "postal_code": "10115", "phone": None},
-    {"source_system": "crm", "source_id": "C1", "name": "Mueller G.m.b.H.", "name_key": "mueller",
-     "tax_id": "DE1", "tax_id_valid": True, "postal_code": "10117", "phone": "+49301234567",
-     "phone_valid": True, "segment": "B", "source_updated_at": pd.Timestamp("2026-06-01")},
-    {"source_system": "sales", "source_id": "S1", "name": "Mueller", "name_key": "mueller",
-     "postal_code": "10117", "segment": "C"},
+    {
+        "source_system": "erp",
+        "source_id": "K1",
+        "name": "Müller GmbH",
+        "name_key": "mueller",
+        "tax_id": "DE1",
+        "tax_id_valid": True,
+        "postal_code": "10115",
+        "phone": None,
+    },
+    {
+        "source_system": "crm",
+        "source_id": "C1",
+        "name": "Mueller G.m.b.H.",
+        "name_key": "mueller",
+        "tax_id": "DE1",
+        "tax_id_valid": True,
+        "postal_code": "10117",
+        "phone": "+49301234567",
+        "phone_valid": True,
+        "segment": "B",
+        "source_updated_at": pd.Timestamp("2026-06-01"),
+    },
+    {
+        "source_system": "sales",
+        "source_id": "S1",
+        "name": "Mueller",
+        "name_key": "mueller",
+        "postal_code": "10117",
+        "segment": "C",
+    },
     # an unrelated customer
-    {"source_system": "erp", "source_id": "K2", "name": "Acme Inc.", "name_key": "acme",
-     "country": "US", "postal_code": "10001", "email": "a@acme.com", "email_valid": True},
+    {
+        "source_system": "erp",
+        "source_id": "K2",
+        "name": "Acme Inc.",
+        "name_key": "acme",
+        "country": "US",
+        "postal_code": "10001",
+        "email": "a@acme.com",
+        "email_valid": True,
+    },
     # a person that only shares an invalid e-mail with K2: no link
-    {"source_system": "crm", "source_id": "C2", "party_type": "person", "name": "Jo Doe",
-     "name_key": "doejo", "email": "a@acme.com", "email_valid": False},
+    {
+        "source_system": "crm",
+        "source_id": "C2",
+        "party_type": "person",
+        "name": "Jo Doe",
+        "name_key": "doejo",
+        "email": "a@acme.com",
+        "email_valid": False,
+    },
 ]
 
 
@@ -65,10 +129,14 @@ def test_transitive_links_one_golden_record_with_survivorship(con):
     rules = xref.set_index("source_id")["match_rule"]
     assert rules["K1"] == "same_tax_id" and rules["S1"] == "same_name_postcode"
     assert rules["K2"] == "singleton"
-    g = con.execute("SELECT * FROM mdm.golden_customers WHERE golden_id = ?", [gid["K1"]]).df().iloc[0]
-    assert g["name"] == "Müller GmbH"          # the ERP is trusted most
-    assert g["phone"] == "+49301234567"        # only the CRM has one
-    assert g["segment"] == "B"                 # CRM outranks sales
+    g = (
+        con.execute("SELECT * FROM mdm.golden_customers WHERE golden_id = ?", [gid["K1"]])
+        .df()
+        .iloc[0]
+    )
+    assert g["name"] == "Müller GmbH"  # the ERP is trusted most
+    assert g["phone"] == "+49301234567"  # only the CRM has one
+    assert g["segment"] == "B"  # CRM outranks sales
     assert g["erp_customer_number"] == "K1" and g["member_count"] == 3
     assert g["sources"] == "crm,erp,sales"
     assert json.loads(g["attribute_sources"])["phone"] == "crm:C1"
@@ -83,5 +151,7 @@ def test_ids_are_stable_and_quarantined_records_leave(con):
     second = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert "K2" not in second
     assert all(second[k] == first[k] for k in second)
-    events = con.execute("SELECT event, golden_id FROM mdm.golden_id_history WHERE run_id = 'run2'").fetchall()
+    events = con.execute(
+        "SELECT event, golden_id FROM mdm.golden_id_history WHERE run_id = 'run2'"
+    ).fetchall()
     assert events == [("retired", first["K2"])]

@@ -4,8 +4,10 @@ from custpipe.matching.golden_ids import assign_golden_ids, new_golden_id
 
 
 def members(clusters: dict[int, list[str]]) -> pd.DataFrame:
-    return pd.DataFrame([(label, key) for label, keys in clusters.items() for key in keys],
-                        columns=["label", "member_key"])
+    return pd.DataFrame(
+        [(label, key) for label, keys in clusters.items() for key in keys],
+        columns=["label", "member_key"],
+    )
 
 
 def xref(assignments: dict[str, str]) -> pd.DataFrame:

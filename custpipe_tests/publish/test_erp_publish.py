@@ -33,23 +33,39 @@ def test_insert_then_rerun_changes_nothing(url):
 
 
 def test_update_and_retire_as_a_delta(url):
-    publish(golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}]),
-            url, "ZCUST_INBOUND", "run1")
-    result = publish(golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
-                     url, "ZCUST_INBOUND", "run2")
+    publish(
+        golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}]),
+        url,
+        "ZCUST_INBOUND",
+        "run1",
+    )
+    result = publish(
+        golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
+        url,
+        "ZCUST_INBOUND",
+        "run2",
+    )
     assert (result.inserted, result.updated, result.retired, result.unchanged) == (1, 1, 1, 0)
     rows = target_rows(url)
     assert rows["G1"]["name"] == "A2" and rows["G1"]["run_id"] == "run2"
     assert rows["G2"]["status"] == "retired"
     assert rows["G3"]["name"] == "C"
     # retiring is idempotent too
-    assert publish(golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
-                   url, "ZCUST_INBOUND", "run3").changed == 0
+    assert (
+        publish(
+            golden([{"golden_id": "G1", "name": "A2"}, {"golden_id": "G3", "name": "C"}]),
+            url,
+            "ZCUST_INBOUND",
+            "run3",
+        ).changed
+        == 0
+    )
 
 
 def test_dry_run_writes_nothing(url):
-    result = publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r",
-                     dry_run=True)
+    result = publish(
+        golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r", dry_run=True
+    )
     assert result.inserted == 1
     assert target_rows(url) == {}
 
@@ -58,8 +74,13 @@ def test_failure_leaves_target_unchanged(url):
     publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "run1")
     before = target_rows(url)
     # Two rows with the same golden_id: the insert fails on the primary key after the update.
-    bad = golden([{"golden_id": "G1", "name": "changed"}, {"golden_id": "G9", "name": "x"},
-                  {"golden_id": "G9", "name": "y"}])
+    bad = golden(
+        [
+            {"golden_id": "G1", "name": "changed"},
+            {"golden_id": "G9", "name": "x"},
+            {"golden_id": "G9", "name": "y"},
+        ]
+    )
     with pytest.raises(sa.exc.IntegrityError):
         publish(bad, url, "ZCUST_INBOUND", "run2")
     assert target_rows(url) == before

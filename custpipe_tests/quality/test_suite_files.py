@@ -13,6 +13,7 @@ from custpipe_tests.quality.helpers import EXPECTATIONS_DIR
 # suite -> (block, quarantine, warn). GX drops expectation types it cannot import, so the
 # counts are asserted explicitly rather than derived from the files.
 EXPECTED = {
+    "staged_customers": (4, 6, 3),
     "staged_customers_erp": (4, 6, 3),
     "staged_customers_crm": (4, 6, 3),
     "staged_customers_sales": (4, 6, 2),

@@ -11,18 +11,39 @@ def con():
     c = duckdb.connect()
     c.execute(DDL)
     # golden G1 has two ERP records (K1 primary, K2 duplicate) and one sales record S1
-    append_rows(c, "mdm.customer_xref", pd.DataFrame({
-        "source_system": ["erp", "erp", "sales", "erp"], "source_id": ["K1", "K2", "S1", "K3"],
-        "golden_id": ["G1", "G1", "G1", "G2"]}))
-    append_rows(c, "mdm.golden_customers", pd.DataFrame({
-        "golden_id": ["G1", "G2"], "erp_customer_number": ["K1", "K3"]}))
+    append_rows(
+        c,
+        "mdm.customer_xref",
+        pd.DataFrame(
+            {
+                "source_system": ["erp", "erp", "sales", "erp"],
+                "source_id": ["K1", "K2", "S1", "K3"],
+                "golden_id": ["G1", "G1", "G1", "G2"],
+            }
+        ),
+    )
+    append_rows(
+        c,
+        "mdm.golden_customers",
+        pd.DataFrame({"golden_id": ["G1", "G2"], "erp_customer_number": ["K1", "K3"]}),
+    )
     yield c
     c.close()
 
 
 def orders(rows):
-    return pd.DataFrame(rows, columns=["source_system", "source_id", "order_number", "customer_ref",
-                                       "amount", "currency", "status"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "source_system",
+            "source_id",
+            "order_number",
+            "customer_ref",
+            "amount",
+            "currency",
+            "status",
+        ],
+    )
 
 
 def findings(con, rows):
@@ -32,30 +53,52 @@ def findings(con, rows):
 
 
 def test_agreeing_orders_have_no_finding(con):
-    assert findings(con, [("erp", "1", "1", "K1", 10.0, "EUR", "open"),
-                          ("sales", "SO-1", "1", "S1", 10.004, "EUR", "open")]) == []
+    assert (
+        findings(
+            con,
+            [
+                ("erp", "1", "1", "K1", 10.0, "EUR", "open"),
+                ("sales", "SO-1", "1", "S1", 10.004, "EUR", "open"),
+            ],
+        )
+        == []
+    )
 
 
 def test_each_kind_is_found(con):
-    got = findings(con, [
-        ("erp", "1", "1", "K1", 10.0, "EUR", "open"),          # status differs in sales
-        ("sales", "SO-1", "1", "S1", 10.0, "EUR", "completed"),
-        ("erp", "2", "2", "K1", 10.0, "EUR", "open"),          # amount differs
-        ("sales", "SO-2", "2", "S1", 12.5, "EUR", "open"),
-        ("sales", "SO-3", "3", "S1", 5.0, "EUR", "open"),      # not in the ERP
-        ("erp", "4", "4", "K1", 7.0, "EUR", "open"),           # G1 is a sales customer: missing there
-        ("erp", "5", "5", "K2", 7.0, "EUR", "open"),           # on the duplicate customer K2 (+ missing)
-        ("sales", "SO-5", "5", "S1", 7.0, "EUR", "open"),
-        ("erp", "6", "6", "K9", 1.0, "EUR", "open"),           # unknown customer
-        ("erp", "7", "7", "K3", 1.0, "EUR", "open"),           # G2 has no sales records: no finding
-        ("erp", "8a", "8", "K3", 1.0, "EUR", "open"),          # duplicate order number
-        ("erp", "8b", "8", "K3", 1.0, "EUR", "open"),
-    ])
-    assert got == [("1", "status_mismatch"), ("2", "amount_mismatch"), ("3", "missing_in_erp"),
-                   ("4", "missing_in_sales"), ("5", "duplicate_customer"), ("6", "unknown_customer"),
-                   ("8", "duplicate_order")]
+    got = findings(
+        con,
+        [
+            ("erp", "1", "1", "K1", 10.0, "EUR", "open"),  # status differs in sales
+            ("sales", "SO-1", "1", "S1", 10.0, "EUR", "completed"),
+            ("erp", "2", "2", "K1", 10.0, "EUR", "open"),  # amount differs
+            ("sales", "SO-2", "2", "S1", 12.5, "EUR", "open"),
+            ("sales", "SO-3", "3", "S1", 5.0, "EUR", "open"),  # not in the ERP
+            ("erp", "4", "4", "K1", 7.0, "EUR", "open"),  # G1 is a sales customer: missing there
+            ("erp", "5", "5", "K2", 7.0, "EUR", "open"),  # on the duplicate customer K2 (+ missing)
+            ("sales", "SO-5", "5", "S1", 7.0, "EUR", "open"),
+            ("erp", "6", "6", "K9", 1.0, "EUR", "open"),  # unknown customer
+            ("erp", "7", "7", "K3", 1.0, "EUR", "open"),  # G2 has no sales records: no finding
+            ("erp", "8a", "8", "K3", 1.0, "EUR", "open"),  # duplicate order number
+            ("erp", "8b", "8", "K3", 1.0, "EUR", "open"),
+        ],
+    )
+    assert got == [
+        ("1", "status_mismatch"),
+        ("2", "amount_mismatch"),
+        ("3", "missing_in_erp"),
+        ("4", "missing_in_sales"),
+        ("5", "duplicate_customer"),
+        ("6", "unknown_customer"),
+        ("8", "duplicate_order"),
+    ]
 
 
 def test_currency_difference_is_an_amount_mismatch(con):
-    assert findings(con, [("erp", "1", "1", "K1", 10.0, "EUR", "open"),
-                          ("sales", "SO-1", "1", "S1", 10.0, "CNY", "open")]) == [("1", "amount_mismatch")]
+    assert findings(
+        con,
+        [
+            ("erp", "1", "1", "K1", 10.0, "EUR", "open"),
+            ("sales", "SO-1", "1", "S1", 10.0, "CNY", "open"),
+        ],
+    ) == [("1", "amount_mismatch")]

@@ -23,19 +23,32 @@ def settings(tmp_path) -> Settings:
 
 
 def csv_source(path: str, encoding: str = "utf-8", **fields) -> SourceConfig:
-    return SourceConfig.model_validate({
-        "name": "sales",
-        "customers": {"reader": {"kind": "csv", "path": path, "encoding": encoding, "chunk_size": 2},
-                      "id": "客户编号", "fields": fields or {"name": "客户名称"}}})
+    return SourceConfig.model_validate(
+        {
+            "name": "sales",
+            "customers": {
+                "reader": {"kind": "csv", "path": path, "encoding": encoding, "chunk_size": 2},
+                "id": "客户编号",
+                "fields": fields or {"name": "客户名称"},
+            },
+        }
+    )
 
 
 def test_gbk_csv_with_chinese_headers_lands_as_parquet_parts(tmp_path):
     s = settings(tmp_path)
     (s.sources_dir / "sales").mkdir(parents=True)
-    frame = pd.DataFrame({"客户编号": ["S-1", "S-2", "S-3"], "客户名称": ["北京华为有限公司", "上海", "深圳"],
-                          "备注": ["", "x", ""]})
+    frame = pd.DataFrame(
+        {
+            "客户编号": ["S-1", "S-2", "S-3"],
+            "客户名称": ["北京华为有限公司", "上海", "深圳"],
+            "备注": ["", "x", ""],
+        }
+    )
     frame.to_csv(s.sources_dir / "sales" / "c_20261127.csv", index=False, encoding="gbk")
-    result = extract_dataset(csv_source("{sources}/sales/c_{yyyymmdd}.csv", "gbk"), "customers", s, DAY)
+    result = extract_dataset(
+        csv_source("{sources}/sales/c_{yyyymmdd}.csv", "gbk"), "customers", s, DAY
+    )
     assert result.rows == 3 and result.extra_columns == ("备注",)
     assert len(list(result.path.glob("part-*.parquet"))) == 2  # chunk_size 2
     back = read_landing(latest_landing(s, "sales", "customers", DAY))
@@ -48,7 +61,9 @@ def test_gbk_csv_with_chinese_headers_lands_as_parquet_parts(tmp_path):
 def test_each_extraction_gets_its_own_folder(tmp_path):
     s = settings(tmp_path)
     (s.sources_dir).mkdir(parents=True)
-    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["A"]}).to_csv(s.sources_dir / "c.csv", index=False)
+    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["A"]}).to_csv(
+        s.sources_dir / "c.csv", index=False
+    )
     first = extract_dataset(csv_source("{sources}/c.csv"), "customers", s, DAY)
     second = extract_dataset(csv_source("{sources}/c.csv"), "customers", s, DAY)
     assert first.path != second.path and first.path.exists()
@@ -58,21 +73,26 @@ def test_each_extraction_gets_its_own_folder(tmp_path):
 def test_wrong_encoding_is_a_clear_error(tmp_path):
     s = settings(tmp_path)
     s.sources_dir.mkdir(parents=True)
-    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["华为"]}).to_csv(s.sources_dir / "c.csv", index=False,
-                                                                 encoding="gbk")
+    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["华为"]}).to_csv(
+        s.sources_dir / "c.csv", index=False, encoding="gbk"
+    )
     with pytest.raises(SourceReadError, match=r"source 'sales'.*not valid utf-8.*set 'encoding'"):
         extract_dataset(csv_source("{sources}/c.csv"), "customers", s, DAY)
 
 
 def test_missing_export_names_the_file(tmp_path):
     with pytest.raises(SourceReadError, match=r"source 'sales': file .*c_20261127.csv not found"):
-        extract_dataset(csv_source("{sources}/c_{yyyymmdd}.csv"), "customers", settings(tmp_path), DAY)
+        extract_dataset(
+            csv_source("{sources}/c_{yyyymmdd}.csv"), "customers", settings(tmp_path), DAY
+        )
 
 
 def test_renamed_column_fails_with_a_suggestion(tmp_path):
     s = settings(tmp_path)
     s.sources_dir.mkdir(parents=True)
-    pd.DataFrame({"客户编号": ["S-1"], "客户名称1": ["A"]}).to_csv(s.sources_dir / "c.csv", index=False)
+    pd.DataFrame({"客户编号": ["S-1"], "客户名称1": ["A"]}).to_csv(
+        s.sources_dir / "c.csv", index=False
+    )
     with pytest.raises(SchemaDriftError, match=r"'客户名称' \(did you mean '客户名称1'"):
         extract_dataset(csv_source("{sources}/c.csv"), "customers", s, DAY)
 
@@ -81,27 +101,47 @@ def test_sql_source_streams_a_table(tmp_path):
     s = settings(tmp_path)
     db = tmp_path / "erp.sqlite"
     engine = sa.create_engine(f"sqlite:///{db}")
-    pd.DataFrame({"KUNNR": ["0001", "0002", "0003"], "NAME1": ["A", "B", None], "NETWR": [1.5, 2.0, 3.25]}
-                 ).to_sql("KNA1", engine, index=False)
+    pd.DataFrame(
+        {"KUNNR": ["0001", "0002", "0003"], "NAME1": ["A", "B", None], "NETWR": [1.5, 2.0, 3.25]}
+    ).to_sql("KNA1", engine, index=False)
     engine.dispose()
-    source = SourceConfig.model_validate({
-        "name": "erp", "connection": {"url": f"sqlite:///{db}"},
-        "customers": {"reader": {"kind": "sql", "table": "KNA1", "chunk_size": 2}, "id": "KUNNR",
-                      "fields": {"name": "NAME1"}}})
+    source = SourceConfig.model_validate(
+        {
+            "name": "erp",
+            "connection": {"url": f"sqlite:///{db}"},
+            "customers": {
+                "reader": {"kind": "sql", "table": "KNA1", "chunk_size": 2},
+                "id": "KUNNR",
+                "fields": {"name": "NAME1"},
+            },
+        }
+    )
     result = extract_dataset(source, "customers", s, DAY)
     back = read_landing(result.path)
-    assert back.to_dict("list") == {"KUNNR": ["0001", "0002", "0003"], "NAME1": ["A", "B", None],
-                                    "NETWR": ["1.5", "2", "3.25"]}
+    assert back.to_dict("list") == {
+        "KUNNR": ["0001", "0002", "0003"],
+        "NAME1": ["A", "B", None],
+        "NETWR": ["1.5", "2", "3.25"],
+    }
 
 
 def test_jsonl_nested_objects_are_flattened(tmp_path):
     s = settings(tmp_path)
     s.sources_dir.mkdir(parents=True)
     lines = [{"id": "SV-1", "name": "A", "address": {"city": "Köln"}}, {"id": "SV-2", "name": "B"}]
-    (s.sources_dir / "c.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
-    source = SourceConfig.model_validate({
-        "name": "service", "customers": {"reader": {"kind": "jsonl", "path": "{sources}/c.jsonl"},
-                                         "id": "id", "fields": {"name": "name", "city": "address.city"}}})
+    (s.sources_dir / "c.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in lines), encoding="utf-8"
+    )
+    source = SourceConfig.model_validate(
+        {
+            "name": "service",
+            "customers": {
+                "reader": {"kind": "jsonl", "path": "{sources}/c.jsonl"},
+                "id": "id",
+                "fields": {"name": "name", "city": "address.city"},
+            },
+        }
+    )
     back = read_landing(extract_dataset(source, "customers", s, DAY).path)
     assert back["address.city"].tolist() == ["Köln", None]
 
@@ -109,9 +149,18 @@ def test_jsonl_nested_objects_are_flattened(tmp_path):
 def test_broken_json_line_is_named(tmp_path):
     s = settings(tmp_path)
     s.sources_dir.mkdir(parents=True)
-    (s.sources_dir / "c.jsonl").write_text('{"id": "1", "name": "A"}\n{"id": 2,\n', encoding="utf-8")
-    source = SourceConfig.model_validate({
-        "name": "service", "customers": {"reader": {"kind": "jsonl", "path": "{sources}/c.jsonl"},
-                                         "id": "id", "fields": {"name": "name"}}})
+    (s.sources_dir / "c.jsonl").write_text(
+        '{"id": "1", "name": "A"}\n{"id": 2,\n', encoding="utf-8"
+    )
+    source = SourceConfig.model_validate(
+        {
+            "name": "service",
+            "customers": {
+                "reader": {"kind": "jsonl", "path": "{sources}/c.jsonl"},
+                "id": "id",
+                "fields": {"name": "name"},
+            },
+        }
+    )
     with pytest.raises(SourceReadError, match=r"line 2 is not valid JSON"):
         extract_dataset(source, "customers", s, DAY)
