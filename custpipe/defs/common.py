@@ -1,7 +1,5 @@
 """Small helpers shared by the Dagster assets (no business rules here)."""
 
-from __future__ import annotations
-
 from datetime import date
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from custpipe import warehouse

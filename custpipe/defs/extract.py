@@ -1,7 +1,5 @@
 """Extract assets: one per configured source, partitioned by business date."""
 
-from __future__ import annotations
-
 from datetime import date
 
 import dagster as dg

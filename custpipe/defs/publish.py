@@ -1,7 +1,5 @@
 """Publish asset: the reconciled customer table into the ERP's inbound table, as a delta."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Quality assets: one GX suite per source as blocking asset checks, quarantine, scorecard."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

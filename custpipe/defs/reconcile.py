@@ -1,7 +1,5 @@
 """Reconciliation asset: orders across systems against the golden customers."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """The one resource every custpipe asset uses: where the deployment's config and data live."""
 
-from __future__ import annotations
-
 from functools import cached_property
 from pathlib import Path
 
@@ -19,7 +17,7 @@ class CustpipeResource(dg.ConfigurableResource):
     expectations_dir: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CustpipeResource:
+    def from_settings(cls, settings: Settings) -> "CustpipeResource":
         """Build the resource from resolved settings."""
         return cls(
             config_dir=str(settings.config_dir),

@@ -1,7 +1,5 @@
 """Staging assets: map and standardise each source's latest landing data into the warehouse."""
 
-from __future__ import annotations
-
 import time
 from datetime import UTC, datetime
 

@@ -227,6 +227,7 @@ def test_load_suite_names(expectations_dir, tmp_path):
     assert load_suite_names(expectations_dir) == [
         "golden_customers",
         "orders",
+        "staged_customers",
         "staged_customers_crm",
         "staged_customers_erp",
         "staged_customers_sales",
