@@ -1,0 +1,40 @@
+"""E-mail addresses."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+import pandas as pd
+from email_validator import EmailNotValidError, validate_email
+
+from custpipe.standardize._util import as_text, is_missing, map_unique2
+
+_MAILTO_RE = re.compile(r"^mailto:", re.IGNORECASE)
+_SPACE_RE = re.compile(r"\s+")
+
+
+def email_value(value: Any) -> tuple[str | None, bool | None]:
+    """(normalised e-mail, valid) for one scalar."""
+    if is_missing(value):
+        return None, None
+    text = unicodedata.normalize("NFKC", as_text(value)).strip()
+    text = _MAILTO_RE.sub("", text).strip().strip("<>").strip()
+    if not text:
+        return None, None
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except (EmailNotValidError, ValueError, UnicodeError):
+        return _SPACE_RE.sub(" ", text), False
+    return result.normalized.lower(), True
+
+
+def normalize_email(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(normalised e-mail, valid) per row.
+
+    Valid addresses are NFKC-normalised and lower-cased entirely (local part too: the
+    source systems treat addresses case-insensitively). Invalid -> (cleaned original, False);
+    missing/blank -> (None, None). No DNS lookups.
+    """
+    return map_unique2(s, email_value)

@@ -1,0 +1,76 @@
+"""Free-text cleaning and matching keys."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import zhconv
+
+from custpipe.standardize._util import as_text, is_missing, map_unique
+
+# Control / format characters that never belong in master data (whitespace is handled apart).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
+                         r"\u2060-\u2064\ufeff]")
+_SPACE_RE = re.compile(r"\s+")
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+# CJK ideographs (basic + ext. A + compatibility); only such strings go through zhconv.
+_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def clean_value(value: Any) -> str | None:
+    """Clean one scalar (see :func:`clean_text`)."""
+    if is_missing(value):
+        return None
+    text = unicodedata.normalize("NFKC", as_text(value))
+    text = _CONTROL_RE.sub("", text)
+    text = _SPACE_RE.sub(" ", text).strip()
+    return text or None
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified Chinese; cheap no-op for text without ideographs."""
+    if _CJK_RE.search(text):
+        return zhconv.convert(text, "zh-cn")
+    return text
+
+
+def _strip_marks(text: str) -> str:
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", stripped)
+
+
+@lru_cache(maxsize=4096)
+def fold_cleaned(text: str) -> str:
+    """Fold an already-cleaned string to a key (no cleaning, may return '')."""
+    text = to_simplified(text.casefold()).translate(_UMLAUTS)
+    text = _strip_marks(text)
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def fold_value(value: Any) -> str | None:
+    """Fold one scalar (see :func:`fold_key`)."""
+    text = clean_value(value)
+    if text is None:
+        return None
+    return fold_cleaned(text) or None
+
+
+def clean_text(s: pd.Series) -> pd.Series:
+    """NFKC, drop control characters, collapse whitespace, strip; empty/missing -> None."""
+    return map_unique(s, clean_value)
+
+
+def fold_key(s: pd.Series) -> pd.Series:
+    """Matching key: clean_text + casefold + simplified Chinese + umlaut/accent folding.
+
+    Only letters and digits (incl. CJK) are kept, so 'Müller-Lüdenscheidt' and
+    'mueller ludenscheidt' differ only where the spelling really does.
+    """
+    return map_unique(s, fold_value)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+from stdnum.cn import ric, uscc
+from stdnum.iso7064 import mod_11_10
+
+from custpipe.standardize import normalize_tax_id
+from custpipe_tests.standardize._helpers import one
+
+# Valid numbers built with python-stdnum's check-digit helpers.
+USCC = "91440300708461136" + uscc.calc_check_digit("91440300708461136")
+RIC = "11010519491231002" + ric.calc_check_digit("11010519491231002" + "0")  # placeholder
+DE_VAT = "12345678" + str(mod_11_10.calc_check_digit("12345678"))
+BAD_USCC = USCC[:-1] + ("0" if USCC[-1] != "0" else "1")
+BAD_DE_VAT = DE_VAT[:-1] + str((int(DE_VAT[-1]) + 1) % 10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected", "valid"),
+    [
+        # zh_CN
+        (USCC, "CN", USCC, True),
+        (USCC.lower(), "CN", USCC, True),
+        (f"{USCC[:6]} {USCC[6:]}", "中国", USCC, True),
+        ("91110000600037341L", "CN", "91110000600037341L", True),
+        (BAD_USCC, "CN", BAD_USCC, False),
+        (RIC, "CN", RIC, True),
+        ("12345", "CN", "12345", False),
+        # de_DE
+        ("DE 136 695 976", "DE", "DE136695976", True),
+        ("136695976", "Deutschland", "DE136695976", True),
+        (f"DE{DE_VAT}", "DE", f"DE{DE_VAT}", True),
+        (f"DE{BAD_DE_VAT}", "DE", f"DE{BAD_DE_VAT}", False),
+        ("181/815/08155", "DE", "18181508155", True),  # Steuernummer
+        ("abc", "DE", "ABC", False),
+        # en_US
+        ("91-1144442", "US", "911144442", True),
+        ("911144442", "USA", "911144442", True),
+        ("00-1234567", "US", "001234567", False),  # unassigned prefix
+        # other EU countries, with or without prefix
+        ("FR 40 303 265 045", "FR", "FR40303265045", True),
+        ("40303265045", "FR", "FR40303265045", True),
+        ("U13585627", "AT", "ATU13585627", True),
+        ("NL004495445B01", "NL", "NL004495445B01", True),
+        ("094259216", "GR", "EL094259216", True),
+        ("IT00743110158", "IT", "IT00743110158", False),
+        # unknown country
+        ("ATU13585627", None, "ATU13585627", True),
+        ("12-34 56", None, "123456", None),
+        # missing
+        (None, "DE", None, None),
+        ("  ", "DE", None, None),
+    ],
+)
+def test_normalize_tax_id(raw, country, expected, valid):
+    tax, ok = normalize_tax_id(one(raw), one(country))
+    assert (tax.iloc[0], ok.iloc[0]) == (expected, valid)
