@@ -43,8 +43,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
+    print(f"running the nightly job for business date {args.date} ...", flush=True)
     result = job.execute_in_process(
-        partition_key=args.date.isoformat(), instance=instance, raise_on_error=False
+        partition_key=args.date.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
     )
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
@@ -102,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
     )
     run.add_argument("--summary-on-failure", action="store_true")
+    run.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (default: WARNING; the full log is in the Dagster UI)",
+    )
     run.set_defaults(func=cmd_run)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)

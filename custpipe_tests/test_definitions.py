@@ -98,3 +98,21 @@ def test_definitions_follow_the_configured_sources(tmp_path):
     d = build_definitions(Settings(cfg, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR))
     keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
     assert {"extract/helpdesk", "staging/helpdesk", "quality/helpdesk"} <= keys
+
+
+def test_dagster_cli_validates_the_workspace():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr

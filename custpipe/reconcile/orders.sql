@@ -40,10 +40,18 @@ FROM sor s JOIN golden_in g ON g.golden_id = s.golden_id
 JOIN other_systems os ON os.source_system = g.source_system
 WHERE NOT EXISTS (SELECT 1 FROM oth t WHERE t.order_number = s.order_number AND t.source_system = g.source_system)
 UNION ALL
-SELECT order_number, 'unknown_customer', source_system, NULL, customer_ref, NULL, NULL,
-       'customer ' || coalesce(customer_ref, 'null') || ' is not a consolidated customer of ' || source_system
-           || ' (missing or quarantined): fix the customer record or the order''s customer reference'
-FROM o WHERE golden_id IS NULL
+SELECT o.order_number,
+       CASE WHEN st.source_id IS NULL THEN 'unknown_customer' ELSE 'customer_quarantined' END,
+       o.source_system, NULL, o.customer_ref, NULL, NULL,
+       CASE WHEN st.source_id IS NULL
+            THEN 'customer ' || coalesce(o.customer_ref, 'null') || ' does not exist in ' || o.source_system
+                 || ': fix the order''s customer reference'
+            ELSE 'customer ' || o.customer_ref || ' of ' || o.source_system
+                 || ' is quarantined: fix it (see quality.quarantine), the order follows next run'
+       END
+FROM o LEFT JOIN (SELECT DISTINCT source_system, source_id FROM staging.customers) st
+  ON st.source_system = o.source_system AND st.source_id = o.customer_ref
+WHERE o.golden_id IS NULL
 UNION ALL
 SELECT s.order_number, 'duplicate_customer', s.source_system, NULL, s.customer_ref, g.erp_customer_number, s.golden_id,
        're-point order ' || s.order_number || ' from duplicate customer ' || s.customer_ref

@@ -27,6 +27,9 @@ def con():
         "mdm.golden_customers",
         pd.DataFrame({"golden_id": ["G1", "G2"], "erp_customer_number": ["K1", "K3"]}),
     )
+    append_rows(
+        c, "staging.customers", pd.DataFrame({"source_system": ["erp"], "source_id": ["KQ"]})
+    )
     yield c
     c.close()
 
@@ -78,6 +81,7 @@ def test_each_kind_is_found(con):
             ("erp", "5", "5", "K2", 7.0, "EUR", "open"),  # on the duplicate customer K2 (+ missing)
             ("sales", "SO-5", "5", "S1", 7.0, "EUR", "open"),
             ("erp", "6", "6", "K9", 1.0, "EUR", "open"),  # unknown customer
+            ("erp", "9", "9", "KQ", 1.0, "EUR", "open"),  # customer staged but quarantined
             ("erp", "7", "7", "K3", 1.0, "EUR", "open"),  # G2 has no sales records: no finding
             ("erp", "8a", "8", "K3", 1.0, "EUR", "open"),  # duplicate order number
             ("erp", "8b", "8", "K3", 1.0, "EUR", "open"),
@@ -91,6 +95,7 @@ def test_each_kind_is_found(con):
         ("5", "duplicate_customer"),
         ("6", "unknown_customer"),
         ("8", "duplicate_order"),
+        ("9", "customer_quarantined"),
     ]
 
 
