@@ -116,3 +116,8 @@ def test_dagster_cli_validates_the_workspace():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_failure_alert_sensor_runs_by_default():
+    sensor = defs.resolve_sensor_def("nightly_failure_alert")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -131,8 +131,10 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     crm = config / "sources" / "crm.yaml"
     crm.write_text(crm.read_text().replace("    name: Name\n", "    name: FirstName\n"))
     deployment = make_deployment(tmp_path, customers=150, config_dir=config)
-    result = run_nightly(deployment.settings)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_nightly(deployment.settings, instance)
     assert not result.success
+    assert_alert_written(deployment.settings, instance, result)
     checks = {
         (e.asset_key.to_user_string(), e.asset_check_key.name): e.passed
         for e in result.get_asset_check_evaluations()
@@ -145,3 +147,25 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     with engine.connect() as conn:
         assert not sa.inspect(conn).has_table("ZCUST_INBOUND")
     engine.dispose()
+
+
+def assert_alert_written(settings, instance, result) -> None:
+    """The failure sensor turns the failed run into one alert line naming the failed step."""
+    import json
+
+    from custpipe.defs.alerts import nightly_failure_alert
+    from custpipe.defs.resources import CustpipeResource
+
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="nightly_failure_alert",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"custpipe": CustpipeResource.from_settings(settings)},
+    ).for_run_failure()
+    nightly_failure_alert(context)
+    lines = (settings.data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
+    alert = json.loads(lines[-1])
+    assert alert["run_id"] == result.run_id and alert["job"] == "nightly"
+    assert "quality__crm" in alert["failed_steps"]
