@@ -66,11 +66,15 @@ STAGED_ORDER_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _with_all(mapped: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+def _start(raw: pd.DataFrame, dataset: DatasetConfig, source: str, fields: tuple[str, ...]):
+    """Map the fields; return (raw, mapped with every field, issues, output frame with ids)."""
+    raw = raw.reset_index(drop=True)
+    mapped, issues = map_fields(raw, dataset, source)
     for field in fields:
         if field not in mapped:
             mapped[field] = None
-    return mapped
+    out = pd.DataFrame({"source_system": source, "source_id": mapped["source_id"]}, index=raw.index)
+    return raw, mapped, issues, out
 
 
 def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
@@ -109,10 +113,7 @@ def stage_customers(
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
     """Raw customer rows of one source -> canonical, standardised staged rows (same count)."""
     dataset = source.customers
-    raw = raw.reset_index(drop=True)
-    m, issues = map_fields(raw, dataset, source.name)
-    m = _with_all(m, CUSTOMER_FIELDS)
-    out = pd.DataFrame({"source_system": source.name, "source_id": m["source_id"]}, index=raw.index)
+    raw, m, issues, out = _start(raw, dataset, source.name, CUSTOMER_FIELDS)
     out["country"] = to_iso2(clean_text(m["country"]))
     given, family = clean_text(m["given_name"]), clean_text(m["family_name"])
     name = clean_name(m["name"])
@@ -165,10 +166,7 @@ def stage_orders(
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
     """Raw order rows of one source -> canonical staged orders (same count)."""
     dataset = source.orders
-    raw = raw.reset_index(drop=True)
-    m, issues = map_fields(raw, dataset, source.name)
-    m = _with_all(m, ORDER_FIELDS)
-    out = pd.DataFrame({"source_system": source.name, "source_id": m["source_id"]}, index=raw.index)
+    raw, m, issues, out = _start(raw, dataset, source.name, ORDER_FIELDS)
     out["order_number"] = clean_text(m["order_number"])
     out["customer_ref"] = clean_text(m["customer_ref"])
     out["order_date"] = pd.to_datetime(m["order_date"])

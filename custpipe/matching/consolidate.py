@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from custpipe import warehouse
 from custpipe.matching.golden_ids import assign_golden_ids
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 
@@ -123,21 +124,12 @@ def consolidate(
     history["run_id"] = run_id
     history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
 
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con):
         for table, frame in (("mdm.golden_customers", golden), ("mdm.customer_xref", xref)):
             con.execute(f"DELETE FROM {table}")
-            con.register("_frame", frame)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-            con.unregister("_frame")
+            warehouse.append_rows(con, table, frame)
         con.execute("DELETE FROM mdm.match_review")  # exact matching leaves no uncertain pairs
-        con.register("_history", history)
-        con.execute("INSERT INTO mdm.golden_id_history BY NAME SELECT * FROM _history")
-        con.unregister("_history")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        warehouse.append_rows(con, "mdm.golden_id_history", history)
     return ConsolidationResult(
         records=records,
         edges=edges,

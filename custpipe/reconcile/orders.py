@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from custpipe import warehouse
+
 FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8")
 
 
@@ -29,14 +31,5 @@ def reconcile_orders(
     """Replace recon.order_discrepancies with this run's findings; return counts by kind."""
     findings = find_discrepancies(con, system_of_record, erp_source, tolerance)
     findings["run_id"] = run_id
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM recon.order_discrepancies")
-        con.register("_findings", findings)
-        con.execute("INSERT INTO recon.order_discrepancies BY NAME SELECT * FROM _findings")
-        con.unregister("_findings")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    warehouse.replace_rows(con, "recon.order_discrepancies", findings)
     return {str(k): int(v) for k, v in findings["kind"].value_counts().sort_index().items()}
