@@ -100,16 +100,19 @@ def test_definitions_follow_the_configured_sources(tmp_path):
     assert {"extract/helpdesk", "staging/helpdesk", "quality/helpdesk"} <= keys
 
 
-def test_dagster_cli_validates_the_workspace():
+def test_dagster_cli_validates_the_workspace(tmp_path):
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
     dagster = Path(sys.executable).parent / "dagster"
+    env = os.environ | {"DAGSTER_HOME": str(tmp_path)}
     done = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=repo,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
