@@ -11,6 +11,7 @@ import pandas as pd
 from custpipe import warehouse
 from custpipe.matching.golden_ids import assign_golden_ids
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
+from custpipe.matching.review import review_pairs
 
 SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
 
@@ -43,6 +44,7 @@ class ConsolidationResult:
     merged_records: int
     rounds: int
     events: dict[str, int]
+    review_pairs: int
 
 
 def _survivorship_sql() -> str:
@@ -121,6 +123,7 @@ def consolidate(
         {"run_id": run_id},
     ).df()
     con.unregister("_assigned")
+    review = review_pairs(con).assign(run_id=run_id)
     history["run_id"] = run_id
     history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
 
@@ -128,7 +131,8 @@ def consolidate(
         for table, frame in (("mdm.golden_customers", golden), ("mdm.customer_xref", xref)):
             con.execute(f"DELETE FROM {table}")
             warehouse.append_rows(con, table, frame)
-        con.execute("DELETE FROM mdm.match_review")  # exact matching leaves no uncertain pairs
+        con.execute("DELETE FROM mdm.match_review")
+        warehouse.append_rows(con, "mdm.match_review", review)
         warehouse.append_rows(con, "mdm.golden_id_history", history)
     return ConsolidationResult(
         records=records,
@@ -137,4 +141,5 @@ def consolidate(
         merged_records=records - len(golden),
         rounds=rounds,
         events=history["event"].value_counts().to_dict(),
+        review_pairs=len(review),
     )

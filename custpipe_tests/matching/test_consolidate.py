@@ -155,3 +155,53 @@ def test_ids_are_stable_and_quarantined_records_leave(con):
         "SELECT event, golden_id FROM mdm.golden_id_history WHERE run_id = 'run2'"
     ).fetchall()
     assert events == [("retired", first["K2"])]
+
+
+def test_similar_names_that_no_rule_linked_go_to_review_with_an_explanation(con):
+    rows = [
+        {
+            "source_system": "erp",
+            "source_id": "K7",
+            "name_key": "aumannmedizintechnik",
+            "postal_code": "13217",
+            "phone": "+49303926960",
+            "phone_valid": False,
+        },
+        {
+            "source_system": "crm",
+            "source_id": "C7",
+            "name_key": "aumaannmedizintechnik",
+            "postal_code": "13217",
+            "phone": "+49303926960",
+            "phone_valid": False,
+        },
+        # same name, but valid and different tax ids: told apart, never reviewed
+        {
+            "source_system": "erp",
+            "source_id": "K8",
+            "name_key": "aumannmedizintechnik",
+            "tax_id": "DE1",
+            "tax_id_valid": True,
+            "postal_code": "99999",
+        },
+        {
+            "source_system": "crm",
+            "source_id": "C8",
+            "name_key": "aumannmedizintechnik",
+            "tax_id": "DE2",
+            "tax_id_valid": True,
+            "postal_code": "88888",
+        },
+    ]
+    load(con, rows)
+    result = consolidate(con, "run1", TRUST, "erp")
+    review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
+    assert result.review_pairs == len(review)
+    top = review.iloc[0]
+    assert (top.left_source_id, top.right_source_id) == ("C7", "K7")
+    explanation = json.loads(top.explanation)
+    assert explanation["postal_code"] == "agree" and explanation["phone"] == "agree"
+    assert explanation["tax_id"] == "missing" and 0.95 < explanation["name_similarity"] < 1
+    assert top.score > 0.9 and top.run_id == "run1"
+    pairs = set(zip(review.left_source_id, review.right_source_id, strict=True))
+    assert ("C8", "K8") not in pairs
