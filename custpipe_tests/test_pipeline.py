@@ -168,3 +168,23 @@ def assert_alert_written(settings, instance, result) -> None:
     alert = json.loads(lines[-1])
     assert alert["run_id"] == result.run_id and alert["job"] == "nightly"
     assert "quality__crm" in alert["failed_steps"]
+
+
+def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path):
+    from custpipe.definitions import build_definitions
+
+    deployment = make_deployment(tmp_path, customers=60)
+    job = build_definitions(deployment.settings).resolve_job_def("nightly")
+    result = job.execute_in_process(
+        partition_key="2026-11-26",  # the demo sales exports exist only for 2026-11-27
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = {e.step_key: e for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"extract__sales"}
+    message = failures["extract__sales"].step_failure_data.user_failure_data.description
+    assert "source 'sales'" in message and "customers_20261126.csv not found" in message
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert {"extract__erp", "extract__crm", "extract__service"} <= succeeded

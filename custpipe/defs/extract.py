@@ -7,7 +7,8 @@ import dagster as dg
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import md_table
 from custpipe.defs.resources import CustpipeResource
-from custpipe.sources.extract import extract_dataset
+from custpipe.sources.extract import SchemaDriftError, extract_dataset
+from custpipe.sources.readers import SourceReadError
 
 
 def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
@@ -33,10 +34,16 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         context: dg.AssetExecutionContext, custpipe: CustpipeResource
     ) -> dg.MaterializeResult:
         business_date = date.fromisoformat(context.partition_key)
-        results = [
-            extract_dataset(source, name, custpipe.settings, business_date)
-            for name in source.datasets()
-        ]
+        try:
+            results = [
+                extract_dataset(source, name, custpipe.settings, business_date)
+                for name in source.datasets()
+            ]
+        except (SourceReadError, SchemaDriftError) as exc:
+            if getattr(exc, "retryable", False):
+                raise
+            # retrying cannot fix a missing file or a drifted schema: fail at once, clearly
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         for r in results:
             if r.extra_columns:
                 context.log.warning(

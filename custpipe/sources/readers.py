@@ -18,7 +18,15 @@ from custpipe.config import ReaderConfig
 
 
 class SourceReadError(RuntimeError):
-    """A source could not be read; the message names the source and what to do."""
+    """A source could not be read; the message names the source and what to do.
+
+    `retryable` is True where trying again later may help (a database that did not answer),
+    False where only a fix will (a missing file, a wrong encoding, a broken line).
+    """
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +67,8 @@ def read_sql(url: str, reader: ReaderConfig, source: str) -> Iterator[pd.DataFra
             f"source '{source}': cannot read {what} from {engine.url.render_as_string()}: "
             f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. "
             "Check the connection URL (environment variable named in the source file) and "
-            "that the table exists."
+            "that the table exists.",
+            retryable=isinstance(exc, sa.exc.OperationalError),
         ) from exc
     finally:
         engine.dispose()
