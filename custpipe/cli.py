@@ -43,6 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
+    if not os.environ.get("DAGSTER_HOME"):
+        print(
+            "note: DAGSTER_HOME is not set, so this run will not appear in the Dagster UI "
+            "(`make run` sets it)"
+        )
     print(f"running the nightly job for business date {args.date} ...", flush=True)
     result = job.execute_in_process(
         partition_key=args.date.isoformat(),
