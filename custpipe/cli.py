@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         partition_key=args.date.isoformat(),
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        run_config=run_config(defs, args),
     )
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
@@ -68,6 +68,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
+
+
+def run_config(defs, args: argparse.Namespace) -> dict:
+    """Run configuration of the nightly job from the command-line flags."""
+    config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if args.full_refresh:
+        extract_ops = [
+            key.to_python_identifier()
+            for key in defs.resolve_asset_graph().get_all_asset_keys()
+            if key.path[0] == "extract"
+        ]
+        config["ops"] = {op: {"config": {"full_refresh": True}} for op in extract_ops}
+    return config
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -111,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
     )
     run.add_argument("--summary-on-failure", action="store_true")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="extract every row of incremental (watermarked) sources again",
+    )
     run.add_argument(
         "--log-level",
         default="WARNING",

@@ -28,7 +28,9 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "postal_code",
     "country",
     "segment",
+    "status",
     "is_deleted",
+    "created_at",
     "source_updated_at",
 )
 ORDER_FIELDS: tuple[str, ...] = (
@@ -55,8 +57,11 @@ class FieldRule(_Strict):
 
     column: str | None = None
     concat: list[str] | None = None
-    sep: str = " "
+    expr: str | None = None  # a SQL expression over the source columns (DuckDB dialect)
     const: Any = None
+    sep: str = " "
+    split: str | None = None  # split the input on this separator ...
+    part: int = 0  # ... and keep this part (0 = first, -1 = last)
     crosswalk: dict[str, Any] | None = None
     date_format: str | None = None
     transform: Literal[TRANSFORMS] | None = None  # type: ignore[valid-type]
@@ -64,11 +69,12 @@ class FieldRule(_Strict):
 
     @model_validator(mode="after")
     def _one_input(self) -> FieldRule:
-        given = [k for k in ("column", "concat", "const") if getattr(self, k) is not None]
-        if self.transform == "infer_party_type" and not given:
-            return self
+        inputs = ("column", "concat", "expr", "const")
+        given = [k for k in inputs if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'column', 'concat' or 'const'")
+            raise ValueError("give exactly one of 'column', 'concat', 'expr' or 'const'")
+        if self.split == "":
+            raise ValueError("'split' needs a non-empty separator")
         return self
 
     def source_columns(self) -> list[str]:
@@ -81,20 +87,29 @@ class FieldRule(_Strict):
 class ReaderConfig(_Strict):
     """Where a dataset's rows come from."""
 
-    kind: Literal["sql", "csv", "jsonl", "parquet"]
+    kind: Literal["sql", "csv", "jsonl", "parquet", "xlsx"]
     table: str | None = None
     query: str | None = None
     path: str | None = None
-    encoding: str = "utf-8"
+    encoding: str | None = None  # None: UTF-8 (with or without BOM), else detected with a warning
     delimiter: str = ","
+    quotechar: str = '"'
+    sheet: str | None = None  # xlsx: the worksheet (default: the first)
+    watermark: str | None = None  # sql: extract only rows at or above the last maximum
     chunk_size: int = Field(default=100_000, gt=0)
 
     @model_validator(mode="after")
     def _location(self) -> ReaderConfig:
         if self.kind == "sql" and not (self.table or self.query):
             raise ValueError("a 'sql' reader needs 'table' or 'query'")
+        if self.kind == "sql" and self.table and self.query:
+            raise ValueError("give 'table' or 'query', not both")
         if self.kind != "sql" and not self.path:
             raise ValueError(f"a '{self.kind}' reader needs 'path'")
+        if self.watermark and self.kind != "sql":
+            raise ValueError("'watermark' (incremental extraction) is for 'sql' readers")
+        if len(self.quotechar) != 1 or len(self.delimiter) != 1:
+            raise ValueError("'delimiter' and 'quotechar' must be one character each")
         return self
 
 
@@ -104,6 +119,8 @@ class DatasetConfig(_Strict):
     reader: ReaderConfig
     id: str
     fields: dict[str, FieldRule]
+    required: list[str] = []  # canonical fields every row must have (else quarantined)
+    on_unmapped_code: Literal["quarantine", "fail"] = "quarantine"  # lenient or strict
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -112,9 +129,18 @@ class DatasetConfig(_Strict):
             return {k: ({"column": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
 
+    @model_validator(mode="after")
+    def _required_mapped(self) -> DatasetConfig:
+        missing = [f for f in self.required if f not in self.fields]
+        if missing:
+            raise ValueError(f"required field(s) {missing} are not mapped in 'fields'")
+        return self
+
     def source_columns(self) -> list[str]:
         """Every source column the dataset's mapping reads, id first, without repeats."""
         cols = [self.id]
+        if self.reader.watermark and self.reader.watermark not in cols:
+            cols.append(self.reader.watermark)
         for rule in self.fields.values():
             cols.extend(c for c in rule.source_columns() if c not in cols)
         return cols

@@ -63,6 +63,22 @@ def replace_rows(
         return append_rows(con, table, frame)
 
 
+def upsert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, keys: list[str]
+) -> int:
+    """Replace the rows of `table` that share `keys` with a row of `frame`, in one transaction."""
+    if frame.empty:
+        return 0
+    con.register("_keys", frame[keys].drop_duplicates())
+    try:
+        with transaction(con):
+            match = " AND ".join(f"t.{k} = k.{k}" for k in keys)
+            con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _keys k WHERE {match})")
+            return append_rows(con, table, frame)
+    finally:
+        con.unregister("_keys")
+
+
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Insert `frame` into `table` matching columns by name."""
     if frame.empty:

@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS staging.customers (
     national_id VARCHAR, tax_id VARCHAR, tax_id_valid BOOLEAN, email VARCHAR, email_valid BOOLEAN,
     phone VARCHAR, phone_valid BOOLEAN, street VARCHAR, city VARCHAR, region VARCHAR,
     postal_code VARCHAR, postal_code_valid BOOLEAN, country VARCHAR, segment VARCHAR,
-    segment_raw VARCHAR, is_deleted BOOLEAN, source_updated_at TIMESTAMP, source_values VARCHAR,
+    segment_raw VARCHAR, status VARCHAR, is_deleted BOOLEAN, created_at TIMESTAMP,
+    source_updated_at TIMESTAMP, source_values VARCHAR, mapping_errors VARCHAR,
     record_hash VARCHAR, business_date DATE, landing_path VARCHAR, run_id VARCHAR,
     staged_at TIMESTAMP
 );
@@ -18,7 +19,7 @@ CREATE TABLE IF NOT EXISTS staging.customers (
 CREATE TABLE IF NOT EXISTS staging.orders (
     source_system VARCHAR NOT NULL, source_id VARCHAR, order_number VARCHAR, customer_ref VARCHAR,
     order_date TIMESTAMP, amount DOUBLE, currency VARCHAR, status VARCHAR, source_values VARCHAR,
-    business_date DATE, landing_path VARCHAR, run_id VARCHAR, staged_at TIMESTAMP
+    mapping_errors VARCHAR, business_date DATE, landing_path VARCHAR, run_id VARCHAR, staged_at TIMESTAMP
 );
 
 CREATE TABLE IF NOT EXISTS staging.mapping_issues (

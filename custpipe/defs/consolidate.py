@@ -121,6 +121,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "in_both": report.in_both,
                 "in_neither": report.in_neither,
                 "landing_rows": report.landing_rows,
+                "landing_staged": report.landing_staged,
             },
         )
         blocked = [o.rule for o in suite.failures("block")]

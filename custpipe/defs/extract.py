@@ -16,6 +16,12 @@ def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=cfg.partitions_start, timezone=cfg.timezone)
 
 
+class ExtractConfig(dg.Config):
+    """Run configuration of an extract asset."""
+
+    full_refresh: bool = False  # ignore the watermark: extract every row again
+
+
 def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
     """The extract asset of one source: raw rows of each dataset into the landing zone."""
     source = cfg.sources[source_name]
@@ -31,12 +37,14 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         tags={"source": source_name},
     )
     def _extract(
-        context: dg.AssetExecutionContext, custpipe: CustpipeResource
+        context: dg.AssetExecutionContext, config: ExtractConfig, custpipe: CustpipeResource
     ) -> dg.MaterializeResult:
         business_date = date.fromisoformat(context.partition_key)
         try:
             results = [
-                extract_dataset(source, name, custpipe.settings, business_date)
+                extract_dataset(
+                    source, name, custpipe.settings, business_date, full_refresh=config.full_refresh
+                )
                 for name in source.datasets()
             ]
         except (SourceReadError, SchemaDriftError) as exc:
@@ -51,13 +59,14 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                     f"{len(r.extra_columns)} column(s) not used by the mapping: "
                     f"{', '.join(r.extra_columns)}"
                 )
-        rows = {r.dataset: r.rows for r in results}
+            for note in r.notes:
+                context.log.warning(note)
+        table = [{"dataset": r.dataset, "rows": r.rows, "mode": r.mode} for r in results]
         return dg.MaterializeResult(
             metadata={
-                "rows": sum(rows.values()),
-                "rows_by_dataset": md_table(
-                    [{"dataset": k, "rows": v} for k, v in rows.items()], ["dataset", "rows"]
-                ),
+                "rows": sum(r.rows for r in results),
+                "rows_by_dataset": md_table(table, ["dataset", "rows", "mode"]),
+                "warnings": len([n for r in results for n in r.notes]),
                 "landing_paths": dg.MetadataValue.md("\n".join(f"- `{r.path}`" for r in results)),
                 "unused_columns": sum(len(r.extra_columns) for r in results),
             }

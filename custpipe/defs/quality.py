@@ -11,7 +11,12 @@ from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.gx_runner import load_suite_names, read_suite, validate_frame
-from custpipe.quality.quarantine import quarantine_rows, rule_rows
+from custpipe.quality.quarantine import (
+    mapping_quarantine_rows,
+    mapping_rule_rows,
+    quarantine_rows,
+    rule_rows,
+)
 
 SUITE_CHECK = "suite_passes"
 ROWS_CHECK = "rows_quarantined"
@@ -70,8 +75,18 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             for e in read_suite(settings.expectations_dir, suite)["expectations"]
         }
         now = datetime.now(UTC).replace(tzinfo=None)
-        held = quarantine_rows(outcome, source_name, context.run_id, now, descriptions)
-        rules = rule_rows(outcome, source_name, context.run_id, now)
+        mapped = mapping_quarantine_rows(staged, source_name, context.run_id, now)
+        held = pd.concat(
+            [quarantine_rows(outcome, source_name, context.run_id, now, descriptions), mapped],
+            ignore_index=True,
+        )
+        rules = pd.concat(
+            [
+                rule_rows(outcome, source_name, context.run_id, now),
+                mapping_rule_rows(mapped, len(staged), source_name, context.run_id, now),
+            ],
+            ignore_index=True,
+        )
         with warehouse.connect(settings.warehouse_path) as con:
             warehouse.append_rows(con, "quality.quarantine", held)
             warehouse.replace_rows(

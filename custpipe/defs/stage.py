@@ -4,14 +4,12 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
 from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table, run_business_date
 from custpipe.defs.resources import CustpipeResource
-from custpipe.mapping.canonical import stage_customers, stage_orders
-from custpipe.sources.extract import latest_landing, read_landing
+from custpipe.mapping.stage import issue_rows, stage_source
 
 
 def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -35,42 +33,15 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         business_date = run_business_date(context)
         started = time.perf_counter()
         meta: dict = {}
-        issues_rows = []
         now = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect(settings.warehouse_path) as con:
-            for name, stager, table in (
-                ("customers", stage_customers, "staging.customers"),
-                ("orders", stage_orders, "staging.orders"),
-            ):
-                if name not in source.datasets():
-                    continue
-                path = latest_landing(settings, source_name, name, business_date)
-                staged, issues = stager(read_landing(path), source)
-                staged = staged.assign(
-                    business_date=pd.Timestamp(path.parent.parent.parent.name),
-                    landing_path=str(path),
-                    run_id=context.run_id,
-                    staged_at=now,
-                )
-                warehouse.replace_rows(con, table, staged, "source_system = ?", [source_name])
-                meta[f"{name}_rows"] = len(staged)
-                meta[f"{name}_landing_path"] = str(path)
-                for issue in issues:
+            report = stage_source(con, settings, source, business_date, context.run_id, now)
+            for d in report:
+                meta[f"{d.dataset}_rows"] = d.rows
+                meta[f"{d.dataset}_mode"] = d.mode
+                meta[f"{d.dataset}_landing_path"] = d.landing_path
+                for issue in d.issues:
                     context.log.warning(str(issue))
-                    issues_rows.append(
-                        {
-                            "run_id": context.run_id,
-                            "source_system": source_name,
-                            "dataset": name,
-                            "field": issue.field,
-                            "source_column": issue.column,
-                            "problem": issue.problem,
-                            "rows": issue.rows,
-                            "examples": ", ".join(issue.examples),
-                            "found_at": now,
-                        }
-                    )
-            warehouse.append_rows(con, "staging.mapping_issues", pd.DataFrame(issues_rows))
             if "customers_rows" in meta:
                 stats = con.execute(
                     """
@@ -83,16 +54,9 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
                     [source_name],
                 ).df()
                 meta.update({k: int(v) for k, v in stats.iloc[0].items()})
-        meta["mapping_issues"] = md_table(
-            [
-                {
-                    k: r[k]
-                    for k in ("dataset", "field", "source_column", "problem", "rows", "examples")
-                }
-                for r in issues_rows
-            ],
-            ["dataset", "field", "source_column", "problem", "rows", "examples"],
-        )
+        issues = issue_rows(report, source_name, context.run_id, now)
+        columns = ["dataset", "field", "source_column", "problem", "rows", "examples"]
+        meta["mapping_issues"] = md_table(issues.to_dict("records"), columns)
         meta["seconds"] = round(time.perf_counter() - started, 2)
         return dg.MaterializeResult(metadata=meta)
 

@@ -30,15 +30,15 @@ def typo(text: str, r1: float, r2: float) -> str:
     pos = int(r2 * (len(text) - 1))
     op = int(r1 * 4)
     if op == 0:
-        return text[:pos] + text[pos + 1] + text[pos] + text[pos + 2:]
+        return text[:pos] + text[pos + 1] + text[pos] + text[pos + 2 :]
     if op == 1:
-        return text[:pos] + text[pos + 1:]
+        return text[:pos] + text[pos + 1 :]
     if op == 2:
         pool = _HANZI if _is_cjk(text[pos]) else _LETTERS
         repl = pool[int(r1 * 1000) % len(pool)]
         if repl == text[pos]:
             repl = pool[(int(r1 * 1000) + 1) % len(pool)]
-        return text[:pos] + repl + text[pos + 1:]
+        return text[:pos] + repl + text[pos + 1 :]
     return text[:pos] + text[pos] + text[pos:]
 
 
@@ -186,12 +186,23 @@ class Corruptor:
         variant = self._mask(n, rt.phone_format) | (dup & (kind == 0))
         df["phone"] = phones.format_phones(
             df[_PHONE_COLS].set_axis(["cc", "area", "sub", "mobile"], axis=1),
-            df["country"], system, variant, self.rng,
+            df["country"],
+            system,
+            variant,
+            self.rng,
         ).to_numpy()
         self._count("phone_format_variant", variant)
         trad = self._mask(n, rt.traditional_chinese, zh)
-        for col in ("name", "given", "family", "contact_given", "contact_family", "street",
-                    "city", "region"):
+        for col in (
+            "name",
+            "given",
+            "family",
+            "contact_given",
+            "contact_family",
+            "street",
+            "city",
+            "region",
+        ):
             _apply(df, col, trad, to_traditional)
         self._count("traditional_chinese", trad)
         r = self.rng.random(n)

@@ -68,8 +68,12 @@ def _company_names(cc: str, k: int, city_idx: np.ndarray, pool: LocalePool, rng)
 def _persons(k: int, pool: LocalePool, rng):
     gi = rng.integers(0, len(pool.given), k)
     fi = rng.integers(0, len(pool.family), k)
-    return (_s(pool.given[gi]), _s(pool.family[fi]), _s(pool.given_ascii[gi]),
-            _s(pool.family_ascii[fi]))
+    return (
+        _s(pool.given[gi]),
+        _s(pool.family[fi]),
+        _s(pool.given_ascii[gi]),
+        _s(pool.family_ascii[fi]),
+    )
 
 
 def _streets(cc: str, k: int, pool: LocalePool, rng) -> pd.Series:
@@ -113,27 +117,29 @@ def _country_block(
     else:
         tax = taxids.us_ein(k, rng)
     comp_s = pd.Series(comp)
-    block = pd.DataFrame({
-        "row": idx,
-        "name": company_name.where(comp_s, person_name),
-        "name_base": base.where(comp_s, person_name),
-        "legal_form": _s(form).where(comp_s, ""),
-        "given": given,
-        "family": family,
-        "contact_given": cgiven.where(comp_s, given),
-        "contact_family": cfamily.where(comp_s, family),
-        "street": _streets(cc, k, pool, rng),
-        "old_street": _streets(cc, k, pool, rng),
-        "city": _s([CITIES[cc][c][0] for c in city_idx]),
-        "region": _s([CITIES[cc][c][1] for c in city_idx]),
-        "postcode": _postcodes(cc, city_idx, rng),
-        "old_postcode": _postcodes(cc, city_idx, rng),
-        "city_idx": city_idx,
-        "email": (mailbox + "@" + domain).where(comp_s, person_mail),
-        "website": ("www." + domain).where(comp_s, ""),
-        "tax_id": _s(tax).where(comp_s, ""),
-        "industry": ind,
-    })
+    block = pd.DataFrame(
+        {
+            "row": idx,
+            "name": company_name.where(comp_s, person_name),
+            "name_base": base.where(comp_s, person_name),
+            "legal_form": _s(form).where(comp_s, ""),
+            "given": given,
+            "family": family,
+            "contact_given": cgiven.where(comp_s, given),
+            "contact_family": cfamily.where(comp_s, family),
+            "street": _streets(cc, k, pool, rng),
+            "old_street": _streets(cc, k, pool, rng),
+            "city": _s([CITIES[cc][c][0] for c in city_idx]),
+            "region": _s([CITIES[cc][c][1] for c in city_idx]),
+            "postcode": _postcodes(cc, city_idx, rng),
+            "old_postcode": _postcodes(cc, city_idx, rng),
+            "city_idx": city_idx,
+            "email": (mailbox + "@" + domain).where(comp_s, person_mail),
+            "website": ("www." + domain).where(comp_s, ""),
+            "tax_id": _s(tax).where(comp_s, ""),
+            "industry": ind,
+        }
+    )
     return block
 
 
@@ -153,14 +159,16 @@ def build_entities(
         idx = np.flatnonzero(country == cc)
         blocks.append(_country_block(cc, idx, is_company, pools[cc], rng))
     attrs = pd.concat(blocks, ignore_index=True).sort_values("row").reset_index(drop=True)
-    ent = pd.DataFrame({
-        "entity_id": _s(np.char.add("E", np.char.zfill(np.arange(1, n + 1).astype(str), 8))),
-        "locale": locale,
-        "country": country,
-        "is_company": is_company,
-        "tier": tier,
-        "created": created,
-    })
+    ent = pd.DataFrame(
+        {
+            "entity_id": _s(np.char.add("E", np.char.zfill(np.arange(1, n + 1).astype(str), 8))),
+            "locale": locale,
+            "country": country,
+            "is_company": is_company,
+            "tier": tier,
+            "created": created,
+        }
+    )
     ent = pd.concat([ent, attrs.drop(columns="row")], axis=1)
     parts = phones.generate_phone_parts(country, ent["city_idx"].to_numpy(), is_company, rng)
     ent["phone_cc"] = parts["cc"].to_numpy()

@@ -22,8 +22,13 @@ from custpipe.demo.records import SYSTEMS, assign_systems, build_records
 __all__ = ["ErrorRates", "generate_demo", "output_paths"]
 
 DEFAULT_BUSINESS_DATE = dt.date(2026, 11, 27)
-ORDER_KINDS = ("status_mismatch", "amount_mismatch", "missing_in_erp", "missing_in_sales",
-               "duplicate_customer")
+ORDER_KINDS = (
+    "status_mismatch",
+    "amount_mismatch",
+    "missing_in_erp",
+    "missing_in_sales",
+    "duplicate_customer",
+)
 
 
 def output_paths(out_dir: Path, business_date: dt.date = DEFAULT_BUSINESS_DATE) -> dict:
@@ -71,8 +76,9 @@ def generate_demo(
     defects: Counter = Counter()
     records, tiers = {}, {}
     for k, system in enumerate(SYSTEMS):
-        rec = build_records(ent, system, member[system], rates.duplicate, business_date,
-                            _rng(seed, 10 + k))
+        rec = build_records(
+            ent, system, member[system], rates.duplicate, business_date, _rng(seed, 10 + k)
+        )
         corruptor = Corruptor(rates, _rng(seed, 20 + k), defects)
         corruptor.run(rec, system)
         tiers[system] = corruptor.tier_codes(rec["tier"], system)
@@ -80,8 +86,9 @@ def generate_demo(
         records[system] = rec
 
     order_counts: Counter = Counter()
-    orders = generate_orders(ent, member, records, rates, business_date, _rng(seed, 3),
-                             order_counts)
+    orders = generate_orders(
+        ent, member, records, rates, business_date, _rng(seed, 3), order_counts
+    )
 
     wr = _rng(seed, 4)
     systems.write_erp(records["erp"], tiers["erp"], paths["erp"], wr, rates.deleted)
@@ -91,17 +98,31 @@ def generate_demo(
     systems.write_sales_orders(orders["sales"], paths["sales_orders"])
     systems.write_service(records["service"], tiers["service"], paths["service"], wr)
 
-    gt = pd.concat([
-        pd.DataFrame({"source_system": s, "source_id": records[s]["source_id"],
-                      "entity_id": records[s]["entity_id"]}) for s in SYSTEMS
-    ], ignore_index=True)
+    gt = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "source_system": s,
+                    "source_id": records[s]["source_id"],
+                    "entity_id": records[s]["entity_id"],
+                }
+            )
+            for s in SYSTEMS
+        ],
+        ignore_index=True,
+    )
     gt.to_csv(paths["gt_customers"], index=False, encoding="utf-8", lineterminator="\n")
     orders["truth"].to_csv(paths["gt_orders"], index=False, lineterminator="\n")
     orders["discrepancies"].to_csv(paths["gt_discrepancies"], index=False, lineterminator="\n")
-    meta = {"seed": seed, "customers": customers, "business_date": business_date.isoformat(),
-            "rates": rates.to_dict()}
-    paths["gt_rates"].write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
-                                 encoding="utf-8")
+    meta = {
+        "seed": seed,
+        "customers": customers,
+        "business_date": business_date.isoformat(),
+        "rates": rates.to_dict(),
+    }
+    paths["gt_rates"].write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
     return {
         "customers": customers,
@@ -109,8 +130,11 @@ def generate_demo(
         "business_date": business_date.isoformat(),
         "records": {s: len(records[s]) for s in SYSTEMS},
         "duplicates": {s: int(records[s]["is_dup"].sum()) for s in SYSTEMS},
-        "orders": {"erp": len(orders["vbak"]), "sales": len(orders["sales"]),
-                   "total": len(orders["truth"])},
+        "orders": {
+            "erp": len(orders["vbak"]),
+            "sales": len(orders["sales"]),
+            "total": len(orders["truth"]),
+        },
         "discrepancies": {k: order_counts.get(k, 0) for k in ORDER_KINDS},
         "record_defects": dict(sorted(defects.items())),
         "elapsed_seconds": round(time.perf_counter() - start, 3),
@@ -125,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--business-date", type=dt.date.fromisoformat, default=DEFAULT_BUSINESS_DATE)
     args = ap.parse_args(argv)
-    summary = generate_demo(args.out_dir, args.customers, args.seed,
-                            business_date=args.business_date)
+    summary = generate_demo(
+        args.out_dir, args.customers, args.seed, business_date=args.business_date
+    )
     print(json.dumps(summary, indent=2))
 
 

@@ -34,8 +34,13 @@ def _cents(x: np.ndarray) -> np.ndarray:
 
 
 def generate_orders(
-    ent: pd.DataFrame, member: dict[str, np.ndarray], records: dict[str, pd.DataFrame],
-    rates: ErrorRates, business_date: dt.date, rng: np.random.Generator, counts: Counter,
+    ent: pd.DataFrame,
+    member: dict[str, np.ndarray],
+    records: dict[str, pd.DataFrame],
+    rates: ErrorRates,
+    business_date: dt.date,
+    rng: np.random.Generator,
+    counts: Counter,
 ) -> dict[str, pd.DataFrame]:
     """Return frames 'truth', 'discrepancies', 'vbak' and 'sales' (source formats)."""
     n_ent = len(ent)
@@ -49,11 +54,13 @@ def generate_orders(
     e, age, date = e[order], age[order], date[order]
     number = FIRST_ORDER_NUMBER + np.arange(n)
     cents = np.maximum(1000, np.round(np.exp(rng.normal(np.log(2000), 1.0, n)) * 100)).astype(
-        np.int64)
+        np.int64
+    )
     currency = pd.Series(ent["country"].to_numpy()[e]).map(CURRENCY_OF_COUNTRY).to_numpy()
     u, v, w = rng.random(n), rng.random(n), rng.random(n)
-    status = np.where(v < np.minimum(0.95, age / 60.0), "completed",
-                      np.where(w < 0.5, "open", "in_progress")).astype(object)
+    status = np.where(
+        v < np.minimum(0.95, age / 60.0), "completed", np.where(w < 0.5, "open", "in_progress")
+    ).astype(object)
     status[u < 0.05] = "cancelled"
 
     in_sales_cust = member["sales"][e]
@@ -99,36 +106,69 @@ def generate_orders(
 
     def add(kind: str, mask: np.ndarray, detail) -> None:
         counts[kind] += int(mask.sum())
-        disc.append(pd.DataFrame({"order_number": num_s[mask], "kind": kind,
-                                  "detail": detail}))
+        disc.append(pd.DataFrame({"order_number": num_s[mask], "kind": kind, "detail": detail}))
 
-    add("status_mismatch", st_mis, [f"erp={a} sales={b}" for a, b in
-                                    zip(erp_code[st_mis], sales_status[st_mis], strict=True)])
-    add("amount_mismatch", am_mis, [f"erp={a / 100:.2f} sales={b / 100:.2f}" for a, b in
-                                    zip(erp_cents[am_mis], sales_cents[am_mis], strict=True)])
+    add(
+        "status_mismatch",
+        st_mis,
+        [f"erp={a} sales={b}" for a, b in zip(erp_code[st_mis], sales_status[st_mis], strict=True)],
+    )
+    add(
+        "amount_mismatch",
+        am_mis,
+        [
+            f"erp={a / 100:.2f} sales={b / 100:.2f}"
+            for a, b in zip(erp_cents[am_mis], sales_cents[am_mis], strict=True)
+        ],
+    )
     add("missing_in_erp", miss_erp, "order only in sales")
     add("missing_in_sales", miss_sales, "order only in erp")
-    add("duplicate_customer", dup_cust, [f"KUNNR {a} is a duplicate of {b}" for a, b in
-                                         zip(kunnr[dup_cust], primary_kunnr[dup_cust],
-                                             strict=True)])
+    add(
+        "duplicate_customer",
+        dup_cust,
+        [
+            f"KUNNR {a} is a duplicate of {b}"
+            for a, b in zip(kunnr[dup_cust], primary_kunnr[dup_cust], strict=True)
+        ],
+    )
     discrepancies = pd.concat(disc, ignore_index=True)
     discrepancies["_n"] = discrepancies["order_number"].astype(np.int64)
     discrepancies = discrepancies.sort_values(["_n", "kind"], kind="stable").drop(columns="_n")
 
-    truth = pd.DataFrame({
-        "order_number": num_s, "entity_id": ent["entity_id"].to_numpy()[e],
-        "in_erp": in_erp, "in_sales": in_sales, "status": status,
-        "amount": _cents(cents), "currency": currency,
-    })
-    vbak = pd.DataFrame({
-        "VBELN": np.char.zfill(number.astype(str), 10).astype(object), "KUNNR": kunnr,
-        "AUDAT": np.char.replace(iso_day, "-", "").astype(object), "NETWR": erp_cents / 100.0,
-        "WAERK": currency, "GBSTK": erp_code,
-    })[in_erp]
-    sales = pd.DataFrame({
-        "order_no": "SO-" + num_s, "customer_code": sales_code,
-        "order_date": iso_day.astype(object), "amount": _cents(sales_cents),
-        "currency": currency, "status": sales_status,
-    })[in_sales]
-    return {"truth": truth, "discrepancies": discrepancies.reset_index(drop=True),
-            "vbak": vbak.reset_index(drop=True), "sales": sales.reset_index(drop=True)}
+    truth = pd.DataFrame(
+        {
+            "order_number": num_s,
+            "entity_id": ent["entity_id"].to_numpy()[e],
+            "in_erp": in_erp,
+            "in_sales": in_sales,
+            "status": status,
+            "amount": _cents(cents),
+            "currency": currency,
+        }
+    )
+    vbak = pd.DataFrame(
+        {
+            "VBELN": np.char.zfill(number.astype(str), 10).astype(object),
+            "KUNNR": kunnr,
+            "AUDAT": np.char.replace(iso_day, "-", "").astype(object),
+            "NETWR": erp_cents / 100.0,
+            "WAERK": currency,
+            "GBSTK": erp_code,
+        }
+    )[in_erp]
+    sales = pd.DataFrame(
+        {
+            "order_no": "SO-" + num_s,
+            "customer_code": sales_code,
+            "order_date": iso_day.astype(object),
+            "amount": _cents(sales_cents),
+            "currency": currency,
+            "status": sales_status,
+        }
+    )[in_sales]
+    return {
+        "truth": truth,
+        "discrepancies": discrepancies.reset_index(drop=True),
+        "vbak": vbak.reset_index(drop=True),
+        "sales": sales.reset_index(drop=True),
+    }

@@ -10,8 +10,16 @@ from custpipe.demo.reference import CITIES, CN_MOBILE_PREFIXES, DE_MOBILE_PREFIX
 # style names per country; the first style of SYSTEM_STYLE is the system's own convention
 STYLES = {
     "CN": ("nat_dash", "nat_compact", "intl", "intl00", "intl_dash", "nat_space", "nat_paren"),
-    "DE": ("intl", "nat_slash", "nat_space", "nat_paren", "intl00", "intl_trunk", "e164",
-           "nat_dash"),
+    "DE": (
+        "intl",
+        "nat_slash",
+        "nat_space",
+        "nat_paren",
+        "intl00",
+        "intl_trunk",
+        "e164",
+        "nat_dash",
+    ),
     "US": ("nat_paren", "nat_dash", "nat_dots", "intl", "intl_dash", "nat_compact", "e164"),
 }
 SYSTEM_STYLE = {"erp": "intl", "crm": "intl", "sales": "nat_dash", "service": "e164"}
@@ -35,8 +43,10 @@ def generate_phone_parts(
         codes_per_city = [c[4] for c in cities]
         pick = rng.integers(0, 2, k)
         land_area = np.array(
-            [codes_per_city[c][p % len(codes_per_city[c])] for c, p in zip(city_idx[m], pick,
-                                                                         strict=True)],
+            [
+                codes_per_city[c][p % len(codes_per_city[c])]
+                for c, p in zip(city_idx[m], pick, strict=True)
+            ],
             dtype=object,
         )
         if cc == "CN":
@@ -108,7 +118,10 @@ def _render(style: str, p: pd.DataFrame, country: pd.Series) -> pd.Series:
 
 
 def format_phones(
-    parts: pd.DataFrame, country: pd.Series, system: str, variant: np.ndarray,
+    parts: pd.DataFrame,
+    country: pd.Series,
+    system: str,
+    variant: np.ndarray,
     rng: np.random.Generator,
 ) -> pd.Series:
     """Render phones in the system's convention, or a random variant where ``variant``."""

@@ -24,8 +24,22 @@ class LocalePool:
     streets: np.ndarray
 
 
-_ASCII = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe",
-                        "Ü": "Ue", "é": "e", "è": "e", "á": "a", "ó": "o", "í": "i"})
+_ASCII = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        "Ä": "Ae",
+        "Ö": "Oe",
+        "Ü": "Ue",
+        "é": "e",
+        "è": "e",
+        "á": "a",
+        "ó": "o",
+        "í": "i",
+    }
+)
 
 
 def to_ascii_slug(text: str) -> str:

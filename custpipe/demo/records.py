@@ -40,8 +40,9 @@ def salesforce_ids(seq: np.ndarray, offset: int) -> np.ndarray:
     chars = np.concatenate([np.broadcast_to(prefix, (n, 9)), body], axis=1)
     upper = (chars >= "A") & (chars <= "Z")
     weights = np.array([1, 2, 4, 8, 16])
-    suffix = np.stack([(upper[:, 5 * k:5 * k + 5] * weights).sum(axis=1) for k in range(3)],
-                      axis=1)
+    suffix = np.stack(
+        [(upper[:, 5 * k : 5 * k + 5] * weights).sum(axis=1) for k in range(3)], axis=1
+    )
     full = np.concatenate([chars, np.array(list(_SF_SUFFIX))[suffix]], axis=1)
     return np.array(["".join(row) for row in full], dtype=object)
 
@@ -58,8 +59,12 @@ def make_ids(system: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def build_records(
-    ent: pd.DataFrame, system: str, member: np.ndarray, dup_rate: float,
-    business_date: dt.date, rng: np.random.Generator,
+    ent: pd.DataFrame,
+    system: str,
+    member: np.ndarray,
+    dup_rate: float,
+    business_date: dt.date,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Entity rows of one system plus duplicates, ordered by creation, with ids and dates."""
     rows = np.flatnonzero(member)

@@ -14,23 +14,87 @@ import zhconv
 
 from custpipe.demo.reference import CITIES, COUNTRY_LABELS, INDUSTRIES, REGION_CODES
 
-KNA1_COLS = ["KUNNR", "NAME1", "NAME2", "STRAS", "ORT01", "PSTLZ", "REGIO", "LAND1", "TELF1",
-             "SMTP_ADDR", "STCD1", "KTOKD", "KDGRP", "ERDAT", "AEDAT", "LOEVM"]
-VBAK_COLS = {"VBELN": "TEXT", "KUNNR": "TEXT", "AUDAT": "TEXT", "NETWR": "REAL",
-             "WAERK": "TEXT", "GBSTK": "TEXT"}
-ACCOUNT_COLS = {
-    "Id": "TEXT", "Name": "TEXT", "IsPersonAccount": "INTEGER", "FirstName": "TEXT",
-    "LastName": "TEXT", "PersonEmail": "TEXT", "BillingStreet": "TEXT", "BillingCity": "TEXT",
-    "BillingState": "TEXT", "BillingPostalCode": "TEXT", "BillingCountry": "TEXT",
-    "Phone": "TEXT", "Website": "TEXT", "Industry": "TEXT", "Tier__c": "TEXT",
-    "Tax_Number__c": "TEXT", "LastModifiedDate": "TEXT", "IsDeleted": "INTEGER",
+KNA1_COLS = [
+    "KUNNR",
+    "NAME1",
+    "NAME2",
+    "STRAS",
+    "ORT01",
+    "PSTLZ",
+    "REGIO",
+    "LAND1",
+    "TELF1",
+    "SMTP_ADDR",
+    "STCD1",
+    "KTOKD",
+    "KDGRP",
+    "ERDAT",
+    "AEDAT",
+    "LOEVM",
+]
+VBAK_COLS = {
+    "VBELN": "TEXT",
+    "KUNNR": "TEXT",
+    "AUDAT": "TEXT",
+    "NETWR": "REAL",
+    "WAERK": "TEXT",
+    "GBSTK": "TEXT",
 }
-SALES_CUSTOMER_COLS = ["客户编号", "客户名称", "联系人", "电话", "邮箱", "地址", "城市", "省份",
-                       "邮编", "国家", "税号", "客户等级", "更新时间"]
+ACCOUNT_COLS = {
+    "Id": "TEXT",
+    "Name": "TEXT",
+    "IsPersonAccount": "INTEGER",
+    "FirstName": "TEXT",
+    "LastName": "TEXT",
+    "PersonEmail": "TEXT",
+    "BillingStreet": "TEXT",
+    "BillingCity": "TEXT",
+    "BillingState": "TEXT",
+    "BillingPostalCode": "TEXT",
+    "BillingCountry": "TEXT",
+    "Phone": "TEXT",
+    "Website": "TEXT",
+    "Industry": "TEXT",
+    "Tier__c": "TEXT",
+    "Tax_Number__c": "TEXT",
+    "LastModifiedDate": "TEXT",
+    "IsDeleted": "INTEGER",
+}
+SALES_CUSTOMER_COLS = [
+    "客户编号",
+    "客户名称",
+    "联系人",
+    "电话",
+    "邮箱",
+    "地址",
+    "城市",
+    "省份",
+    "邮编",
+    "国家",
+    "税号",
+    "客户等级",
+    "更新时间",
+]
 SALES_ORDER_COLS = ["order_no", "customer_code", "order_date", "amount", "currency", "status"]
-_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
-                         "ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "Ae", "ł": "l",
-                         "Ł": "L", "đ": "d", "œ": "oe"})
+_GERMAN = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "Ä": "Ae",
+        "Ö": "Oe",
+        "Ü": "Ue",
+        "ß": "ss",
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "Ae",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "œ": "oe",
+    }
+)
 _GERMAN_CHARS = "äöüÄÖÜß"
 
 
@@ -41,8 +105,10 @@ def _write_table(path: Path, table: str, cols: dict[str, str], df: pd.DataFrame)
         con.execute("PRAGMA synchronous=OFF")
         con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in cols.items())})")
         marks = ", ".join("?" * len(cols))
-        con.executemany(f"INSERT INTO {table} VALUES ({marks})",
-                        df[list(cols)].itertuples(index=False, name=None))
+        con.executemany(
+            f"INSERT INTO {table} VALUES ({marks})",
+            df[list(cols)].itertuples(index=False, name=None),
+        )
         con.commit()
     finally:
         con.close()
@@ -81,20 +147,31 @@ def _none_if_empty(s: pd.Series) -> pd.Series:
     return s.where(s != "", None)
 
 
-def write_erp(rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator,
-              deleted_rate: float) -> None:
+def write_erp(
+    rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator, deleted_rate: float
+) -> None:
     """ERP customer master KNA1 (SAP-like, '' for missing values)."""
     name = rec["name"]
-    df = pd.DataFrame({
-        "KUNNR": rec["source_id"], "NAME1": name.str[:35], "NAME2": name.str[35:],
-        "STRAS": rec["street"], "ORT01": rec["city"], "PSTLZ": rec["postcode"],
-        "REGIO": _clean_region_codes(rec), "LAND1": rec["country"], "TELF1": rec["phone"],
-        "SMTP_ADDR": rec["email"], "STCD1": rec["tax_id"],
-        "KTOKD": np.where(rec["is_company"], "Z001", "Z002"), "KDGRP": tiers,
-        "ERDAT": fmt_time(rec["rec_created"], "ymd"),
-        "AEDAT": fmt_time(rec["rec_updated"], "ymd"),
-        "LOEVM": np.where(rng.random(len(rec)) < deleted_rate, "X", ""),
-    })
+    df = pd.DataFrame(
+        {
+            "KUNNR": rec["source_id"],
+            "NAME1": name.str[:35],
+            "NAME2": name.str[35:],
+            "STRAS": rec["street"],
+            "ORT01": rec["city"],
+            "PSTLZ": rec["postcode"],
+            "REGIO": _clean_region_codes(rec),
+            "LAND1": rec["country"],
+            "TELF1": rec["phone"],
+            "SMTP_ADDR": rec["email"],
+            "STCD1": rec["tax_id"],
+            "KTOKD": np.where(rec["is_company"], "Z001", "Z002"),
+            "KDGRP": tiers,
+            "ERDAT": fmt_time(rec["rec_created"], "ymd"),
+            "AEDAT": fmt_time(rec["rec_updated"], "ymd"),
+            "LOEVM": np.where(rng.random(len(rec)) < deleted_rate, "X", ""),
+        }
+    )
     _write_table(path, "KNA1", dict.fromkeys(KNA1_COLS, "TEXT"), df)
 
 
@@ -103,26 +180,37 @@ def write_vbak(vbak: pd.DataFrame, path: Path) -> None:
     _write_table(path, "VBAK", VBAK_COLS, vbak)
 
 
-def write_crm(rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator,
-              deleted_rate: float) -> None:
+def write_crm(
+    rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator, deleted_rate: float
+) -> None:
     """CRM Account table (Salesforce-like, NULL for missing values)."""
     person = ~rec["is_company"]
     n = len(rec)
     web = rec["website"].where(rng.random(n) < 0.7, "http://" + rec["website"])
     web = web.where(rec["website"] != "", "")
     industry = pd.Series([INDUSTRIES[i][0] for i in rec["industry"]], dtype=object)
-    df = pd.DataFrame({
-        "Id": rec["source_id"], "Name": rec["name"], "IsPersonAccount": person.astype(int),
-        "FirstName": rec["given"].where(person, ""), "LastName": rec["family"].where(person, ""),
-        "PersonEmail": rec["email"].where(person, ""), "BillingStreet": rec["street"],
-        "BillingCity": rec["city"], "BillingState": rec["region"],
-        "BillingPostalCode": rec["postcode"],
-        "BillingCountry": _labels(rec["country"], "crm", rng), "Phone": rec["phone"],
-        "Website": web, "Industry": industry.where(~person, ""), "Tier__c": tiers,
-        "Tax_Number__c": rec["tax_id"],
-        "LastModifiedDate": fmt_time(rec["rec_updated"], "crm"),
-        "IsDeleted": (rng.random(n) < deleted_rate).astype(int),
-    })
+    df = pd.DataFrame(
+        {
+            "Id": rec["source_id"],
+            "Name": rec["name"],
+            "IsPersonAccount": person.astype(int),
+            "FirstName": rec["given"].where(person, ""),
+            "LastName": rec["family"].where(person, ""),
+            "PersonEmail": rec["email"].where(person, ""),
+            "BillingStreet": rec["street"],
+            "BillingCity": rec["city"],
+            "BillingState": rec["region"],
+            "BillingPostalCode": rec["postcode"],
+            "BillingCountry": _labels(rec["country"], "crm", rng),
+            "Phone": rec["phone"],
+            "Website": web,
+            "Industry": industry.where(~person, ""),
+            "Tier__c": tiers,
+            "Tax_Number__c": rec["tax_id"],
+            "LastModifiedDate": fmt_time(rec["rec_updated"], "crm"),
+            "IsDeleted": (rng.random(n) < deleted_rate).astype(int),
+        }
+    )
     for col, typ in ACCOUNT_COLS.items():
         if typ == "TEXT":
             df[col] = _none_if_empty(df[col].astype(object))
@@ -154,20 +242,31 @@ def _encodable(text: str) -> bool:
         return False
 
 
-def write_sales_customers(rec: pd.DataFrame, tiers: np.ndarray, path: Path,
-                          rng: np.random.Generator) -> None:
+def write_sales_customers(
+    rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator
+) -> None:
     """Sales customers export: GBK, Chinese headers, transliterated where needed."""
     cn = rec["country"] == "CN"
     contact = (rec["contact_family"] + rec["contact_given"]).where(
-        cn, rec["contact_given"] + " " + rec["contact_family"])
-    df = pd.DataFrame({
-        "客户编号": rec["source_id"], "客户名称": rec["name"], "联系人": contact,
-        "电话": rec["phone"],
-        "邮箱": rec["email"], "地址": rec["street"], "城市": rec["city"], "省份": rec["region"],
-        "邮编": rec["postcode"], "国家": _labels(rec["country"], "sales", rng),
-        "税号": rec["tax_id"], "客户等级": tiers,
-        "更新时间": fmt_time(rec["rec_updated"], "sales"),
-    })
+        cn, rec["contact_given"] + " " + rec["contact_family"]
+    )
+    df = pd.DataFrame(
+        {
+            "客户编号": rec["source_id"],
+            "客户名称": rec["name"],
+            "联系人": contact,
+            "电话": rec["phone"],
+            "邮箱": rec["email"],
+            "地址": rec["street"],
+            "城市": rec["city"],
+            "省份": rec["region"],
+            "邮编": rec["postcode"],
+            "国家": _labels(rec["country"], "sales", rng),
+            "税号": rec["tax_id"],
+            "客户等级": tiers,
+            "更新时间": fmt_time(rec["rec_updated"], "sales"),
+        }
+    )
     for col in SALES_CUSTOMER_COLS:
         values = df[col].to_numpy(dtype=object)
         joined = "\x00".join(values)
@@ -181,28 +280,49 @@ def write_sales_orders(orders: pd.DataFrame, path: Path) -> None:
     orders[SALES_ORDER_COLS].to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def write_service(rec: pd.DataFrame, tiers: np.ndarray, path: Path,
-                  rng: np.random.Generator) -> None:
+def write_service(
+    rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator
+) -> None:
     """Service desk customers as JSON Lines; missing values null or absent."""
     n = len(rec)
     absent = rng.random(n) < 0.3
     country = _labels(rec["country"], "service", rng)
     updated = fmt_time(rec["rec_updated"], "iso")
-    cols = {c: rec[c].to_numpy() for c in ("source_id", "is_company", "name", "given", "family",
-                                           "email", "phone", "street", "city", "postcode",
-                                           "tax_id")}
+    cols = {
+        c: rec[c].to_numpy()
+        for c in (
+            "source_id",
+            "is_company",
+            "name",
+            "given",
+            "family",
+            "email",
+            "phone",
+            "street",
+            "city",
+            "postcode",
+            "tax_id",
+        )
+    }
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         for i in range(n):
             org = bool(cols["is_company"][i])
-            obj = {"id": cols["source_id"][i], "kind": "organisation" if org else "contact",
-                   "name": cols["name"][i]}
+            obj = {
+                "id": cols["source_id"][i],
+                "kind": "organisation" if org else "contact",
+                "name": cols["name"][i],
+            }
             if not org:
                 obj["first_name"] = cols["given"][i]
                 obj["last_name"] = cols["family"][i]
             obj["email"] = cols["email"][i]
             obj["phone"] = cols["phone"][i]
-            obj["address"] = {"street": cols["street"][i], "city": cols["city"][i],
-                              "zip": cols["postcode"][i], "country": country[i]}
+            obj["address"] = {
+                "street": cols["street"][i],
+                "city": cols["city"][i],
+                "zip": cols["postcode"][i],
+                "country": country[i],
+            }
             obj["vat_id"] = cols["tax_id"][i] if org else ""
             obj["segment"] = tiers[i]
             obj["updated_at"] = updated[i]

@@ -1,7 +1,9 @@
 """Apply a dataset's declarative field map to raw source rows.
 
 Problems are never silently nulled: every unmapped code, unparseable date or missing
-value that the rules meet is returned as a `MappingIssue` with source, column, count.
+required value is returned as a `MappingIssue` (source, field, column, count), and the rows
+it concerns are flagged in the `mapping_errors` column so the quality stage can quarantine
+them with their reasons. A dataset in strict mode (`on_unmapped_code: fail`) raises instead.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from custpipe.config import DatasetConfig, FieldRule
@@ -17,6 +20,11 @@ _LEGAL_FORM_HINT = re.compile(
     r"(有限|公司|集团|GmbH|G\.m\.b\.H|AG$|KG$|Inc|LLC|L\.L\.C|Ltd|Limited|Corp|Company|PLC)",
     re.IGNORECASE,
 )
+DATE_FIELDS = ("source_updated_at", "created_at", "order_date", "birth_date")
+
+
+class MappingError(ValueError):
+    """The mapping cannot be applied (strict mode, or a broken expression)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class MappingIssue:
     problem: str
     rows: int
     examples: tuple[str, ...] = ()  # only non-personal values (codes), never customer data
+    rule: str = ""  # the quarantine rule of the rows concerned ("" = not row-level)
 
     def __str__(self) -> str:
         ex = f" (values: {', '.join(self.examples)})" if self.examples else ""
@@ -43,9 +52,26 @@ def _blank_to_none(s: pd.Series) -> pd.Series:
     return stripped.where(stripped.notna() & (stripped != ""), None)
 
 
-def _input(raw: pd.DataFrame, rule: FieldRule) -> pd.Series:
+def _expression(raw: pd.DataFrame, expr: str, source: str, field: str) -> pd.Series:
+    con = duckdb.connect()
+    try:
+        con.register("raw", raw)
+        values = con.execute(f"SELECT ({expr})::VARCHAR AS v FROM raw").df()["v"]
+    except duckdb.Error as exc:
+        raise MappingError(
+            f"source '{source}', field '{field}': expression {expr!r} cannot be evaluated: "
+            f"{str(exc).splitlines()[0]}. Quote column names with double quotes."
+        ) from exc
+    finally:
+        con.close()
+    return _blank_to_none(pd.Series(values.values, index=raw.index, dtype=object))
+
+
+def _input(raw: pd.DataFrame, rule: FieldRule, source: str, field: str) -> pd.Series:
     if rule.const is not None:
         return pd.Series([rule.const] * len(raw), index=raw.index, dtype=object)
+    if rule.expr is not None:
+        return _expression(raw, rule.expr, source, field)
     if rule.concat:
         parts = [_blank_to_none(raw[c]) for c in rule.concat]
         joined = parts[0].copy()
@@ -57,9 +83,23 @@ def _input(raw: pd.DataFrame, rule: FieldRule) -> pd.Series:
     return _blank_to_none(raw[rule.column])
 
 
+def _split(values: pd.Series, sep: str, part: int) -> pd.Series:
+    def pick(value):
+        if not isinstance(value, str):
+            return value
+        pieces = [p.strip() for p in value.split(sep)]
+        try:
+            return pieces[part] or None
+        except IndexError:
+            return None
+
+    return values.map(pick)
+
+
 def _crosswalk(
     values: pd.Series, rule: FieldRule, source: str, field: str, issues: list[MappingIssue]
-) -> pd.Series:
+) -> tuple[pd.Series, pd.Series]:
+    """Mapped values, and the mask of rows whose code has no crosswalk entry."""
     table = {str(k): v for k, v in rule.crosswalk.items()}
     present = values.notna()
     mapped = values.map(lambda v: table.get(str(v), v) if v is not None else None)
@@ -70,15 +110,16 @@ def _crosswalk(
             MappingIssue(
                 source,
                 field,
-                rule.column or "+".join(rule.concat or []),
-                "code without a crosswalk entry (kept as-is, will be quarantined)",
+                rule.column or "+".join(rule.concat or []) or "expr",
+                "code without a crosswalk entry (kept as-is, row quarantined)",
                 int(unmapped.sum()),
                 tuple(counts.index[:5]),
+                rule=f"crosswalk_covered:{field}",
             )
         )
     if "" in table:
         mapped = mapped.where(present, table[""])
-    return mapped
+    return mapped, unmapped
 
 
 def _dates(
@@ -120,27 +161,67 @@ def _transform(values: pd.Series, name: str) -> pd.Series:
     raise ValueError(f"unknown transform {name!r}")
 
 
+def _flag(errors: pd.Series, mask: pd.Series, rule: str) -> pd.Series:
+    """Append `rule` to the `;`-separated error list of the rows in `mask`."""
+    return errors.where(~mask, errors.map(lambda e: f"{e};{rule}" if e else rule))
+
+
 def map_fields(
     raw: pd.DataFrame, dataset: DatasetConfig, source: str
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
-    """Return one column per mapped canonical field (plus `source_id`), and the issues met."""
+    """One column per mapped canonical field, plus `source_id` and `mapping_errors`.
+
+    `mapping_errors` lists, per row, the mapping rules it broke (None when clean).
+    """
     issues: list[MappingIssue] = []
     out = pd.DataFrame(index=raw.index)
+    errors = pd.Series(None, index=raw.index, dtype=object)
     out["source_id"] = _blank_to_none(raw[dataset.id])
-    missing_ids = int(out["source_id"].isna().sum())
-    if missing_ids:
+    missing_ids = out["source_id"].isna()
+    if missing_ids.any():
         issues.append(
-            MappingIssue(source, "source_id", dataset.id, "missing record id", missing_ids)
+            MappingIssue(
+                source, "source_id", dataset.id, "missing record id", int(missing_ids.sum())
+            )
         )
     for field, rule in dataset.fields.items():
-        values = _input(raw, rule)
+        values = _input(raw, rule, source, field)
+        if rule.split is not None:
+            values = _split(values, rule.split, rule.part)
         if rule.transform:
             values = _transform(values, rule.transform)
         if rule.crosswalk is not None:
-            values = _crosswalk(values, rule, source, field, issues)
-        if rule.date_format or field in ("source_updated_at", "order_date", "birth_date"):
+            values, unmapped = _crosswalk(values, rule, source, field, issues)
+            errors = _flag(errors, unmapped, f"crosswalk_covered:{field}")
+        if rule.date_format or field in DATE_FIELDS:
             values = _dates(values, rule, source, field, issues)
         if rule.default is not None:
             values = values.where(values.notna(), rule.default)
         out[field] = values
+    for field in dataset.required:
+        absent = out[field].isna()
+        if absent.any():
+            rule = dataset.fields[field]
+            issues.append(
+                MappingIssue(
+                    source,
+                    field,
+                    rule.column or "+".join(rule.concat or []) or "expr",
+                    "required value missing (row quarantined)",
+                    int(absent.sum()),
+                    rule=f"required:{field}",
+                )
+            )
+            errors = _flag(errors, absent, f"required:{field}")
+    if dataset.on_unmapped_code == "fail":
+        gaps = [i for i in issues if i.rule.startswith("crosswalk_covered:")]
+        if gaps:
+            raise MappingError(
+                f"source '{source}' is in strict mode (on_unmapped_code: fail) and its data has "
+                "codes without a crosswalk entry:\n"
+                + "\n".join(f"  - {i}" for i in gaps)
+                + "\nAdd the codes to the crosswalk in the source's mapping file, or set "
+                "on_unmapped_code: quarantine to hold those rows back instead."
+            )
+    out["mapping_errors"] = errors
     return out, issues

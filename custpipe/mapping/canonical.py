@@ -48,9 +48,12 @@ STAGED_CUSTOMER_COLUMNS: tuple[str, ...] = (
     "country",
     "segment",
     "segment_raw",
+    "status",
     "is_deleted",
+    "created_at",
     "source_updated_at",
     "source_values",
+    "mapping_errors",
     "record_hash",
 )
 STAGED_ORDER_COLUMNS: tuple[str, ...] = (
@@ -63,6 +66,7 @@ STAGED_ORDER_COLUMNS: tuple[str, ...] = (
     "currency",
     "status",
     "source_values",
+    "mapping_errors",
 )
 
 
@@ -78,7 +82,10 @@ def _start(raw: pd.DataFrame, dataset: DatasetConfig, source: str, fields: tuple
 
 
 def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
-    cols = [c for c in dataset.source_columns() if c in raw]
+    if any(rule.expr for rule in dataset.fields.values()):
+        cols = list(raw.columns)  # an expression may read any column
+    else:
+        cols = [c for c in dataset.source_columns() if c in raw]
     records = raw[cols].to_dict(orient="records")
     return pd.Series([json.dumps(r, ensure_ascii=False) for r in records], index=raw.index)
 
@@ -146,10 +153,17 @@ def stage_customers(
         if seg_rule is not None and seg_rule.column
         else pd.Series(None, index=raw.index, dtype=object)
     )
+    out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
     out["is_deleted"] = m["is_deleted"].map(lambda v: str(v).lower() in ("true", "1", "x", "yes"))
+    out["created_at"] = pd.to_datetime(m["created_at"])
     out["source_updated_at"] = pd.to_datetime(m["source_updated_at"])
+    out["mapping_errors"] = m["mapping_errors"]
     out["source_values"] = _source_values(raw, dataset)
-    canon = [c for c in STAGED_CUSTOMER_COLUMNS if c not in ("source_values", "record_hash")]
+    canon = [
+        c
+        for c in STAGED_CUSTOMER_COLUMNS
+        if c not in ("source_values", "mapping_errors", "record_hash")
+    ]
     out["record_hash"] = _record_hash(out, canon)
     for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
         out[col] = out[col].astype("boolean")
@@ -187,4 +201,5 @@ def stage_orders(
     )
     out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
     out["source_values"] = _source_values(raw, dataset)
+    out["mapping_errors"] = m["mapping_errors"]
     return out[list(STAGED_ORDER_COLUMNS)], issues

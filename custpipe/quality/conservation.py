@@ -19,46 +19,57 @@ class ConservationReport:
     quarantined: int
     in_both: int
     in_neither: int
-    landing_rows: int
+    landing_rows: int  # rows of each source's newest landing folder ...
+    landing_staged: int  # ... and how many staged records came from those folders
 
     @property
     def ok(self) -> bool:
-        """True when every staged record is in exactly one place and staging equals landing."""
+        """Every staged record in exactly one place; every newest landed row staged."""
         return (
             self.in_both == 0
             and self.in_neither == 0
             and self.staged == self.in_xref + self.quarantined
-            and self.landing_rows == self.staged
+            and self.landing_rows == self.landing_staged
         )
 
     def summary(self) -> str:
         """One line for the on-call engineer."""
         state = "holds" if self.ok else "VIOLATED"
         return (
-            f"conservation {state}: landing {self.landing_rows}, staged {self.staged} = "
-            f"xref {self.in_xref} + quarantine {self.quarantined}; in both {self.in_both}, "
-            f"in neither {self.in_neither}"
+            f"conservation {state}: newest landing {self.landing_rows} rows, "
+            f"{self.landing_staged} staged from it; staged {self.staged} = xref {self.in_xref} "
+            f"+ quarantine {self.quarantined}; in both {self.in_both}, in neither {self.in_neither}"
         )
 
 
-def _landing_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Rows in the landing folders that staging read (manifest, else the Parquet footers)."""
-    paths = [
-        r[0] for r in con.execute("SELECT DISTINCT landing_path FROM staging.customers").fetchall()
-    ]
-    total = 0
-    for folder in map(Path, paths):
+def _landing_rows(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Rows in each source's newest landing folder, and staged records that came from it."""
+    newest = con.execute(
+        """
+        WITH latest AS (SELECT source_system, max(landing_path) AS landing_path
+                        FROM staging.customers GROUP BY 1)
+        SELECT l.landing_path, count(*) FROM latest l
+        JOIN staging.customers s USING (source_system, landing_path) GROUP BY 1
+        """
+    ).fetchall()
+    landed = staged = 0
+    for folder, n in newest:
+        folder = Path(folder)
         manifest = folder / "manifest.json"
         if manifest.exists():
-            total += json.loads(manifest.read_text(encoding="utf-8"))["rows"]
+            landed += json.loads(manifest.read_text(encoding="utf-8"))["rows"]
         else:
-            total += sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("part-*.parquet"))
-    return total
+            landed += sum(
+                pq.ParquetFile(p).metadata.num_rows for p in folder.glob("part-*.parquet")
+            )
+        staged += n
+    return landed, staged
 
 
 def conservation_report(con: duckdb.DuckDBPyConnection) -> ConservationReport:
     """Compare staging.customers with mdm.customer_xref and the latest quarantine per source."""
-    row = con.execute("""
+    row = con.execute(
+        """
         WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
                         FROM quality.validation_runs GROUP BY source_system),
         q AS (SELECT DISTINCT q.source_system, q.source_id FROM quality.quarantine q
@@ -73,5 +84,7 @@ def conservation_report(con: duckdb.DuckDBPyConnection) -> ConservationReport:
         SELECT count(*), count(*) FILTER (WHERE in_x), count(*) FILTER (WHERE in_q),
                count(*) FILTER (WHERE in_x AND in_q), count(*) FILTER (WHERE NOT in_x AND NOT in_q)
         FROM s
-    """).fetchone()
-    return ConservationReport(*[int(v) for v in row], landing_rows=_landing_rows(con))
+    """
+    ).fetchone()
+    landed, staged = _landing_rows(con)
+    return ConservationReport(*[int(v) for v in row], landing_rows=landed, landing_staged=staged)

@@ -54,3 +54,49 @@ def rule_rows(outcome: SuiteOutcome, source: str, run_id: str, at: datetime) -> 
         rate = 1.0 - (o.failed / o.evaluated) if o.evaluated else (1.0 if o.success else 0.0)
         rows.append((run_id, at, source, o.rule, o.severity, o.evaluated, o.failed, round(rate, 6)))
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+
+
+MAPPING_RULE_TEXT = {
+    "crosswalk_covered": "The source code of field '{field}' has no entry in the source's "
+    "crosswalk: add the code to the mapping file (or correct it at the source).",
+    "required": "The required field '{field}' is empty: fill it in the source system.",
+}
+
+
+def _describe(rule: str) -> str:
+    kind, _, field = rule.partition(":")
+    return MAPPING_RULE_TEXT.get(kind, "Mapping rule '{field}' failed.").format(field=field)
+
+
+def mapping_quarantine_rows(
+    staged: pd.DataFrame, source: str, run_id: str, at: datetime
+) -> pd.DataFrame:
+    """One quarantine row per (record, mapping rule) from the staged `mapping_errors` column."""
+    flagged = staged.loc[staged["mapping_errors"].notna(), ["source_id", "mapping_errors"]]
+    rows = [
+        (source, source_id, f"mapping:{rule}", "quarantine", _describe(rule), run_id, at)
+        for source_id, errors in flagged.itertuples(index=False)
+        for rule in errors.split(";")
+    ]
+    return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+
+def mapping_rule_rows(
+    held: pd.DataFrame, evaluated: int, source: str, run_id: str, at: datetime
+) -> pd.DataFrame:
+    """Scorecard rows for the mapping rules that held rows back in this run."""
+    counts = held.groupby("rule")["source_id"].nunique()
+    rows = [
+        (
+            run_id,
+            at,
+            source,
+            rule,
+            "quarantine",
+            evaluated,
+            int(n),
+            round(1.0 - n / evaluated, 6) if evaluated else 0.0,
+        )
+        for rule, n in counts.items()
+    ]
+    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)

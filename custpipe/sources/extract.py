@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from custpipe.config import ConnectionConfig, DatasetConfig, SourceConfig
+from custpipe.config import ConnectionConfig, DatasetConfig, ReaderConfig, SourceConfig
 from custpipe.settings import Settings
 from custpipe.sources import readers
 
@@ -37,6 +38,8 @@ class ExtractResult:
     rows: int
     columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    mode: str = "full"  # or "incremental" (rows at or above the previous watermark only)
+    notes: tuple[str, ...] = ()  # warnings for the operator (never customer values)
 
 
 def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -> str:
@@ -53,22 +56,51 @@ def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -
     )
 
 
-def iter_raw(
-    source: SourceConfig, dataset: DatasetConfig, settings: Settings, business_date: date
-) -> Iterator[pd.DataFrame]:
-    """Raw rows of one dataset, in chunks, as strings."""
-    reader = dataset.reader
-    if reader.kind == "sql":
-        return readers.read_sql(
-            resolve_url(source.connection, source.name, settings), reader, source.name
-        )
-    path = Path(
+def source_path(reader: ReaderConfig, settings: Settings, business_date: date) -> Path:
+    """The file a file reader reads for a business date."""
+    return Path(
         settings.expand(
             reader.path, yyyymmdd=business_date.strftime("%Y%m%d"), date=business_date.isoformat()
         )
     )
-    fn = {"csv": readers.read_csv, "jsonl": readers.read_jsonl, "parquet": readers.read_parquet}
-    return fn[reader.kind](path, reader, source.name)
+
+
+def iter_raw(
+    source: SourceConfig,
+    dataset: DatasetConfig,
+    settings: Settings,
+    business_date: date,
+    notes: list[str] | None = None,
+    since: object | None = None,
+    state: dict | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Raw rows of one dataset, in chunks, as strings."""
+    reader = dataset.reader
+    if reader.kind == "sql":
+        url = resolve_url(source.connection, source.name, settings)
+        return readers.read_sql(url, reader, source.name, notes, since=since, state=state)
+    fn = {
+        "csv": readers.read_csv,
+        "jsonl": readers.read_jsonl,
+        "parquet": readers.read_parquet,
+        "xlsx": readers.read_xlsx,
+    }
+    return fn[reader.kind](source_path(reader, settings, business_date), reader, source.name, notes)
+
+
+def check_types(source: str, dataset: str, previous: dict, current: dict, used: list[str]) -> None:
+    """Fail when a column the mapping reads changed its type category since the last extract."""
+    changed = [
+        f"'{c}' ({previous[c]} -> {current[c]})"
+        for c in used
+        if c in previous and c in current and previous[c] != current[c]
+    ]
+    if changed:
+        raise SchemaDriftError(
+            f"source '{source}', dataset '{dataset}': column(s) {', '.join(changed)} changed type "
+            "since the last extraction. Check the mapping's date formats, crosswalks and "
+            "transforms for those columns, then run a full refresh of this source."
+        )
 
 
 def check_columns(source: str, dataset: str, expected: list[str], actual: list[str]) -> list[str]:
@@ -89,48 +121,97 @@ def check_columns(source: str, dataset: str, expected: list[str], actual: list[s
     return [c for c in actual if c not in expected]
 
 
+def previous_manifest(settings: Settings, source: str, dataset: str) -> dict | None:
+    """The manifest of the newest earlier extraction of a dataset (any business date)."""
+    folders = sorted(
+        settings.landing_dir.glob(f"*/{source}/*/{dataset}/manifest.json"),
+        key=lambda p: (p.parts[-5], p.parts[-3]),
+    )
+    return json.loads(folders[-1].read_text(encoding="utf-8")) if folders else None
+
+
 def extract_dataset(
     source: SourceConfig,
     name: str,
     settings: Settings,
     business_date: date,
     extracted_at: datetime | None = None,
+    full_refresh: bool = False,
 ) -> ExtractResult:
-    """Extract one dataset of a source into a new landing folder and return what was written."""
+    """Extract one dataset of a source into a new landing folder and return what was written.
+
+    With a `watermark` on the reader, only rows above the last extraction's maximum are read,
+    unless `full_refresh` (or there is no earlier extraction).
+    """
     dataset = source.datasets()[name]
+    reader = dataset.reader
+    before = previous_manifest(settings, source.name, name)
+    since = None
+    if reader.watermark and not full_refresh and before and before.get("watermark_max"):
+        since = readers.decode_watermark(before["watermark_max"])
     stamp = (extracted_at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     target = settings.landing_dir / business_date.isoformat() / source.name / stamp / name
     target.mkdir(parents=True, exist_ok=False)
     expected = dataset.source_columns()
+    notes: list[str] = []
+    state: dict = {}
     rows, columns, extra = 0, None, []
-    for part, chunk in enumerate(iter_raw(source, dataset, settings, business_date)):
-        if columns is None:
-            columns = list(chunk.columns)
-            extra = check_columns(source.name, name, expected, columns)
-        chunk = chunk.reindex(
-            columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))
-        )
-        table = pa.Table.from_pandas(
-            chunk, preserve_index=False, schema=pa.schema([(c, pa.string()) for c in chunk.columns])
-        )
-        pq.write_table(table, target / f"part-{part:05d}.parquet")
-        rows += len(chunk)
-    if columns is None:  # an empty source still leaves an (empty) landing file
-        columns = expected
+    try:
+        chunks = iter_raw(source, dataset, settings, business_date, notes, since, state)
+        for part, chunk in enumerate(chunks):
+            if columns is None:
+                columns = list(chunk.columns)
+                extra = check_columns(source.name, name, expected, columns)
+                if before and state.get("column_types"):
+                    check_types(
+                        source.name,
+                        name,
+                        before.get("column_types", {}),
+                        state["column_types"],
+                        expected,
+                    )
+            chunk = chunk.reindex(
+                columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))
+            )
+            schema = pa.schema([(c, pa.string()) for c in chunk.columns])
+            table = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
+            pq.write_table(table, target / f"part-{part:05d}.parquet")
+            rows += len(chunk)
+    except Exception:
+        shutil.rmtree(target.parent)  # no half-written extraction is ever left to be read
+        raise
+    if columns is None:  # an empty extraction still leaves an (empty) landing file
+        columns = list(state.get("column_types") or expected)
         pq.write_table(
             pa.table({c: pa.array([], pa.string()) for c in columns}), target / "part-00000.parquet"
         )
+    mark = state.get("watermark_max")
+    if mark is None and since is not None:
+        mark = since  # nothing new: the watermark stays where it was
     manifest = {
         "source": source.name,
         "dataset": name,
         "business_date": business_date.isoformat(),
         "extracted_at": stamp,
+        "mode": "incremental" if since is not None else "full",
         "rows": rows,
         "columns": columns,
         "extra_columns": extra,
+        "column_types": state.get("column_types", {}),
+        "watermark_column": reader.watermark,
+        "watermark_since": readers.encode_watermark(since) if since is not None else None,
+        "watermark_max": readers.encode_watermark(mark) if mark is not None else None,
+        "notes": notes,
     }
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-    return ExtractResult(name, target, rows, tuple(columns), tuple(extra))
+    return ExtractResult(
+        name, target, rows, tuple(columns), tuple(extra), manifest["mode"], tuple(notes)
+    )
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of a landing folder."""
+    return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
 
 
 def _order(first: list[str]):

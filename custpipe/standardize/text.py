@@ -13,8 +13,10 @@ import zhconv
 from custpipe.standardize._util import as_text, is_missing, map_unique
 
 # Control / format characters that never belong in master data (whitespace is handled apart).
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
-                         r"\u2060-\u2064\ufeff]")
+_CONTROL_RE = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\ufeff]"
+)
 _SPACE_RE = re.compile(r"\s+")
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 # CJK ideographs (basic + ext. A + compatibility); only such strings go through zhconv.

@@ -22,7 +22,7 @@ def settings(tmp_path) -> Settings:
     return Settings(tmp_path / "config", tmp_path / "data", tmp_path / "expectations")
 
 
-def csv_source(path: str, encoding: str = "utf-8", **fields) -> SourceConfig:
+def csv_source(path: str, encoding: str | None = "utf-8", **fields) -> SourceConfig:
     return SourceConfig.model_validate(
         {
             "name": "sales",
@@ -70,14 +70,70 @@ def test_each_extraction_gets_its_own_folder(tmp_path):
     assert latest_landing(s, "sales", "customers") == second.path
 
 
-def test_wrong_encoding_is_a_clear_error(tmp_path):
+def test_declared_encoding_that_does_not_fit_is_a_clear_error(tmp_path):
     s = settings(tmp_path)
     s.sources_dir.mkdir(parents=True)
-    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["华为"]}).to_csv(
-        s.sources_dir / "c.csv", index=False, encoding="gbk"
+    pd.DataFrame(
+        {"客户编号": ["S-1"] * 50, "客户名称": ["华为技术有限公司北京分公司"] * 50}
+    ).to_csv(s.sources_dir / "c.csv", index=False, encoding="gb18030")
+    with pytest.raises(
+        SourceReadError,
+        match=r"source 'sales'.*not valid utf-8-sig.*looks like 'gb18030'. Set 'encoding'",
+    ):
+        extract_dataset(csv_source("{sources}/c.csv", "utf-8"), "customers", s, DAY)
+    assert not list(s.landing_dir.rglob("*.parquet"))  # nothing half-written is left
+
+
+def test_undeclared_encoding_is_detected_with_a_warning(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    names = [
+        "北京华为技术有限公司",
+        "上海浦东发展银行股份有限公司",
+        "深圳市腾讯计算机系统有限公司",
+    ] * 20
+    frame = pd.DataFrame({"客户编号": [f"S-{i}" for i in range(60)], "客户名称": names})
+    frame.to_csv(s.sources_dir / "c.csv", index=False, encoding="gb18030")
+    result = extract_dataset(csv_source("{sources}/c.csv", None), "customers", s, DAY)
+    assert read_landing(result.path)["客户名称"].tolist() == names
+    assert len(result.notes) == 1 and "not UTF-8 and declares no encoding" in result.notes[0]
+    assert json.loads((result.path / "manifest.json").read_text())["notes"] == list(result.notes)
+
+
+def test_utf8_with_byte_order_mark_needs_no_declaration(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    pd.DataFrame({"客户编号": ["S-1"], "客户名称": ["Müller GmbH"]}).to_csv(
+        s.sources_dir / "c.csv", index=False, encoding="utf-8-sig"
     )
-    with pytest.raises(SourceReadError, match=r"source 'sales'.*not valid utf-8.*set 'encoding'"):
-        extract_dataset(csv_source("{sources}/c.csv"), "customers", s, DAY)
+    result = extract_dataset(csv_source("{sources}/c.csv", None), "customers", s, DAY)
+    assert read_landing(result.path).columns.tolist() == ["客户编号", "客户名称"]
+    assert result.notes == ()
+
+
+def test_semicolons_and_quotes(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    (s.sources_dir / "c.csv").write_text(
+        "客户编号;客户名称\nS-1;'Acme; Inc.'\nS-2;'It''s'\n", encoding="utf-8"
+    )
+    source = SourceConfig.model_validate(
+        {
+            "name": "sales",
+            "customers": {
+                "reader": {
+                    "kind": "csv",
+                    "path": "{sources}/c.csv",
+                    "delimiter": ";",
+                    "quotechar": "'",
+                },
+                "id": "客户编号",
+                "fields": {"name": "客户名称"},
+            },
+        }
+    )
+    back = read_landing(extract_dataset(source, "customers", s, DAY).path)
+    assert back["客户名称"].tolist() == ["Acme; Inc.", "It's"]
 
 
 def test_missing_export_names_the_file(tmp_path):
