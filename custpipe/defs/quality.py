@@ -11,12 +11,7 @@ from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.gx_runner import load_suite_names, read_suite, validate_frame
-from custpipe.quality.quarantine import (
-    mapping_quarantine_rows,
-    mapping_rule_rows,
-    quarantine_rows,
-    rule_rows,
-)
+from custpipe.quality.quarantine import hold_back
 
 SUITE_CHECK = "suite_passes"
 ROWS_CHECK = "rows_quarantined"
@@ -75,18 +70,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             for e in read_suite(settings.expectations_dir, suite)["expectations"]
         }
         now = datetime.now(UTC).replace(tzinfo=None)
-        mapped = mapping_quarantine_rows(staged, source_name, context.run_id, now)
-        held = pd.concat(
-            [quarantine_rows(outcome, source_name, context.run_id, now, descriptions), mapped],
-            ignore_index=True,
-        )
-        rules = pd.concat(
-            [
-                rule_rows(outcome, source_name, context.run_id, now),
-                mapping_rule_rows(mapped, len(staged), source_name, context.run_id, now),
-            ],
-            ignore_index=True,
-        )
+        held, rules = hold_back(outcome, staged, source_name, context.run_id, now, descriptions)
         with warehouse.connect(settings.warehouse_path) as con:
             warehouse.append_rows(con, "quality.quarantine", held)
             warehouse.replace_rows(

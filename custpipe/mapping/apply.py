@@ -163,7 +163,7 @@ def _transform(values: pd.Series, name: str) -> pd.Series:
 
 def _flag(errors: pd.Series, mask: pd.Series, rule: str) -> pd.Series:
     """Append `rule` to the `;`-separated error list of the rows in `mask`."""
-    return errors.where(~mask, errors.map(lambda e: f"{e};{rule}" if e else rule))
+    return errors.where(~mask, errors.map(lambda e: f"{e};{rule}" if isinstance(e, str) else rule))
 
 
 def map_fields(
@@ -175,7 +175,7 @@ def map_fields(
     """
     issues: list[MappingIssue] = []
     out = pd.DataFrame(index=raw.index)
-    errors = pd.Series(None, index=raw.index, dtype=object)
+    errors = pd.Series([None] * len(raw), index=raw.index, dtype=object)
     out["source_id"] = _blank_to_none(raw[dataset.id])
     missing_ids = out["source_id"].isna()
     if missing_ids.any():

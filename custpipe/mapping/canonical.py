@@ -151,7 +151,7 @@ def stage_customers(
     out["segment_raw"] = (
         raw[seg_rule.column]
         if seg_rule is not None and seg_rule.column
-        else pd.Series(None, index=raw.index, dtype=object)
+        else pd.Series([None] * len(raw), index=raw.index, dtype=object)
     )
     out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
     out["is_deleted"] = m["is_deleted"].map(lambda v: str(v).lower() in ("true", "1", "x", "yes"))

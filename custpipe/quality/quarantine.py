@@ -100,3 +100,31 @@ def mapping_rule_rows(
         for rule, n in counts.items()
     ]
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def hold_back(
+    outcome: SuiteOutcome,
+    staged: pd.DataFrame,
+    source: str,
+    run_id: str,
+    at: datetime,
+    descriptions: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(quarantine rows, scorecard rows) of one source's validation: GX rules + mapping rules."""
+    mapped = mapping_quarantine_rows(staged, source, run_id, at)
+    held = _concat(
+        [quarantine_rows(outcome, source, run_id, at, descriptions), mapped], QUARANTINE_COLUMNS
+    )
+    rules = _concat(
+        [
+            rule_rows(outcome, source, run_id, at),
+            mapping_rule_rows(mapped, len(staged), source, run_id, at),
+        ],
+        SCORECARD_COLUMNS,
+    )
+    return held, rules

@@ -103,13 +103,21 @@ def check_types(source: str, dataset: str, previous: dict, current: dict, used: 
         )
 
 
+def suggest_columns(wanted: str, actual: list[str], n: int = 3) -> list[str]:
+    """Columns that may be `wanted` renamed: similar spelling (any case) or the same prefix."""
+    lower = {c.lower(): c for c in actual}
+    similar = [lower[c] for c in difflib.get_close_matches(wanted.lower(), lower, n=n, cutoff=0.5)]
+    prefix = [c for c in actual if len(wanted) >= 3 and c.lower().startswith(wanted[:3].lower())]
+    return list(dict.fromkeys(similar + prefix))[:n]
+
+
 def check_columns(source: str, dataset: str, expected: list[str], actual: list[str]) -> list[str]:
     """Fail on columns the mapping needs but the source lacks; return the extra columns."""
     missing = [c for c in expected if c not in actual]
     if missing:
         hints = []
         for col in missing:
-            close = difflib.get_close_matches(col, actual, n=3, cutoff=0.5)
+            close = suggest_columns(col, actual)
             hints.append(
                 f"'{col}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
             )
@@ -119,6 +127,18 @@ def check_columns(source: str, dataset: str, expected: list[str], actual: list[s
             f"source's mapping file or fix the export."
         )
     return [c for c in actual if c not in expected]
+
+
+def _check_schema(
+    source: str, dataset: str, expected: list[str], columns: list[str], before, state: dict
+) -> list[str]:
+    """Missing/renamed columns and retyped columns fail; return the extra columns."""
+    extra = check_columns(source, dataset, expected, columns)
+    if before and state.get("column_types"):
+        check_types(
+            source, dataset, before.get("column_types", {}), state["column_types"], expected
+        )
+    return extra
 
 
 def previous_manifest(settings: Settings, source: str, dataset: str) -> dict | None:
@@ -161,15 +181,7 @@ def extract_dataset(
         for part, chunk in enumerate(chunks):
             if columns is None:
                 columns = list(chunk.columns)
-                extra = check_columns(source.name, name, expected, columns)
-                if before and state.get("column_types"):
-                    check_types(
-                        source.name,
-                        name,
-                        before.get("column_types", {}),
-                        state["column_types"],
-                        expected,
-                    )
+                extra = _check_schema(source.name, name, expected, columns, before, state)
             chunk = chunk.reindex(
                 columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))
             )
@@ -182,6 +194,12 @@ def extract_dataset(
         raise
     if columns is None:  # an empty extraction still leaves an (empty) landing file
         columns = list(state.get("column_types") or expected)
+        if state.get("column_types"):
+            try:
+                extra = _check_schema(source.name, name, expected, columns, before, state)
+            except SchemaDriftError:
+                shutil.rmtree(target.parent)
+                raise
         pq.write_table(
             pa.table({c: pa.array([], pa.string()) for c in columns}), target / "part-00000.parquet"
         )

@@ -34,8 +34,14 @@ def sources(demo):
     sales_orders = pd.read_csv(p["sales_orders"], dtype=str, keep_default_na=False)
     with open(p["service"], encoding="utf-8") as fh:
         service = [json.loads(line) for line in fh]
-    return {"kna1": kna1, "vbak": vbak, "account": account, "sales": sales,
-            "sales_orders": sales_orders, "service": service}
+    return {
+        "kna1": kna1,
+        "vbak": vbak,
+        "account": account,
+        "sales": sales,
+        "sales_orders": sales_orders,
+        "service": service,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +49,8 @@ def truth(demo):
     """Ground-truth frames."""
     _, _, p = demo
     read = {"dtype": str, "keep_default_na": False}
-    return {"customers": pd.read_csv(p["gt_customers"], **read),
-            "orders": pd.read_csv(p["gt_orders"], **read),
-            "discrepancies": pd.read_csv(p["gt_discrepancies"], **read)}
+    return {
+        "customers": pd.read_csv(p["gt_customers"], **read),
+        "orders": pd.read_csv(p["gt_orders"], **read),
+        "discrepancies": pd.read_csv(p["gt_discrepancies"], **read),
+    }

@@ -32,8 +32,13 @@ def _listed(truth, kind: str) -> set[str]:
 
 def test_kinds_present(truth, demo):
     kinds = set(truth["discrepancies"]["kind"])
-    assert kinds == {"status_mismatch", "amount_mismatch", "missing_in_erp", "missing_in_sales",
-                     "duplicate_customer"}
+    assert kinds == {
+        "status_mismatch",
+        "amount_mismatch",
+        "missing_in_erp",
+        "missing_in_sales",
+        "duplicate_customer",
+    }
     _, summary, _ = demo
     assert summary["discrepancies"] == truth["discrepancies"]["kind"].value_counts().to_dict()
 

@@ -49,8 +49,7 @@ def test_tax_ids_valid_for_companies(entities):
 
 def test_invalidated_tax_ids_fail(entities):
     companies = entities[entities["is_company"]].head(300)
-    for i, (country, tax) in enumerate(zip(companies["country"], companies["tax_id"],
-                                           strict=True)):
+    for i, (country, tax) in enumerate(zip(companies["country"], companies["tax_id"], strict=True)):
         broken = taxids.invalidate(tax, (i % 10) / 10)
         assert broken != tax
         assert not _validator(country).is_valid(broken)
@@ -73,7 +72,8 @@ def test_gbk_transliteration():
 def test_phone_variants_parse_back_to_clean_number(entities):
     sample = entities.groupby("country").head(150).reset_index(drop=True)
     parts = sample[["phone_cc", "phone_area", "phone_sub", "phone_mobile"]].set_axis(
-        ["cc", "area", "sub", "mobile"], axis=1)
+        ["cc", "area", "sub", "mobile"], axis=1
+    )
     for country, styles in STYLES.items():
         mask = (sample["country"] == country).to_numpy()
         for style in styles:
@@ -81,5 +81,6 @@ def test_phone_variants_parse_back_to_clean_number(entities):
             region = "DE" if style == "intl00" else country  # 00 is not the US exit code
             for text, clean in zip(rendered, sample.loc[mask, "phone"], strict=True):
                 number = phonenumbers.parse(text, region)
-                assert phonenumbers.format_number(
-                    number, phonenumbers.PhoneNumberFormat.E164) == clean, style
+                assert (
+                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == clean
+                ), style

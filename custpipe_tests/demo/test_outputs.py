@@ -54,14 +54,21 @@ def test_value_formats(sources):
     assert vbak["VBELN"].str.fullmatch(r"\d{10}").all() and set(vbak["GBSTK"]) <= set("ABCR")
     assert (vbak["NETWR"] > 0).all()
     assert acc["Id"].str.fullmatch(r"001[0-9A-Za-z]{15}").all() and acc["Id"].is_unique
-    assert acc["LastModifiedDate"].str.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000").all()
+    assert acc["LastModifiedDate"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000").all()
     assert set(acc["IsPersonAccount"]) == {0, 1}
     persons = acc[acc["IsPersonAccount"] == 1]
     assert persons["LastName"].notna().all()
     assert acc.loc[acc["IsPersonAccount"] == 0, "LastName"].isna().all()
-    assert set(acc["BillingCountry"]) <= {"China", "中国", "PRC", "Germany", "Deutschland", "USA",
-                                          "United States", "U.S.A."}
+    assert set(acc["BillingCountry"]) <= {
+        "China",
+        "中国",
+        "PRC",
+        "Germany",
+        "Deutschland",
+        "USA",
+        "United States",
+        "U.S.A.",
+    }
     so = sources["sales_orders"]
     assert so["order_no"].str.fullmatch(r"SO-\d+").all()
     assert so["amount"].str.fullmatch(r"\d+\.\d\d").all()

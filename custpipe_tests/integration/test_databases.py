@@ -109,3 +109,76 @@ def test_publish_delta_is_idempotent_and_transactional(server_url, table_name):
     with pytest.raises(sa.exc.IntegrityError):
         publish(bad, server_url, table_name, "run4")
     assert published(server_url, table_name) == before
+
+
+def test_drift_on_a_real_table_renamed_and_retyped_columns(server_url, table_name, tmp_path):
+    from custpipe.sources.extract import SchemaDriftError
+
+    engine = sa.create_engine(server_url)
+    KNA1.to_sql(table_name, engine, index=False)
+    settings = Settings(tmp_path, tmp_path / "data", tmp_path)
+    source = source_for(server_url, table_name)
+    extract_dataset(source, "customers", settings, date(2026, 11, 27))
+    with engine.begin() as conn:  # retype the country column (text -> integer)
+        conn.execute(sa.text(f"DELETE FROM {table_name}"))
+        conn.execute(
+            sa.text(
+                f'ALTER TABLE {table_name} DROP COLUMN "LAND1"'
+                if engine.dialect.name == "postgresql"
+                else f"ALTER TABLE {table_name} DROP COLUMN LAND1"
+            )
+        )
+        conn.execute(
+            sa.text(
+                f'ALTER TABLE {table_name} ADD COLUMN "LAND1" INTEGER'
+                if engine.dialect.name == "postgresql"
+                else f"ALTER TABLE {table_name} ADD COLUMN LAND1 INTEGER"
+            )
+        )
+    with pytest.raises(SchemaDriftError, match=r"'LAND1' \(text -> integer\) changed type"):
+        extract_dataset(source, "customers", settings, date(2026, 11, 27))
+    with engine.begin() as conn:  # rename the phone column
+        old, new = (
+            ('"TELF1"', '"TEL_NUMBER"')
+            if engine.dialect.name == "postgresql"
+            else ("TELF1", "TEL_NUMBER")
+        )
+        conn.execute(sa.text(f"ALTER TABLE {table_name} RENAME COLUMN {old} TO {new}"))
+    engine.dispose()
+    with pytest.raises(SchemaDriftError, match=r"'TELF1' \(did you mean 'TEL_NUMBER'"):
+        extract_dataset(source, "customers", settings, date(2026, 11, 27))
+
+
+def test_incremental_extraction_on_a_real_table(server_url, table_name, tmp_path):
+    import datetime as dt
+
+    engine = sa.create_engine(server_url)
+    frame = KNA1.assign(AEDAT=[dt.datetime(2026, 11, d, 12) for d in (1, 2, 3)])
+    frame.to_sql(table_name, engine, index=False)
+    settings = Settings(tmp_path, tmp_path / "data", tmp_path)
+    source = SourceConfig.model_validate(
+        {
+            "name": "erp",
+            "connection": {"url": server_url},
+            "customers": {
+                "reader": {"kind": "sql", "table": table_name, "watermark": "AEDAT"},
+                "id": "KUNNR",
+                "fields": {"name": "NAME1"},
+            },
+        }
+    )
+    assert extract_dataset(source, "customers", settings, date(2026, 11, 27)).rows == 3
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f'UPDATE {table_name} SET "NAME1" = :n, "AEDAT" = :d WHERE "KUNNR" = :k'
+                if engine.dialect.name == "postgresql"
+                else f"UPDATE {table_name} SET NAME1 = :n, AEDAT = :d WHERE KUNNR = :k"
+            ),
+            {"n": "Müller AG", "d": dt.datetime(2026, 11, 5), "k": "0000100002"},
+        )
+    engine.dispose()
+    second = extract_dataset(source, "customers", settings, date(2026, 11, 28))
+    assert second.mode == "incremental"
+    # the row at the old watermark (3 Nov) is read again; the rows before it are not
+    assert sorted(read_landing(second.path)["NAME1"]) == ["ACME Incorporated", "Müller AG"]

@@ -1,7 +1,8 @@
 import pandas as pd
+import pytest
 
 from custpipe.config import DatasetConfig
-from custpipe.mapping.apply import map_fields
+from custpipe.mapping.apply import MappingError, map_fields
 
 
 def dataset(fields: dict) -> DatasetConfig:
@@ -62,3 +63,75 @@ def test_transforms_and_missing_ids():
     assert out["order_number"].tolist()[0] == "500001"
     assert out["customer_ref"].tolist() == ["500001", None]
     assert [(i.field, i.rows) for i in issues] == [("source_id", 1)]
+
+
+def test_expression_split_and_required_fields():
+    raw = pd.DataFrame(
+        {"ID": ["1", "2", "3"], "N": ["Smith, John", "Doe", None], "A": ["a", None, "c"]}
+    )
+    ds = DatasetConfig.model_validate(
+        {
+            "reader": {"kind": "csv", "path": "x.csv"},
+            "id": "ID",
+            "required": ["family_name"],
+            "fields": {
+                "family_name": {"column": "N", "split": ",", "part": 0},
+                "given_name": {"column": "N", "split": ",", "part": 1},
+                "name": {"expr": 'upper(coalesce("A", "N"))'},
+            },
+        }
+    )
+    out, issues = map_fields(raw, ds, "crm")
+    assert out["family_name"].tolist() == ["Smith", "Doe", None]
+    assert out["given_name"].tolist() == ["John", None, None]
+    assert out["name"].tolist() == ["A", "DOE", "C"]
+    assert out["mapping_errors"].tolist() == [None, None, "required:family_name"]
+    assert [(i.field, i.rows, i.rule) for i in issues] == [
+        ("family_name", 1, "required:family_name")
+    ]
+
+
+def test_broken_expression_names_source_field_and_expression():
+    raw = pd.DataFrame({"ID": ["1"], "N": ["x"]})
+    ds = dataset({"name": {"expr": "upper(NO_SUCH_COLUMN)"}})
+    with pytest.raises(MappingError, match=r"source 'erp', field 'name': expression .*NO_SUCH"):
+        map_fields(raw, ds, "erp")
+
+
+CROSSWALK = {"segment": {"column": "T", "crosswalk": {"Gold": "A"}}, "name": "N"}
+
+
+def test_crosswalk_gap_lenient_flags_the_rows():
+    raw = pd.DataFrame({"ID": ["1", "2"], "T": ["Gold", "Platinum"], "N": ["a", "b"]})
+    out, _ = map_fields(raw, dataset(CROSSWALK), "crm")
+    assert out["mapping_errors"].tolist() == [None, "crosswalk_covered:segment"]
+
+
+def test_crosswalk_gap_strict_fails_with_codes_and_counts():
+    raw = pd.DataFrame({"ID": ["1", "2", "3"], "T": ["Gold", "Platinum", "Platinum"], "N": "x"})
+    strict = DatasetConfig.model_validate(
+        {
+            "reader": {"kind": "csv", "path": "x.csv"},
+            "id": "ID",
+            "on_unmapped_code": "fail",
+            "fields": CROSSWALK,
+        }
+    )
+    with pytest.raises(MappingError) as err:
+        map_fields(raw, strict, "crm")
+    message = str(err.value)
+    assert "source 'crm' is in strict mode" in message
+    assert "crm.segment <- T: code without a crosswalk entry" in message
+    assert "in 2 row(s) (values: Platinum)" in message
+
+
+def test_required_field_must_be_mapped():
+    with pytest.raises(ValueError, match=r"required field\(s\) \['tax_id'\] are not mapped"):
+        DatasetConfig.model_validate(
+            {
+                "reader": {"kind": "csv", "path": "x.csv"},
+                "id": "ID",
+                "required": ["tax_id"],
+                "fields": {"name": "N"},
+            }
+        )

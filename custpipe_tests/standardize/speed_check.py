@@ -55,8 +55,14 @@ def _row(rng: random.Random, i: int) -> dict[str, object]:
         postcode = f"{501 + i % 99000:05d}"
     email = f"{given}.{family}{i}@Example{i % 97}.COM"
     return {
-        "company": company, "given": given, "family": family, "country": country,
-        "phone": phone, "email": email, "tax": tax, "postcode": postcode,
+        "company": company,
+        "given": given,
+        "family": family,
+        "country": country,
+        "phone": phone,
+        "email": email,
+        "tax": tax,
+        "postcode": postcode,
     }
 
 

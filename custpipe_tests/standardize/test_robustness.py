@@ -7,14 +7,32 @@ import pytest
 from custpipe import standardize as st
 
 GARBAGE = pd.Series(
-    ["", " ", "\x00", "@@@", "+", "00", "()", "😀", "a" * 500, 0, -1, 3.5, float("inf"),
-     True, np.nan, None, pd.NA, "ÄÖÜ", "中" * 50],
+    [
+        "",
+        " ",
+        "\x00",
+        "@@@",
+        "+",
+        "00",
+        "()",
+        "😀",
+        "a" * 500,
+        0,
+        -1,
+        3.5,
+        float("inf"),
+        True,
+        np.nan,
+        None,
+        pd.NA,
+        "ÄÖÜ",
+        "中" * 50,
+    ],
     dtype=object,
 )
 COUNTRY = pd.Series(["DE", "CN", "US", None, "??", "GR", "GB"] * 3, dtype=object)[: len(GARBAGE)]
 
-SINGLE = [st.clean_text, st.fold_key, st.company_name_key, st.legal_form, st.clean_name,
-          st.to_iso2]
+SINGLE = [st.clean_text, st.fold_key, st.company_name_key, st.legal_form, st.clean_name, st.to_iso2]
 PAIRED = [st.to_e164, st.normalize_tax_id, st.normalize_postcode]
 
 

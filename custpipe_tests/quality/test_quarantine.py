@@ -1,0 +1,66 @@
+from datetime import datetime
+
+import pandas as pd
+
+from custpipe.quality.gx_runner import ExpectationOutcome, SuiteOutcome
+from custpipe.quality.quarantine import hold_back
+
+AT = datetime(2026, 11, 27, 2, 0)
+
+
+def outcome(*items: ExpectationOutcome) -> SuiteOutcome:
+    return SuiteOutcome("s", all(i.success for i in items), tuple(items), None)
+
+
+def rule(name, severity, failed_ids, evaluated=4):
+    return ExpectationOutcome(
+        name, "t", "c", severity, not failed_ids, evaluated, len(failed_ids), tuple(failed_ids)
+    )
+
+
+def test_every_failed_rule_of_every_record_is_held_with_its_reason():
+    staged = pd.DataFrame(
+        {
+            "source_id": ["1", "2", "3", "4"],
+            "mapping_errors": [None, "crosswalk_covered:segment", None, "required:name;x:y"],
+        }
+    )
+    result = outcome(
+        rule("name_required", "quarantine", ["3", "4"]),
+        rule("email_valid", "warn", ["1"]),
+        rule("source_id_unique", "block", []),
+    )
+    held, rules = hold_back(result, staged, "crm", "r1", AT, {"name_required": "Fill the name."})
+    got = sorted(zip(held["source_id"], held["rule"], held["description"], strict=True))
+    assert got == [
+        (
+            "2",
+            "mapping:crosswalk_covered:segment",
+            "The source code of field 'segment' has no entry in the source's crosswalk: add the "
+            "code to the mapping file (or correct it at the source).",
+        ),
+        ("3", "name_required", "Fill the name."),
+        (
+            "4",
+            "mapping:required:name",
+            "The required field 'name' is empty: fill it in the source system.",
+        ),
+        ("4", "mapping:x:y", "Mapping rule 'y' failed."),
+        ("4", "name_required", "Fill the name."),
+    ]
+    assert set(held["severity"]) == {"quarantine"} and set(held["run_id"]) == {"r1"}
+    by_rule = rules.set_index("rule")
+    assert by_rule.loc["name_required", "failed"] == 2
+    assert by_rule.loc["name_required", "pass_rate"] == 0.5
+    assert by_rule.loc["email_valid", "failed"] == 1  # warned, scored, not held
+    assert by_rule.loc["mapping:crosswalk_covered:segment", "failed"] == 1
+    assert by_rule.loc["source_id_unique", "pass_rate"] == 1.0
+
+
+def test_nothing_failed_nothing_held():
+    staged = pd.DataFrame({"source_id": ["1"], "mapping_errors": [None]})
+    held, rules = hold_back(
+        outcome(rule("name_required", "quarantine", [])), staged, "crm", "r", AT
+    )
+    assert held.empty and list(held.columns)[:3] == ["source_system", "source_id", "rule"]
+    assert rules["failed"].tolist() == [0]

@@ -1,0 +1,126 @@
+from datetime import date
+
+import openpyxl
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from custpipe.config import SourceConfig
+from custpipe.settings import Settings
+from custpipe.sources.extract import SchemaDriftError, extract_dataset, read_landing
+from custpipe.sources.readers import SourceReadError
+
+DAY = date(2026, 11, 27)
+
+
+def settings(tmp_path) -> Settings:
+    return Settings(tmp_path / "config", tmp_path / "data", tmp_path / "expectations")
+
+
+def xlsx_source(**reader) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "dealers",
+            "customers": {
+                "reader": {"kind": "xlsx", "path": "{sources}/dealers.xlsx", **reader},
+                "id": "Kundennr",
+                "fields": {"name": "Firma", "postal_code": "PLZ"},
+            },
+        }
+    )
+
+
+def write_workbook(path, sheets: dict[str, list[tuple]]) -> None:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+
+
+def test_excel_sheet_is_read_as_text_in_chunks(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    rows = [("Kundennr", "Firma", "PLZ")] + [
+        (1000 + i, f"Händler {i} GmbH", "01067") for i in range(5)
+    ]
+    write_workbook(
+        s.sources_dir / "dealers.xlsx", {"Notes": [("x",)], "Kunden": rows + [(None,) * 3]}
+    )
+    result = extract_dataset(xlsx_source(sheet="Kunden", chunk_size=2), "customers", s, DAY)
+    back = read_landing(result.path)
+    assert result.rows == 5 and len(list(result.path.glob("part-*"))) == 3
+    assert back["Kundennr"].tolist() == ["1000", "1001", "1002", "1003", "1004"]
+    assert back["PLZ"].tolist() == ["01067"] * 5  # text cells keep their leading zero
+    assert back["Firma"][0] == "Händler 0 GmbH"
+
+
+def test_missing_sheet_lists_the_sheets(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    write_workbook(s.sources_dir / "dealers.xlsx", {"Kunden": [("Kundennr", "Firma", "PLZ")]})
+    with pytest.raises(SourceReadError, match=r"has no sheet 'Customers' \(sheets: Kunden\)"):
+        extract_dataset(xlsx_source(sheet="Customers"), "customers", s, DAY)
+
+
+def test_a_file_that_is_not_a_workbook(tmp_path):
+    s = settings(tmp_path)
+    s.sources_dir.mkdir(parents=True)
+    (s.sources_dir / "dealers.xlsx").write_text("Kundennr,Firma\n1,A\n")
+    with pytest.raises(SourceReadError, match=r"not a readable .xlsx workbook"):
+        extract_dataset(xlsx_source(), "customers", s, DAY)
+
+
+def sql_source(url: str, table: str = "Account", watermark: str | None = "Modified"):
+    return SourceConfig.model_validate(
+        {
+            "name": "crm",
+            "connection": {"url": url},
+            "customers": {
+                "reader": {"kind": "sql", "table": table, "watermark": watermark},
+                "id": "Id",
+                "fields": {"name": "Name"},
+            },
+        }
+    )
+
+
+def test_incremental_extraction_by_watermark_and_full_refresh(tmp_path):
+    s = settings(tmp_path)
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9), ('b', 'B', 10)"))
+    source = sql_source(url)
+    first = extract_dataset(source, "customers", s, DAY)
+    assert (first.mode, first.rows) == ("full", 2)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'C', 11)"))
+        conn.execute(sa.text("UPDATE Account SET Name = 'A2', Modified = 12 WHERE Id = 'a'"))
+    second = extract_dataset(source, "customers", s, DAY)
+    assert second.mode == "incremental"
+    # rows at the watermark (10) are read again; 9 < 10 is not (an integer watermark, not text)
+    assert sorted(read_landing(second.path)["Id"]) == ["a", "b", "c"]
+    third = extract_dataset(source, "customers", s, DAY)
+    assert sorted(read_landing(third.path)["Id"]) == ["a"]  # only the newest mark (12)
+    full = extract_dataset(source, "customers", s, DAY, full_refresh=True)
+    assert (full.mode, full.rows) == ("full", 3)
+    engine.dispose()
+
+
+def test_a_retyped_column_fails_the_extract(tmp_path):
+    s = settings(tmp_path)
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    pd.DataFrame({"Id": ["a"], "Name": ["A"]}).to_sql("Account", engine, index=False)
+    extract_dataset(sql_source(url, watermark=None), "customers", s, DAY)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE Account"))
+        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name INTEGER)"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 1)"))
+    engine.dispose()
+    with pytest.raises(SchemaDriftError, match=r"'Name' \(text -> integer\) changed type"):
+        extract_dataset(sql_source(url, watermark=None), "customers", s, DAY)
