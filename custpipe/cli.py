@@ -83,6 +83,56 @@ def run_config(defs, args: argparse.Namespace) -> dict:
     return config
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the configuration and list what it defines."""
+    from custpipe.config import load_config
+    from custpipe.quality.gx_runner import load_suite_names
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = load_config(settings.config_dir)
+    suites = load_suite_names(settings.expectations_dir)
+    print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
+    for name, source in cfg.sources.items():
+        suite = f"staged_customers_{name}"
+        suite = suite if suite in suites else "staged_customers (default)"
+        datasets = ", ".join(
+            f"{d} ({c.reader.kind}{', incremental' if c.reader.watermark else ''})"
+            for d, c in source.datasets().items()
+        )
+        print(f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Map and standardise the first rows of a source and show what comes out."""
+    import pandas as pd
+
+    from custpipe.config import load_config
+    from custpipe.mapping.preview import preview, profile
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = load_config(settings.config_dir)
+    if args.source not in cfg.sources:
+        raise ValueError(f"no source '{args.source}' (configured: {', '.join(cfg.sources)})")
+    staged, issues, notes = preview(
+        cfg.sources[args.source], args.dataset, settings, args.date, args.rows
+    )
+    print(
+        f"source '{args.source}', {args.dataset}: {len(staged)} row(s) previewed, nothing written"
+    )
+    for note in notes:
+        print(f"  note: {note}")
+    for issue in issues:
+        print(f"  issue: {issue}")
+    with pd.option_context("display.width", 160, "display.max_columns", 30):
+        print(profile(staged).to_string(index=False))
+        if args.show_values:  # customer values: only on explicit request, only to this terminal
+            print(staged.drop(columns=["source_values", "record_hash"], errors="ignore").head(10))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the summary of the warehouse's current state."""
     from custpipe.settings import Settings
@@ -136,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dagster console log level (default: WARNING; the full log is in the Dagster UI)",
     )
     run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check", help="validate the configuration")
+    check.set_defaults(func=cmd_check)
+    prev = sub.add_parser("preview", help="map the first rows of a source, write nothing")
+    prev.add_argument("source")
+    prev.add_argument("--dataset", default="customers", choices=["customers", "orders"])
+    prev.add_argument("--rows", type=int, default=1000)
+    prev.add_argument(
+        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+    )
+    prev.add_argument(
+        "--show-values", action="store_true", help="also print 10 staged rows (customer data!)"
+    )
+    prev.set_defaults(func=cmd_preview)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
     return parser

@@ -6,6 +6,7 @@ system. Everything is validated when loaded; an error names the file and the key
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,6 +136,15 @@ class DatasetConfig(_Strict):
         if missing:
             raise ValueError(f"required field(s) {missing} are not mapped in 'fields'")
         return self
+
+    def mentioned_in_expressions(self, columns: list[str]) -> list[str]:
+        """The columns among `columns` that some `expr` rule names (quoted or as a word)."""
+        exprs = [r.expr for r in self.fields.values() if r.expr]
+        return [
+            c
+            for c in columns
+            if any(f'"{c}"' in e or re.search(rf"\b{re.escape(c)}\b", e) for e in exprs)
+        ]
 
     def source_columns(self) -> list[str]:
         """Every source column the dataset's mapping reads, id first, without repeats."""

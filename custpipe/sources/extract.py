@@ -203,6 +203,8 @@ def extract_dataset(
         pq.write_table(
             pa.table({c: pa.array([], pa.string()) for c in columns}), target / "part-00000.parquet"
         )
+    used_by_expressions = dataset.mentioned_in_expressions(extra)
+    extra = [c for c in extra if c not in used_by_expressions]
     mark = state.get("watermark_max")
     if mark is None and since is not None:
         mark = since  # nothing new: the watermark stays where it was
