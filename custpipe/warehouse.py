@@ -33,21 +33,40 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     try:
         if not read_only:
             con.execute(DDL)
+            migrate(con)
         yield con
     finally:
         con.close()
 
 
+_open_transactions: dict[int, int] = {}
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block in one transaction: committed on success, rolled back on any error."""
+    """Run the block in one transaction: committed on success, rolled back on any error.
+
+    Nested blocks join the outermost transaction.
+    """
+    depth = _open_transactions.get(id(con), 0)
+    if depth:
+        _open_transactions[id(con)] = depth + 1
+        try:
+            yield
+        finally:
+            _open_transactions[id(con)] = depth
+        return
     con.execute("BEGIN TRANSACTION")
+    _open_transactions[id(con)] = 1
     try:
         yield
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("COMMIT")
+    else:
+        con.execute("COMMIT")
+    finally:
+        _open_transactions.pop(id(con), None)
 
 
 def replace_rows(
@@ -69,26 +88,49 @@ def upsert_rows(
     """Replace the rows of `table` that share `keys` with a row of `frame`, in one transaction."""
     if frame.empty:
         return 0
-    con.register("_keys", frame[keys].drop_duplicates())
-    try:
-        with transaction(con):
-            match = " AND ".join(f"t.{k} = k.{k}" for k in keys)
-            con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _keys k WHERE {match})")
-            return append_rows(con, table, frame)
-    finally:
-        con.unregister("_keys")
+    incoming_keys = frame[keys].drop_duplicates()  # noqa: F841 (read by DuckDB below)
+    match = " AND ".join(f"t.{k} = k.{k}" for k in keys)
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM incoming_keys k WHERE {match})"
+        )
+        return append_rows(con, table, frame)
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Insert `frame` into `table` matching columns by name."""
     if frame.empty:
         return 0
-    con.register("_incoming", frame)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-    finally:
-        con.unregister("_incoming")
+    # DuckDB reads the local variable `incoming` directly (no registration to undo, so a
+    # failed insert inside a transaction reports its own error, not a follow-up one).
+    incoming = frame  # noqa: F841
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
     return len(frame)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add the contract columns a warehouse built by an older custpipe lacks; return them."""
+    reference = duckdb.connect()
+    try:
+        reference.execute(DDL)
+        wanted = reference.execute(
+            "SELECT table_schema, table_name, column_name, data_type "
+            "FROM information_schema.columns"
+        ).fetchall()
+    finally:
+        reference.close()
+    have = {
+        (s, t, c)
+        for s, t, c in con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+        ).fetchall()
+    }
+    added = []
+    for schema, table, column, data_type in wanted:
+        if (schema, table, column) not in have:
+            con.execute(f'ALTER TABLE {schema}.{table} ADD COLUMN "{column}" {data_type}')
+            added.append(f"{schema}.{table}.{column}")
+    return added
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS staging.orders (
     mapping_errors VARCHAR, business_date DATE, landing_path VARCHAR, run_id VARCHAR, staged_at TIMESTAMP
 );
 
+CREATE TABLE IF NOT EXISTS staging.landing_log (
+    source_system VARCHAR NOT NULL, dataset VARCHAR NOT NULL, landing_path VARCHAR NOT NULL,
+    mode VARCHAR, rows BIGINT, run_id VARCHAR, staged_at TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS staging.mapping_issues (
     run_id VARCHAR, source_system VARCHAR, dataset VARCHAR, field VARCHAR, source_column VARCHAR,
     problem VARCHAR, rows BIGINT, examples VARCHAR, found_at TIMESTAMP

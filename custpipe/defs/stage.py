@@ -37,11 +37,18 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         with warehouse.connect(settings.warehouse_path) as con:
             report = stage_source(con, settings, source, business_date, context.run_id, now)
             for d in report:
-                meta[f"{d.dataset}_rows"] = d.rows
-                meta[f"{d.dataset}_mode"] = d.mode
-                meta[f"{d.dataset}_landing_path"] = d.landing_path
+                meta[f"{d.dataset}_rows"] = meta.get(f"{d.dataset}_rows", 0) + d.rows
+                meta[f"{d.dataset}_mode"] = d.mode  # of the last folder applied
                 for issue in d.issues:
                     context.log.warning(str(issue))
+            meta["landing_folders_applied"] = dg.MetadataValue.md(
+                "\n".join(
+                    f"- {d.dataset} ({d.mode}): `{d.landing_path}`"
+                    for d in report
+                    if d.landing_path
+                )
+                or "_none: nothing new since the last staging (or an older business date)_"
+            )
             if "customers_rows" in meta:
                 stats = con.execute(
                     """

@@ -15,11 +15,8 @@ import duckdb
 import pandas as pd
 
 from custpipe.config import DatasetConfig, FieldRule
+from custpipe.standardize import legal_form
 
-_LEGAL_FORM_HINT = re.compile(
-    r"(有限|公司|集团|GmbH|G\.m\.b\.H|AG$|KG$|Inc|LLC|L\.L\.C|Ltd|Limited|Corp|Company|PLC)",
-    re.IGNORECASE,
-)
 DATE_FIELDS = ("source_updated_at", "created_at", "order_date", "birth_date")
 
 
@@ -58,10 +55,12 @@ def _expression(raw: pd.DataFrame, expr: str, source: str, field: str) -> pd.Ser
         con.register("raw", raw)
         values = con.execute(f"SELECT ({expr})::VARCHAR AS v FROM raw").df()["v"]
     except duckdb.Error as exc:
+        reason = re.sub(r"'[^']*'", "'…'", str(exc).splitlines()[0])  # no row values
         raise MappingError(
             f"source '{source}', field '{field}': expression {expr!r} cannot be evaluated: "
-            f"{str(exc).splitlines()[0]}. Quote column names with double quotes."
-        ) from exc
+            f"{reason}. Quote column names with double quotes; use TRY_CAST for conversions "
+            "that may fail on some rows."
+        ) from None
     finally:
         con.close()
     return _blank_to_none(pd.Series(values.values, index=raw.index, dtype=object))
@@ -152,11 +151,10 @@ def _transform(values: pd.Series, name: str) -> pd.Series:
         return values.map(lambda v: v.upper() if isinstance(v, str) else v)
     if name == "lower":
         return values.map(lambda v: v.lower() if isinstance(v, str) else v)
-    if name == "infer_party_type":
-        return values.map(
-            lambda v: (
-                None if v is None else ("company" if _LEGAL_FORM_HINT.search(str(v)) else "person")
-            )
+    if name == "infer_party_type":  # a name with a legal form (GmbH, Inc., 有限公司 …) is a company
+        forms = legal_form(values)
+        return forms.map(lambda f: "company" if f is not None else "person").where(
+            values.notna(), None
         )
     raise ValueError(f"unknown transform {name!r}")
 

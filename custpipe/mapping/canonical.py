@@ -93,15 +93,12 @@ def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
 def person_name_key(name: pd.Series) -> pd.Series:
     """Order-insensitive key of a person's full name ('Smith, John' == 'John Smith')."""
     tokens = clean_text(name.map(lambda v: v.replace(",", " ") if isinstance(v, str) else v))
-
-    def key(value):
-        if value is None:
-            return None
-        parts = fold_key(pd.Series(value.split(" "))).dropna().tolist()
-        return "".join(sorted(parts)) or None
-
-    uniques = {v: key(v) for v in tokens.dropna().unique()}
-    return tokens.map(lambda v: uniques.get(v) if v is not None else None)
+    distinct = pd.Series(tokens.dropna().unique(), dtype=object)
+    words = distinct.str.split(" ").explode()
+    folded = fold_key(words)  # one vectorised pass over every distinct word
+    keys = folded.dropna().groupby(level=0).agg(lambda parts: "".join(sorted(parts)))
+    lookup = dict(zip(distinct, keys.reindex(distinct.index), strict=True))
+    return tokens.map(lambda v: lookup.get(v) or None if v is not None else None)
 
 
 def _full_person_name(given: pd.Series, family: pd.Series) -> pd.Series:

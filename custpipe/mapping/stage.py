@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -13,7 +14,12 @@ from custpipe.config import SourceConfig
 from custpipe.mapping.apply import MappingIssue
 from custpipe.mapping.canonical import stage_customers, stage_orders
 from custpipe.settings import Settings
-from custpipe.sources.extract import latest_landing, read_landing, read_manifest
+from custpipe.sources.extract import (
+    landing_folders,
+    latest_landing,
+    read_landing,
+    read_manifest,
+)
 
 DATASETS = (
     ("customers", stage_customers, "staging.customers"),
@@ -53,6 +59,33 @@ def issue_rows(report: list[StagedDataset], source: str, run_id: str, at: dateti
     )
 
 
+def pending_landings(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    source: str,
+    dataset: str,
+    business_date: date | None,
+) -> list[Path]:
+    """Landing folders not yet staged, oldest first, starting at the last full extraction.
+
+    Folders of later business dates than `business_date` wait for their own run; folders
+    older than what is already staged (a backfill) are never applied over newer data.
+    """
+    last = con.execute(
+        "SELECT max(landing_path) FROM staging.landing_log WHERE source_system = ? AND dataset = ?",
+        [source, dataset],
+    ).fetchone()[0]
+    last_key = (Path(last).parts[-4], Path(last).parts[-2]) if last else None
+    folders = [
+        f
+        for f in landing_folders(settings, source, dataset)
+        if (last_key is None or (f.parts[-4], f.parts[-2]) > last_key)
+        and (business_date is None or f.parts[-4] <= business_date.isoformat())
+    ]
+    fulls = [i for i, f in enumerate(folders) if read_manifest(f).get("mode", "full") == "full"]
+    return folders[fulls[-1] :] if fulls else folders
+
+
 def stage_source(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -61,27 +94,50 @@ def stage_source(
     run_id: str,
     at: datetime,
 ) -> list[StagedDataset]:
-    """Stage every dataset of `source` from its newest landing folder (for the business date)."""
+    """Stage every dataset of `source` from the landing folders not staged yet, in order.
+
+    A full extraction replaces the source's rows; an incremental one upserts them by
+    `source_id`. Everything a call stages is one transaction, logged in staging.landing_log.
+    """
     report = []
-    for name, stager, table in DATASETS:
-        if name not in source.datasets():
-            continue
-        path = latest_landing(settings, source.name, name, business_date)
-        manifest = read_manifest(path)
-        staged, issues = stager(read_landing(path), source)
-        staged = staged.assign(
-            business_date=pd.Timestamp(manifest["business_date"]),
-            landing_path=str(path),
-            run_id=run_id,
-            staged_at=at,
-        )
-        mode = manifest.get("mode", "full")
-        if mode == "incremental":
-            warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
-        else:
-            warehouse.replace_rows(con, table, staged, "source_system = ?", [source.name])
-        report.append(StagedDataset(name, len(staged), mode, str(path), issues))
-    warehouse.append_rows(
-        con, "staging.mapping_issues", issue_rows(report, source.name, run_id, at)
-    )
+    with warehouse.transaction(con):
+        for name, stager, table in DATASETS:
+            if name not in source.datasets():
+                continue
+            pending = pending_landings(con, settings, source.name, name, business_date)
+            if not pending:
+                latest_landing(settings, source.name, name, business_date)  # clear error if none
+                report.append(StagedDataset(name, 0, "unchanged", ""))
+                continue
+            for path in pending:
+                manifest = read_manifest(path)
+                staged, issues = stager(read_landing(path), source)
+                staged = staged.assign(
+                    business_date=pd.Timestamp(manifest["business_date"]),
+                    landing_path=str(path),
+                    run_id=run_id,
+                    staged_at=at,
+                )
+                mode = manifest.get("mode", "full")
+                if mode == "incremental":
+                    warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
+                else:
+                    warehouse.replace_rows(con, table, staged, "source_system = ?", [source.name])
+                log = pd.DataFrame(
+                    [
+                        {
+                            "source_system": source.name,
+                            "dataset": name,
+                            "landing_path": str(path),
+                            "mode": mode,
+                            "rows": len(staged),
+                            "run_id": run_id,
+                            "staged_at": at,
+                        }
+                    ]
+                )
+                warehouse.append_rows(con, "staging.landing_log", log)
+                report.append(StagedDataset(name, len(staged), mode, str(path), issues))
+        issues = issue_rows(report, source.name, run_id, at)
+        warehouse.append_rows(con, "staging.mapping_issues", issues)
     return report

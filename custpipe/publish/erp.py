@@ -85,7 +85,7 @@ def publish(
     golden: pd.DataFrame, url: str, table: str, run_id: str, dry_run: bool = False
 ) -> PublishResult:
     """Upsert the golden customers into `table` at `url` as a delta, all-or-nothing."""
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)  # errors must not carry customer rows
     metadata = sa.MetaData()
     target = target_table(table, metadata)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)

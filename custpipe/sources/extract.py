@@ -239,6 +239,14 @@ def _order(first: list[str]):
     return lambda c: (index.get(c, len(index)), c)
 
 
+def landing_folders(settings: Settings, source: str, dataset: str) -> list[Path]:
+    """Every landing folder of a source's dataset, oldest first (business date, then time)."""
+    return sorted(
+        settings.landing_dir.glob(f"*/{source}/*/{dataset}"),
+        key=lambda p: (p.parts[-4], p.parts[-2]),
+    )
+
+
 def latest_landing(
     settings: Settings, source: str, dataset: str, business_date: date | None = None
 ) -> Path:

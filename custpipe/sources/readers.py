@@ -17,6 +17,7 @@ from pathlib import Path
 import charset_normalizer
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -110,7 +111,7 @@ def read_sql(
     `state` receives `column_types` (for a table) and `watermark_max` (raw, typed).
     """
     state = state if state is not None else {}
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)  # no row values in error messages
     base = sa.table(reader.table) if reader.table else sa.text(f"({reader.query}) AS q")
     statement = sa.select(sa.text("*")).select_from(base)
     if reader.watermark and since is not None:
@@ -125,7 +126,7 @@ def read_sql(
             result = conn.execution_options(stream_results=True).execute(statement)
             columns = list(result.keys())
             for rows in result.partitions(reader.chunk_size):
-                frame = pd.DataFrame(rows, columns=columns)
+                frame = pd.DataFrame(rows, columns=columns, dtype=object)  # ints stay ints
                 if reader.watermark in frame:
                     marks = [v for v in frame[reader.watermark] if v is not None]
                     if marks:
@@ -294,10 +295,27 @@ def read_jsonl(
         yield _as_strings(pd.json_normalize(batch, sep="."))
 
 
+def _text_columns(batch: pa.RecordBatch) -> pa.Table:
+    """Cast every column to text inside Arrow, so large integers never pass through floats."""
+    table = pa.Table.from_batches([batch])
+    columns = []
+    for field_ in table.schema:
+        column = table[field_.name]
+        if pa.types.is_string(field_.type) or pa.types.is_large_string(field_.type):
+            columns.append(column)
+        elif pa.types.is_nested(field_.type) or pa.types.is_binary(field_.type):
+            columns.append(
+                pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+            )
+        else:
+            columns.append(column.cast(pa.string()))
+    return pa.table(columns, names=table.column_names)
+
+
 def read_parquet(
     path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
     """Stream a Parquet file by record batches."""
     _require_file(path, source)
     for batch in pq.ParquetFile(path).iter_batches(batch_size=reader.chunk_size):
-        yield _as_strings(batch.to_pandas())
+        yield _as_strings(_text_columns(batch).to_pandas())

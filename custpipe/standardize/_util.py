@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+import multiprocessing
+import os
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,31 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
+# Below this many distinct values a process pool costs more than it saves.
+PARALLEL_MIN_VALUES = int(os.environ.get("CUSTPIPE_PARALLEL_MIN_VALUES", "50000"))
+
+
+def _apply_chunk(func: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
+    return [func(*a) for a in args]
+
+
+def evaluate(func: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
+    """`[func(*a) for a in args]`, spread over the machine's cores when the list is long.
+
+    `func` must be a module-level function (it is pickled to the worker processes).
+    Workers come from a fresh `forkserver`, never a fork of a threaded parent.
+    """
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(args) < PARALLEL_MIN_VALUES:
+        return _apply_chunk(func, args)
+    size = -(-len(args) // (workers * 4))
+    chunks = [args[i : i + size] for i in range(0, len(args), size)]
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = pool.map(_apply_chunk, [func] * len(chunks), chunks)
+        return [result for part in parts for result in part]
+
+
 def _to_series(values: Any, index: pd.Index) -> pd.Series:
     if isinstance(values, pd.Series):
         return values
@@ -39,8 +67,7 @@ def map_unique(s: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     """Apply ``func`` to each distinct non-missing value; missing -> None; object dtype."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     table = np.empty(len(uniques) + 1, dtype=object)
-    for i, value in enumerate(uniques):
-        table[i] = func(value)
+    table[:-1] = evaluate(func, [(v,) for v in uniques]) if len(uniques) else []
     table[-1] = None  # code -1 (missing) picks the last slot
     return pd.Series(table[codes], index=s.index, dtype=object, name=s.name)
 
@@ -52,8 +79,8 @@ def map_unique2(
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     first = np.empty(len(uniques) + 1, dtype=object)
     second = np.empty(len(uniques) + 1, dtype=object)
-    for i, value in enumerate(uniques):
-        first[i], second[i] = func(value)
+    for i, (a, b) in enumerate(evaluate(func, [(v,) for v in uniques])):
+        first[i], second[i] = a, b
     first[-1] = second[-1] = None
     return (
         pd.Series(first[codes], index=s.index, dtype=object, name=s.name),
@@ -81,13 +108,16 @@ def map_unique_pairs(
     keys, inverse = np.unique(combined, return_inverse=True)
     first = np.empty(len(keys), dtype=object)
     second = np.empty(len(keys), dtype=object)
+    todo, slots = [], []
     for i, key in enumerate(keys.tolist()):
         cs, co = divmod(key, width)
         if cs < 0 or cs >= len(uniq_s):  # missing value (code -1 wraps negative)
             first[i] = second[i] = None
             continue
-        other_value = None if co == 0 else uniq_o[co - 1]
-        first[i], second[i] = func(uniq_s[cs], other_value)
+        todo.append((uniq_s[cs], None if co == 0 else uniq_o[co - 1]))
+        slots.append(i)
+    for i, (a, b) in zip(slots, evaluate(func, todo), strict=True):
+        first[i], second[i] = a, b
     inverse = inverse.reshape(-1)
     return (
         pd.Series(first[inverse], index=s.index, dtype=object, name=s.name),

@@ -135,3 +135,41 @@ def test_required_field_must_be_mapped():
                 "fields": {"name": "N"},
             }
         )
+
+
+def test_party_type_is_inferred_from_a_legal_form_not_from_letters_in_a_name():
+    raw = pd.DataFrame(
+        {
+            "ID": list("1234567"),
+            "N": [
+                "Vincent Schulz",
+                "Abraham Lincoln",
+                "Marko Ltdovic",
+                "Acme Inc.",
+                "北京华为有限公司",
+                "Müller GmbH",
+                "张伟",
+            ],
+        }
+    )
+    out, _ = map_fields(
+        raw,
+        dataset({"party_type": {"column": "N", "transform": "infer_party_type"}, "name": "N"}),
+        "sales",
+    )
+    assert out["party_type"].tolist() == [
+        "person",
+        "person",
+        "person",
+        "company",
+        "company",
+        "company",
+        "person",
+    ]
+
+
+def test_expression_errors_carry_no_row_values():
+    raw = pd.DataFrame({"ID": ["1"], "N": ["Zhang Wei +49 30 1234"]})
+    with pytest.raises(MappingError) as err:
+        map_fields(raw, dataset({"name": {"expr": 'CAST("N" AS INTEGER)'}}), "erp")
+    assert "Zhang" not in str(err.value) and "TRY_CAST" in str(err.value)
