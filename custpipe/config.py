@@ -208,6 +208,8 @@ class ReconcileConfig(_Strict):
 
     system_of_record: str = "erp"
     amount_tolerance: float = Field(default=0.01, ge=0)
+    # the "no_discrepancies" check warns when findings exceed this share of the orders
+    discrepancy_warn_rate: float = Field(default=0.05, ge=0, le=1)
 
 
 class PublishConfig(_Strict):
@@ -216,6 +218,9 @@ class PublishConfig(_Strict):
     connection: ConnectionConfig
     table: str = "ZCUST_INBOUND"
     erp_source: str = "erp"
+    # refuse a publish that would retire more than this share of the active rows (override
+    # for one run with the publish asset's `allow_mass_retire` config)
+    max_retire_share: float = Field(default=0.05, ge=0, le=1)
 
 
 class QualityConfig(_Strict):
@@ -223,6 +228,11 @@ class QualityConfig(_Strict):
 
     results_limit: int = Field(default=30, gt=0)
     include_values_in_docs: bool = False
+    # a source whose staged rows drop by more than this share since its last validation is
+    # blocked (an empty or truncated export must not retire customers downstream)
+    max_volume_drop: float = Field(default=0.2, ge=0, le=1)
+    # the "rows_quarantined" check warns above this share of a source's rows
+    quarantine_warn_rate: float = Field(default=0.05, ge=0, le=1)
 
 
 class PipelineConfig(_Strict):

@@ -28,27 +28,30 @@ def make_deployment(
     customers: int = DEMO_CUSTOMERS,
     seed: int = 7,
     config_dir: Path = DEFAULT_CONFIG_DIR,
+    business_date: date = BUSINESS_DATE,
 ) -> Deployment:
     """Generate demo sources under `root` and return settings pointing at them."""
     from custpipe.demo.generate import generate_demo
 
     data = root / "data"
-    generate_demo(data / "sources", customers=customers, seed=seed, business_date=BUSINESS_DATE)
+    generate_demo(data / "sources", customers=customers, seed=seed, business_date=business_date)
     settings = Settings(
         config_dir=config_dir, data_dir=data, expectations_dir=DEFAULT_EXPECTATIONS_DIR
     )
     return Deployment(settings, data / "sources" / "ground_truth")
 
 
-def run_nightly(settings: Settings, instance=None, raise_on_error: bool = False):
-    """Execute the nightly job in process for BUSINESS_DATE."""
+def run_nightly(
+    settings: Settings, instance=None, raise_on_error: bool = False, day: date = BUSINESS_DATE
+):
+    """Execute the nightly job in process for a business date (default BUSINESS_DATE)."""
     import dagster as dg
 
     from custpipe.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def("nightly")
     return job.execute_in_process(
-        partition_key=BUSINESS_DATE.isoformat(),
+        partition_key=day.isoformat(),
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )

@@ -22,6 +22,7 @@ EXPECTED_ASSETS = sorted(
 EXPECTED_CHECKS = sorted(
     [f"quality/{s}:suite_passes" for s in SOURCES]
     + [f"quality/{s}:rows_quarantined" for s in SOURCES]
+    + [f"quality/{s}:volume_stable" for s in SOURCES]
     + [
         "mdm/customer_xref:conservation",
         "mdm/golden_customers:golden_suite_passes",
@@ -52,6 +53,7 @@ def test_asset_checks_snapshot_and_blocking():
     blocking = sorted(name for name, key in checks.items() if graph.get_check_spec(key).blocking)
     assert blocking == sorted(
         [f"quality/{s}:suite_passes" for s in SOURCES]
+        + [f"quality/{s}:volume_stable" for s in SOURCES]
         + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes"]
     )
 

@@ -188,3 +188,65 @@ def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert {"extract__erp", "extract__crm", "extract__service"} <= succeeded
+
+
+def published_rows(result) -> int | None:
+    mats = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["publish", "erp_customers"])
+    ]
+    return mats[0].materialization.metadata["rows_published"].value if mats else None
+
+
+def copy_sales_export(settings, day: str, keep_rows: int | None, base: str = "20261127") -> None:
+    """Deliver the sales exports for another business date, keeping the first `keep_rows`."""
+    folder = settings.sources_dir / "sales"
+    for kind in ("customers", "orders"):
+        source = folder / f"{kind}_{base}.csv"
+        encoding = "gbk" if kind == "customers" else "utf-8"
+        lines = source.read_text(encoding=encoding).splitlines(keepends=True)
+        kept = lines if keep_rows is None else lines[: 1 + keep_rows]
+        (folder / f"{kind}_{day}.csv").write_text("".join(kept), encoding=encoding)
+
+
+def test_backfill_of_an_older_date_never_rolls_the_erp_back(tmp_path):
+    deployment = make_deployment(tmp_path, customers=120)
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_nightly(deployment.settings, instance).success
+    before = erp_rows(deployment.settings)
+    copy_sales_export(deployment.settings, "20261120", keep_rows=10)  # an old, smaller export
+    from custpipe.definitions import build_definitions
+
+    job = build_definitions(deployment.settings).resolve_job_def("nightly")
+    backfill = job.execute_in_process(partition_key="2026-11-20", instance=instance)
+    assert backfill.success
+    assert published_rows(backfill) == 0
+    pd.testing.assert_frame_equal(erp_rows(deployment.settings), before)
+    staged = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in backfill.get_asset_materialization_events()
+        if e.asset_key.path[0] == "staging"
+    }
+    assert staged["staging/sales"]["customers_mode"].value == "unchanged"
+
+
+def test_an_empty_export_blocks_before_anything_is_retired(tmp_path):
+    from datetime import date
+
+    deployment = make_deployment(tmp_path, customers=120, business_date=date(2026, 11, 20))
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_nightly(deployment.settings, instance, day=date(2026, 11, 20)).success
+    before = erp_rows(deployment.settings)
+    copy_sales_export(deployment.settings, "20261121", keep_rows=0, base="20261120")
+    result = run_nightly(deployment.settings, instance, day=date(2026, 11, 21))
+    assert not result.success
+    checks = {
+        (e.asset_key.to_user_string(), e.asset_check_key.name): e
+        for e in result.get_asset_check_evaluations()
+    }
+    volume = checks[("quality/sales", "volume_stable")]
+    assert volume.passed is False and volume.metadata["drop"].value == 1.0
+    assert checks[("quality/erp", "volume_stable")].passed is True
+    assert published_rows(result) is None
+    pd.testing.assert_frame_equal(erp_rows(deployment.settings), before)

@@ -65,7 +65,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         trust = {name: s.trust for name, s in cfg.sources.items()}
         with warehouse.connect(settings.warehouse_path) as con:
             result = consolidate(con, context.run_id, trust, cfg.publish.erp_source)
-            report = conservation_report(con)
+            report = conservation_report(con, list(cfg.sources))
             golden = con.execute("SELECT * FROM mdm.golden_customers").df()
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
@@ -122,6 +122,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "in_neither": report.in_neither,
                 "landing_rows": report.landing_rows,
                 "landing_staged": report.landing_staged,
+                "orphan_xref_rows": report.orphans,
             },
         )
         blocked = [o.rule for o in suite.failures("block")]

@@ -8,10 +8,18 @@ from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
-from custpipe.publish.erp import publish
+from custpipe.matching.golden_ids import successors
+from custpipe.publish.erp import PublishRefused, publish
 from custpipe.sources.extract import resolve_url
 
 PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
+
+
+class PublishRunConfig(dg.Config):
+    """Run configuration of the publish asset."""
+
+    dry_run: bool = False  # compute and report the delta, write nothing
+    allow_mass_retire: bool = False  # accept retiring more than publish.max_retire_share
 
 
 def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -26,12 +34,30 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
         kinds={"sqlalchemy"},
     )
-    def erp_customers(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def erp_customers(
+        context: dg.AssetExecutionContext, config: PublishRunConfig, custpipe: CustpipeResource
+    ):
         with warehouse.connect(custpipe.settings.warehouse_path, read_only=True) as con:
             golden = con.execute("SELECT * FROM mdm.golden_customers ORDER BY golden_id").df()
+            history = con.execute(
+                "SELECT event, golden_id, related_golden_id FROM mdm.golden_id_history "
+                "ORDER BY recorded_at"
+            ).df()
         target = cfg.publish
         url = resolve_url(target.connection, f"publish.{target.table}", custpipe.settings)
-        result = publish(golden, url, target.table, context.run_id)
+        limit = None if config.allow_mass_retire else target.max_retire_share
+        try:
+            result = publish(
+                golden,
+                url,
+                target.table,
+                context.run_id,
+                dry_run=config.dry_run,
+                max_retire_share=limit,
+                merged_into=successors(history),
+            )
+        except PublishRefused as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(
             f"published to {target.table}: {result.inserted} inserted, "
             f"{result.updated} updated, {result.retired} retired, "
@@ -44,6 +70,12 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "retired": result.retired,
                 "unchanged": result.unchanged,
                 "rows_published": result.changed,
+                "golden_customers": len(golden),
+                "active_before": result.active_before,
+                "retired_share": round(result.retired / result.active_before, 4)
+                if result.active_before
+                else 0.0,
+                "dry_run": result.dry_run,
                 "target_table": target.table,
             }
         )

@@ -3,24 +3,17 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
 from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality import scorecard as scorecard_core
-from custpipe.quality.gx_runner import load_suite_names, read_suite, validate_frame
-from custpipe.quality.quarantine import hold_back
+from custpipe.quality.validate import validate_source
 
 SUITE_CHECK = "suite_passes"
 ROWS_CHECK = "rows_quarantined"
-
-
-def suite_for(source: str, expectations_dir) -> str:
-    """The suite that validates a source's staged customers (source-specific, else the default)."""
-    specific = f"staged_customers_{source}"
-    return specific if specific in load_suite_names(expectations_dir) else "staged_customers"
+VOLUME_CHECK = "volume_stable"
 
 
 def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -42,76 +35,52 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 description="No 'block' expectation failed (systemic problem).",
             ),
             dg.AssetCheckSpec(
+                VOLUME_CHECK,
+                asset=key,
+                blocking=True,
+                description="The source did not lose more than quality.max_volume_drop of its "
+                "rows since its last validation (an empty or truncated export blocks).",
+            ),
+            dg.AssetCheckSpec(
                 ROWS_CHECK,
                 asset=key,
-                description="Rows held back by 'quarantine' expectations (warns).",
+                description="Share of rows held back by 'quarantine' rules stays under "
+                "quality.quarantine_warn_rate (warns).",
             ),
         ],
         kinds={"great_expectations", "duckdb"},
         tags={"source": source_name},
     )
     def _validate(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
-        settings = custpipe.settings
-        suite = suite_for(source_name, settings.expectations_dir)
-        with warehouse.connect(settings.warehouse_path) as con:
-            staged = con.execute(
-                "SELECT * FROM staging.customers WHERE source_system = ?", [source_name]
-            ).df()
-        outcome = validate_frame(
-            staged,
-            suite,
-            expectations_dir=settings.expectations_dir,
-            gx_dir=settings.gx_dir,
-            results_limit=custpipe.pipeline.quality.results_limit,
-            include_values=custpipe.pipeline.quality.include_values_in_docs,
-        )
-        descriptions = {
-            e.get("meta", {}).get("rule"): e.get("meta", {}).get("description", "")
-            for e in read_suite(settings.expectations_dir, suite)["expectations"]
-        }
+        settings, quality = custpipe.settings, custpipe.pipeline.quality
         now = datetime.now(UTC).replace(tzinfo=None)
-        held, rules = hold_back(outcome, staged, source_name, context.run_id, now, descriptions)
         with warehouse.connect(settings.warehouse_path) as con:
-            warehouse.append_rows(con, "quality.quarantine", held)
-            warehouse.replace_rows(
+            v = validate_source(
                 con,
-                "quality.scorecard",
-                rules,
-                "run_id = ? AND source_system = ?",
-                [context.run_id, source_name],
+                settings,
+                source_name,
+                context.run_id,
+                now,
+                quality.results_limit,
+                quality.include_values_in_docs,
             )
-            warehouse.append_rows(
-                con,
-                "quality.validation_runs",
-                pd.DataFrame(
-                    [
-                        {
-                            "run_id": context.run_id,
-                            "source_system": source_name,
-                            "suite": suite,
-                            "rows": len(staged),
-                            "quarantined": held["source_id"].nunique() if len(held) else 0,
-                            "success": not outcome.blocked,
-                            "validated_at": now,
-                        }
-                    ]
-                ),
-            )
-        quarantined = held["source_id"].nunique() if len(held) else 0
         table = md_table(
-            rules.to_dict("records"), ["rule", "severity", "evaluated", "failed", "pass_rate"]
+            v.rules.to_dict("records"), ["rule", "severity", "evaluated", "failed", "pass_rate"]
         )
+        outcome = v.outcome
         docs = dg.MetadataValue.path(str(outcome.docs_index)) if outcome.docs_index else "not built"
-        blocked = [o.rule for o in outcome.failures("block")]
+        rate = round(v.quarantined / v.rows, 4) if v.rows else 0.0
         yield dg.MaterializeResult(
             metadata={
-                "suite": suite,
-                "rows_evaluated": len(staged),
-                "rows_quarantined": int(quarantined),
+                "suite": v.suite,
+                "rows_evaluated": v.rows,
+                "rows_quarantined": v.quarantined,
+                "quarantine_rate": rate,
                 "rules": table,
                 "data_docs": docs,
             }
         )
+        blocked = v.blocking_rules
         yield dg.AssetCheckResult(
             check_name=SUITE_CHECK,
             passed=not blocked,
@@ -120,21 +89,32 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             if blocked
             else "no blocking rule failed",
             metadata={
-                "suite": suite,
-                "rows_evaluated": len(staged),
+                "suite": v.suite,
+                "rows_evaluated": v.rows,
                 "blocking_rules_failed": len(blocked),
                 "rules": table,
                 "data_docs": docs,
             },
         )
         yield dg.AssetCheckResult(
-            check_name=ROWS_CHECK,
-            passed=quarantined == 0,
-            severity=dg.AssetCheckSeverity.WARN,
+            check_name=VOLUME_CHECK,
+            passed=v.volume_drop <= quality.max_volume_drop,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{v.rows} rows now, {v.previous_rows} at the previous validation "
+            f"(drop {v.volume_drop:.1%}, limit {quality.max_volume_drop:.0%})",
             metadata={
-                "rows_quarantined": int(quarantined),
-                "quarantine_rate": round(quarantined / len(staged), 4) if len(staged) else 0.0,
+                "rows": v.rows,
+                "previous_rows": v.previous_rows or 0,
+                "drop": round(v.volume_drop, 4),
             },
+        )
+        yield dg.AssetCheckResult(
+            check_name=ROWS_CHECK,
+            passed=rate <= quality.quarantine_warn_rate,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{v.quarantined} of {v.rows} rows quarantined ({rate:.1%}; warns above "
+            f"{quality.quarantine_warn_rate:.0%})",
+            metadata={"rows_quarantined": v.quarantined, "quarantine_rate": rate},
         )
 
     return _validate

@@ -75,6 +75,12 @@ def consolidate(
 
     Accepted = staged records not in the latest quarantine of their source.
     """
+    trust_frame = pd.DataFrame(  # noqa: F841 (read by DuckDB below)
+        {"source_system": list(trust), "trust": list(trust.values())}
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM trust_frame")
+    # Only configured sources take part: a source removed from the configuration leaves
+    # its old staged rows behind, and they must not link or hold golden records.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE latest_validation AS
         SELECT source_system, arg_max(run_id, validated_at) AS run_id
@@ -82,23 +88,19 @@ def consolidate(
         CREATE OR REPLACE TEMP TABLE nodes AS
         SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
         FROM staging.customers s
-        WHERE NOT EXISTS (
+        WHERE s.source_system IN (SELECT source_system FROM trust)
+          AND NOT EXISTS (
             SELECT 1 FROM quality.quarantine q
             JOIN latest_validation v USING (source_system, run_id)
             WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
     """)
-    con.register(
-        "_trust", pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())})
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM _trust")
-    con.unregister("_trust")
     records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
     edges = build_edges(con, rules)
     rounds = connected_components(con)
 
     members = con.execute("""
-        SELECT l.label, n.source_system || ':' || n.source_id AS member_key
-        FROM labels l JOIN nodes n USING (node)
+        SELECT l.label, n.source_system || ':' || n.source_id AS member_key, t.trust
+        FROM labels l JOIN nodes n USING (node) JOIN trust t USING (source_system)
     """).df()
     previous = con.execute("""
         SELECT source_system || ':' || source_id AS member_key, golden_id FROM mdm.customer_xref

@@ -22,23 +22,27 @@ def assign_golden_ids(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give each cluster a golden ID, reusing previous IDs.
 
-    `members`: one row per record with `label` (cluster), `member_key` (source_system:source_id).
+    `members`: one row per record with `label` (cluster), `member_key` (source_system:source_id)
+    and optionally `trust` (lower = more trusted source; breaks ties between the parts of a split).
     `previous`: last run's xref with `member_key`, `golden_id`.
     Returns (label -> golden_id frame, history events frame with event/golden_id/related_golden_id).
     """
+    if "trust" not in members:
+        members = members.assign(trust=0)
     old = members.merge(previous[["member_key", "golden_id"]], on="member_key", how="left")
     sizes = members.groupby("label").size().rename("size")
     votes = (
         old.dropna(subset=["golden_id"])
         .groupby(["label", "golden_id"])
-        .size()
-        .rename("votes")
+        .agg(votes=("member_key", "size"), best_trust=("trust", "min"))
         .reset_index()
         .join(sizes, on="label")
     )
-    # Each old ID goes to the cluster holding most of its old members (then the larger cluster).
+    # Each old ID goes to the cluster holding most of its old members; on a tie, the one with
+    # the most trusted of those members (the ERP record keeps its ID), then the larger cluster.
     votes = votes.sort_values(
-        ["golden_id", "votes", "size", "label"], ascending=[True, False, False, True]
+        ["golden_id", "votes", "best_trust", "size", "label"],
+        ascending=[True, False, True, False, True],
     )
     owner_of = votes.drop_duplicates("golden_id")
     # Each cluster keeps the old ID it holds most members of (ties: the smaller ID).
@@ -79,3 +83,20 @@ def assign_golden_ids(
     history = pd.DataFrame(events, columns=["event", "golden_id", "related_golden_id", "members"])
     history = history.drop_duplicates(["event", "golden_id"])
     return assigned, history
+
+
+def successors(history: pd.DataFrame) -> dict[str, str]:
+    """For each golden ID merged away, the ID that holds its records now (merge chains followed).
+
+    `history`: rows of mdm.golden_id_history with event, golden_id, related_golden_id, in order.
+    """
+    merged = history[history["event"] == "merged"]
+    step = dict(zip(merged["golden_id"], merged["related_golden_id"], strict=True))
+    out = {}
+    for gid in step:
+        seen, current = {gid}, step[gid]
+        while current in step and current not in seen:  # A -> B -> C: A's successor is C
+            seen.add(current)
+            current = step[current]
+        out[gid] = current
+    return out

@@ -9,8 +9,8 @@ dups AS (
     SELECT source_system, order_number, count(*) AS n FROM o
     WHERE order_number IS NOT NULL GROUP BY ALL HAVING count(*) > 1
 ),
-sor AS (SELECT * FROM o WHERE source_system = $sor QUALIFY row_number() OVER (PARTITION BY order_number ORDER BY source_id) = 1),
-oth AS (SELECT * FROM o WHERE source_system <> $sor QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1),
+sor AS (SELECT * FROM o WHERE source_system = $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY order_number ORDER BY source_id) = 1),
+oth AS (SELECT * FROM o WHERE source_system <> $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1),
 other_systems AS (SELECT DISTINCT source_system FROM oth),
 golden_in AS (SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref)
 SELECT order_number AS order_id, 'duplicate_order' AS kind, source_system, NULL AS other_system,
@@ -40,7 +40,7 @@ FROM sor s JOIN golden_in g ON g.golden_id = s.golden_id
 JOIN other_systems os ON os.source_system = g.source_system
 WHERE NOT EXISTS (SELECT 1 FROM oth t WHERE t.order_number = s.order_number AND t.source_system = g.source_system)
 UNION ALL
-SELECT o.order_number,
+SELECT coalesce(o.order_number, o.source_system || ':' || coalesce(o.source_id, '?')),
        CASE WHEN st.source_id IS NULL THEN 'unknown_customer' ELSE 'customer_quarantined' END,
        o.source_system, NULL, o.customer_ref, NULL, NULL,
        CASE WHEN st.source_id IS NULL
@@ -59,3 +59,14 @@ SELECT s.order_number, 'duplicate_customer', s.source_system, NULL, s.customer_r
 FROM sor s JOIN mdm.golden_customers g ON g.golden_id = s.golden_id
 WHERE s.source_system = $erp_source AND g.erp_customer_number IS NOT NULL
   AND s.customer_ref <> g.erp_customer_number
+UNION ALL
+SELECT source_system || ':' || coalesce(source_id, '?'), 'order_number_missing', source_system,
+       NULL, NULL, NULL, golden_id,
+       'order ' || coalesce(source_id, '?') || ' of ' || source_system
+           || ' has no order number: fill it in the source system'
+FROM o WHERE order_number IS NULL
+UNION ALL
+SELECT coalesce(order_number, source_system || ':' || coalesce(source_id, '?')), 'unmapped_code',
+       source_system, NULL, mapping_errors, NULL, golden_id,
+       'add the code to the crosswalk of ' || source_system || ' (' || mapping_errors || ')'
+FROM o WHERE mapping_errors IS NOT NULL

@@ -43,15 +43,17 @@ def _apply_chunk(func: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
 def evaluate(func: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
     """`[func(*a) for a in args]`, spread over the machine's cores when the list is long.
 
-    `func` must be a module-level function (it is pickled to the worker processes).
-    Workers come from a fresh `forkserver`, never a fork of a threaded parent.
+    `func` must be a module-level, pure function. Workers are forked (Linux): they inherit
+    the loaded modules, need no re-import of the caller's `__main__`, and only run `func`
+    on plain values (CPython re-initialises the import lock in a forked child).
     """
     workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(args) < PARALLEL_MIN_VALUES:
+    methods = multiprocessing.get_all_start_methods()
+    if workers < 2 or len(args) < PARALLEL_MIN_VALUES or "fork" not in methods:
         return _apply_chunk(func, args)
     size = -(-len(args) // (workers * 4))
     chunks = [args[i : i + size] for i in range(0, len(args), size)]
-    context = multiprocessing.get_context("forkserver")
+    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         parts = pool.map(_apply_chunk, [func] * len(chunks), chunks)
         return [result for part in parts for result in part]

@@ -61,3 +61,21 @@ def test_ids_whose_records_all_disappeared_are_retired():
 def test_new_id_avoids_taken_ids():
     first = new_golden_id("erp:1", set())
     assert new_golden_id("erp:1", {first}) != first
+
+
+def test_an_even_split_leaves_the_id_with_the_more_trusted_record():
+    prev = xref({"erp:1": "GA", "crm:1": "GA"})
+    members = pd.DataFrame({"label": [1, 2], "member_key": ["crm:1", "erp:1"], "trust": [2, 1]})
+    assigned, history = assign_golden_ids(members, prev)
+    assert ids(assigned)[2] == "GA"  # the ERP record's cluster keeps it
+    assert history[history["event"] == "split"]["related_golden_id"].tolist() == ["GA"]
+
+
+def test_successors_follow_merge_chains():
+    from custpipe.matching.golden_ids import successors
+
+    history = pd.DataFrame(
+        [("merged", "GA", "GB"), ("created", "GC", None), ("merged", "GB", "GD")],
+        columns=["event", "golden_id", "related_golden_id"],
+    )
+    assert successors(history) == {"GA": "GD", "GB": "GD"}

@@ -84,3 +84,42 @@ def test_failure_leaves_target_unchanged(url):
     with pytest.raises(sa.exc.IntegrityError):
         publish(bad, url, "ZCUST_INBOUND", "run2")
     assert target_rows(url) == before
+
+
+def test_mass_retirement_is_refused_and_nothing_is_written(url):
+    from custpipe.publish.erp import PublishRefused
+
+    many = golden([{"golden_id": f"G{i}", "name": "x"} for i in range(20)])
+    publish(many, url, "ZCUST_INBOUND", "run1")
+    before = target_rows(url)
+    with pytest.raises(
+        PublishRefused, match=r"retire 5 of 20 active customers \(25.0% > the limit"
+    ):
+        publish(many.iloc[:15], url, "ZCUST_INBOUND", "run2", max_retire_share=0.1)
+    assert target_rows(url) == before
+    allowed = publish(many.iloc[:15], url, "ZCUST_INBOUND", "run3", max_retire_share=None)
+    assert allowed.retired == 5
+
+
+def test_a_merged_away_customer_points_at_its_successor(url):
+    publish(golden([{"golden_id": "GA"}, {"golden_id": "GB"}]), url, "ZCUST_INBOUND", "run1")
+    publish(golden([{"golden_id": "GB"}]), url, "ZCUST_INBOUND", "run2", merged_into={"GA": "GB"})
+    rows = target_rows(url)
+    assert (rows["GA"]["status"], rows["GA"]["merged_into"]) == ("retired", "GB")
+    assert rows["GB"]["merged_into"] is None
+
+
+def test_a_target_table_of_an_older_version_gets_the_new_columns(url):
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE ZCUST_INBOUND (golden_id VARCHAR(32) PRIMARY KEY, "
+                + ", ".join(f"{c} VARCHAR(400)" for c in PUBLISHED_COLUMNS)
+                + ", row_hash VARCHAR(64) NOT NULL, published_at DATETIME NOT NULL, "
+                "run_id VARCHAR(64))"
+            )
+        )
+    engine.dispose()
+    assert publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r").inserted == 1
+    assert "merged_into" in target_rows(url)["G1"]

@@ -107,3 +107,29 @@ def test_currency_difference_is_an_amount_mismatch(con):
             ("sales", "SO-1", "1", "S1", 10.0, "CNY", "open"),
         ],
     ) == [("1", "amount_mismatch")]
+
+
+def test_orders_without_number_or_with_unmapped_codes_are_findings_not_crashes(con):
+    append_rows(
+        con,
+        "staging.orders",
+        pd.DataFrame(
+            {
+                "source_system": ["erp", "sales"],
+                "source_id": ["X1", "SO-9"],
+                "order_number": [None, "9"],
+                "customer_ref": ["K1", "S1"],
+                "amount": [1.0, 2.0],
+                "currency": ["EUR", "EUR"],
+                "status": ["open", "shipped"],
+                "mapping_errors": [None, "crosswalk_covered:status"],
+            }
+        ),
+    )
+    out = find_discrepancies(con, "erp", "erp", 0.01)
+    got = sorted(zip(out["order_id"], out["kind"], strict=True))
+    assert got == [
+        ("9", "missing_in_erp"),
+        ("9", "unmapped_code"),
+        ("erp:X1", "order_number_missing"),
+    ]

@@ -1,0 +1,99 @@
+"""Validate one source's staged customers and record the outcome (the core of a quality asset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from custpipe import warehouse
+from custpipe.quality.gx_runner import SuiteOutcome, load_suite_names, read_suite, validate_frame
+from custpipe.quality.quarantine import hold_back
+from custpipe.settings import Settings
+
+
+@dataclass(frozen=True)
+class SourceValidation:
+    """What validating a source found."""
+
+    suite: str
+    outcome: SuiteOutcome
+    rows: int
+    quarantined: int
+    rules: pd.DataFrame  # scorecard rows of this run
+    previous_rows: int | None  # rows at the source's previous validation
+
+    @property
+    def volume_drop(self) -> float:
+        """Share of rows lost since the previous validation (0 when it grew or is the first)."""
+        if not self.previous_rows:
+            return 0.0
+        return max(0.0, (self.previous_rows - self.rows) / self.previous_rows)
+
+    @property
+    def blocking_rules(self) -> list[str]:
+        """Failed `block` rules."""
+        return [o.rule for o in self.outcome.failures("block")]
+
+
+def suite_for(source: str, expectations_dir) -> str:
+    """The suite that validates a source's staged customers (source-specific, else the default)."""
+    specific = f"staged_customers_{source}"
+    return specific if specific in load_suite_names(expectations_dir) else "staged_customers"
+
+
+def validate_source(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    source: str,
+    run_id: str,
+    at: datetime,
+    results_limit: int = 30,
+    include_values: bool = False,
+) -> SourceValidation:
+    """Run the source's suite; store quarantine, scorecard and run rows in one transaction."""
+    suite = suite_for(source, settings.expectations_dir)
+    staged = con.execute("SELECT * FROM staging.customers WHERE source_system = ?", [source]).df()
+    previous = con.execute(
+        "SELECT rows FROM quality.validation_runs WHERE source_system = ? "
+        "ORDER BY validated_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    outcome = validate_frame(
+        staged,
+        suite,
+        expectations_dir=settings.expectations_dir,
+        gx_dir=settings.gx_dir,
+        results_limit=results_limit,
+        include_values=include_values,
+    )
+    descriptions = {
+        e.get("meta", {}).get("rule"): e.get("meta", {}).get("description", "")
+        for e in read_suite(settings.expectations_dir, suite)["expectations"]
+    }
+    held, rules = hold_back(outcome, staged, source, run_id, at, descriptions)
+    quarantined = int(held["source_id"].nunique()) if len(held) else 0
+    run_row = pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "source_system": source,
+                "suite": suite,
+                "rows": len(staged),
+                "quarantined": quarantined,
+                "success": not outcome.blocked,
+                "validated_at": at,
+            }
+        ]
+    )
+    with warehouse.transaction(con):
+        warehouse.append_rows(con, "quality.quarantine", held)
+        warehouse.replace_rows(
+            con, "quality.scorecard", rules, "run_id = ? AND source_system = ?", [run_id, source]
+        )
+        warehouse.append_rows(con, "quality.validation_runs", run_row)
+    return SourceValidation(
+        suite, outcome, len(staged), quarantined, rules, previous[0] if previous else None
+    )
