@@ -168,6 +168,7 @@ def assert_alert_written(settings, instance, result) -> None:
     alert = json.loads(lines[-1])
     assert alert["run_id"] == result.run_id and alert["job"] == "nightly"
     assert "quality__crm" in alert["failed_steps"]
+    assert "quality/crm: suite_passes" in alert["errors"]["quality__crm"]
 
 
 def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path):

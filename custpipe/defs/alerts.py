@@ -8,14 +8,19 @@ import dagster as dg
 from custpipe.defs.resources import CustpipeResource
 
 
-def alert_record(run_id: str, job: str, message: str, failed_steps: list[str]) -> dict:
-    """What an alert says: which run, which steps, the error headline (no customer values)."""
+def _headline(text: str | None) -> str:
+    return " ".join((text or "").split())[:500]
+
+
+def alert_record(run_id: str, job: str, message: str, failures: dict[str, str]) -> dict:
+    """What an alert says: which run, which steps failed and why (no customer values)."""
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "job": job,
-        "failed_steps": failed_steps,
-        "message": message.splitlines()[0][:500] if message else "",
+        "failed_steps": sorted(failures),
+        "errors": failures,
+        "message": _headline(message),
     }
 
 
@@ -27,12 +32,18 @@ def alert_record(run_id: str, job: str, message: str, failed_steps: list[str]) -
 )
 def nightly_failure_alert(context: dg.RunFailureSensorContext, custpipe: CustpipeResource):
     """Write the failure to the alert log (swap for Slack/PagerDuty in a real deployment)."""
-    failed = [e.step_key for e in context.get_step_failure_events() if e.step_key]
+    failures = {}
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        error = data.error.message if data and data.error else event.message
+        if data and data.user_failure_data and data.user_failure_data.description:
+            error = data.user_failure_data.description
+        failures[event.step_key or "?"] = _headline(error)
     record = alert_record(
         context.dagster_run.run_id,
         context.dagster_run.job_name,
         context.failure_event.message or "",
-        failed,
+        failures,
     )
     path = custpipe.settings.data_dir / "alerts" / "alerts.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
