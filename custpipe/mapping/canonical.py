@@ -6,8 +6,6 @@ beside the standardised ones, so every decision downstream can be traced back.
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from custpipe.config import CUSTOMER_FIELDS, ORDER_FIELDS, DatasetConfig, SourceConfig
@@ -86,8 +84,11 @@ def _source_values(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
         cols = list(raw.columns)  # an expression may read any column
     else:
         cols = [c for c in dataset.source_columns() if c in raw]
-    records = raw[cols].to_dict(orient="records")
-    return pd.Series([json.dumps(r, ensure_ascii=False) for r in records], index=raw.index)
+    if raw.empty:
+        return pd.Series([], index=raw.index, dtype=object)
+    # pandas' C JSON writer, one line per row: ~10x faster than json.dumps row by row
+    lines = raw[cols].to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    return pd.Series(lines, index=raw.index, dtype=object)
 
 
 def person_name_key(name: pd.Series) -> pd.Series:
@@ -108,8 +109,10 @@ def _full_person_name(given: pd.Series, family: pd.Series) -> pd.Series:
 
 
 def _record_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    hashed = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
-    return hashed.map(lambda h: f"{h:016x}")
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False)
+    return pd.Series(
+        [format(h, "016x") for h in hashed.to_numpy()], index=frame.index, dtype=object
+    )
 
 
 def stage_customers(
@@ -128,7 +131,10 @@ def stage_customers(
     out["party_type"] = party
     out["name"] = name
     is_person = party == "person"
-    out["name_key"] = company_name_key(name).where(~is_person, person_name_key(name))
+    keys = pd.Series([None] * len(name), index=name.index, dtype=object)
+    keys[~is_person] = company_name_key(name[~is_person])
+    keys[is_person] = person_name_key(name[is_person])
+    out["name_key"] = keys
     out["given_name"], out["family_name"] = given, family
     out["birth_date"] = m["birth_date"]
     out["national_id"] = clean_text(m["national_id"])
