@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -16,6 +17,49 @@ _E164 = phonenumbers.PhoneNumberFormat.E164
 _IDD_RE = re.compile(r"^\s*00\s*(?=[1-9])")  # '0086 138...' -> '+86 138...'
 # Extension markers and trailing notes are left to phonenumbers; only trim obvious noise.
 _NOISE_RE = re.compile(r"^(?:tel|phone|fon|telefon|mobil|mobile|电话|手机)\s*[.:：]?\s*", re.I)
+
+
+_INTERNATIONAL_RE = re.compile(r"^\+[\d \-.]+$")  # '+49 30 1234567', '+86-138-1234-5678'
+_NATIONAL_RE = re.compile(r"^[\d \-./()]+$")  # '030/1234567', '(212) 555-0123'
+_NON_DIGIT_RE = re.compile(r"\D")
+_CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@functools.cache
+def _national_prefix(region: str) -> str | None:
+    """The region's trunk prefix ('0', '1', '' for none), or None for an unknown region."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        return None
+    return meta.national_prefix or ""
+
+
+def _fast_valid(text: str, region: str | None) -> str | None:
+    """The E.164 form of a plainly written, valid number, without phonenumbers' parser.
+
+    Only plain digit strings are tried; anything else, and every number that is not valid,
+    returns None and takes the full path (tests prove both paths agree).
+    """
+    if _INTERNATIONAL_RE.match(text):
+        digits = _NON_DIGIT_RE.sub("", text)
+        code = next((digits[:n] for n in (1, 2, 3) if int(digits[:n] or 0) in _CALLING_CODES), None)
+        if code is None:
+            return None
+        national = digits[len(code) :]
+    elif region and _NATIONAL_RE.match(text):
+        prefix = _national_prefix(region)
+        code = str(phonenumbers.country_code_for_region(region))
+        if prefix is None or code == "0":
+            return None
+        national = _NON_DIGIT_RE.sub("", text)
+        if prefix and national.startswith(prefix):
+            national = national[len(prefix) :]
+    else:
+        return None
+    if not national or national[0] == "0" or len(national) > 17:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national))
+    return f"+{code}{national}" if phonenumbers.is_valid_number(number) else None
 
 
 def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -34,6 +78,9 @@ def e164_value(value: Any, country: Any) -> tuple[str | None, bool | None]:
     if not text:
         return None, None
     region = None if is_missing(country) else iso2_value(country)
+    fast = _fast_valid(text, region)
+    if fast is not None:
+        return fast, True
     candidates = [text]
     if _IDD_RE.match(text):  # international prefix 00 is not the IDD of every region (US: 011)
         candidates.append("+" + _IDD_RE.sub("", text))

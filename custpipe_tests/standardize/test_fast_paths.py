@@ -57,3 +57,40 @@ def test_parallel_evaluation_gives_the_serial_result(monkeypatch):
     for (a1, a2), (b1, b2) in zip(serial, parallel, strict=True):
         pd.testing.assert_series_equal(a1, b1)
         pd.testing.assert_series_equal(a2, b2)
+
+
+def test_phone_fast_path_agrees_with_the_full_parser_on_demo_data(tmp_path, monkeypatch):
+    import json
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from custpipe.demo.generate import generate_demo
+    from custpipe.standardize import phones
+
+    generate_demo(tmp_path, customers=1500, seed=11, business_date=date(2026, 11, 27))
+    samples = []
+    for db, query in (
+        ("erp", "SELECT TELF1, LAND1 FROM KNA1"),
+        ("crm", "SELECT Phone, BillingCountry FROM Account"),
+    ):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / db / (db + '.sqlite')}")
+        with engine.connect() as conn:
+            samples += [tuple(r) for r in conn.execute(sa.text(query))]
+        engine.dispose()
+    for line in (tmp_path / "service" / "customers.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        samples.append((record.get("phone"), (record.get("address") or {}).get("country")))
+    samples += [
+        ("+49 (0)30 1234567", "DE"),
+        ("0086 138 1234 5678", "CN"),
+        ("1-212-555-0123", "US"),
+        ("+39 06 6982 1234", "IT"),
+        ("+44 20 7946 0958", None),
+        ("030 1234567", None),
+    ]
+    fast = [phones.e164_value(v, c) for v, c in samples]
+    monkeypatch.setattr(phones, "_fast_valid", lambda text, region: None)
+    slow = [phones.e164_value(v, c) for v, c in samples]
+    assert len(samples) > 2000
+    assert fast == slow
