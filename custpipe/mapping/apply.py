@@ -45,8 +45,11 @@ class MappingIssue:
 
 def _blank_to_none(s: pd.Series) -> pd.Series:
     s = s.astype(object)
-    stripped = s.map(lambda v: v.strip() if isinstance(v, str) else v)
-    return stripped.where(stripped.notna() & (stripped != ""), None)
+    if s.dropna().map(type).eq(str).all():  # the usual case (landing data is text): vectorised
+        stripped = s.str.strip()
+    else:
+        stripped = s.map(lambda v: v.strip() if isinstance(v, str) else v)
+    return stripped.where(stripped.notna() & (stripped != ""), None).astype(object)
 
 
 def _expression(raw: pd.DataFrame, expr: str, source: str, field: str) -> pd.Series:
