@@ -133,6 +133,39 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Compare the consolidated customers with a ground-truth file."""
+    import json
+
+    import pandas as pd
+
+    from custpipe import warehouse
+    from custpipe.matching.evaluate import evaluate_matches
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    truth_path = Path(args.truth or settings.sources_dir / "ground_truth" / "customers.csv")
+    truth = pd.read_csv(truth_path, dtype=str)
+    missing = {"source_system", "source_id", "entity_id"} - set(truth.columns)
+    if missing:
+        raise ValueError(f"{truth_path}: columns {sorted(missing)} are missing")
+    with warehouse.connect(settings.warehouse_path, read_only=True) as con:
+        xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
+    quality = evaluate_matches(xref, truth)
+    figures = quality.as_dict()
+    print(f"match quality against {truth_path} ({figures['records']:,} records in both):")
+    for key in ("precision", "recall", "f1", "exact_cluster_rate"):
+        print(f"  {key:<20} {figures[key]:.4f}")
+    print(
+        f"  pairs predicted {quality.predicted_pairs:,}, true {quality.true_pairs:,}, "
+        f"correct {quality.true_positive_pairs:,}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+        print(f"  written to {args.json}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the summary of the warehouse's current state."""
     from custpipe.settings import Settings
@@ -199,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-values", action="store_true", help="also print 10 staged rows (customer data!)"
     )
     prev.set_defaults(func=cmd_preview)
+    evaluate = sub.add_parser("evaluate", help="match precision/recall against a ground truth")
+    evaluate.add_argument(
+        "--truth",
+        help="CSV with source_system, source_id, entity_id "
+        "(default: the demo's ground_truth/customers.csv)",
+    )
+    evaluate.add_argument("--json", help="also write the figures to this JSON file")
+    evaluate.set_defaults(func=cmd_evaluate)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
     return parser

@@ -251,3 +251,16 @@ def test_an_empty_export_blocks_before_anything_is_retired(tmp_path):
     assert checks[("quality/erp", "volume_stable")].passed is True
     assert published_rows(result) is None
     pd.testing.assert_frame_equal(erp_rows(deployment.settings), before)
+
+
+def test_match_quality_against_the_ground_truth(demo_run):
+    from custpipe.matching.evaluate import evaluate_matches
+
+    deployment, _, _ = demo_run
+    truth = pd.read_csv(deployment.ground_truth / "customers.csv", dtype=str)
+    xref = query(
+        deployment.settings, "SELECT source_system, source_id, golden_id FROM mdm.customer_xref"
+    )
+    quality = evaluate_matches(xref, truth)
+    # exact-key matching today: a floor that catches regressions (issue 5 raises the bar)
+    assert quality.precision >= 0.95 and quality.recall >= 0.97, quality.as_dict()
