@@ -166,6 +166,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Record a steward decision (or import a CSV of them) for the next run."""
+    import pandas as pd
+
+    from custpipe import warehouse
+    from custpipe.matching.decisions import record_decision
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    if args.file:
+        rows = pd.read_csv(args.file, dtype=str).fillna("")
+        needed = {"left", "right", "decision", "decided_by", "reason"}
+        if needed - set(rows.columns):
+            raise ValueError(f"{args.file}: needs columns {sorted(needed)}")
+        items = [(r.left, r.right, r.decision, r.decided_by, r.reason) for r in rows.itertuples()]
+    else:
+        if not (args.decision and args.left and args.right):
+            raise ValueError("give DECISION LEFT RIGHT, or --file decisions.csv")
+        items = [(args.left, args.right, args.decision.replace("-", "_"), args.by, args.why)]
+    with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
+        for left, right, decision, by, why in items:
+            record_decision(con, left, right, decision.replace("-", "_"), by, why)
+    print(f"{len(items)} decision(s) recorded; the next run honours them")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the summary of the warehouse's current state."""
     from custpipe.settings import Settings
@@ -240,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
+    decide = sub.add_parser("decide", help="record a steward's must-link / cannot-link decision")
+    decide.add_argument("decision", nargs="?", choices=["must-link", "cannot-link"])
+    decide.add_argument("left", nargs="?", help="source_system:source_id")
+    decide.add_argument("right", nargs="?", help="source_system:source_id")
+    decide.add_argument("--by", default=os.environ.get("USER", ""), help="who decides")
+    decide.add_argument("--why", default="", help="why (required)")
+    decide.add_argument("--file", help="CSV with left, right, decision, decided_by, reason")
+    decide.set_defaults(func=cmd_decide)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
     return parser

@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS mdm.match_review (
     right_source_id VARCHAR, score DOUBLE, explanation VARCHAR, run_id VARCHAR
 );
 
+CREATE TABLE IF NOT EXISTS mdm.steward_decisions (
+    left_source_system VARCHAR NOT NULL, left_source_id VARCHAR NOT NULL,
+    right_source_system VARCHAR NOT NULL, right_source_id VARCHAR NOT NULL,
+    decision VARCHAR NOT NULL, decided_by VARCHAR NOT NULL, decided_at TIMESTAMP NOT NULL,
+    reason VARCHAR NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS mdm.golden_id_history (
     run_id VARCHAR, golden_id VARCHAR, event VARCHAR, related_golden_id VARCHAR,
     members BIGINT, recorded_at TIMESTAMP

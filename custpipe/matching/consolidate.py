@@ -9,6 +9,12 @@ import duckdb
 import pandas as pd
 
 from custpipe import warehouse
+from custpipe.matching.decisions import (
+    MUST_LINK_RULE,
+    add_must_links,
+    apply_cannot_links,
+    load_decisions,
+)
 from custpipe.matching.golden_ids import assign_golden_ids
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 from custpipe.matching.review import review_pairs
@@ -45,6 +51,8 @@ class ConsolidationResult:
     rounds: int
     events: dict[str, int]
     review_pairs: int
+    must_links: int = 0
+    cannot_link_splits: int = 0
 
 
 def _survivorship_sql() -> str:
@@ -96,7 +104,11 @@ def consolidate(
     """)
     records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
     edges = build_edges(con, rules)
+    load_decisions(con)
+    must_links = add_must_links(con)
     rounds = connected_components(con)
+    priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
+    splits = apply_cannot_links(con, priority)
 
     members = con.execute("""
         SELECT l.label, n.source_system || ':' || n.source_id AS member_key, t.trust
@@ -144,4 +156,6 @@ def consolidate(
         rounds=rounds,
         events=history["event"].value_counts().to_dict(),
         review_pairs=len(review),
+        must_links=must_links,
+        cannot_link_splits=splits,
     )

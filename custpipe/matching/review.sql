@@ -20,6 +20,8 @@ pairs AS (
             AND a.label <> b.label
     WHERE NOT coalesce(a.tax_id_valid AND b.tax_id_valid AND a.tax_id <> b.tax_id, FALSE)
       AND jaro_winkler_similarity(a.name_key, b.name_key) >= $min_name_similarity
+      AND NOT EXISTS (SELECT 1 FROM decided d  -- a steward already decided this pair
+                      WHERE (d.a = a.node AND d.b = b.node) OR (d.a = b.node AND d.b = a.node))
 ),
 scored AS (
     SELECT *, 0.5 * name_similarity + 0.5 * ({agreement}) AS score FROM pairs

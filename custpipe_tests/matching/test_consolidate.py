@@ -205,3 +205,65 @@ def test_similar_names_that_no_rule_linked_go_to_review_with_an_explanation(con)
     assert top.score > 0.9 and top.run_id == "run1"
     pairs = set(zip(review.left_source_id, review.right_source_id, strict=True))
     assert ("C8", "K8") not in pairs
+
+
+def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
+    from custpipe.matching.decisions import record_decision
+
+    rows = [  # a chain: A -(tax)- B -(email)- C ; D alone
+        {
+            "source_system": "erp",
+            "source_id": "A",
+            "name_key": "a",
+            "tax_id": "DE1",
+            "tax_id_valid": True,
+            "postal_code": "1",
+        },
+        {
+            "source_system": "crm",
+            "source_id": "B",
+            "name_key": "b",
+            "tax_id": "DE1",
+            "tax_id_valid": True,
+            "email": "x@y.de",
+            "email_valid": True,
+            "postal_code": "2",
+        },
+        {
+            "source_system": "sales",
+            "source_id": "C",
+            "name_key": "c",
+            "email": "x@y.de",
+            "email_valid": True,
+            "postal_code": "3",
+        },
+        {"source_system": "sales", "source_id": "D", "name_key": "d", "postal_code": "4"},
+    ]
+    load(con, rows)
+    consolidate(con, "run1", TRUST, "erp")
+    gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
+    assert gid["A"] == gid["B"] == gid["C"] != gid["D"]
+    record_decision(con, "erp:A", "sales:C", "cannot_link", "ann", "different companies")
+    record_decision(con, "sales:D", "erp:A", "must_link", "ann", "same VAT in the contract")
+    result = consolidate(con, "run2", TRUST, "erp")
+    gid2 = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
+    # the tax link (stronger) keeps A with B; the e-mail link to C is cut; D joins A
+    assert gid2["A"] == gid2["B"] == gid2["D"] != gid2["C"]
+    assert gid2["A"] == gid["A"]  # the larger part keeps the golden ID
+    assert (result.must_links, result.cannot_link_splits) == (1, 1)
+    rules = dict(con.execute("SELECT source_id, match_rule FROM mdm.customer_xref").fetchall())
+    assert "steward_must_link" in rules["D"]
+    # a later decision on the same pair wins
+    record_decision(con, "sales:C", "erp:A", "must_link", "bob", "checked the contract again")
+    consolidate(con, "run3", TRUST, "erp")
+    gid3 = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
+    assert len(set(gid3.values())) == 1
+
+
+def test_a_decision_needs_who_and_why(con):
+    from custpipe.matching.decisions import record_decision
+
+    with pytest.raises(ValueError, match="who made it"):
+        record_decision(con, "erp:A", "crm:B", "cannot_link", "", "")
+    with pytest.raises(ValueError, match="source_system:source_id"):
+        record_decision(con, "A", "crm:B", "cannot_link", "ann", "x")

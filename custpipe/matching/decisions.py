@@ -1,0 +1,152 @@
+"""Steward decisions: must-link and cannot-link pairs that the next run honours.
+
+A must-link adds an edge between two records. A cannot-link splits a cluster even when a
+chain of other links joins the two records: the cluster is rebuilt edge by edge, strongest
+rules first, skipping any edge that would put a cannot-linked pair back together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+
+from custpipe import warehouse
+
+DECISIONS = ("must_link", "cannot_link")
+MUST_LINK_RULE = "steward_must_link"
+
+
+def record_decision(
+    con: duckdb.DuckDBPyConnection,
+    left: str,
+    right: str,
+    decision: str,
+    decided_by: str,
+    reason: str,
+    decided_at: datetime | None = None,
+) -> None:
+    """Store a decision about two records given as 'source_system:source_id'."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
+    (ls, _, lid), (rs, _, rid) = left.partition(":"), right.partition(":")
+    if not (ls and lid and rs and rid):
+        raise ValueError("records are written source_system:source_id, e.g. erp:0000100001")
+    if (ls, lid) == (rs, rid):
+        raise ValueError("a decision needs two different records")
+    if not decided_by.strip() or not reason.strip():
+        raise ValueError("a decision needs who made it (--by) and why (--why)")
+    row = pd.DataFrame(
+        [
+            {
+                "left_source_system": ls,
+                "left_source_id": lid,
+                "right_source_system": rs,
+                "right_source_id": rid,
+                "decision": decision,
+                "decided_by": decided_by,
+                "decided_at": decided_at or datetime.now(UTC).replace(tzinfo=None),
+                "reason": reason,
+            }
+        ]
+    )
+    warehouse.append_rows(con, "mdm.steward_decisions", row)
+
+
+def load_decisions(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table `decided` (a, b, decision) over `nodes`: the latest decision per pair."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE decided AS
+        WITH latest AS (
+            SELECT least(l, r) AS x, greatest(l, r) AS y,
+                   arg_max(decision, decided_at) AS decision
+            FROM (SELECT left_source_system || ':' || left_source_id AS l,
+                         right_source_system || ':' || right_source_id AS r, decision, decided_at
+                  FROM mdm.steward_decisions)
+            GROUP BY 1, 2
+        )
+        SELECT a.node AS a, b.node AS b, latest.decision FROM latest
+        JOIN nodes a ON a.source_system || ':' || a.source_id = latest.x
+        JOIN nodes b ON b.source_system || ':' || b.source_id = latest.y
+    """)
+
+
+def add_must_links(con: duckdb.DuckDBPyConnection) -> int:
+    """Append the must-link pairs to temp table `edges`."""
+    con.execute(f"""
+        INSERT INTO edges SELECT a, b, '{MUST_LINK_RULE}' FROM decided WHERE decision = 'must_link'
+    """)
+    return con.execute("SELECT count(*) FROM decided WHERE decision = 'must_link'").fetchone()[0]
+
+
+def constrained_components(
+    nodes: list[int], edges: list[tuple[int, int, int]], forbidden: list[tuple[int, int]]
+) -> dict[int, int]:
+    """Union-find over `edges` (a, b, priority: lower first) that never joins a forbidden pair.
+
+    Returns node -> label (the smallest node of its component).
+    """
+    parent = {n: n for n in nodes}
+    members = {n: {n} for n in nodes}
+    banned: dict[int, set[int]] = {n: set() for n in nodes}
+    for a, b in forbidden:
+        banned[a].add(b)
+        banned[b].add(a)
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b, _ in sorted(edges, key=lambda e: (e[2], min(e[0], e[1]), max(e[0], e[1]))):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        small, big = sorted((ra, rb), key=lambda r: len(members[r]))
+        if any(banned[n] & members[big] for n in members[small]):
+            continue  # this edge would join two records a steward said are different
+        parent[small] = big
+        members[big] |= members.pop(small)
+    labels = {}
+    for group in members.values():
+        label = min(group)
+        labels.update(dict.fromkeys(group, label))
+    return labels
+
+
+def apply_cannot_links(con: duckdb.DuckDBPyConnection, rule_priority: dict[str, int]) -> int:
+    """Split the clusters in temp table `labels` that hold a cannot-linked pair; return splits."""
+    conflicts = con.execute("""
+        SELECT DISTINCT la.label FROM decided d
+        JOIN labels la ON la.node = d.a JOIN labels lb ON lb.node = d.b
+        WHERE d.decision = 'cannot_link' AND la.label = lb.label
+    """).fetchall()
+    if not conflicts:
+        return 0
+    clusters = [c[0] for c in conflicts]
+    nodes = [
+        r[0]
+        for r in con.execute(
+            "SELECT node FROM labels WHERE list_contains($c, label)", {"c": clusters}
+        ).fetchall()
+    ]
+    edges = [
+        (a, b, rule_priority.get(rule, len(rule_priority)))
+        for a, b, rule in con.execute(
+            "SELECT e.a, e.b, e.rule FROM edges e JOIN labels l ON l.node = e.a "
+            "WHERE list_contains($c, l.label)",
+            {"c": clusters},
+        ).fetchall()
+    ]
+    forbidden = con.execute("SELECT a, b FROM decided WHERE decision = 'cannot_link'").fetchall()
+    in_scope = set(nodes)
+    labels = constrained_components(
+        nodes, edges, [(a, b) for a, b in forbidden if a in in_scope and b in in_scope]
+    )
+    relabel = pd.DataFrame({"node": list(labels), "label": list(labels.values())})  # noqa: F841
+    con.execute("""
+        UPDATE labels SET label = r.label FROM relabel r WHERE labels.node = r.node
+    """)
+    return len(set(labels.values())) - len(clusters)
