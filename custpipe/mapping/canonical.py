@@ -6,11 +6,17 @@ beside the standardised ones, so every decision downstream can be traced back.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
 import pandas as pd
 
 from custpipe.config import CUSTOMER_FIELDS, ORDER_FIELDS, DatasetConfig, SourceConfig
 from custpipe.mapping.apply import MappingIssue, map_fields
 from custpipe.standardize import (
+    _util,
     clean_name,
     clean_text,
     company_name_key,
@@ -115,10 +121,54 @@ def _record_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     )
 
 
+# Above this many rows, staging splits the frame over the machine's cores.
+PARALLEL_MIN_ROWS = int(os.environ.get("CUSTPIPE_PARALLEL_MIN_ROWS", "200000"))
+
+
+def _serial_worker() -> None:
+    _util.PARALLEL_MIN_VALUES = 1 << 62  # a worker never starts a pool of its own
+
+
+def _merge_issues(parts: list[list[MappingIssue]]) -> list[MappingIssue]:
+    """Issues of several chunks as one list: counts added, example codes united."""
+    merged: dict[tuple, MappingIssue] = {}
+    for issue in (i for part in parts for i in part):
+        key = (issue.source, issue.field, issue.column, issue.problem, issue.rule)
+        if key in merged:
+            old = merged[key]
+            examples = tuple(dict.fromkeys(old.examples + issue.examples))[:5]
+            merged[key] = replace(old, rows=old.rows + issue.rows, examples=examples)
+        else:
+            merged[key] = issue
+    return list(merged.values())
+
+
 def stage_customers(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
-    """Raw customer rows of one source -> canonical, standardised staged rows (same count)."""
+    """Raw customer rows of one source -> canonical, standardised staged rows (same count).
+
+    Large frames are split into one chunk per core, staged in forked worker processes.
+    """
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(raw) < PARALLEL_MIN_ROWS or "fork" not in mp.get_all_start_methods():
+        return _stage_customers(raw, source)
+    raw = raw.reset_index(drop=True)
+    size = -(-len(raw) // workers)
+    chunks = [raw.iloc[i : i + size] for i in range(0, len(raw), size)]
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("fork"), initializer=_serial_worker
+    ) as pool:
+        results = list(pool.map(_stage_customers, chunks, [source] * len(chunks)))
+    staged = pd.concat([r[0] for r in results], ignore_index=True)
+    for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
+        staged[col] = staged[col].astype("boolean")
+    return staged, _merge_issues([r[1] for r in results])
+
+
+def _stage_customers(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
     dataset = source.customers
     raw, m, issues, out = _start(raw, dataset, source.name, CUSTOMER_FIELDS)
     out["country"] = to_iso2(clean_text(m["country"]))

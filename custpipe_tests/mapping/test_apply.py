@@ -173,3 +173,35 @@ def test_expression_errors_carry_no_row_values():
     with pytest.raises(MappingError) as err:
         map_fields(raw, dataset({"name": {"expr": 'CAST("N" AS INTEGER)'}}), "erp")
     assert "Zhang" not in str(err.value) and "TRY_CAST" in str(err.value)
+
+
+def test_parallel_staging_gives_the_serial_result(monkeypatch):
+    from custpipe.config import load_config
+    from custpipe.mapping import canonical
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    source = load_config(DEFAULT_CONFIG_DIR).sources["erp"]
+    raw = pd.DataFrame(
+        {
+            "KUNNR": [f"{i:010d}" for i in range(400)],
+            "NAME1": [f"Firma {i % 37} GmbH" if i % 5 else "张伟" for i in range(400)],
+            "NAME2": [None] * 400,
+            "STRAS": ["Hauptstr. 1"] * 400,
+            "ORT01": ["Berlin"] * 400,
+            "PSTLZ": ["10115", "1067", None, "ABCDE"] * 100,
+            "REGIO": ["BE"] * 400,
+            "LAND1": ["DE", "CN", "US", "XX"] * 100,
+            "TELF1": ["030 1234567", "+86 138 1234 5678", "bad", None] * 100,
+            "SMTP_ADDR": ["a@b.de", "bad", None, "X@Y.COM"] * 100,
+            "STCD1": ["DE136695976", "DE123", None, "91110000802100433B"] * 100,
+            "KTOKD": ["Z001", "Z002", "Z001", "Z009"] * 100,
+            "KDGRP": ["01", "02", "09", None] * 100,
+            "LOEVM": ["", "X", "", ""] * 100,
+            "AEDAT": ["20261101", "2026-11-01", None, "20261102"] * 100,
+        }
+    )
+    serial, serial_issues = canonical.stage_customers(raw, source)
+    monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
+    parallel, parallel_issues = canonical.stage_customers(raw, source)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
