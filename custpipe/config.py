@@ -231,8 +231,10 @@ class QualityConfig(_Strict):
     # a source whose staged rows drop by more than this share since its last validation is
     # blocked (an empty or truncated export must not retire customers downstream)
     max_volume_drop: float = Field(default=0.2, ge=0, le=1)
-    # the "rows_quarantined" check warns above this share of a source's rows
+    # the "rows_quarantined" check warns above this share of a source's rows ...
     quarantine_warn_rate: float = Field(default=0.05, ge=0, le=1)
+    # ... and above this share the source is blocked: so many bad rows is a systemic problem
+    max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
 
 
 class PipelineConfig(_Strict):

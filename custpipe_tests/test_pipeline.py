@@ -122,6 +122,16 @@ def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_run):
     assert meta["unchanged"].value == len(after)
     runs = query(deployment.settings, "SELECT count(DISTINCT run_id) AS n FROM quality.scorecard")
     assert runs["n"][0] == 2
+    keys = query(
+        deployment.settings,
+        """
+        SELECT run_id, source_system, rule, count(*) AS n FROM quality.scorecard GROUP BY ALL""",
+    )
+    assert (keys["n"] == 1).all()  # one row per (run, source, rule)
+    per_run = keys.groupby("run_id").size()
+    assert per_run.iloc[0] == per_run.iloc[1]  # the same rules scored in both runs
+    page = (deployment.settings.reports_dir / "scorecard.html").read_text()
+    assert page.count("<th title=") == 2  # both runs are columns of the trend table
 
 
 def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):

@@ -32,7 +32,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 SUITE_CHECK,
                 asset=key,
                 blocking=True,
-                description="No 'block' expectation failed (systemic problem).",
+                description="No 'block' expectation failed and no more than "
+                "quality.max_quarantine_rate of the rows were quarantined (systemic problem).",
             ),
             dg.AssetCheckSpec(
                 VOLUME_CHECK,
@@ -80,7 +81,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 "data_docs": docs,
             }
         )
-        blocked = v.blocking_rules
+        blocked = v.blocking_rules(quality.max_quarantine_rate)
         yield dg.AssetCheckResult(
             check_name=SUITE_CHECK,
             passed=not blocked,

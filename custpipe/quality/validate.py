@@ -33,9 +33,16 @@ class SourceValidation:
         return max(0.0, (self.previous_rows - self.rows) / self.previous_rows)
 
     @property
-    def blocking_rules(self) -> list[str]:
-        """Failed `block` rules."""
-        return [o.rule for o in self.outcome.failures("block")]
+    def quarantine_rate(self) -> float:
+        """Share of the source's rows held back."""
+        return self.quarantined / self.rows if self.rows else 0.0
+
+    def blocking_rules(self, max_quarantine_rate: float = 1.0) -> list[str]:
+        """Failed `block` rules, plus the quarantine rate when it is above the limit."""
+        rules = [o.rule for o in self.outcome.failures("block")]
+        if self.quarantine_rate > max_quarantine_rate:
+            rules.append(f"quarantine_rate {self.quarantine_rate:.1%} > {max_quarantine_rate:.0%}")
+        return rules
 
 
 def suite_for(source: str, expectations_dir) -> str:
