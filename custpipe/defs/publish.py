@@ -9,7 +9,7 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
 from custpipe.matching.golden_ids import successors
-from custpipe.publish.erp import PublishRefused, publish
+from custpipe.publish.erp import PublishRefused, export_delta, publish
 from custpipe.sources.extract import resolve_url
 
 PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
@@ -58,6 +58,9 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             )
         except PublishRefused as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        exported = export_delta(
+            result.delta, custpipe.settings.data_dir / "publish", context.run_id
+        )
         context.log.info(
             f"published to {target.table}: {result.inserted} inserted, "
             f"{result.updated} updated, {result.retired} retired, "
@@ -76,6 +79,9 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 if result.active_before
                 else 0.0,
                 "dry_run": result.dry_run,
+                "content_hash": result.content_hash,
+                "delta_files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in exported)),
+                "log_table": f"{target.table}_LOG",
                 "target_table": target.table,
             }
         )

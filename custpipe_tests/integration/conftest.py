@@ -50,4 +50,5 @@ def table_name(server_url):
     engine = sa.create_engine(server_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}_LOG"))
     engine.dispose()

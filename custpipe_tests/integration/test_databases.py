@@ -105,9 +105,23 @@ def test_publish_delta_is_idempotent_and_transactional(server_url, table_name):
     rows = published(server_url, table_name)
     assert rows["G1"]["name"] == "北京华为" and rows["G2"]["status"] == "retired"
     before = rows
-    bad = golden([{"golden_id": "G1", "name": "changed"}, {"golden_id": "G9"}, {"golden_id": "G9"}])
-    with pytest.raises(sa.exc.IntegrityError):
-        publish(bad, server_url, table_name, "run4")
+    from custpipe.publish import erp
+
+    calls = []
+
+    def fail_after_first_batch():
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("network dropped mid-publish")
+
+    erp_batch, erp_pause = erp.BATCH_ROWS, erp._test_pause
+    erp.BATCH_ROWS, erp._test_pause = 1, fail_after_first_batch
+    try:
+        changed = golden([{"golden_id": "G1", "name": "changed"}, {"golden_id": "G9"}])
+        with pytest.raises(ConnectionError):
+            publish(changed, server_url, table_name, "run4")
+    finally:
+        erp.BATCH_ROWS, erp._test_pause = erp_batch, erp_pause
     assert published(server_url, table_name) == before
 
 
@@ -182,3 +196,13 @@ def test_incremental_extraction_on_a_real_table(server_url, table_name, tmp_path
     assert second.mode == "incremental"
     # the row at the old watermark (3 Nov) is read again; the rows before it are not
     assert sorted(read_landing(second.path)["NAME1"]) == ["ACME Incorporated", "Müller AG"]
+
+
+def test_a_killed_publish_leaves_the_server_table_unchanged(server_url, table_name):
+    from custpipe_tests.publish.kill import count_rows, publish_and_kill
+
+    publish(golden([{"golden_id": "G1", "name": "A"}]), server_url, table_name, "run1")
+    publish_and_kill(server_url, table_name)
+    assert count_rows(server_url, table_name) == 1
+    assert published(server_url, table_name)["G1"]["run_id"] == "run1"
+    assert publish(golden([{"golden_id": "G2"}]), server_url, table_name, "run2").inserted == 1

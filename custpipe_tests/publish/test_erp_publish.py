@@ -70,20 +70,68 @@ def test_dry_run_writes_nothing(url):
     assert target_rows(url) == {}
 
 
-def test_failure_leaves_target_unchanged(url):
+def test_an_error_mid_transaction_leaves_target_unchanged(url, monkeypatch):
+    from custpipe.publish import erp
+
     publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "run1")
     before = target_rows(url)
-    # Two rows with the same golden_id: the insert fails on the primary key after the update.
-    bad = golden(
-        [
-            {"golden_id": "G1", "name": "changed"},
-            {"golden_id": "G9", "name": "x"},
-            {"golden_id": "G9", "name": "y"},
-        ]
-    )
-    with pytest.raises(sa.exc.IntegrityError):
-        publish(bad, url, "ZCUST_INBOUND", "run2")
+    calls = []
+
+    def fail_after_first_batch():
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("network dropped mid-publish")
+
+    monkeypatch.setattr(erp, "BATCH_ROWS", 1)
+    monkeypatch.setattr(erp, "_test_pause", fail_after_first_batch)
+    changed = golden([{"golden_id": "G1", "name": "changed"}, {"golden_id": "G9", "name": "x"}])
+    with pytest.raises(ConnectionError):
+        publish(changed, url, "ZCUST_INBOUND", "run2")
+    assert len(calls) == 2  # the first batch really was written before the error
     assert target_rows(url) == before
+    monkeypatch.undo()
+    assert publish(changed, url, "ZCUST_INBOUND", "run3").changed == 2  # the next run completes
+
+
+def test_duplicate_golden_ids_are_refused_before_writing(url):
+    with pytest.raises(ValueError, match=r"golden_id must be present and unique \(0 missing, 1"):
+        publish(golden([{"golden_id": "G1"}, {"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
+    assert not sa.inspect(sa.create_engine(url)).has_table("ZCUST_INBOUND")
+
+
+def test_publish_log_and_delta(url, tmp_path):
+    from custpipe.publish.erp import export_delta
+
+    first = publish(
+        golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}]),
+        url,
+        "ZCUST_INBOUND",
+        "run1",
+    )
+    second = publish(
+        golden([{"golden_id": "G1", "name": "A2"}]),
+        url,
+        "ZCUST_INBOUND",
+        "run2",
+        merged_into={"G2": "G1"},
+    )
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        log = conn.execute(
+            sa.text(
+                "SELECT run_id, inserted, updated, retired, unchanged, content_hash "
+                "FROM ZCUST_INBOUND_LOG ORDER BY run_id"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(r[:5]) for r in log] == [("run1", 2, 0, 0, 0), ("run2", 0, 1, 1, 0)]
+    assert log[1][5] == second.content_hash != first.content_hash
+    delta = second.delta.set_index("golden_id")
+    assert delta.loc["G1", "change"] == "update" and delta.loc["G1", "changed_fields"] == "name"
+    assert (delta.loc["G2", "change"], delta.loc["G2", "merged_into"]) == ("retire", "G1")
+    paths = export_delta(second.delta, tmp_path, "run2")
+    assert [p.name for p in paths] == ["delta.parquet", "delta.csv"]
+    assert pd.read_parquet(paths[0])["change"].tolist() == ["update", "retire"]
 
 
 def test_mass_retirement_is_refused_and_nothing_is_written(url):
@@ -123,3 +171,15 @@ def test_a_target_table_of_an_older_version_gets_the_new_columns(url):
     engine.dispose()
     assert publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r").inserted == 1
     assert "merged_into" in target_rows(url)["G1"]
+
+
+def test_a_killed_publish_leaves_target_unchanged_and_the_next_run_completes(url):
+    from custpipe_tests.publish.kill import count_rows, publish_and_kill
+
+    publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "run1")
+    before = target_rows(url)
+    publish_and_kill(url, "ZCUST_INBOUND")
+    assert target_rows(url) == before
+    assert count_rows(url, "ZCUST_INBOUND_LOG") == 1
+    rows = golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}])
+    assert publish(rows, url, "ZCUST_INBOUND", "run2").inserted == 1
