@@ -110,6 +110,9 @@ def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    from custpipe.quality import expectations as custom_expectations
+
+    custom_expectations.register()  # before the context can read any suite
     yml_path = gx_dir / GX_YML
     config = build_project_config(expectations_dir, validation_results_limit)
     if yml_path.exists():

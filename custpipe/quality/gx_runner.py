@@ -5,7 +5,9 @@ Suites live as GX expectation-suite JSON files in the repository's ``expectation
 ``meta.rule`` (stable rule name) and ``meta.description`` (text for data stewards).
 
 This module does not import great_expectations at import time (the Dagster code location
-imports it); GX is imported on the first :func:`validate_frame` call.
+imports it); GX is imported on the first :func:`validate_frame` call, together with the custom
+expectations of :mod:`custpipe.quality.expectations` (registered before any suite is read, so
+suites may use ``expect_column_values_to_be_valid_e164`` and the other custpipe types).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class ExpectationOutcome:
     except for not-null expectations); ``failed_ids`` are the distinct non-null ``id_column``
     values of failing rows, in frame order. Table/aggregate expectations (no
     ``unexpected_count``): ``evaluated`` is the number of rows in the frame, ``failed`` is
-    0 on success and 1 on failure, and ``failed_ids`` is empty.
+    0 on success and 1 on failure, and ``failed_ids`` is empty. ``column`` is the
+    expectation's ``column`` (``column_A`` of column-pair expectations, the comma-joined
+    ``column_list`` of multicolumn ones).
     """
 
     rule: str
@@ -191,7 +195,10 @@ def validate_frame(
     At most ``results_limit`` results per suite are kept in ``gx_dir``.
     """
     from custpipe.quality import _gx_context
+    from custpipe.quality import expectations as custom_expectations
 
+    # GX silently drops unknown expectation types: register ours before any suite is read
+    custom_expectations.register()
     expectations_dir = Path(expectations_dir)
     gx_dir = Path(gx_dir)
     if results_limit < 1:
@@ -280,7 +287,9 @@ def _to_outcome(r: Any, *, id_column: str, n_rows: int, suite_name: str) -> Expe
     config = r.expectation_config
     kwargs = config.kwargs or {}
     meta = config.meta or {}
-    column = kwargs.get("column")
+    column = kwargs.get("column") or kwargs.get("column_A")
+    if column is None and kwargs.get("column_list"):
+        column = ",".join(map(str, kwargs["column_list"]))
     rule = meta.get("rule") or f"{config.type}:{column}"
     message = _raised(r.exception_info)
     if message:

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from stdnum import luhn
+from stdnum.at import uid
+from stdnum.cn import uscc
+from stdnum.iso7064 import mod_11_10
+from stdnum.nl import bsn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -39,6 +44,37 @@ _COUNTRIES = np.array(["DE", "FR", "AT", "CH", "NL", "US", "GB"], dtype=object)
 _SEGMENTS = np.array(["A", "B", "C"], dtype=object)
 
 
+def valid_tax_id(country: str, n: int) -> str:
+    """A tax ID for ``country`` that passes its check digit, distinct per ``n`` (< 10**7).
+
+    Built with python-stdnum's check-digit helpers: DE USt-IdNr., FR/AT/NL EU VAT, US EIN,
+    CN USCC. Other countries (no check digit known to the suites) get a plain number.
+    """
+    base = f"{n % 10_000_000:07d}"
+    if country == "DE":
+        digits = "1" + base
+        return "DE" + digits + mod_11_10.calc_check_digit(digits)
+    if country == "FR":
+        siren = "1" + base
+        siren += luhn.calc_check_digit(siren)
+        return f"FR{int(siren + '12') % 97:02d}{siren}"
+    if country == "AT":
+        return "ATU" + base + uid.calc_check_digit("U" + base)
+    if country == "NL":
+        for lead in "123456789":
+            body = lead + base
+            check = sum((9 - i) * int(d) for i, d in enumerate(body)) % 11
+            if check < 10 and bsn.is_valid(body + str(check)):
+                return "NL" + body + str(check) + "B01"
+        raise AssertionError(n)  # pragma: no cover
+    if country == "US":
+        return "12-" + base
+    if country == "CN":
+        body = "91110000" + "MA" + base
+        return body + uscc.calc_check_digit(body)
+    return country + "9" + base + "0"
+
+
 def source_id(i: int, source_system: str = "erp") -> str:
     """The ``source_id`` that :func:`make_staged_frame` gives row ``i`` (0-based)."""
     return f"{source_system.upper()}-{i + 1:07d}"
@@ -48,6 +84,8 @@ def make_staged_frame(n: int, source_system: str = "erp") -> pd.DataFrame:
     """A clean staged customer frame of ``n`` rows that passes every staged suite rule.
 
     Row ``i`` has ``source_id == source_id(i)``; even rows are companies, odd rows persons.
+    Phones are valid E.164 numbers; tax IDs pass their country's check digit
+    (:func:`valid_tax_id`).
     Tests mutate single cells (``df.loc[i, "country"] = "XX"``) to seed known bad rows.
     """
     idx = np.arange(n)
@@ -68,7 +106,7 @@ def make_staged_frame(n: int, source_system: str = "erp") -> pd.DataFrame:
             "name_key": name_key,
             "given_name": given,
             "family_name": family,
-            "tax_id": "DE" + nums.str.zfill(9),
+            "tax_id": [valid_tax_id(c, i) for i, c in enumerate(country)],
             "tax_id_valid": pd.array([True] * n, dtype="boolean"),
             "email": "customer" + nums + "@example.com",
             "email_valid": pd.array([True] * n, dtype="boolean"),

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 
 import pytest
 
+from custpipe.quality.expectations import register
 from custpipe.quality.gx_runner import SEVERITIES, load_suite_names, read_suite
 from custpipe_tests.quality.helpers import EXPECTATIONS_DIR
 
 # suite -> (block, quarantine, warn). GX drops expectation types it cannot import, so the
 # counts are asserted explicitly rather than derived from the files.
 EXPECTED = {
-    "staged_customers": (4, 6, 3),
-    "staged_customers_erp": (4, 6, 3),
-    "staged_customers_crm": (4, 6, 3),
-    "staged_customers_sales": (4, 6, 2),
-    "staged_customers_service": (4, 6, 3),
+    "staged_customers": (4, 6, 4),
+    "staged_customers_erp": (4, 6, 4),
+    "staged_customers_crm": (4, 6, 4),
+    "staged_customers_sales": (4, 6, 3),
+    "staged_customers_service": (4, 6, 4),
     "golden_customers": (3, 0, 0),
     "orders": (1, 2, 0),
 }
@@ -31,6 +33,7 @@ def test_suite_list_is_complete():
 def test_suite_loads_in_gx_with_all_expectations(name):
     from great_expectations.core import ExpectationSuite
 
+    register()  # custom custpipe expectation types, as gx_runner does before reading suites
     data = read_suite(EXPECTATIONS_DIR, name)
     suite = ExpectationSuite(**json.loads((EXPECTATIONS_DIR / f"{name}.json").read_text()))
     assert suite.name == name
@@ -52,3 +55,32 @@ def test_country_rule_uses_full_iso_list():
     assert len(codes) == len(set(codes)) == 249
     assert {"DE", "FR", "US", "GB", "CN", "AX", "SS"} <= set(codes)
     assert "XX" not in codes and "UK" not in codes
+
+
+STAGED = [name for name in EXPECTED if name.startswith("staged_customers")]
+CUSTOM_RULES = {
+    "phone_valid_e164": ("expect_column_values_to_be_valid_e164", "warn"),
+    "tax_id_check_digit": ("expect_column_values_to_have_valid_tax_id", "warn"),
+    "segment_crosswalk_covered": ("expect_column_values_to_be_covered_by_crosswalk", "quarantine"),
+    "company_tax_id_required": ("expect_company_tax_id_where_required", "warn"),
+}
+
+
+@pytest.mark.parametrize("name", STAGED)
+def test_staged_suites_use_the_custom_expectations(name):
+    data = read_suite(EXPECTATIONS_DIR, name)
+    by_rule = {e["meta"]["rule"]: e for e in data["expectations"]}
+    for rule, (typ, severity) in CUSTOM_RULES.items():
+        assert (by_rule[rule]["type"], by_rule[rule]["meta"]["severity"]) == (typ, severity)
+        # deterministic ids for the new rules: uuid5 of "custpipe:<suite>:<rule>"
+        if rule != "segment_crosswalk_covered":
+            expected_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"custpipe:{name}:{rule}"))
+            assert by_rule[rule]["id"] == expected_id
+    assert by_rule["company_tax_id_required"]["kwargs"] == {
+        "column_list": ["party_type", "country", "tax_id"],
+        "countries": ["CN", "DE"],
+    }
+    # the flag rules are replaced by the check-digit / E.164 expectations (no double counting)
+    assert not {"phone_valid", "tax_id_valid"} & set(by_rule)
+    for kept in ("name_required", "name_mostly_present", "country_known", "source_id_unique"):
+        assert kept in by_rule

@@ -1,0 +1,479 @@
+"""Custom GX Core 1.x expectations for customer data (pandas execution engine).
+
+Importing this module defines and registers, in GX's expectation and metric registries:
+
+``expect_column_values_to_be_valid_e164`` (column map, kwargs ``column``)
+    The value is an E.164 string (``+`` and 2-15 digits) that ``phonenumbers`` parses without a
+    default region and considers a valid number.
+``expect_column_values_to_have_valid_tax_id`` (column pair, kwargs ``column_A`` = tax ID,
+``column_B`` = ISO-2 country)
+    The tax ID passes its country's check-digit test (python-stdnum): CN USCC or resident ID,
+    DE USt-IdNr., US EIN, other EU member states EU VAT with the country's prefix. Rows of
+    other countries are not checkable and pass; rows with a missing tax ID or country are
+    skipped (``ignore_row_if="either_value_is_missing"``).
+``expect_column_values_to_be_covered_by_crosswalk`` (column map, kwargs ``column``,
+``value_set``)
+    ``expect_column_values_to_be_in_set`` for codes that a source crosswalk translated: a
+    value outside ``value_set`` is a source code without a crosswalk entry.
+``expect_company_tax_id_where_required`` (multicolumn map, kwargs ``column_list`` =
+``[party_type, country, tax_id]`` in this order, ``countries`` default ``["CN", "DE"]``)
+    Companies (party type ``company``) in one of ``countries`` must have a tax ID that passes
+    the check digit above; all other rows pass.
+
+Suites that use these types only load once this module is imported (GX silently drops
+expectation types it does not know): :mod:`custpipe.quality.gx_runner` calls :func:`register`
+before it reads a suite. Every check is evaluated once per distinct value (or value pair) and
+mapped back to the rows, so cost grows with the number of distinct values, not rows.
+
+The plain checks :func:`is_valid_e164` and :func:`tax_id_check` need no GX and are public.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, ClassVar, Literal
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import phonenumbers  # noqa: E402
+from great_expectations.compatibility import pydantic  # noqa: E402
+from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
+from great_expectations.expectations.core.expect_column_values_to_be_in_set import (  # noqa: E402
+    ExpectColumnValuesToBeInSet,
+)
+from great_expectations.expectations.expectation import (  # noqa: E402
+    ColumnMapExpectation,
+    ColumnPairMapExpectation,
+    MulticolumnMapExpectation,
+)
+from great_expectations.expectations.metrics.map_metric_provider import (  # noqa: E402
+    ColumnMapMetricProvider,
+    ColumnPairMapMetricProvider,
+    MulticolumnMapMetricProvider,
+    column_condition_partial,
+    column_pair_condition_partial,
+    multicolumn_condition_partial,
+)
+from great_expectations.expectations.registry import (  # noqa: E402
+    _registered_expectations,
+    register_expectation,
+)
+from great_expectations.render import (  # noqa: E402
+    LegacyRendererType,
+    RenderedStringTemplateContent,
+)
+from great_expectations.render.renderer.renderer import renderer  # noqa: E402
+from great_expectations.render.renderer_configuration import (  # noqa: E402
+    RendererConfiguration,
+    RendererValueType,
+)
+from stdnum.cn import ric, uscc  # noqa: E402
+from stdnum.de import vat as de_vat  # noqa: E402
+from stdnum.eu import vat as eu_vat  # noqa: E402
+from stdnum.us import ein  # noqa: E402
+
+__all__ = [
+    "CUSTOM_EXPECTATION_TYPES",
+    "DEFAULT_TAX_ID_COUNTRIES",
+    "ExpectColumnValuesToBeCoveredByCrosswalk",
+    "ExpectColumnValuesToBeValidE164",
+    "ExpectColumnValuesToHaveValidTaxId",
+    "ExpectCompanyTaxIdWhereRequired",
+    "is_valid_e164",
+    "register",
+    "tax_id_check",
+]
+
+#: Countries whose companies must carry a valid tax ID, unless a suite sets ``countries``.
+DEFAULT_TAX_ID_COUNTRIES: tuple[str, ...] = ("CN", "DE")
+
+_E164_RE = re.compile(r"\+[1-9]\d{1,14}")
+# EU VAT prefixes per ISO-2 country (Greece uses EL); 'xi' (Northern Ireland) is no country.
+_EU_VAT_PREFIX: dict[str, str] = {
+    cc.upper(): ("EL" if cc == "gr" else cc.upper()) for cc in eu_vat.MEMBER_STATES if cc != "xi"
+}
+_SEPARATORS_RE = re.compile(r"[\s\-./:,_()]+")
+
+
+# --------------------------------------------------------------------------- plain checks
+
+
+def is_valid_e164(value: Any) -> bool:
+    """True if ``value`` is an E.164 string that phonenumbers parses and deems valid."""
+    if not isinstance(value, str) or not _E164_RE.fullmatch(value):
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(value))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def tax_id_check(tax_id: Any, country: Any) -> bool | None:
+    """Check digit of ``tax_id`` for ISO-2 ``country``: True/False, None if not checkable.
+
+    CN: USCC (统一社会信用代码) or resident ID; DE: USt-IdNr. (``DE`` prefix optional; a
+    Steuernummer has no check digit and fails); US: EIN; other EU member states: EU VAT
+    (prefix optional, but if present it must be the country's own). Other or missing
+    countries -> None. A missing tax ID -> None.
+    """
+    if tax_id is None or not isinstance(country, str) or pd.isna(tax_id):
+        return None
+    text = str(tax_id).strip()
+    if not text:
+        return None
+    cc = country.strip().upper()
+    if cc == "CN":
+        return bool(uscc.is_valid(text) or ric.is_valid(text))
+    if cc == "DE":
+        return bool(de_vat.is_valid(text))
+    if cc == "US":
+        return bool(ein.is_valid(text))
+    prefix = _EU_VAT_PREFIX.get(cc)
+    if prefix is None:
+        return None
+    compact = _SEPARATORS_RE.sub("", text).upper()
+    if compact[:2].isalpha():
+        if compact[:2] != prefix:
+            return False
+    else:
+        compact = prefix + compact
+    return bool(eu_vat.is_valid(compact))
+
+
+# --------------------------------------------------------------------------- vectorisation
+
+
+# Below this many distinct values a process pool costs more than it saves (same knob as the
+# standardisers in custpipe.standardize).
+PARALLEL_MIN_VALUES = int(os.environ.get("CUSTPIPE_PARALLEL_MIN_VALUES", "50000"))
+
+
+def _apply_chunk(func: Callable[..., Any], args: list[tuple]) -> list[Any]:
+    return [func(*a) for a in args]
+
+
+def evaluate(func: Callable[..., Any], args: list[tuple]) -> list[Any]:
+    """``[func(*a) for a in args]``, spread over forked worker processes when the list is long.
+
+    ``func`` must be a module-level pure function (the checks above). Fork (Linux) workers
+    inherit the loaded modules and only run ``func`` on plain values.
+    """
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(args) < PARALLEL_MIN_VALUES:
+        return _apply_chunk(func, args)
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return _apply_chunk(func, args)
+    size = -(-len(args) // (workers * 4))
+    chunks = [args[i : i + size] for i in range(0, len(args), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = pool.map(_apply_chunk, [func] * len(chunks), chunks)
+        return [result for part in parts for result in part]
+
+
+def _map_unique(values: pd.Series, func: Callable[[Any], bool]) -> np.ndarray:
+    """``values.map(func)`` as a bool array, calling ``func`` once per distinct value.
+
+    Many distinct values are spread over the CPU cores (see :func:`evaluate`).
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    results = evaluate(func, [(v,) for v in uniques.tolist()]) if len(uniques) else []
+    table = np.array([bool(r) for r in results] + [bool(func(None))], dtype=bool)
+    return table[codes]  # code -1 (missing) picks the last slot
+
+
+def _tax_id_results(tax: pd.Series, country: pd.Series) -> np.ndarray:
+    """tax_id_check per row as an object array (True/False/None), once per distinct pair."""
+    codes_t, uniq_t = pd.factorize(tax, use_na_sentinel=True)
+    codes_c, uniq_c = pd.factorize(country, use_na_sentinel=True)
+    uniq_t, uniq_c = list(uniq_t), list(uniq_c)  # plain lists: fast element access
+    width = len(uniq_c) + 1
+    combined = (codes_t.astype(np.int64) + 1) * width + (codes_c.astype(np.int64) + 1)
+    keys, inverse = np.unique(combined, return_inverse=True)
+    pairs = []
+    for key in keys.tolist():
+        ct, cc = divmod(key, width)
+        pairs.append((None if ct == 0 else uniq_t[ct - 1], None if cc == 0 else uniq_c[cc - 1]))
+    table = np.empty(len(keys), dtype=object)
+    table[:] = evaluate(tax_id_check, pairs) if pairs else []
+    return table[inverse.reshape(-1)]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render_values(
+    kwargs: dict[str, Any], params: tuple[str, ...], defaults: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """(template suffix, params as display strings) for the given configuration kwargs."""
+    values: dict[str, str] = {}
+    for name in params:
+        value = kwargs.get(name, defaults.get(name))
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        values[name] = "" if value is None else str(value)
+    mostly = kwargs.get("mostly")
+    if isinstance(mostly, int | float) and not isinstance(mostly, bool) and mostly < 1:
+        values["mostly_pct"] = f"{mostly * 100:g}"
+        return " (at least $mostly_pct % of the rows).", values
+    return ".", values
+
+
+def _renderers(template: str, params: tuple[str, ...], defaults: dict[str, Any] | None = None):
+    """Legacy (Data Docs) and atomic (rendered_content) prescriptive renderers for a template.
+
+    Only configuration kwargs (column names, code lists, countries) are rendered, never
+    values of the validated rows.
+    """
+    defaults = defaults or {}
+
+    @classmethod  # type: ignore[misc]
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(
+        cls,
+        configuration=None,
+        result=None,
+        runtime_configuration: dict | None = None,
+    ) -> list[RenderedStringTemplateContent]:
+        config = configuration or (result.expectation_config if result else None)
+        suffix, values = _render_values(
+            dict(config.kwargs) if config is not None else {}, params, defaults
+        )
+        styling = runtime_configuration.get("styling", {}) if runtime_configuration else {}
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={
+                    "template": template + suffix,
+                    "params": values,
+                    "styling": styling,
+                },
+            )
+        ]
+
+    @classmethod  # type: ignore[misc]
+    def _prescriptive_template(cls, renderer_configuration: RendererConfiguration):
+        suffix, values = _render_values(dict(renderer_configuration.kwargs), params, defaults)
+        for name, value in values.items():
+            renderer_configuration.add_param(
+                name=name, param_type=RendererValueType.STRING, value=value
+            )
+        renderer_configuration.template_str = template + suffix
+        return renderer_configuration
+
+    return _prescriptive_renderer, _prescriptive_template
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class ColumnValuesValidE164(ColumnMapMetricProvider):
+    """Row-wise: the value is a valid E.164 phone number (see :func:`is_valid_e164`)."""
+
+    condition_metric_name = "column_values.custpipe_valid_e164"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, **kwargs) -> pd.Series:
+        return pd.Series(_map_unique(column, is_valid_e164), index=column.index)
+
+
+class ColumnPairValuesValidTaxId(ColumnPairMapMetricProvider):
+    """Row-wise: column_A (tax ID) passes the check digit of column_B (country)."""
+
+    condition_metric_name = "column_pair_values.custpipe_valid_tax_id"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_A",
+        "column_B",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+    condition_value_keys = ()
+
+    @column_pair_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_A: pd.Series, column_B: pd.Series, **kwargs) -> pd.Series:  # noqa: N803
+        results = _tax_id_results(column_A, column_B)
+        return pd.Series(results != False, index=column_A.index)  # noqa: E712 (None passes)
+
+
+class MulticolumnCompanyTaxIdWhereRequired(MulticolumnMapMetricProvider):
+    """Row-wise: a company in one of ``countries`` has a tax ID with a valid check digit."""
+
+    condition_metric_name = "multicolumn_values.custpipe_company_tax_id_where_required"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+    condition_value_keys = ("countries", "party_type_value")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(
+        cls,
+        column_list: pd.DataFrame,
+        countries: list[str] | None = None,
+        party_type_value: str | None = None,
+        **kwargs,
+    ) -> pd.Series:
+        party, country, tax = (column_list.iloc[:, i] for i in range(3))
+        wanted = list(DEFAULT_TAX_ID_COUNTRIES if countries is None else countries)
+        required = (
+            party.isin([party_type_value or "company"]).to_numpy() & country.isin(wanted).to_numpy()
+        )
+        ok = np.ones(len(column_list), dtype=bool)
+        if required.any():
+            sub_tax, sub_country = tax[required], country[required]
+            results = _tax_id_results(sub_tax, sub_country)
+            present = sub_tax.notna().to_numpy()
+            # None = no check digit known for that country: presence is enough
+            ok[required] = present & (results != False)  # noqa: E712
+        return pd.Series(ok, index=column_list.index)
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+class ExpectColumnValuesToBeValidE164(ColumnMapExpectation):
+    """Expect column values to be valid international phone numbers in E.164 form.
+
+    A value passes if it is ``+`` followed by 2-15 digits and ``phonenumbers`` parses it
+    (without a default region) as a valid number. Nulls are skipped.
+    """
+
+    map_metric = "column_values.custpipe_valid_e164"
+    success_keys = ("mostly",)
+    args_keys = ("column",)
+    library_metadata: ClassVar[dict[str, Any]] = {
+        "maturity": "production",
+        "tags": ["custpipe", "phone"],
+        "contributors": ["custpipe"],
+        "requirements": ["phonenumbers"],
+    }
+
+    class Config:
+        title = "Expect column values to be valid E.164 phone numbers"
+
+    _TEMPLATE = "$column values must be valid international phone numbers in E.164 form"
+    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column",))
+
+
+class ExpectColumnValuesToHaveValidTaxId(ColumnPairMapExpectation):
+    """Expect tax IDs (column_A) to pass the check digit of their country (column_B).
+
+    CN: USCC or resident ID; DE: USt-IdNr.; US: EIN; other EU: EU VAT. Rows of other countries
+    pass (no check known); rows with a missing tax ID or country are skipped by default.
+    """
+
+    ignore_row_if: Literal["both_values_are_missing", "either_value_is_missing", "neither"] = (
+        "either_value_is_missing"
+    )
+
+    map_metric = "column_pair_values.custpipe_valid_tax_id"
+    success_keys = ("column_A", "column_B", "ignore_row_if", "mostly")
+    args_keys = ("column_A", "column_B")
+    library_metadata: ClassVar[dict[str, Any]] = {
+        "maturity": "production",
+        "tags": ["custpipe", "tax id"],
+        "contributors": ["custpipe"],
+        "requirements": ["python-stdnum"],
+    }
+
+    class Config:
+        title = "Expect tax IDs to pass their country's check digit"
+
+    _TEMPLATE = "$column_A must pass the check-digit test of the country in $column_B"
+    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column_A", "column_B"))
+
+
+class ExpectColumnValuesToBeCoveredByCrosswalk(ExpectColumnValuesToBeInSet):
+    """Expect translated codes to be canonical codes (``value_set``) of a crosswalk.
+
+    Works like ``expect_column_values_to_be_in_set``; a value outside ``value_set`` is a
+    source code without a crosswalk entry. Nulls are skipped.
+    """
+
+    class Config:
+        title = "Expect codes to be covered by the crosswalk"
+
+    _TEMPLATE = (
+        "$column codes must have a crosswalk entry: a code that is not one of the canonical "
+        "codes $value_set has no crosswalk entry"
+    )
+    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column", "value_set"))
+
+
+class ExpectCompanyTaxIdWhereRequired(MulticolumnMapExpectation):
+    """Expect companies in ``countries`` to have a tax ID that passes its check digit.
+
+    ``column_list`` is ``[party_type, country, tax_id]`` (in this order). Rows whose party
+    type is not ``party_type_value`` (default ``company``) or whose country is not in
+    ``countries`` (default CN, DE) pass; for the others the tax ID must be present and pass
+    the check of ``expect_column_values_to_have_valid_tax_id``.
+    """
+
+    countries: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_TAX_ID_COUNTRIES))
+    party_type_value: str = "company"
+    ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "never"
+
+    map_metric = "multicolumn_values.custpipe_company_tax_id_where_required"
+    success_keys = ("countries", "party_type_value", "mostly")
+    args_keys = ("column_list",)
+    library_metadata: ClassVar[dict[str, Any]] = {
+        "maturity": "production",
+        "tags": ["custpipe", "tax id", "cross-field"],
+        "contributors": ["custpipe"],
+        "requirements": ["python-stdnum"],
+    }
+
+    class Config:
+        title = "Expect companies in selected countries to have a valid tax ID"
+
+    @pydantic.validator("column_list")
+    def _three_columns(cls, v: list[str]) -> list[str]:  # noqa: N805
+        if len(v) != 3:  # noqa: PLR2004
+            raise ValueError("column_list must be [party_type, country, tax_id]")
+        return v
+
+    _TEMPLATE = (
+        "Rows whose party type is $party_type_value and whose country is one of $countries "
+        "must have a tax ID that passes its check digit (columns $column_list)"
+    )
+    _prescriptive_renderer, _prescriptive_template = _renderers(
+        _TEMPLATE,
+        ("column_list", "countries", "party_type_value"),
+        {"countries": DEFAULT_TAX_ID_COUNTRIES, "party_type_value": "company"},
+    )
+
+
+_CLASSES = (
+    ExpectColumnValuesToBeValidE164,
+    ExpectColumnValuesToHaveValidTaxId,
+    ExpectColumnValuesToBeCoveredByCrosswalk,
+    ExpectCompanyTaxIdWhereRequired,
+)
+
+#: The expectation types this module provides (as used in suite JSON ``type``).
+CUSTOM_EXPECTATION_TYPES: tuple[str, ...] = tuple(c.expectation_type for c in _CLASSES)
+
+
+def register() -> tuple[str, ...]:
+    """Make sure the custom expectation types are in GX's registry; idempotent.
+
+    Defining the classes (i.e. importing this module) already registers them; this puts them
+    back should anything have replaced them, and returns the registered type names.
+    """
+    for cls in _CLASSES:
+        if _registered_expectations.get(cls.expectation_type) is not cls:
+            register_expectation(cls)
+    return CUSTOM_EXPECTATION_TYPES
