@@ -30,11 +30,9 @@ The plain checks :func:`is_valid_e164` and :func:`tax_id_check` need no GX and a
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar, Literal
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -78,6 +76,9 @@ from stdnum.de import vat as de_vat  # noqa: E402
 from stdnum.eu import vat as eu_vat  # noqa: E402
 from stdnum.us import ein  # noqa: E402
 
+from custpipe.standardize._util import evaluate  # noqa: E402
+from custpipe.standardize.phones import fast_valid_e164  # noqa: E402
+
 __all__ = [
     "CUSTOM_EXPECTATION_TYPES",
     "DEFAULT_TAX_ID_COUNTRIES",
@@ -108,6 +109,8 @@ def is_valid_e164(value: Any) -> bool:
     """True if ``value`` is an E.164 string that phonenumbers parses and deems valid."""
     if not isinstance(value, str) or not _E164_RE.fullmatch(value):
         return False
+    if fast_valid_e164(value) == value:  # valid without the parser (proven equal in tests)
+        return True
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(value))
     except phonenumbers.NumberParseException:
@@ -147,34 +150,6 @@ def tax_id_check(tax_id: Any, country: Any) -> bool | None:
 
 
 # --------------------------------------------------------------------------- vectorisation
-
-
-# Below this many distinct values a process pool costs more than it saves (same knob as the
-# standardisers in custpipe.standardize).
-PARALLEL_MIN_VALUES = int(os.environ.get("CUSTPIPE_PARALLEL_MIN_VALUES", "50000"))
-
-
-def _apply_chunk(func: Callable[..., Any], args: list[tuple]) -> list[Any]:
-    return [func(*a) for a in args]
-
-
-def evaluate(func: Callable[..., Any], args: list[tuple]) -> list[Any]:
-    """``[func(*a) for a in args]``, spread over forked worker processes when the list is long.
-
-    ``func`` must be a module-level pure function (the checks above). Fork (Linux) workers
-    inherit the loaded modules and only run ``func`` on plain values.
-    """
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(args) < PARALLEL_MIN_VALUES:
-        return _apply_chunk(func, args)
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return _apply_chunk(func, args)
-    size = -(-len(args) // (workers * 4))
-    chunks = [args[i : i + size] for i in range(0, len(args), size)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = pool.map(_apply_chunk, [func] * len(chunks), chunks)
-        return [result for part in parts for result in part]
 
 
 def _map_unique(values: pd.Series, func: Callable[[Any], bool]) -> np.ndarray:

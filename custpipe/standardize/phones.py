@@ -34,7 +34,7 @@ def _national_prefix(region: str) -> str | None:
     return meta.national_prefix or ""
 
 
-def _fast_valid(text: str, region: str | None) -> str | None:
+def fast_valid_e164(text: str, region: str | None = None) -> str | None:
     """The E.164 form of a plainly written, valid number, without phonenumbers' parser.
 
     Only plain digit strings are tried; anything else, and every number that is not valid,
@@ -78,7 +78,7 @@ def e164_value(value: Any, country: Any) -> tuple[str | None, bool | None]:
     if not text:
         return None, None
     region = None if is_missing(country) else iso2_value(country)
-    fast = _fast_valid(text, region)
+    fast = fast_valid_e164(text, region)
     if fast is not None:
         return fast, True
     candidates = [text]

@@ -302,8 +302,10 @@ def test_parallel_evaluation_gives_the_same_results(monkeypatch):
         custom._map_unique(phones, custom.is_valid_e164),
         custom._tax_id_results(taxes, countries),
     )
-    monkeypatch.setattr(custom, "PARALLEL_MIN_VALUES", 1)
-    monkeypatch.setattr(custom.os, "cpu_count", lambda: 2)
+    from custpipe.standardize import _util
+
+    monkeypatch.setattr(_util, "PARALLEL_MIN_VALUES", 1)
+    monkeypatch.setattr(_util.os, "cpu_count", lambda: 2)
     parallel = (
         custom._map_unique(phones, custom.is_valid_e164),
         custom._tax_id_results(taxes, countries),
