@@ -32,6 +32,8 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         description=f"Golden customers published to the ERP table '{cfg.publish.table}' as a "
         "delta (insert, update, retire) in one transaction; idempotent.",
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
+        # safe to retry: the publish is one transaction and idempotent
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"sqlalchemy"},
     )
     def erp_customers(

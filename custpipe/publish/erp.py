@@ -36,6 +36,10 @@ class PublishRefused(RuntimeError):
     """The delta looks wrong (mass retirement): nothing was written."""
 
 
+class PublishTargetError(RuntimeError):
+    """The target database could not be reached or used: nothing was written."""
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """What a publish changed (or would change, in a dry run)."""
@@ -270,6 +274,12 @@ def publish(
                         }
                     ],
                 )
+    except sa.exc.OperationalError as exc:
+        raise PublishTargetError(
+            f"publish to {table} at {engine.url.render_as_string()} failed: "
+            f"{str(exc.orig or exc).splitlines()[0]}. Nothing was written; check that the "
+            "database is reachable and the URL (environment variable) is right, then rerun."
+        ) from exc
     finally:
         engine.dispose()
     delta = pd.concat(

@@ -183,3 +183,11 @@ def test_a_killed_publish_leaves_target_unchanged_and_the_next_run_completes(url
     assert count_rows(url, "ZCUST_INBOUND_LOG") == 1
     rows = golden([{"golden_id": "G1", "name": "A"}, {"golden_id": "G2", "name": "B"}])
     assert publish(rows, url, "ZCUST_INBOUND", "run2").inserted == 1
+
+
+def test_an_unreachable_target_is_a_clear_failure(tmp_path):
+    from custpipe.publish.erp import PublishTargetError
+
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'erp.sqlite'}"
+    with pytest.raises(PublishTargetError, match=r"failed: unable to open database file\. Nothing"):
+        publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
