@@ -18,30 +18,22 @@ REVIEW = dg.AssetKey(["mdm", "match_review"])
 def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     """Match accepted records, cluster them, keep golden IDs stable, build golden records."""
 
+    validated = [dg.AssetKey(["quality", s]) for s in cfg.sources]
+
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
-                GOLDEN,
-                group_name="consolidate",
-                kinds={"duckdb"},
-                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                description="mdm.golden_customers: one row per real-world customer, "
-                "built attribute by attribute by survivorship rules.",
-            ),
-            dg.AssetSpec(
-                XREF,
-                group_name="consolidate",
-                kinds={"duckdb"},
-                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                description="mdm.customer_xref: every consolidated source record -> golden_id.",
-            ),
-            dg.AssetSpec(
-                REVIEW,
-                group_name="consolidate",
-                kinds={"duckdb"},
-                deps=[dg.AssetKey(["quality", s]) for s in cfg.sources],
-                description="mdm.match_review: uncertain pairs awaiting a data steward.",
-            ),
+                key, group_name="consolidate", kinds={"duckdb"}, deps=validated, description=text
+            )
+            for key, text in (
+                (
+                    GOLDEN,
+                    "mdm.golden_customers: one row per real-world customer, built "
+                    "attribute by attribute by survivorship rules.",
+                ),
+                (XREF, "mdm.customer_xref: every consolidated source record -> golden_id."),
+                (REVIEW, "mdm.match_review: uncertain pairs awaiting a data steward."),
+            )
         ],
         check_specs=[
             dg.AssetCheckSpec(
