@@ -78,7 +78,7 @@ def log_table(name: str, metadata: sa.MetaData) -> sa.Table:
         f"{name}_LOG",
         metadata,
         sa.Column("run_id", sa.String(64), primary_key=True),
-        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.Column("published_at", sa.DateTime, primary_key=True),  # a run may publish twice
         sa.Column("inserted", sa.Integer, nullable=False),
         sa.Column("updated", sa.Integer, nullable=False),
         sa.Column("retired", sa.Integer, nullable=False),

@@ -49,6 +49,6 @@ def table_name(server_url):
     yield name
     engine = sa.create_engine(server_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}_LOG"))
+        for table in (name, f"{name}_LOG"):  # quoted as created (case matters on PostgreSQL)
+            sa.Table(table, sa.MetaData()).drop(conn, checkfirst=True)
     engine.dispose()
