@@ -163,6 +163,12 @@ def _map_unique(values: pd.Series, func: Callable[[Any], bool]) -> np.ndarray:
     return table[codes]  # code -1 (missing) picks the last slot
 
 
+# Two rules check the same (tax ID, country) pairs of a frame: remember the answers (pure
+# function of the pair, so a memo can never be stale), bounded in size.
+_TAX_ID_MEMO: dict[tuple, bool | None] = {}
+_TAX_ID_MEMO_LIMIT = 3_000_000
+
+
 def _tax_id_results(tax: pd.Series, country: pd.Series) -> np.ndarray:
     """tax_id_check per row as an object array (True/False/None), once per distinct pair."""
     codes_t, uniq_t = pd.factorize(tax, use_na_sentinel=True)
@@ -176,7 +182,12 @@ def _tax_id_results(tax: pd.Series, country: pd.Series) -> np.ndarray:
         ct, cc = divmod(key, width)
         pairs.append((None if ct == 0 else uniq_t[ct - 1], None if cc == 0 else uniq_c[cc - 1]))
     table = np.empty(len(keys), dtype=object)
-    table[:] = evaluate(tax_id_check, pairs) if pairs else []
+    todo = [p for p in pairs if p not in _TAX_ID_MEMO]
+    if len(_TAX_ID_MEMO) + len(todo) > _TAX_ID_MEMO_LIMIT:
+        _TAX_ID_MEMO.clear()
+        todo = pairs
+    _TAX_ID_MEMO.update(zip(todo, evaluate(tax_id_check, todo) if todo else [], strict=True))
+    table[:] = [_TAX_ID_MEMO[p] for p in pairs] if pairs else []
     return table[inverse.reshape(-1)]
 
 
