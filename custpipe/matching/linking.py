@@ -20,9 +20,14 @@ class LinkRule:
     when: str = "TRUE"
 
 
+ROLE_ADDRESS = (
+    r"^(info|contact|kontakt|sales|vertrieb|service|support|office|buero|mail|post|admin|"
+    r"hello|enquiries|inquiries|accounts|billing|buchhaltung|team|orders|bestellung)@"
+)
 DEFAULT_RULES: tuple[LinkRule, ...] = (
     LinkRule("same_tax_id", "country || ':' || tax_id", "tax_id_valid AND party_type = 'company'"),
-    LinkRule("same_email", "email", "email_valid"),
+    # a role address (info@, contact@ …) is shared by different firms of one name: not evidence
+    LinkRule("same_email", "email", f"email_valid AND NOT regexp_matches(email, '{ROLE_ADDRESS}')"),
     LinkRule(
         "same_name_postcode",
         "party_type || ':' || name_key || ':' || country || ':' || postal_code",

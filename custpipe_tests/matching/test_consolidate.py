@@ -267,3 +267,47 @@ def test_a_decision_needs_who_and_why(con):
         record_decision(con, "erp:A", "crm:B", "cannot_link", "", "")
     with pytest.raises(ValueError, match="source_system:source_id"):
         record_decision(con, "A", "crm:B", "cannot_link", "ann", "x")
+
+
+def test_a_shared_role_address_does_not_link_two_firms(con):
+    rows = [
+        {
+            "source_system": "erp",
+            "source_id": "M1",
+            "name_key": "masonchemicals",
+            "postal_code": "60653",
+            "email": "contact@mason-chemicals.com",
+            "email_valid": True,
+        },
+        {
+            "source_system": "crm",
+            "source_id": "M2",
+            "name_key": "masonchemicals",
+            "postal_code": "90038",
+            "email": "contact@mason-chemicals.com",
+            "email_valid": True,
+        },
+        {
+            "source_system": "erp",
+            "source_id": "P1",
+            "party_type": "person",
+            "name_key": "doejo",
+            "postal_code": "1",
+            "email": "jo.doe@mail.de",
+            "email_valid": True,
+        },
+        {
+            "source_system": "crm",
+            "source_id": "P2",
+            "party_type": "person",
+            "name_key": "doejo",
+            "postal_code": "2",
+            "email": "jo.doe@mail.de",
+            "email_valid": True,
+        },
+    ]
+    load(con, rows)
+    consolidate(con, "run1", TRUST, "erp")
+    gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
+    assert gid["M1"] != gid["M2"]  # two firms of one name, one generic address
+    assert gid["P1"] == gid["P2"]  # a personal address still links
