@@ -180,7 +180,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
         needed = {"left", "right", "decision", "decided_by", "reason"}
         if needed - set(rows.columns):
             raise ValueError(f"{args.file}: needs columns {sorted(needed)}")
-        items = [(r.left, r.right, r.decision, r.decided_by, r.reason) for r in rows.itertuples()]
+        items = [
+            (r.left, r.right, r.decision, r.decided_by, r.reason)
+            for r in rows.itertuples()
+            if r.decision.strip()  # rows of the review sheet the steward left undecided
+        ]
     else:
         if not (args.decision and args.left and args.right):
             raise ValueError("give DECISION LEFT RIGHT, or --file decisions.csv")

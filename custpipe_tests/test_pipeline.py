@@ -274,3 +274,31 @@ def test_match_quality_against_the_ground_truth(demo_run):
     quality = evaluate_matches(xref, truth)
     # exact-key matching with role addresses excluded: measured 0.9987 / 0.9814 at 5,000
     assert quality.precision >= 0.99 and quality.recall >= 0.97, quality.as_dict()
+
+
+def test_steward_sheet_round_trip(demo_run, monkeypatch, capsys):
+    from custpipe.cli import main
+
+    deployment, _, _ = demo_run
+    settings = deployment.settings
+    sheet = pd.read_csv(settings.reports_dir / "match_review.csv", dtype=str, keep_default_na=False)
+    pairs = query(settings, "SELECT count(*) AS n FROM mdm.match_review")["n"][0]
+    assert len(sheet) == pairs > 0
+    assert list(sheet.columns) == [
+        "left",
+        "right",
+        "score",
+        "explanation",
+        "decision",
+        "decided_by",
+        "reason",
+    ]
+    sheet.loc[0, ["decision", "decided_by", "reason"]] = ["cannot_link", "ann", "two branches"]
+    filled = settings.reports_dir / "filled.csv"
+    sheet.to_csv(filled, index=False)
+    monkeypatch.setenv("CUSTPIPE_DATA", str(settings.data_dir))
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(settings.config_dir))
+    assert main(["decide", "--file", str(filled)]) == 0
+    assert "1 decision(s) recorded" in capsys.readouterr().out
+    decided = query(settings, "SELECT * FROM mdm.steward_decisions")
+    assert decided[["decision", "decided_by"]].values.tolist() == [["cannot_link", "ann"]]

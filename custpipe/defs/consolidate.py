@@ -7,6 +7,7 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.matching.consolidate import consolidate
+from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.gx_runner import validate_frame
 
@@ -59,6 +60,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             result = consolidate(con, context.run_id, trust, cfg.publish.erp_source)
             report = conservation_report(con, list(cfg.sources))
             golden = con.execute("SELECT * FROM mdm.golden_customers").df()
+            review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
                 GROUP BY 1 ORDER BY 1""").df()
@@ -93,10 +95,12 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 ),
             },
         )
+        sheet = export_review(review, custpipe.settings.reports_dir / "match_review.csv")
         yield dg.MaterializeResult(
             asset_key=REVIEW,
             metadata={
                 "pairs": result.review_pairs,
+                "steward_sheet": dg.MetadataValue.path(str(sheet)),
                 "note": "same name key and country, in different clusters, not told apart by "
                 "tax id; per-field evidence in column `explanation`",
             },

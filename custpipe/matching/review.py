@@ -56,3 +56,25 @@ def review_pairs(
         "max_block": max_block,
     }
     return con.execute(sql, params).df()
+
+
+def export_review(review: pd.DataFrame, path: Path) -> Path:
+    """The review queue as a CSV a steward fills in and imports with `custpipe decide --file`.
+
+    Records are named by id only (look them up in the warehouse); the `decision`,
+    `decided_by` and `reason` columns are left empty for the steward.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet = pd.DataFrame(
+        {
+            "left": review["left_source_system"] + ":" + review["left_source_id"],
+            "right": review["right_source_system"] + ":" + review["right_source_id"],
+            "score": review["score"],
+            "explanation": review["explanation"],
+            "decision": "",  # must_link or cannot_link
+            "decided_by": "",
+            "reason": "",
+        }
+    )
+    sheet.to_csv(path, index=False, encoding="utf-8")
+    return path
