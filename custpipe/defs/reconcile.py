@@ -9,8 +9,7 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
-from custpipe.quality.gx_runner import validate_frame
-from custpipe.quality.quarantine import rule_rows
+from custpipe.quality.validate import validate_orders
 from custpipe.reconcile.orders import reconcile_orders
 
 DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
@@ -52,27 +51,13 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 cfg.publish.erp_source,
                 rc.amount_tolerance,
             )
-            staged = con.execute("SELECT * FROM staging.orders").df()
-        settings = custpipe.settings
-        staged["source_id"] = staged["source_system"] + ":" + staged["source_id"].fillna("")
-        suite = validate_frame(
-            staged,
-            "orders",
-            expectations_dir=settings.expectations_dir,
-            gx_dir=settings.gx_dir,
-            results_limit=custpipe.pipeline.quality.results_limit,
-        )
-        now = datetime.now(UTC).replace(tzinfo=None)
-        rules = rule_rows(suite, "orders", context.run_id, now)
-        with warehouse.connect(settings.warehouse_path) as con:
-            warehouse.replace_rows(
+            suite, rules, orders = validate_orders(
                 con,
-                "quality.scorecard",
-                rules,
-                "run_id = ? AND source_system = 'orders' AND rule NOT LIKE 'recon:%'",
-                [context.run_id],
+                custpipe.settings,
+                context.run_id,
+                datetime.now(UTC).replace(tzinfo=None),
+                custpipe.pipeline.quality.results_limit,
             )
-        orders = len(staged)
         failed_rules = [o for o in suite.outcomes if not o.success]
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]

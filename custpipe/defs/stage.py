@@ -9,7 +9,7 @@ from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table, run_business_date
 from custpipe.defs.resources import CustpipeResource
-from custpipe.mapping.stage import issue_rows, stage_source
+from custpipe.mapping.stage import issue_rows, stage_source, standardisation_counts
 
 
 def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -49,18 +49,8 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
                 )
                 or "_none: nothing new since the last staging (or an older business date)_"
             )
-            if "customers_rows" in meta:
-                stats = con.execute(
-                    """
-                    SELECT count(*) FILTER (WHERE phone_valid) AS phones_valid,
-                           count(*) FILTER (WHERE NOT phone_valid) AS phones_invalid,
-                           count(*) FILTER (WHERE NOT email_valid) AS emails_invalid,
-                           count(*) FILTER (WHERE NOT tax_id_valid) AS tax_ids_invalid,
-                           count(*) FILTER (WHERE country IS NULL) AS country_unknown
-                    FROM staging.customers WHERE source_system = ?""",
-                    [source_name],
-                ).df()
-                meta.update({k: int(v) for k, v in stats.iloc[0].items()})
+            if "customers" in source.datasets():
+                meta.update(standardisation_counts(con, source_name))
         issues = issue_rows(report, source_name, context.run_id, now)
         columns = ["dataset", "field", "source_column", "problem", "rows", "examples"]
         meta["mapping_issues"] = md_table(issues.to_dict("records"), columns)

@@ -141,3 +141,23 @@ def stage_source(
         issues = issue_rows(report, source.name, run_id, at)
         warehouse.append_rows(con, "staging.mapping_issues", issues)
     return report
+
+
+def standardisation_counts(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
+    """How many of a source's staged values were valid, invalid or unknown (counts only)."""
+    row = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE phone_valid), count(*) FILTER (WHERE NOT phone_valid),
+               count(*) FILTER (WHERE NOT email_valid), count(*) FILTER (WHERE NOT tax_id_valid),
+               count(*) FILTER (WHERE country IS NULL)
+        FROM staging.customers WHERE source_system = ?""",
+        [source],
+    ).fetchone()
+    names = (
+        "phones_valid",
+        "phones_invalid",
+        "emails_invalid",
+        "tax_ids_invalid",
+        "country_unknown",
+    )
+    return {name: int(value) for name, value in zip(names, row, strict=True)}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from custpipe import warehouse
 from custpipe.quality.gx_runner import SuiteOutcome, load_suite_names, read_suite, validate_frame
-from custpipe.quality.quarantine import hold_back
+from custpipe.quality.quarantine import hold_back, rule_rows
 from custpipe.settings import Settings
 
 
@@ -104,3 +104,35 @@ def validate_source(
     return SourceValidation(
         suite, outcome, len(staged), quarantined, rules, previous[0] if previous else None
     )
+
+
+def validate_orders(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    run_id: str,
+    at: datetime,
+    results_limit: int = 30,
+) -> tuple[SuiteOutcome, pd.DataFrame, int]:
+    """Run the `orders` suite over every staged order; store its scorecard rows.
+
+    Returns (outcome, scorecard rows, orders evaluated). Orders are identified as
+    `source_system:source_id`, since order ids are only unique within one system.
+    """
+    staged = con.execute("SELECT * FROM staging.orders").df()
+    staged["source_id"] = staged["source_system"] + ":" + staged["source_id"].fillna("")
+    outcome = validate_frame(
+        staged,
+        "orders",
+        expectations_dir=settings.expectations_dir,
+        gx_dir=settings.gx_dir,
+        results_limit=results_limit,
+    )
+    rules = rule_rows(outcome, "orders", run_id, at)
+    warehouse.replace_rows(
+        con,
+        "quality.scorecard",
+        rules,
+        "run_id = ? AND source_system = 'orders' AND rule NOT LIKE 'recon:%'",
+        [run_id],
+    )
+    return outcome, rules, len(staged)

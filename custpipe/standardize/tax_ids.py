@@ -64,8 +64,10 @@ def _us(text: str) -> tuple[str, bool]:
 def _eu(text: str, iso2: str) -> tuple[str, bool]:
     compact = _compact(text)
     prefix = _VAT_PREFIX.get(iso2, iso2)
-    if not compact.startswith(prefix) and not compact[:2].isalpha():
+    if not compact[:2].isalpha():
         compact = prefix + compact
+    elif compact[:2] != prefix:  # another member state's VAT number is not valid here
+        return compact, False
     try:
         return eu_vat.validate(compact), True
     except ValidationError:

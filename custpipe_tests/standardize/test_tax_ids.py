@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from stdnum.cn import ric, uscc
 from stdnum.iso7064 import mod_11_10
@@ -55,3 +56,10 @@ BAD_DE_VAT = DE_VAT[:-1] + str((int(DE_VAT[-1]) + 1) % 10)
 def test_normalize_tax_id(raw, country, expected, valid):
     tax, ok = normalize_tax_id(one(raw), one(country))
     assert (tax.iloc[0], ok.iloc[0]) == (expected, valid)
+
+
+def test_another_member_states_vat_number_is_not_valid_for_this_country():
+    tax, valid = normalize_tax_id(
+        pd.Series(["DE136695976", "DE136695976"]), pd.Series(["FR", "DE"])
+    )
+    assert valid.tolist() == [False, True]
