@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export CUSTPIPE_DATA := $(abspath $(DATA))
 
-.PHONY: install demo run dev test lint clean
+.PHONY: install demo run dev test lint clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -35,6 +35,9 @@ run: install $(DAGSTER_HOME)/dagster.yaml  ## run the nightly job once for yeste
 
 dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install  ## the benchmark: SCALE=100000 for one smaller scale (default 100k and 1M)
+	$(BIN)/custpipe bench $(if $(SCALE),--scale $(SCALE),--scale 100000 --scale 1000000) --out $(CUSTPIPE_DATA)/bench
 
 lint: install
 	$(BIN)/ruff check .

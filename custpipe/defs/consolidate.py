@@ -80,6 +80,8 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "duplicates_merged": result.merged_records,
                 "link_edges": result.edges,
                 "clustering_rounds": result.rounds,
+                "seconds_matching": result.seconds["matching"],
+                "seconds_survivorship": result.seconds["survivorship"],
                 "id_events": md_table(
                     [{"event": k, "count": v} for k, v in sorted(result.events.items())],
                     ["event", "count"],

@@ -58,6 +58,7 @@ def generate_demo(
     seed: int = 42,
     rates: ErrorRates | None = None,
     business_date: dt.date = DEFAULT_BUSINESS_DATE,
+    orders_per_customer: float = 2.0,
 ) -> dict:
     """Write the demo source systems and ground truth to ``out_dir``; return a summary.
 
@@ -87,7 +88,14 @@ def generate_demo(
 
     order_counts: Counter = Counter()
     orders = generate_orders(
-        ent, member, records, rates, business_date, _rng(seed, 3), order_counts
+        ent,
+        member,
+        records,
+        rates,
+        business_date,
+        _rng(seed, 3),
+        order_counts,
+        orders_per_customer,
     )
 
     wr = _rng(seed, 4)

@@ -41,11 +41,15 @@ def generate_orders(
     business_date: dt.date,
     rng: np.random.Generator,
     counts: Counter,
+    orders_per_customer: float = 2.0,
 ) -> dict[str, pd.DataFrame]:
-    """Return frames 'truth', 'discrepancies', 'vbak' and 'sales' (source formats)."""
+    """Return frames 'truth', 'discrepancies', 'vbak' and 'sales' (source formats).
+
+    Each ERP customer places a Poisson(`orders_per_customer`) number of orders.
+    """
     n_ent = len(ent)
     buyers = np.flatnonzero(member["erp"])
-    per = rng.poisson(2.0, len(buyers))
+    per = rng.poisson(orders_per_customer, len(buyers))
     e = np.repeat(buyers, per)
     n = len(e)
     age = rng.integers(1, 91, n)

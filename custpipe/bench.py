@@ -1,0 +1,358 @@
+"""The benchmark behind `make bench`: the nightly job at scale, timed stage by stage.
+
+For each scale it generates the demo source systems once (cached per scale and seed, and
+never counted in the pipeline's figures), then runs the nightly job three times on a
+fresh copy: the first load, a rerun with no source change, and a run after 1 % of the
+customer records changed. Wall time and peak memory (proportional set size of the
+process and the worker processes it forks) are taken per stage and end to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Source records and order rows per generated real-world customer at default rates
+# (measured on the generator: 443,000 customers -> 990,363 records, 1,016,709 order
+# rows at 2 orders per ERP customer). Used to size a scale; actual counts are reported.
+RECORDS_PER_CUSTOMER = 2.2356
+ORDER_ROWS_PER_CUSTOMER_PER_ORDER = 2.2951 / 2.0
+BUSINESS_DATE = dt.date(2026, 11, 27)
+STAGES = ("extract", "standardise", "validate", "match", "survivorship", "reconcile", "publish")
+_STEP_STAGE = {
+    "extract": "extract",
+    "staging": "standardise",
+    "quality": "validate",
+    "recon": "reconcile",
+    "publish": "publish",
+}
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0  # the process ended between listing and reading
+    return 0
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+class MemorySampler(threading.Thread):
+    """Samples the summed PSS of this process and its descendants every `interval` s."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        root = os.getpid()
+        while not self._stop_event.is_set():
+            total = sum(_pss_bytes(pid) for pid in _descendants(root))
+            self.samples.append((time.time(), total))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        """Highest sample between `start` and `end` (epoch seconds), one interval's slack."""
+        slack = self.interval
+        inside = [b for t, b in self.samples if start - slack <= t <= end + slack]
+        return max(inside, default=0)
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def generate_cached(cache_dir: Path, scale: int, seed: int, orders: int) -> tuple[Path, dict]:
+    """Demo sources for (scale, seed, orders), generated once; returns (dir, generation info)."""
+    from custpipe.demo.generate import generate_demo
+
+    home = cache_dir / f"records{scale}-orders{orders}-seed{seed}"
+    info_path = home / "generated.json"
+    if info_path.exists():
+        return home / "sources", json.loads(info_path.read_text()) | {"cached": True}
+    shutil.rmtree(home, ignore_errors=True)
+    customers = max(1, round(scale / RECORDS_PER_CUSTOMER))
+    per_customer = orders / customers / ORDER_ROWS_PER_CUSTOMER_PER_ORDER
+    started = time.perf_counter()
+    summary = generate_demo(
+        home / "sources",
+        customers,
+        seed,
+        business_date=BUSINESS_DATE,
+        orders_per_customer=per_customer,
+    )
+    info = {
+        "customers": customers,
+        "source_records": sum(summary["records"].values()),
+        "order_rows": summary["orders"]["erp"] + summary["orders"]["sales"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    info_path.write_text(json.dumps(info, indent=2))
+    return home / "sources", info | {"cached": False}
+
+
+# -- one run -----------------------------------------------------------------------------
+
+
+@dataclass
+class RunFigures:
+    """Figures of one nightly run."""
+
+    label: str
+    success: bool
+    seconds: float
+    peak_mb: float
+    rows_published: int | None
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "label": self.label,
+            "success": self.success,
+            "seconds": self.seconds,
+            "peak_mb": self.peak_mb,
+            "rows_published": self.rows_published,
+            "stages": self.stages,
+        }
+
+
+def _stage_of(step_key: str) -> str:
+    if step_key == "consolidated":
+        return "consolidate"
+    return _STEP_STAGE.get(step_key.split("__", 1)[0], "other")
+
+
+def run_nightly(data_dir: Path, label: str) -> RunFigures:
+    """Run the nightly job in process on `data_dir`; time and measure every stage."""
+    import dagster as dg
+
+    from custpipe.definitions import build_definitions
+    from custpipe.settings import Settings
+
+    os.environ["CUSTPIPE_DATA"] = str(data_dir)
+    sampler = MemorySampler()
+    sampler.start()
+    started = time.time()
+    try:
+        defs = build_definitions(Settings.from_env())
+        instance = dg.DagsterInstance.ephemeral()
+        result = defs.resolve_job_def("nightly").execute_in_process(
+            partition_key=BUSINESS_DATE.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        ended = time.time()
+    finally:
+        sampler.stop()
+    windows: dict[str, list[float]] = {}
+    metadata: dict[str, dict] = {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            windows.setdefault(event.step_key, []).append(entry.timestamp)
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    stages: dict[str, dict[str, float]] = {}
+    for step, times in windows.items():
+        stage, start, end = _stage_of(step), min(times), max(times)
+        if stage == "consolidate":
+            golden = metadata.get("mdm/golden_customers", {})
+            match = float(golden.get("seconds_matching", 0.0))
+            parts = {"match": (start, start + match), "survivorship": (start + match, end)}
+        else:
+            parts = {stage: (start, end)}
+        for name, (a, b) in parts.items():
+            figures = stages.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
+            figures["seconds"] = round(figures["seconds"] + (b - a), 2)
+            figures["peak_mb"] = max(figures["peak_mb"], round(sampler.peak(a, b) / 2**20))
+    published = metadata.get("publish/erp_customers", {}).get("rows_published")
+    return RunFigures(
+        label=label,
+        success=result.success,
+        seconds=round(ended - started, 2),
+        peak_mb=round(sampler.peak() / 2**20),
+        rows_published=None if published is None else int(published),
+        stages={s: stages[s] for s in (*STAGES, "other") if s in stages},
+    )
+
+
+def _run_in_child(data_dir: Path, label: str) -> RunFigures:
+    """One nightly run in a fresh Python process, as the scheduler would start it."""
+    out = data_dir / "last_run.json"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "custpipe.bench", "--run-one", str(data_dir), label, str(out)],
+        check=True,
+    )
+    return RunFigures(**json.loads(out.read_text()))
+
+
+# -- the whole bench ---------------------------------------------------------------------
+
+
+def bench_scale(root: Path, scale: int, seed: int, orders: int, change: float) -> dict:
+    """Generate (cached), then first run, unchanged rerun and `change`-fraction run."""
+    from custpipe.demo.changes import change_sources
+
+    sources, generation = generate_cached(root / "cache", scale, seed, orders)
+    work = root / f"run-{scale}"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(sources, work / "sources")
+    runs = [_run_in_child(work, "first run")]
+    runs.append(_run_in_child(work, "rerun, no change"))
+    changed = change_sources(work / "sources", BUSINESS_DATE, fraction=change)
+    runs.append(_run_in_child(work, f"rerun, {change:.0%} changed"))
+    first = runs[0].seconds
+    records = generation["source_records"]
+    return {
+        "scale": scale,
+        "generation": generation,
+        "changed_records": changed,
+        "runs": [r.as_dict() for r in runs],
+        "records_per_second": round(records / first) if first else None,
+        "rerun_share": round(runs[1].seconds / first, 3) if first else None,
+        "change_share": round(runs[2].seconds / first, 3) if first else None,
+    }
+
+
+def machine() -> dict:
+    """The machine the figures were taken on."""
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        mem_kb = int(fh.readline().split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def format_report(report: dict) -> str:
+    """The bench's figures as a plain-text table."""
+    lines = [f"machine: {report['machine']}"]
+    for res in report["scales"]:
+        gen = res["generation"]
+        lines.append(
+            f"\nscale {res['scale']:,} source records ({gen['source_records']:,} generated, "
+            f"{gen['order_rows']:,} order rows; generation {gen['seconds']} s"
+            f"{', cached' if gen['cached'] else ''}, not counted)"
+        )
+        header = f"  {'stage':<14}" + "".join(f"{r['label']:>24}" for r in res["runs"])
+        lines.append(header)
+        names = list(dict.fromkeys(s for r in res["runs"] for s in r["stages"]))
+        for name in names:
+            cells = []
+            for r in res["runs"]:
+                f = r["stages"].get(name)
+                cells.append(f"{f['seconds']:>9.1f} s {f['peak_mb']:>7,.0f} MB" if f else "-")
+            lines.append(f"  {name:<14}" + "".join(f"{c:>24}" for c in cells))
+        lines.append(
+            f"  {'end to end':<14}"
+            + "".join(f"{r['seconds']:>9.1f} s {r['peak_mb']:>7,.0f} MB" for r in res["runs"])
+        )
+        lines.append(
+            f"  {'published':<14}" + "".join(f"{r['rows_published']!s:>24}" for r in res["runs"])
+        )
+        lines.append(
+            f"  records/s (first run) {res['records_per_second']:,}; rerun "
+            f"{res['rerun_share']:.0%} and 1 % change {res['change_share']:.0%} of the first run"
+        )
+    if len(report["scales"]) > 1:
+        small, big = report["scales"][0], report["scales"][-1]
+        ratio = big["runs"][0]["seconds"] / small["runs"][0]["seconds"]
+        lines.append(
+            f"\ngrowth {small['scale']:,} -> {big['scale']:,} records: {ratio:.1f}x the time"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`custpipe bench`: run the benchmark and write its JSON."""
+    import argparse
+
+    if argv and argv[0] == "--run-one":  # internal: one run in this process
+        _, data_dir, label, out = argv
+        figures = run_nightly(Path(data_dir), label)
+        Path(out).write_text(json.dumps(figures.as_dict()))
+        return 0
+    ap = argparse.ArgumentParser(prog="custpipe bench", description=__doc__)
+    ap.add_argument(
+        "--scale",
+        type=int,
+        action="append",
+        help="source records (repeatable; default 100000 and 1000000)",
+    )
+    ap.add_argument(
+        "--orders", type=int, default=None, help="order rows (default 2 per source record)"
+    )
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--change", type=float, default=0.01, help="fraction changed in run 3")
+    ap.add_argument("--out", type=Path, default=Path("data/bench"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    scales = sorted(args.scale or [100_000, 1_000_000])
+    root = args.out.resolve()
+    report = {
+        "machine": machine(),
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "scales": [],
+    }
+    for scale in scales:
+        orders = args.orders or 2 * scale
+        print(f"bench: {scale:,} source records, {orders:,} order rows ...", flush=True)
+        report["scales"].append(bench_scale(root, scale, args.seed, orders, args.change))
+    text = format_report(report)
+    print(text)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "bench.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nfigures written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

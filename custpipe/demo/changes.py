@@ -1,0 +1,96 @@
+"""Change a fraction of the demo source records in place, as a day of data entry would.
+
+Used by the benchmark (the "1 % changed" run) and by tests of incremental runs. Each
+chosen record gets a new street (house number appended) and a later update stamp, so
+watermark extraction picks it up and the change flows through to the published table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from custpipe.demo.generate import output_paths
+
+
+def _chosen(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    k = round(n * fraction)
+    return np.sort(rng.choice(n, size=k, replace=False)) if k else np.array([], dtype=int)
+
+
+def _change_sqlite(
+    path: Path,
+    table: str,
+    id_col: str,
+    street: str,
+    stamp_col: str,
+    stamp: str,
+    fraction: float,
+    rng: np.random.Generator,
+) -> int:
+    con = sqlite3.connect(path)
+    try:
+        ids = [r[0] for r in con.execute(f'SELECT "{id_col}" FROM "{table}" ORDER BY rowid')]
+        picked = [(stamp, ids[i]) for i in _chosen(len(ids), fraction, rng)]
+        with con:
+            con.executemany(
+                f'UPDATE "{table}" SET "{street}" = coalesce("{street}", \'\') || \' 1a\', '
+                f'"{stamp_col}" = ? WHERE "{id_col}" = ?',
+                picked,
+            )
+        return len(picked)
+    finally:
+        con.close()
+
+
+def change_sources(
+    sources_dir: Path,
+    business_date: dt.date,
+    fraction: float = 0.01,
+    seed: int = 7,
+) -> dict[str, int]:
+    """Change `fraction` of each demo system's customer records; return the count per system.
+
+    The update stamps are set to the end of `business_date`, later than anything the
+    generator wrote for that date, so incremental (watermark) extraction sees them.
+    """
+    rng = np.random.default_rng(seed)
+    paths = output_paths(Path(sources_dir), business_date)
+    when = dt.datetime.combine(business_date, dt.time(23, 30))
+    counts = {
+        "erp": _change_sqlite(
+            paths["erp"], "KNA1", "KUNNR", "STRAS", "AEDAT", when.strftime("%Y%m%d"), fraction, rng
+        ),
+        "crm": _change_sqlite(
+            paths["crm"],
+            "Account",
+            "Id",
+            "BillingStreet",
+            "LastModifiedDate",
+            when.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            fraction,
+            rng,
+        ),
+    }
+    sales = pd.read_csv(paths["sales_customers"], dtype=str, keep_default_na=False, encoding="gbk")
+    rows = _chosen(len(sales), fraction, rng)
+    sales.loc[rows, "地址"] = sales.loc[rows, "地址"] + " 1a"
+    sales.loc[rows, "更新时间"] = when.strftime("%Y/%m/%d %H:%M")
+    sales.to_csv(paths["sales_customers"], index=False, encoding="gbk", lineterminator="\n")
+    counts["sales"] = len(rows)
+
+    lines = paths["service"].read_text(encoding="utf-8").splitlines()
+    rows = _chosen(len(lines), fraction, rng)
+    for i in rows:
+        obj = json.loads(lines[i])
+        obj["address"]["street"] = (obj["address"].get("street") or "") + " 1a"
+        obj["updated_at"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines[i] = json.dumps(obj, ensure_ascii=False)
+    paths["service"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    counts["service"] = len(rows)
+    return counts
