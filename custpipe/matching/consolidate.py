@@ -132,11 +132,15 @@ def consolidate(
     golden["updated_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     xref = con.execute(
         """
+        WITH node_rules AS (  -- the rules that linked each record, either end of an edge
+            SELECT node, string_agg(DISTINCT rule, ',' ORDER BY rule) AS match_rule
+            FROM (SELECT a AS node, rule FROM edges UNION ALL SELECT b, rule FROM edges)
+            GROUP BY node
+        )
         SELECT n.source_system, n.source_id, a.golden_id,
-               coalesce((SELECT string_agg(DISTINCT e.rule, ',' ORDER BY e.rule) FROM edges e
-                         WHERE e.a = n.node OR e.b = n.node), 'singleton') AS match_rule,
-               $run_id AS run_id
+               coalesce(r.match_rule, 'singleton') AS match_rule, $run_id AS run_id
         FROM nodes n JOIN labels l USING (node) JOIN _assigned a ON a.label = l.label
+        LEFT JOIN node_rules r USING (node)
     """,
         {"run_id": run_id},
     ).df()

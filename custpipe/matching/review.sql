@@ -21,7 +21,8 @@ pairs AS (
     WHERE NOT coalesce(a.tax_id_valid AND b.tax_id_valid AND a.tax_id <> b.tax_id, FALSE)
       AND jaro_winkler_similarity(a.name_key, b.name_key) >= $min_name_similarity
       AND NOT EXISTS (SELECT 1 FROM decided d  -- a steward already decided this pair
-                      WHERE (d.a = a.node AND d.b = b.node) OR (d.a = b.node AND d.b = a.node))
+                      WHERE least(d.a, d.b) = least(a.node, b.node)
+                        AND greatest(d.a, d.b) = greatest(a.node, b.node))
 ),
 scored AS (
     SELECT *, 0.5 * name_similarity + 0.5 * ({agreement}) AS score FROM pairs
