@@ -133,6 +133,22 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_model(args: argparse.Namespace) -> int:
+    """Train the match model on the warehouse's staged records; write the model file."""
+    from custpipe.config import load_config
+    from custpipe.matching.model import train_and_save
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = load_config(settings.config_dir)
+    path = Path(args.out or settings.expand(cfg.matching.model))
+    trust = {name: s.trust for name, s in cfg.sources.items()}
+    model = train_and_save(settings.warehouse_path, path, trust, seed=args.seed)
+    print(f"match model trained on {model.trained_records:,} records, written to {path}")
+    print("  commit it: the nightly run predicts with this file")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Compare the consolidated customers with a ground-truth file."""
     import json
@@ -262,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-values", action="store_true", help="also print 10 staged rows (customer data!)"
     )
     prev.set_defaults(func=cmd_preview)
+    train = sub.add_parser(
+        "train-model", help="train the probabilistic match model on the staged records"
+    )
+    train.add_argument("--out", help="model file (default: matching.model of the config)")
+    train.add_argument("--seed", type=int, default=42, help="seed of the random u-sampling")
+    train.set_defaults(func=cmd_train_model)
     evaluate = sub.add_parser("evaluate", help="match precision/recall against a ground truth")
     evaluate.add_argument(
         "--truth",

@@ -237,6 +237,22 @@ class QualityConfig(_Strict):
     max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
 
 
+class MatchingConfig(_Strict):
+    """The probabilistic match model and its thresholds (match probabilities)."""
+
+    model: str = "{config}/match_model.json"  # trained by `custpipe train-model`
+    auto_merge: float = Field(default=0.99, gt=0, le=1)  # at or above: linked
+    review: float = Field(default=0.80, gt=0, le=1)  # between review and auto_merge: review
+
+    @model_validator(mode="after")
+    def _order(self) -> MatchingConfig:
+        if self.review > self.auto_merge:
+            raise ValueError(
+                f"review ({self.review}) must not exceed auto_merge ({self.auto_merge})"
+            )
+        return self
+
+
 class PipelineConfig(_Strict):
     """The whole deployment."""
 
@@ -247,6 +263,7 @@ class PipelineConfig(_Strict):
     reconcile: ReconcileConfig = ReconcileConfig()
     publish: PublishConfig
     quality: QualityConfig = QualityConfig()
+    matching: MatchingConfig = MatchingConfig()
 
     @model_validator(mode="after")
     def _references(self) -> PipelineConfig:

@@ -8,7 +8,7 @@ from custpipe.config import load_config
 from custpipe.defs.alerts import nightly_failure_alert
 from custpipe.defs.consolidate import build_consolidate_asset
 from custpipe.defs.extract import build_extract_asset
-from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule
+from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule, build_train_model_job
 from custpipe.defs.publish import build_publish_asset
 from custpipe.defs.quality import build_quality_asset, build_scorecard_asset
 from custpipe.defs.reconcile import build_reconcile_asset
@@ -36,7 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     job = build_nightly_job(cfg)
     return dg.Definitions(
         assets=assets,
-        jobs=[job],
+        jobs=[job, build_train_model_job(cfg)],
         schedules=[build_nightly_schedule(job, cfg)],
         sensors=[nightly_failure_alert],
         resources={"custpipe": CustpipeResource.from_settings(settings)},

@@ -1,12 +1,14 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
-from custpipe.matching.consolidate import consolidate
+from custpipe.matching.consolidate import Matcher, consolidate, load_matcher
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.gx_runner import validate_frame
@@ -14,6 +16,12 @@ from custpipe.quality.gx_runner import validate_frame
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
 XREF = dg.AssetKey(["mdm", "customer_xref"])
 REVIEW = dg.AssetKey(["mdm", "match_review"])
+
+
+def matcher(cfg: PipelineConfig, settings) -> Matcher:
+    """The configured match model and thresholds."""
+    m = cfg.matching
+    return load_matcher(Path(settings.expand(m.model)), m.auto_merge, m.review)
 
 
 def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -57,7 +65,9 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         settings = custpipe.settings
         trust = {name: s.trust for name, s in cfg.sources.items()}
         with warehouse.connect(settings.warehouse_path) as con:
-            result = consolidate(con, context.run_id, trust, cfg.publish.erp_source)
+            result = consolidate(
+                con, context.run_id, trust, cfg.publish.erp_source, matcher(cfg, settings)
+            )
             report = conservation_report(con, list(cfg.sources))
             golden = con.execute("SELECT * FROM mdm.golden_customers").df()
             review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()

@@ -1,16 +1,18 @@
-"""The nightly job over the whole graph and its schedule (stopped by default)."""
+"""The nightly job over the whole graph and its schedule (stopped by default); model training."""
 
-from __future__ import annotations
+from pathlib import Path
 
 import dagster as dg
 
 from custpipe.config import PipelineConfig
+from custpipe.defs.common import WAREHOUSE_POOL
 from custpipe.defs.extract import daily_partitions
+from custpipe.defs.resources import CustpipeResource
 
 NIGHTLY = "nightly"
 
 
-def build_nightly_job(cfg: PipelineConfig) -> dg.UnresolvedAssetJobDefinition:
+def build_nightly_job(cfg: PipelineConfig) -> "dg.UnresolvedAssetJobDefinition":
     """Every asset, for one business date (the extract partition)."""
     return dg.define_asset_job(
         NIGHTLY,
@@ -23,7 +25,7 @@ def build_nightly_job(cfg: PipelineConfig) -> dg.UnresolvedAssetJobDefinition:
 
 
 def build_nightly_schedule(
-    job: dg.UnresolvedAssetJobDefinition, cfg: PipelineConfig
+    job: "dg.UnresolvedAssetJobDefinition", cfg: PipelineConfig
 ) -> dg.ScheduleDefinition:
     """Runs `nightly` after each business date ends; stopped until turned on in the UI/CLI."""
     hour, minute = _hour_minute(cfg.schedule_cron)
@@ -40,3 +42,44 @@ def _hour_minute(cron: str) -> tuple[int, int]:
     if not (minute.isdigit() and hour.isdigit()):
         raise ValueError(f"schedule_cron '{cron}': use a daily cron like '0 2 * * *'")
     return int(hour), int(minute)
+
+
+def build_train_model_job(cfg: PipelineConfig) -> dg.JobDefinition:
+    """`train_match_model`: retrain the probabilistic match model on the staged records.
+
+    Explicit and manual (no schedule): the new file changes how customers are matched, so
+    it is reviewed and committed like code before the nightly run uses it.
+    """
+    @dg.op(
+        description="Train the Splink model on the accepted staged records; write the file.",
+        pool=WAREHOUSE_POOL,
+    )
+    def train_match_model_op(
+        context: dg.OpExecutionContext, custpipe: CustpipeResource
+    ) -> dg.Output[None]:
+        from custpipe.matching.model import train_and_save
+
+        settings = custpipe.settings
+        path = Path(settings.expand(cfg.matching.model))
+        trust = {name: s.trust for name, s in cfg.sources.items()}
+        model = train_and_save(settings.warehouse_path, path, trust)
+        context.log.info(f"match model written to {path}; review and commit it")
+        return dg.Output(
+            None,
+            metadata={
+                "model_file": str(path),
+                "trained_records": model.trained_records,
+                "prior": model.splink["probability_two_random_records_match"],
+                "comparisons": len(model.splink["comparisons"]),
+            },
+        )
+
+    @dg.job(
+        name="train_match_model",
+        description="Retrain the match model on the current staged records (manual).",
+        tags={"team": "customer-data"},
+    )
+    def train_match_model():
+        train_match_model_op()
+
+    return train_match_model

@@ -143,6 +143,17 @@ def _country_block(
     return block
 
 
+def _unique_person_mail(email: pd.Series, is_company: pd.Series) -> pd.Series:
+    """A personal mailbox belongs to one person: later namesakes get their row number added.
+
+    (Company addresses are role mailboxes like info@, shared by design.)
+    """
+    clash = ~is_company & email.duplicated(keep="first") & (email != "")
+    local, domain = email[clash].str.split("@", n=1).str[0], email[clash].str.split("@", n=1).str[1]
+    fixed = local + "." + email.index[clash].astype(str) + "@" + domain
+    return email.where(~clash, fixed)
+
+
 def build_entities(
     n: int, rng: np.random.Generator, business_date: dt.date, seed: int = 42
 ) -> pd.DataFrame:
@@ -170,6 +181,7 @@ def build_entities(
         }
     )
     ent = pd.concat([ent, attrs.drop(columns="row")], axis=1)
+    ent["email"] = _unique_person_mail(ent["email"], ent["is_company"])
     parts = phones.generate_phone_parts(country, ent["city_idx"].to_numpy(), is_company, rng)
     ent["phone_cc"] = parts["cc"].to_numpy()
     ent["phone_area"] = parts["area"].to_numpy()

@@ -18,7 +18,8 @@ from custpipe.matching.decisions import (
 )
 from custpipe.matching.golden_ids import assign_golden_ids
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
-from custpipe.matching.review import review_pairs
+from custpipe.matching.model import MatchModel, predict_pairs
+from custpipe.matching.review import review_queue
 
 SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
 
@@ -39,6 +40,30 @@ GOLDEN_ATTRIBUTES: dict[str, str | None] = {
     "country": None,
     "segment": None,
 }
+
+
+MODEL_RULE = "model"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The saved probabilistic model and its two thresholds (match probabilities)."""
+
+    model: MatchModel
+    auto_merge: float = 0.99  # at or above: linked
+    review: float = 0.80  # between review and auto_merge: to the steward queue
+
+    def __post_init__(self) -> None:
+        if not 0 < self.review <= self.auto_merge <= 1:
+            raise ValueError(
+                f"matching thresholds: need 0 < review ({self.review}) <= auto_merge "
+                f"({self.auto_merge}) <= 1"
+            )
+
+
+def load_matcher(path: Path, auto_merge: float, review: float) -> Matcher:
+    """The saved model at `path` with the configured thresholds."""
+    return Matcher(MatchModel.load(path), auto_merge=auto_merge, review=review)
 
 
 @dataclass(frozen=True)
@@ -74,23 +99,17 @@ def _survivorship_sql() -> str:
     return SURVIVORSHIP_SQL.format(attributes=attrs, attribute_sources=sources)
 
 
-def consolidate(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    trust: dict[str, int],
-    erp_source: str,
-    rules: tuple[LinkRule, ...] = DEFAULT_RULES,
-) -> ConsolidationResult:
-    """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
+def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> int:
+    """Temp tables `trust` and `nodes`: the staged records of the sources in `trust`, minus
+    those in their source's latest quarantine, numbered by (source_system, source_id).
 
-    Accepted = staged records not in the latest quarantine of their source.
+    Only configured sources take part: a source removed from the configuration leaves its
+    old staged rows behind, and they must not link or hold golden records.
     """
     trust_frame = pd.DataFrame(  # noqa: F841 (read by DuckDB below)
         {"source_system": list(trust), "trust": list(trust.values())}
     )
     con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM trust_frame")
-    # Only configured sources take part: a source removed from the configuration leaves
-    # its old staged rows behind, and they must not link or hold golden records.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE latest_validation AS
         SELECT source_system, arg_max(run_id, validated_at) AS run_id
@@ -104,13 +123,35 @@ def consolidate(
             JOIN latest_validation v USING (source_system, run_id)
             WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
     """)
-    records = con.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    return con.execute("SELECT count(*) FROM nodes").fetchone()[0]
+
+
+def consolidate(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    trust: dict[str, int],
+    erp_source: str,
+    matcher: Matcher,
+    rules: tuple[LinkRule, ...] = DEFAULT_RULES,
+) -> ConsolidationResult:
+    """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
+
+    Accepted = staged records not in the latest quarantine of their source. Records link on
+    the definite `rules` (same valid tax ID, same personal e-mail) and on model pairs at or
+    above `matcher.auto_merge`; model pairs between the thresholds go to the review queue.
+    """
+    records = accepted_nodes(con, trust)
     started = time.perf_counter()
-    edges = build_edges(con, rules)
+    build_edges(con, rules)
+    scored = predict_pairs(con, matcher.model, matcher.review)
+    linked = scored.loc[scored["probability"] >= matcher.auto_merge, ["a", "b"]]  # noqa: F841
+    con.execute(f"INSERT INTO edges SELECT a, b, '{MODEL_RULE}' FROM linked")
+    edges = con.execute("SELECT count(*) FROM edges").fetchone()[0]
     load_decisions(con)
     must_links = add_must_links(con)
     rounds = connected_components(con)
     priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
+    priority[MODEL_RULE] = len(priority)
     splits = apply_cannot_links(con, priority)
     matched = time.perf_counter()
 
@@ -146,7 +187,7 @@ def consolidate(
     ).df()
     con.unregister("_assigned")
     survived = time.perf_counter()
-    review = review_pairs(con).assign(run_id=run_id)
+    review = review_queue(con, scored, matcher.model, matcher.auto_merge).assign(run_id=run_id)
     reviewed = time.perf_counter()
     history["run_id"] = run_id
     history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()

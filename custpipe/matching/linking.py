@@ -1,7 +1,8 @@
-"""Deterministic links between staged records on exact, standardised keys.
+"""Definite links on strong identifiers, and clustering of all links into components.
 
 Each rule names a key built from standardised columns; records that share a non-null key
-are linked. Rules are data: add one here (or later in config) without touching clustering.
+are linked whatever the model says. Everything weaker (names, addresses, phones) is left
+to the probabilistic model (`custpipe.matching.model`).
 """
 
 from __future__ import annotations
@@ -28,16 +29,6 @@ DEFAULT_RULES: tuple[LinkRule, ...] = (
     LinkRule("same_tax_id", "country || ':' || tax_id", "tax_id_valid AND party_type = 'company'"),
     # a role address (info@, contact@ …) is shared by different firms of one name: not evidence
     LinkRule("same_email", "email", f"email_valid AND NOT regexp_matches(email, '{ROLE_ADDRESS}')"),
-    LinkRule(
-        "same_name_postcode",
-        "party_type || ':' || name_key || ':' || country || ':' || postal_code",
-        "name_key IS NOT NULL AND postal_code IS NOT NULL",
-    ),
-    LinkRule(
-        "same_name_phone",
-        "party_type || ':' || name_key || ':' || phone",
-        "name_key IS NOT NULL AND phone_valid",
-    ),
 )
 
 

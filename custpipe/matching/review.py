@@ -7,55 +7,47 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-REVIEW_SQL = (Path(__file__).parent / "review.sql").read_text(encoding="utf-8")
-
-# field -> weight of its agreement in the non-name half of the score
-REVIEW_FIELDS: dict[str, float] = {
-    "postal_code": 1.0,
-    "city": 0.5,
-    "street": 1.0,
-    "phone": 1.5,
-    "email": 1.5,
-    "tax_id": 2.0,
-}
+from custpipe.matching.model import MatchModel, explain
 
 
-def _comparison(field: str) -> str:
-    return (
-        f"CASE WHEN a.{field} IS NULL OR b.{field} IS NULL THEN 'missing' "
-        f"WHEN a.{field} = b.{field} THEN 'agree' ELSE 'disagree' END AS {field}"
-    )
-
-
-def _agreement() -> str:
-    """Share of the weight of the fields both records have that agree (0.5 with no evidence)."""
-    compared = " + ".join(
-        f"CASE {f} WHEN 'missing' THEN 0 ELSE {w} END" for f, w in REVIEW_FIELDS.items()
-    )
-    agree = " + ".join(
-        f"CASE {f} WHEN 'agree' THEN {w} ELSE 0 END" for f, w in REVIEW_FIELDS.items()
-    )
-    return f"CASE WHEN ({compared}) = 0 THEN 0.5 ELSE ({agree}) / ({compared}) END"
-
-
-def review_pairs(
-    con: duckdb.DuckDBPyConnection,
-    min_score: float = 0.6,
-    min_name_similarity: float = 0.85,
-    max_block: int = 200,
+def review_queue(
+    con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, model: MatchModel, auto_merge: float
 ) -> pd.DataFrame:
-    """Pairs to review from temp tables `nodes` and `labels` (built by consolidation)."""
-    sql = REVIEW_SQL.format(
-        comparisons=", ".join(_comparison(f) for f in REVIEW_FIELDS),
-        agreement=_agreement(),
-        explanation=", ".join(f"'{f}', {f}" for f in REVIEW_FIELDS),
+    """Model-scored pairs below `auto_merge` whose records ended in different clusters and
+    that no steward has decided yet, each with its per-field explanation.
+
+    `scored` comes from :func:`predict_pairs` (already at or above the review threshold);
+    temp tables `nodes`, `labels` and `decided` are read from `con`.
+    """
+    uncertain = scored[scored["probability"] < auto_merge]  # noqa: F841 (read by DuckDB)
+    keep = con.execute("""
+        SELECT s.a, s.b,
+               na.source_system AS left_source_system, na.source_id AS left_source_id,
+               nb.source_system AS right_source_system, nb.source_id AS right_source_id
+        FROM (SELECT a, b FROM uncertain) s
+        JOIN labels la ON la.node = s.a JOIN labels lb ON lb.node = s.b
+        JOIN nodes na ON na.node = s.a JOIN nodes nb ON nb.node = s.b
+        WHERE la.label <> lb.label
+          AND NOT EXISTS (SELECT 1 FROM decided d
+                          WHERE least(d.a, d.b) = least(s.a, s.b)
+                            AND greatest(d.a, d.b) = greatest(s.a, s.b))
+    """).df()
+    pairs = keep.merge(uncertain, on=["a", "b"])
+    queue = pd.DataFrame(
+        {
+            "left_source_system": pairs["left_source_system"],
+            "left_source_id": pairs["left_source_id"],
+            "right_source_system": pairs["right_source_system"],
+            "right_source_id": pairs["right_source_id"],
+            "score": pairs["probability"].round(4),
+            "explanation": explain(pairs, model),
+        }
     )
-    params = {
-        "min_score": min_score,
-        "min_name_similarity": min_name_similarity,
-        "max_block": max_block,
-    }
-    return con.execute(sql, params).df()
+    return queue.sort_values(
+        ["score", "left_source_system", "left_source_id", "right_source_system"],
+        ascending=[False, True, True, True],
+        ignore_index=True,
+    )
 
 
 def export_review(review: pd.DataFrame, path: Path) -> Path:

@@ -4,7 +4,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from custpipe.matching.consolidate import consolidate
+from custpipe.matching.consolidate import Matcher, consolidate
+from custpipe.matching.model import MatchModel
+from custpipe.settings import DEFAULT_CONFIG_DIR
 from custpipe.warehouse import DDL, append_rows
 
 TRUST = {"erp": 1, "crm": 2, "sales": 3}
@@ -22,6 +24,14 @@ def staged(rows: list[dict]) -> pd.DataFrame:
         "source_updated_at": pd.Timestamp("2026-01-01"),
     }
     return pd.DataFrame([base | r for r in rows])
+
+
+MODEL = MatchModel.load(DEFAULT_CONFIG_DIR / "match_model.json")  # the committed model
+MATCHER = Matcher(MODEL, auto_merge=0.99, review=0.8)
+
+
+def run(con, run_id, matcher=MATCHER):
+    return consolidate(con, run_id, TRUST, "erp", matcher)
 
 
 @pytest.fixture
@@ -119,15 +129,15 @@ ROWS = [
 
 
 def test_transitive_links_one_golden_record_with_survivorship(con):
-    assert consolidate(con, "run0", TRUST, "erp").golden == 0  # empty input is fine
+    assert run(con, "run0").golden == 0  # empty input is fine
     load(con, ROWS)
-    result = consolidate(con, "run1", TRUST, "erp")
+    result = run(con, "run1")
     assert (result.records, result.golden, result.merged_records) == (5, 3, 2)
     xref = con.execute("SELECT source_id, golden_id, match_rule FROM mdm.customer_xref").df()
     gid = xref.set_index("source_id")["golden_id"]
     assert gid["K1"] == gid["C1"] == gid["S1"] and len({gid["K1"], gid["K2"], gid["C2"]}) == 3
     rules = xref.set_index("source_id")["match_rule"]
-    assert rules["K1"] == "same_tax_id" and rules["S1"] == "same_name_postcode"
+    assert "same_tax_id" in rules["K1"].split(",") and rules["S1"] == "model"
     assert rules["K2"] == "singleton"
     g = (
         con.execute("SELECT * FROM mdm.golden_customers WHERE golden_id = ?", [gid["K1"]])
@@ -144,10 +154,10 @@ def test_transitive_links_one_golden_record_with_survivorship(con):
 
 def test_ids_are_stable_and_quarantined_records_leave(con):
     load(con, ROWS)
-    consolidate(con, "run1", TRUST, "erp")
+    run(con, "run1")
     first = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     load(con, ROWS, quarantined=[("erp", "K2")])
-    consolidate(con, "run2", TRUST, "erp")
+    run(con, "run2")
     second = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert "K2" not in second
     assert all(second[k] == first[k] for k in second)
@@ -157,54 +167,136 @@ def test_ids_are_stable_and_quarantined_records_leave(con):
     assert events == [("retired", first["K2"])]
 
 
-def test_similar_names_that_no_rule_linked_go_to_review_with_an_explanation(con):
-    rows = [
-        {
-            "source_system": "erp",
-            "source_id": "K7",
-            "name_key": "aumannmedizintechnik",
-            "postal_code": "13217",
-            "phone": "+49303926960",
-            "phone_valid": False,
-        },
-        {
-            "source_system": "crm",
-            "source_id": "C7",
-            "name_key": "aumaannmedizintechnik",
-            "postal_code": "13217",
-            "phone": "+49303926960",
-            "phone_valid": False,
-        },
-        # same name, but valid and different tax ids: told apart, never reviewed
-        {
-            "source_system": "erp",
-            "source_id": "K8",
-            "name_key": "aumannmedizintechnik",
-            "tax_id": "DE1",
-            "tax_id_valid": True,
-            "postal_code": "99999",
-        },
-        {
-            "source_system": "crm",
-            "source_id": "C8",
-            "name_key": "aumannmedizintechnik",
-            "tax_id": "DE2",
-            "tax_id_valid": True,
-            "postal_code": "88888",
-        },
-    ]
-    load(con, rows)
-    result = consolidate(con, "run1", TRUST, "erp")
-    review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
-    assert result.review_pairs == len(review)
-    top = review.iloc[0]
-    assert (top.left_source_id, top.right_source_id) == ("C7", "K7")
-    explanation = json.loads(top.explanation)
-    assert explanation["postal_code"] == "agree" and explanation["phone"] == "agree"
-    assert explanation["tax_id"] == "missing" and 0.95 < explanation["name_similarity"] < 1
-    assert top.score > 0.9 and top.run_id == "run1"
-    pairs = set(zip(review.left_source_id, review.right_source_id, strict=True))
-    assert ("C8", "K8") not in pairs
+REVIEW_ROWS = [
+    # K7 ~ C7: near-identical name, same postcode and phone -> certain
+    {
+        "source_system": "erp",
+        "source_id": "K7",
+        "name_key": "aumannmedizintechnik",
+        "postal_code": "13217",
+        "city": "Berlin",
+        "phone": "+49303926960",
+        "phone_valid": True,
+    },
+    {
+        "source_system": "crm",
+        "source_id": "C7",
+        "name_key": "aumaannmedizintechnik",
+        "postal_code": "13217",
+        "city": "Berlin",
+        "phone": "+49303926960",
+        "phone_valid": True,
+    },
+    # S7: the same name, another postcode of the city -> uncertain
+    {
+        "source_system": "sales",
+        "source_id": "S7",
+        "name_key": "aumannmedizintechnik",
+        "postal_code": "13218",
+        "city": "Berlin",
+    },
+    # K8 / C8: one name, two valid and different tax IDs -> told apart, never reviewed
+    {
+        "source_system": "erp",
+        "source_id": "K8",
+        "name_key": "aumanmedizintechnik",
+        "postal_code": "99999",
+        "tax_id": "DE1",
+        "tax_id_valid": True,
+        "city": "Hamburg",
+    },
+    {
+        "source_system": "crm",
+        "source_id": "C8",
+        "name_key": "aumanmedizintechnik",
+        "postal_code": "88888",
+        "tax_id": "DE2",
+        "tax_id_valid": True,
+        "city": "Hamburg",
+    },
+    # K9 ~ C9: same name and postcode, different streets -> very likely
+    {
+        "source_system": "erp",
+        "source_id": "K9",
+        "name_key": "brandtlogistik",
+        "postal_code": "50667",
+        "city": "Köln",
+        "street": "Hohe Str. 1",
+    },
+    {
+        "source_system": "crm",
+        "source_id": "C9",
+        "name_key": "brandtlogistik",
+        "postal_code": "50667",
+        "city": "Köln",
+        "street": "Schildergasse 9",
+    },
+]
+
+
+def _scored_pairs(con) -> dict[tuple[str, str], float]:
+    from custpipe.matching.consolidate import accepted_nodes
+    from custpipe.matching.model import predict_pairs
+
+    accepted_nodes(con, TRUST)
+    ids = dict(con.execute("SELECT node, source_id FROM nodes").fetchall())
+    scored = predict_pairs(con, MODEL, 0.0001)
+    return {
+        tuple(sorted((ids[a], ids[b]))): p
+        for a, b, p in zip(scored.a, scored.b, scored.probability, strict=True)
+    }
+
+
+@pytest.mark.parametrize(("auto_merge", "review"), [(0.99, 0.8), (0.9999999, 0.5)])
+def test_the_review_queue_holds_exactly_the_pairs_between_the_thresholds(con, auto_merge, review):
+    load(con, REVIEW_ROWS)
+    scores = _scored_pairs(con)
+    result = run(con, "run1", Matcher(MODEL, auto_merge=auto_merge, review=review))
+    gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
+    queue = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
+    got = {tuple(sorted(p)) for p in zip(queue.left_source_id, queue.right_source_id, strict=True)}
+    expected = {
+        pair
+        for pair, p in scores.items()
+        if review <= p < auto_merge and gid[pair[0]] != gid[pair[1]]
+    }
+    assert got == expected and result.review_pairs == len(queue)
+    assert ("K7", "S7") in got  # same name, neighbouring postcode: a steward decides
+    assert ("C8", "K8") not in scores or scores[("C8", "K8")] < review  # different tax IDs
+    for pair, p in scores.items():  # everything at or above auto_merge is one golden record
+        if p >= auto_merge:
+            assert gid[pair[0]] == gid[pair[1]]
+    assert (("C9", "K9") in got) == (scores[("C9", "K9")] < auto_merge)
+    row = queue[queue.right_source_id.isin(["S7", "K7"]) & queue.left_source_id.isin(["K7", "S7"])]
+    explanation = json.loads(row.explanation.iloc[0])
+    assert explanation["name_key"]["level"].startswith("Exact match")
+    assert explanation["postal_code"]["weight"] < 0 < explanation["city_key"]["weight"]
+    assert "tax_id" not in explanation  # neither record has one: no evidence either way
+    assert "13217" not in row.explanation.iloc[0]  # levels and weights, never values
+    assert queue.run_id.eq("run1").all()
+
+
+def test_a_decided_pair_leaves_the_review_queue(con):
+    from custpipe.matching.decisions import record_decision
+
+    load(con, REVIEW_ROWS)
+    run(con, "run1")
+    assert (
+        con.execute(
+            "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
+            "OR left_source_id = 'S7'"
+        ).fetchone()[0]
+        == 1
+    )
+    record_decision(con, "sales:S7", "erp:K7", "cannot_link", "ann", "another branch")
+    run(con, "run2")
+    assert (
+        con.execute(
+            "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
+            "OR left_source_id = 'S7'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
@@ -240,12 +332,12 @@ def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
         {"source_system": "sales", "source_id": "D", "name_key": "d", "postal_code": "4"},
     ]
     load(con, rows)
-    consolidate(con, "run1", TRUST, "erp")
+    run(con, "run1")
     gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert gid["A"] == gid["B"] == gid["C"] != gid["D"]
     record_decision(con, "erp:A", "sales:C", "cannot_link", "ann", "different companies")
     record_decision(con, "sales:D", "erp:A", "must_link", "ann", "same VAT in the contract")
-    result = consolidate(con, "run2", TRUST, "erp")
+    result = run(con, "run2")
     gid2 = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     # the tax link (stronger) keeps A with B; the e-mail link to C is cut; D joins A
     assert gid2["A"] == gid2["B"] == gid2["D"] != gid2["C"]
@@ -255,7 +347,7 @@ def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
     assert "steward_must_link" in rules["D"]
     # a later decision on the same pair wins
     record_decision(con, "sales:C", "erp:A", "must_link", "bob", "checked the contract again")
-    consolidate(con, "run3", TRUST, "erp")
+    run(con, "run3")
     gid3 = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert len(set(gid3.values())) == 1
 
@@ -307,7 +399,7 @@ def test_a_shared_role_address_does_not_link_two_firms(con):
         },
     ]
     load(con, rows)
-    consolidate(con, "run1", TRUST, "erp")
+    run(con, "run1")
     gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert gid["M1"] != gid["M2"]  # two firms of one name, one generic address
     assert gid["P1"] == gid["P2"]  # a personal address still links

@@ -1,0 +1,250 @@
+"""The probabilistic match model: Splink (Fellegi–Sunter) on DuckDB, trained apart, saved as JSON.
+
+Training is an explicit step (`custpipe train-model`, or the `train_match_model` Dagster
+job); the nightly run only predicts with the saved file, so its results are deterministic.
+The file holds Splink's settings with the trained m/u parameters under "splink" and
+custpipe's own figures under "custpipe" (the number of records it was trained on, which
+rescales the prior for a run of another size, and the training date).
+
+Comparisons and blocking rules read canonical columns only (see `MATCH_INPUT_SQL`), so any
+configured source takes part without code: persons are compared on their name key (given
+and family name, order-insensitive), birth date and national ID; companies on the name key
+with legal forms removed and the tax ID; both on e-mail, phone, street, postcode and city.
+Given and family names are not compared again apart from the name key: one fact counted
+three times would break the model's independence assumption.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from custpipe.matching.linking import ROLE_ADDRESS
+
+# One row per record to match, from temp table `nodes`; weak values are nulled so that
+# they are no evidence (an invalid tax ID, a role e-mail address).
+MATCH_INPUT_SQL = f"""
+SELECT node AS unique_id,
+       party_type,
+       name_key,
+       left(name_key, 4) AS name_prefix,
+       CAST(birth_date AS VARCHAR) AS birth_date,
+       upper(regexp_replace(national_id, '[^0-9A-Za-z]', '', 'g')) AS national_id,
+       CASE WHEN tax_id_valid THEN tax_id END AS tax_id,
+       CASE WHEN email_valid AND NOT regexp_matches(email, '{ROLE_ADDRESS}') THEN email END
+           AS email,
+       CASE WHEN phone_valid THEN phone END AS phone,
+       nullif(lower(regexp_replace(strip_accents(street), '[^0-9A-Za-z\\p{{L}}]', '', 'g')), '')
+           AS street_key,
+       CASE WHEN postal_code_valid IS NOT FALSE THEN postal_code END AS postal_code,
+       lower(strip_accents(city)) AS city_key,
+       country
+FROM nodes
+"""
+
+
+@dataclass(frozen=True)
+class MatchModel:
+    """A trained model: Splink settings plus custpipe's figures."""
+
+    splink: dict[str, Any]
+    trained_records: int
+    trained_on: str
+
+    @classmethod
+    def load(cls, path: Path) -> MatchModel:
+        """Read a model file; a clear error when it is missing or not a model."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: no trained match model; run `custpipe train-model` (or the "
+                "train_match_model job) and commit the file"
+            )
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "splink" not in data or "custpipe" not in data:
+            raise ValueError(f"{path}: not a custpipe match model (keys 'splink', 'custpipe')")
+        meta = data["custpipe"]
+        return cls(data["splink"], int(meta["trained_records"]), str(meta["trained_on"]))
+
+    def save(self, path: Path) -> None:
+        """Write the model as stable, reviewable JSON."""
+        body = {
+            "custpipe": {"trained_records": self.trained_records, "trained_on": self.trained_on},
+            "splink": self.splink,
+        }
+        Path(path).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def settings_for(self, records: int) -> dict[str, Any]:
+        """Splink settings with the prior rescaled to a run of `records` records.
+
+        The chance that two random records match falls as 1/N for a fixed duplicate rate,
+        so for a run larger than the training data the prior is scaled down by
+        trained_records / records. It is never scaled up: a small run (a test, a first
+        partial load) is not evidence of a higher duplicate rate.
+        """
+        settings = json.loads(json.dumps(self.splink))
+        scale = min(1.0, self.trained_records / max(records, 1))
+        settings["probability_two_random_records_match"] *= scale
+        settings["retain_intermediate_calculation_columns"] = True
+        settings["retain_matching_columns"] = True
+        return settings
+
+
+def _settings() -> dict[str, Any]:
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    creator = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            cl.JaroWinklerAtThresholds("name_key", [0.95, 0.88]),
+            cl.LevenshteinAtThresholds("birth_date", [1]),
+            cl.ExactMatch("national_id"),
+            cl.ExactMatch("tax_id"),
+            cl.ExactMatch("email"),
+            cl.ExactMatch("phone"),
+            cl.JaroWinklerAtThresholds("street_key", [0.95, 0.85]),
+            cl.ExactMatch("postal_code"),
+            cl.ExactMatch("city_key"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("party_type", "country", "name_key"),
+            block_on("party_type", "country", "postal_code", "name_prefix"),
+            block_on("party_type", "phone"),
+            block_on("party_type", "email"),
+            block_on("country", "tax_id"),
+            block_on("national_id"),
+            block_on("party_type", "birth_date", "postal_code"),
+            block_on("country", "postal_code", "street_key"),
+        ],
+        additional_columns_to_retain=[],
+    )
+    return creator.create_settings_dict(sql_dialect_str="duckdb")
+
+
+def _splink_linker(frame: Any, settings: dict[str, Any]):
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(duckdb.connect())
+    table = db_api.register(frame, dataset_display_name="customers")
+    return Linker(table, settings, log_level=logging.WARNING)
+
+
+def match_input(con: duckdb.DuckDBPyConnection):
+    """The records to match (from temp table `nodes`) as an Arrow table."""
+    # execute(), not sql(): the caller's connection may hold a partly fetched result, which
+    # DuckDB lets execute() replace; the extra copy it warns about is one small table.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        return con.execute(MATCH_INPUT_SQL).to_arrow_table()
+
+
+def train_model(con: duckdb.DuckDBPyConnection, trained_on: str, seed: int = 42) -> MatchModel:
+    """Train m/u parameters on the records of temp table `nodes` (deterministic for a seed)."""
+    from splink import block_on
+
+    frame = match_input(con)
+    linker = _splink_linker(frame, _settings())
+    train = linker.training
+    train.estimate_probability_two_random_records_match(
+        [block_on("country", "tax_id"), block_on("party_type", "email")], recall=0.6
+    )
+    train.estimate_u_using_random_sampling(max_pairs=5e6, seed=seed)
+    for rule in (block_on("party_type", "country", "name_key"), block_on("postal_code")):
+        train.estimate_parameters_using_expectation_maximisation(rule, record_sample_proportion=1.0)
+    settings = linker.misc.save_model_to_json()
+    settings.pop("linker_uid", None)
+    return MatchModel(settings, frame.num_rows, trained_on)
+
+
+def train_and_save(
+    warehouse_path: Path, model_path: Path, trust: dict[str, int], seed: int = 42
+) -> MatchModel:
+    """Train on the warehouse's accepted staged records and write the model file."""
+    import datetime as dt
+
+    from custpipe import warehouse
+    from custpipe.matching.consolidate import accepted_nodes
+
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        records = accepted_nodes(con, trust)
+        if records < 100:
+            raise ValueError(
+                f"{warehouse_path}: only {records} accepted records; run the nightly job on "
+                "representative data before training a match model"
+            )
+        model = train_model(con, f"{dt.date.today().isoformat()}, seed {seed}", seed)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_path)
+    return model
+
+
+def _level_labels(settings: dict[str, Any]) -> dict[str, dict[int, str]]:
+    labels: dict[str, dict[int, str]] = {}
+    for comp in settings["comparisons"]:
+        name = comp["output_column_name"]
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        labels[name] = {len(levels) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(levels)}
+        labels[name][-1] = "missing"
+    return labels
+
+
+def predict_pairs(
+    con: duckdb.DuckDBPyConnection, model: MatchModel, min_probability: float
+) -> pd.DataFrame:
+    """Scored candidate pairs at or above `min_probability`: a, b (nodes), probability, and
+    per compared field its comparison level (`gamma_<field>`) and match weight (`mw_<field>`).
+    """
+    frame = match_input(con)
+    settings = model.settings_for(frame.num_rows)
+    linker = _splink_linker(frame, settings)
+    scored = linker.inference.predict(
+        threshold_match_probability=min_probability, warning_mode="never"
+    )
+    fields = compared_fields(model)
+    columns = ", ".join(f"gamma_{f}, mw_{f}" for f in fields)
+    pairs = (
+        scored.as_duckdbpyrelation()
+        .query(
+            "p",
+            f"SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS "
+            f"probability, {columns} FROM p ORDER BY a, b",
+        )
+        .df()
+    )
+    scored.drop_table_from_database_and_remove_from_cache()
+    return pairs
+
+
+def compared_fields(model: MatchModel) -> list[str]:
+    """The canonical fields the model compares, in its order."""
+    return [c["output_column_name"] for c in model.splink["comparisons"]]
+
+
+def explain(pairs: pd.DataFrame, model: MatchModel) -> list[str]:
+    """Per pair, JSON naming each compared field's level and match weight (missing: omitted).
+
+    Field names and comparison levels only, never the records' values.
+    """
+    fields = compared_fields(model)
+    labels = _level_labels(model.splink)
+    out = []
+    for row in pairs.to_dict("records"):
+        parts = {
+            f: {
+                "level": labels[f].get(int(row[f"gamma_{f}"]), "?"),
+                "weight": round(float(row[f"mw_{f}"]), 2),
+            }
+            for f in fields
+            if int(row[f"gamma_{f}"]) != -1
+        }
+        out.append(json.dumps(parts, ensure_ascii=False))
+    return out
