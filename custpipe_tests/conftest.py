@@ -60,9 +60,9 @@ def run_nightly(
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """One deployment with two consecutive nightly runs (shared by the end-to-end tests)."""
-    import dagster as dg
-
     import shutil
+
+    import dagster as dg
 
     root = tmp_path_factory.mktemp("demo")
     # At 400 customers the model is sure of nearly every pair (all above 0.99); a stricter

@@ -50,6 +50,7 @@ def build_train_model_job(cfg: PipelineConfig) -> dg.JobDefinition:
     Explicit and manual (no schedule): the new file changes how customers are matched, so
     it is reviewed and committed like code before the nightly run uses it.
     """
+
     @dg.op(
         description="Train the Splink model on the accepted staged records; write the file.",
         pool=WAREHOUSE_POOL,
