@@ -63,14 +63,13 @@ def assign_golden_ids(
 
     events = []
     label_to_gid = assigned.set_index("label")["golden_id"]
+    # per label, the old ID most of its members had (stable sort: ties keep the order above)
+    top_old = votes.sort_values("votes", ascending=False, kind="stable").drop_duplicates("label")
+    top_old = top_old.set_index("label")["golden_id"]
     for label, gid in fresh:
-        lost = (
-            votes[votes["label"] == label]
-            .sort_values("votes", ascending=False)["golden_id"]
-            .tolist()
-        )
-        if lost:  # its members had IDs that another cluster kept: a split
-            events.append(("split", gid, lost[0], int(sizes[label])))
+        lost = top_old.get(label)
+        if lost is not None:  # its members had IDs that another cluster kept: a split
+            events.append(("split", gid, lost, int(sizes[label])))
         else:
             events.append(("created", gid, None, int(sizes[label])))
     kept_ids = set(kept["golden_id"])
