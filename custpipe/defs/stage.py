@@ -38,6 +38,8 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
             report = stage_source(con, settings, source, business_date, context.run_id, now)
             for d in report:
                 meta[f"{d.dataset}_rows"] = meta.get(f"{d.dataset}_rows", 0) + d.rows
+                key = f"{d.dataset}_unchanged"  # kept as staged before, not mapped again
+                meta[key] = meta.get(key, 0) + d.unchanged
                 meta[f"{d.dataset}_mode"] = d.mode  # of the last folder applied
                 for issue in d.issues:
                     context.log.warning(str(issue))

@@ -35,12 +35,12 @@ def _change_sqlite(
 ) -> int:
     con = sqlite3.connect(path)
     try:
-        ids = [r[0] for r in con.execute(f'SELECT "{id_col}" FROM "{table}" ORDER BY rowid')]
-        picked = [(stamp, ids[i]) for i in _chosen(len(ids), fraction, rng)]
-        with con:
+        rowids = [r[0] for r in con.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid')]
+        picked = [(stamp, rowids[i]) for i in _chosen(len(rowids), fraction, rng)]
+        with con:  # by rowid: the demo tables have no index on their business key
             con.executemany(
                 f'UPDATE "{table}" SET "{street}" = coalesce("{street}", \'\') || \' 1a\', '
-                f'"{stamp_col}" = ? WHERE "{id_col}" = ?',
+                f'"{stamp_col}" = ? WHERE rowid = ?',
                 picked,
             )
         return len(picked)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -36,6 +38,45 @@ class StagedDataset:
     mode: str  # "full": the source's rows were replaced; "incremental": upserted by source_id
     landing_path: str
     issues: list[MappingIssue] = field(default_factory=list)
+    unchanged: int = 0  # rows identical to what was staged before: kept, not mapped again
+
+
+_CODE = ("standardize", "mapping")  # packages whose code decides what a raw row stages to
+
+
+@cache
+def _code_fingerprint() -> str:
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1()
+    for folder in _CODE:
+        for path in sorted((package / folder).glob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def mapping_fingerprint(source: SourceConfig, dataset: str) -> str:
+    """Changes whenever the dataset's mapping or the staging code changes (8 hex chars)."""
+    config = source.datasets()[dataset].model_dump_json()
+    return hashlib.sha1((config + _code_fingerprint()).encode()).hexdigest()[:8]
+
+
+def raw_hashes(raw: pd.DataFrame, fingerprint: str) -> pd.Series:
+    """Per raw row: the mapping fingerprint + a 64-bit hash of its column names and values."""
+    names = hashlib.sha1("\x1f".join(map(str, raw.columns)).encode()).hexdigest()[:4]
+    hashed = pd.util.hash_pandas_object(raw, index=False).to_numpy()
+    prefix = fingerprint + names
+    return pd.Series([f"{prefix}{h:016x}" for h in hashed], index=raw.index, dtype=object)
+
+
+def _split_unchanged(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, hashes: pd.Series
+) -> pd.Series:
+    """True for raw rows staged before exactly as they are (same hash, once in the landing)."""
+    known = con.execute(
+        f"SELECT DISTINCT raw_hash FROM {table} WHERE source_system = ? AND raw_hash IS NOT NULL",
+        [source],
+    ).df()["raw_hash"]
+    return hashes.isin(set(known)) & ~hashes.duplicated(keep=False)
 
 
 def issue_rows(report: list[StagedDataset], source: str, run_id: str, at: datetime) -> pd.DataFrame:
@@ -97,7 +138,10 @@ def stage_source(
     """Stage every dataset of `source` from the landing folders not staged yet, in order.
 
     A full extraction replaces the source's rows; an incremental one upserts them by
-    `source_id`. Everything a call stages is one transaction, logged in staging.landing_log.
+    `source_id`. Rows whose raw values (and the mapping and staging code) are the same as
+    when they were last staged are kept as they are, not mapped again; mapping issues are
+    therefore reported in the run that stages a row. Everything a call stages is one
+    transaction, logged in staging.landing_log.
     """
     report = []
     with warehouse.transaction(con):
@@ -111,8 +155,12 @@ def stage_source(
                 continue
             for path in pending:
                 manifest = read_manifest(path)
-                staged, issues = stager(read_landing(path), source)
+                raw = read_landing(path)
+                hashes = raw_hashes(raw, mapping_fingerprint(source, name))
+                unchanged = _split_unchanged(con, table, source.name, hashes)
+                staged, issues = stager(raw[~unchanged], source)
                 staged = staged.assign(
+                    raw_hash=hashes[~unchanged].to_numpy(),
                     business_date=pd.Timestamp(manifest["business_date"]),
                     landing_path=str(path),
                     run_id=run_id,
@@ -121,8 +169,14 @@ def stage_source(
                 mode = manifest.get("mode", "full")
                 if mode == "incremental":
                     warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
-                else:
-                    warehouse.replace_rows(con, table, staged, "source_system = ?", [source.name])
+                else:  # the landing is the whole source: keep what is unchanged, drop the rest
+                    kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841
+                    con.execute(
+                        f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
+                        "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
+                        [source.name],
+                    )
+                    warehouse.append_rows(con, table, staged)
                 log = pd.DataFrame(
                     [
                         {
@@ -130,14 +184,18 @@ def stage_source(
                             "dataset": name,
                             "landing_path": str(path),
                             "mode": mode,
-                            "rows": len(staged),
+                            "rows": len(raw),
                             "run_id": run_id,
                             "staged_at": at,
                         }
                     ]
                 )
                 warehouse.append_rows(con, "staging.landing_log", log)
-                report.append(StagedDataset(name, len(staged), mode, str(path), issues))
+                report.append(
+                    StagedDataset(
+                        name, len(raw), mode, str(path), issues, unchanged=int(unchanged.sum())
+                    )
+                )
         issues = issue_rows(report, source.name, run_id, at)
         warehouse.append_rows(con, "staging.mapping_issues", issues)
     return report

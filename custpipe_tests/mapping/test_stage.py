@@ -83,3 +83,59 @@ def test_a_failure_while_staging_leaves_nothing_half_applied(crm, monkeypatch):
     monkeypatch.undo()
     stage_source(con, settings, source, day, "r3", AT)
     assert names(con)["a"] == "Alpha AG"
+
+
+def test_unchanged_rows_are_kept_not_mapped_again(crm, monkeypatch):
+    from custpipe.mapping import canonical, stage
+
+    settings, source, engine = crm
+    full = source.model_copy(  # a full extraction every run (no watermark)
+        update={
+            "customers": source.customers.model_copy(
+                update={"reader": source.customers.reader.model_copy(update={"watermark": None})}
+            )
+        }
+    )
+    day = date(2026, 11, 27)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    seen: list[list[str]] = []
+
+    def spy(raw, src):
+        seen.append(sorted(raw["Id"]))
+        return canonical.stage_customers(raw, src)
+
+    monkeypatch.setattr(stage, "DATASETS", (("customers", spy, "staging.customers"),))
+    extract_dataset(full, "customers", settings, day)
+    stage_source(con, settings, full, day, "r1", AT)
+    first = con.execute("SELECT source_id, run_id, raw_hash FROM staging.customers").fetchall()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE Account SET Name = 'Alpha AG' WHERE Id = 'a'"))
+        conn.execute(sa.text("DELETE FROM Account WHERE Id = 'b'"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'Gamma Inc.', 4)"))
+    extract_dataset(full, "customers", settings, day)
+    report = stage_source(con, settings, full, day, "r2", AT)
+    assert seen == [["a", "b"], ["a", "c"]]  # only the changed and the new row were mapped
+    assert (report[0].rows, report[0].unchanged) == (2, 0)
+    assert names(con) == {"a": "Alpha AG", "c": "Gamma Inc."}  # 'b' left the source: gone
+    extract_dataset(full, "customers", settings, day)  # nothing changed at the source
+    report = stage_source(con, settings, full, day, "r3", AT)
+    assert seen[-1] == [] and (report[0].rows, report[0].unchanged) == (2, 2)
+    runs = dict(con.execute("SELECT source_id, run_id FROM staging.customers").fetchall())
+    assert runs == {"a": "r2", "c": "r2"}  # kept as staged by r2
+    # a changed mapping stages every row again, even though the raw rows are the same
+    remapped = full.model_copy(
+        update={
+            "customers": full.customers.model_copy(
+                update={"fields": full.customers.fields | {"country": {"const": "AT"}}}
+            )
+        }
+    )
+    remapped = type(full).model_validate(remapped.model_dump())
+    extract_dataset(remapped, "customers", settings, day)
+    stage_source(con, settings, remapped, day, "r4", AT)
+    assert seen[-1] == ["a", "c"]
+    assert {r[0] for r in con.execute("SELECT country FROM staging.customers").fetchall()} == {"AT"}
+    assert (
+        first[0][2] != con.execute("SELECT raw_hash FROM staging.customers LIMIT 1").fetchone()[0]
+    )
