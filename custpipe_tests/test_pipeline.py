@@ -302,3 +302,58 @@ def test_steward_sheet_round_trip(demo_run, monkeypatch, capsys):
     assert "1 decision(s) recorded" in capsys.readouterr().out
     decided = query(settings, "SELECT * FROM mdm.steward_decisions")
     assert decided[["decision", "decided_by"]].values.tolist() == [["cannot_link", "ann"]]
+
+
+def test_the_training_job_writes_a_model_the_next_run_uses(demo_run):
+    import dagster as dg
+
+    from custpipe.definitions import build_definitions
+    from custpipe.matching.model import MatchModel
+
+    deployment, instance, _ = demo_run
+    settings = deployment.settings
+    path = settings.config_dir / "match_model.json"  # the test deployment's own copy
+    before = path.read_text(encoding="utf-8")
+    job = build_definitions(settings).resolve_job_def("train_match_model")
+    try:
+        result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral())
+        assert result.success
+        model = MatchModel.load(path)
+        trained = path.read_text(encoding="utf-8")
+    finally:  # later tests of the shared deployment use the committed model
+        path.write_text(before, encoding="utf-8")
+    accepted = query(settings, "SELECT count(*) AS n FROM mdm.customer_xref")["n"][0]
+    assert model.trained_records == accepted
+    assert trained != before  # trained on other data than the committed model
+    assert {c["output_column_name"] for c in model.splink["comparisons"]} >= {
+        "name_key",
+        "tax_id",
+        "email",
+        "phone",
+        "postal_code",
+        "birth_date",
+        "national_id",
+    }
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    metadata = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert metadata["trained_records"] == accepted and metadata["model_file"] == str(path)
+
+
+def test_without_a_model_file_consolidation_fails_with_what_to_do(tmp_path):
+    import shutil
+
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+    from custpipe_tests.conftest import make_deployment, run_nightly
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    (config / "match_model.json").unlink()
+    deployment = make_deployment(tmp_path, customers=60, config_dir=config)
+    result = run_nightly(deployment.settings)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "consolidated"
+    message = failure.event_specific_data.error.message
+    assert "custpipe train-model" in message and "match_model.json" in message
+    staged = query(deployment.settings, "SELECT count(*) AS n FROM staging.customers")["n"][0]
+    assert staged > 0  # staging and validation ran: the data to train on is there

@@ -21,7 +21,10 @@ REVIEW = dg.AssetKey(["mdm", "match_review"])
 def matcher(cfg: PipelineConfig, settings) -> Matcher:
     """The configured match model and thresholds."""
     m = cfg.matching
-    return load_matcher(Path(settings.expand(m.model)), m.auto_merge, m.review)
+    try:
+        return load_matcher(Path(settings.expand(m.model)), m.auto_merge, m.review)
+    except (FileNotFoundError, ValueError) as exc:  # only a trained model file can fix it
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
