@@ -143,6 +143,7 @@ class RunFigures:
     peak_mb: float
     rows_published: int | None
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per Dagster step
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
@@ -153,6 +154,7 @@ class RunFigures:
             "peak_mb": self.peak_mb,
             "rows_published": self.rows_published,
             "stages": self.stages,
+            "steps": self.steps,
         }
 
 
@@ -217,6 +219,7 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
         peak_mb=round(sampler.peak() / 2**20),
         rows_published=None if published is None else int(published),
         stages={s: stages[s] for s in (*STAGES, "other") if s in stages},
+        steps={k: round(max(t) - min(t), 2) for k, t in sorted(windows.items())},
     )
 
 

@@ -143,6 +143,22 @@ def _merge_issues(parts: list[list[MappingIssue]]) -> list[MappingIssue]:
     return list(merged.values())
 
 
+def _in_parallel(stager, raw: pd.DataFrame, source: SourceConfig):
+    """Run `stager` over one chunk of `raw` per core in forked workers (small frames: here)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(raw) < PARALLEL_MIN_ROWS or "fork" not in mp.get_all_start_methods():
+        return stager(raw, source)
+    raw = raw.reset_index(drop=True)
+    size = -(-len(raw) // workers)
+    chunks = [raw.iloc[i : i + size] for i in range(0, len(raw), size)]
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("fork"), initializer=_serial_worker
+    ) as pool:
+        results = list(pool.map(stager, chunks, [source] * len(chunks)))
+    staged = pd.concat([r[0] for r in results], ignore_index=True)
+    return staged, _merge_issues([r[1] for r in results])
+
+
 def stage_customers(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
@@ -150,20 +166,10 @@ def stage_customers(
 
     Large frames are split into one chunk per core, staged in forked worker processes.
     """
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(raw) < PARALLEL_MIN_ROWS or "fork" not in mp.get_all_start_methods():
-        return _stage_customers(raw, source)
-    raw = raw.reset_index(drop=True)
-    size = -(-len(raw) // workers)
-    chunks = [raw.iloc[i : i + size] for i in range(0, len(raw), size)]
-    with ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("fork"), initializer=_serial_worker
-    ) as pool:
-        results = list(pool.map(_stage_customers, chunks, [source] * len(chunks)))
-    staged = pd.concat([r[0] for r in results], ignore_index=True)
+    staged, issues = _in_parallel(_stage_customers, raw, source)
     for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
         staged[col] = staged[col].astype("boolean")
-    return staged, _merge_issues([r[1] for r in results])
+    return staged, issues
 
 
 def _stage_customers(
@@ -231,7 +237,14 @@ def _amount(values: pd.Series) -> pd.Series:
 def stage_orders(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
-    """Raw order rows of one source -> canonical staged orders (same count)."""
+    """Raw order rows of one source -> canonical staged orders (same count), in parallel
+    like :func:`stage_customers` when large."""
+    return _in_parallel(_stage_orders, raw, source)
+
+
+def _stage_orders(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
     dataset = source.orders
     raw, m, issues, out = _start(raw, dataset, source.name, ORDER_FIELDS)
     out["order_number"] = clean_text(m["order_number"])

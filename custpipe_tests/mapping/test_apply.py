@@ -205,3 +205,27 @@ def test_parallel_staging_gives_the_serial_result(monkeypatch):
     parallel, parallel_issues = canonical.stage_customers(raw, source)
     pd.testing.assert_frame_equal(serial, parallel)
     assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
+
+
+def test_parallel_order_staging_equals_serial(monkeypatch):
+    from custpipe.config import load_config
+    from custpipe.mapping import canonical
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    source = load_config(DEFAULT_CONFIG_DIR).sources["erp"]
+    raw = pd.DataFrame(
+        {
+            "VBELN": ["0000100001", "0000100002", "0000100003", None] * 100,
+            "KUNNR": ["K1", "K2", None, "K4"] * 100,
+            "AUDAT": ["20261101", "2026-11-01", None, "20261102"] * 100,
+            "NETWR": [100.5, None, 0.0, 12.25] * 100,
+            "WAERK": ["EUR", "usd", None, "CNY"] * 100,
+            "GBSTK": ["A", "C", "Z", None] * 100,
+        }
+    )
+    serial, serial_issues = canonical.stage_orders(raw, source)
+    monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
+    parallel, parallel_issues = canonical.stage_orders(raw, source)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
+    assert serial_issues  # the unknown status code 'Z' is reported either way
