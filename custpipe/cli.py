@@ -156,7 +156,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from custpipe import warehouse
-    from custpipe.matching.evaluate import evaluate_matches
+    from custpipe.config import load_config
+    from custpipe.matching.consolidate import accepted_nodes
+    from custpipe.matching.evaluate import evaluate_blocking, evaluate_matches
+    from custpipe.matching.model import MatchModel, candidate_pairs
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
@@ -165,16 +168,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     missing = {"source_system", "source_id", "entity_id"} - set(truth.columns)
     if missing:
         raise ValueError(f"{truth_path}: columns {sorted(missing)} are missing")
+    cfg = load_config(settings.config_dir)
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
         xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
+        accepted_nodes(con, {name: s.trust for name, s in cfg.sources.items()})
+        nodes = con.execute("SELECT node, source_system, source_id FROM nodes").df()
+        model = MatchModel.load(Path(settings.expand(cfg.matching.model)))
+        blocking = evaluate_blocking(candidate_pairs(con, model), nodes, truth)
     quality = evaluate_matches(xref, truth)
-    figures = quality.as_dict()
+    figures = quality.as_dict() | {
+        "candidate_pairs": blocking.candidate_pairs,
+        "blocking_recall": round(blocking.recall, 4),
+    }
     print(f"match quality against {truth_path} ({figures['records']:,} records in both):")
     for key in ("precision", "recall", "f1", "exact_cluster_rate"):
         print(f"  {key:<20} {figures[key]:.4f}")
     print(
         f"  pairs predicted {quality.predicted_pairs:,}, true {quality.true_pairs:,}, "
         f"correct {quality.true_positive_pairs:,}"
+    )
+    print(
+        f"  blocking: {blocking.candidate_pairs:,} candidate pairs; "
+        f"{blocking.true_pairs_blocked:,} of {blocking.true_pairs:,} true pairs among them "
+        f"(blocking recall {blocking.recall:.4f})"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

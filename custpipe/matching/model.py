@@ -154,8 +154,16 @@ def train_model(con: duckdb.DuckDBPyConnection, trained_on: str, seed: int = 42)
     frame = match_input(con)
     linker = _splink_linker(frame, _settings())
     train = linker.training
+    # the prior from pairs that near-certainly match, whichever identifiers the sources carry
     train.estimate_probability_two_random_records_match(
-        [block_on("country", "tax_id"), block_on("party_type", "email")], recall=0.6
+        [
+            block_on("country", "tax_id"),
+            block_on("party_type", "email"),
+            block_on("national_id"),
+            block_on("party_type", "name_key", "birth_date"),
+            block_on("party_type", "name_key", "postal_code", "street_key"),
+        ],
+        recall=0.7,
     )
     train.estimate_u_using_random_sampling(max_pairs=5e6, seed=seed)
     for rule in (block_on("party_type", "country", "name_key"), block_on("postal_code")):
@@ -221,6 +229,18 @@ def predict_pairs(
         .df()
     )
     scored.drop_table_from_database_and_remove_from_cache()
+    return pairs
+
+
+def candidate_pairs(con: duckdb.DuckDBPyConnection, model: MatchModel) -> pd.DataFrame:
+    """Every pair the model's blocking rules put up for scoring (a, b nodes), unscored."""
+    frame = match_input(con)
+    linker = _splink_linker(frame, model.settings_for(frame.num_rows))
+    blocked = linker.inference.compute_blocked_pairs_for_predict()
+    pairs = blocked.as_duckdbpyrelation().query(
+        "p", "SELECT DISTINCT join_key_l AS a, join_key_r AS b FROM p"
+    ).df()
+    blocked.drop_table_from_database_and_remove_from_cache()
     return pairs
 
 

@@ -44,3 +44,18 @@ def test_perfect_match():
     xref = frame([("a", "1", "G1"), ("b", "1", "G1"), ("a", "2", "G2")], "golden_id")
     q = evaluate_matches(xref, truth)
     assert (q.precision, q.recall, q.f1, q.exact_clusters) == (1.0, 1.0, 1.0, 2)
+
+
+def test_blocking_recall_counts_true_pairs_among_the_candidates():
+    from custpipe.matching.evaluate import evaluate_blocking
+
+    nodes = pd.DataFrame(
+        {"node": [1, 2, 3, 4, 5], "source_system": "s", "source_id": ["a", "b", "c", "d", "e"]}
+    )
+    truth = pd.DataFrame(  # entities: {a, b, c} (3 pairs) and {d, e} (1 pair)
+        {"source_system": "s", "source_id": list("abcde"), "entity_id": list("XXXYY")}
+    )
+    candidates = pd.DataFrame({"a": [1, 1, 3, 2], "b": [2, 4, 5, 3]})  # a-b, a-d, c-e, b-c
+    quality = evaluate_blocking(candidates, nodes, truth)
+    assert (quality.candidate_pairs, quality.true_pairs, quality.true_pairs_blocked) == (4, 4, 2)
+    assert quality.recall == 0.5
