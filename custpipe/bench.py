@@ -234,6 +234,82 @@ def _run_in_child(data_dir: Path, label: str) -> RunFigures:
     return RunFigures(**json.loads(out.read_text()))
 
 
+def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
+    """Splink's documented default workflow on the same accepted records: train (prior from
+    deterministic rules, u by random sampling, m by EM), predict, cluster at 0.99."""
+    import pandas as pd
+
+    from custpipe import warehouse
+    from custpipe.config import load_config
+    from custpipe.matching.consolidate import accepted_nodes
+    from custpipe.matching.evaluate import evaluate_matches
+    from custpipe.matching.model import _splink_linker, match_input, train_model
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = load_config(settings.config_dir)
+    trust = {name: s.trust for name, s in cfg.sources.items()}
+    sampler = MemorySampler()
+    sampler.start()
+    started = time.time()
+    with warehouse.connect(data_dir / "warehouse.duckdb", read_only=True) as con:
+        accepted_nodes(con, trust)
+        model = train_model(con, "baseline")
+        linker = _splink_linker(match_input(con), model.splink)
+        scored = linker.inference.predict(threshold_match_probability=0.5, warning_mode="never")
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(scored, 0.99)
+        labels = clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]]
+        nodes = con.execute("SELECT node, source_system, source_id FROM nodes").df()
+    seconds = time.time() - started
+    sampler.stop()
+    xref = nodes.merge(labels, left_on="node", right_on="unique_id").rename(
+        columns={"cluster_id": "golden_id"}
+    )
+    quality = evaluate_matches(xref, pd.read_csv(truth_path, dtype=str))
+    return {
+        "seconds": round(seconds, 2),
+        "peak_mb": round(sampler.peak() / 2**20),
+        "f1": round(quality.f1, 4),
+        "precision": round(quality.precision, 4),
+        "recall": round(quality.recall, 4),
+    }
+
+
+def custpipe_match_quality(data_dir: Path, truth_path: Path) -> dict:
+    """Precision, recall and F1 of the golden records custpipe built."""
+    import pandas as pd
+
+    from custpipe import warehouse
+    from custpipe.matching.evaluate import evaluate_matches
+
+    with warehouse.connect(data_dir / "warehouse.duckdb", read_only=True) as con:
+        xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
+    quality = evaluate_matches(xref, pd.read_csv(truth_path, dtype=str))
+    return {
+        "f1": round(quality.f1, 4),
+        "precision": round(quality.precision, 4),
+        "recall": round(quality.recall, 4),
+    }
+
+
+def _baseline_in_child(data_dir: Path, truth_path: Path) -> dict:
+    out = data_dir / "baseline.json"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "custpipe.bench",
+            "--baseline-one",
+            str(data_dir),
+            str(truth_path),
+            str(out),
+        ],
+        check=True,
+    )
+    return json.loads(out.read_text())
+
+
 # -- the whole bench ---------------------------------------------------------------------
 
 
@@ -246,6 +322,12 @@ def bench_scale(root: Path, scale: int, seed: int, orders: int, change: float) -
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sources, work / "sources")
     runs = [_run_in_child(work, "first run")]
+    truth = work / "sources" / "ground_truth" / "customers.csv"
+    matching = {
+        "custpipe": custpipe_match_quality(work, truth)
+        | {"seconds": runs[0].stages.get("match", {}).get("seconds")},
+        "baseline": _baseline_in_child(work, truth),
+    }
     runs.append(_run_in_child(work, "rerun, no change"))
     changed = change_sources(work / "sources", BUSINESS_DATE, fraction=change)
     runs.append(_run_in_child(work, f"rerun, {change:.0%} changed"))
@@ -256,6 +338,7 @@ def bench_scale(root: Path, scale: int, seed: int, orders: int, change: float) -
         "generation": generation,
         "changed_records": changed,
         "runs": [r.as_dict() for r in runs],
+        "matching": matching,
         "records_per_second": round(records / first) if first else None,
         "rerun_share": round(runs[1].seconds / first, 3) if first else None,
         "change_share": round(runs[2].seconds / first, 3) if first else None,
@@ -300,6 +383,15 @@ def format_report(report: dict) -> str:
         lines.append(
             f"  {'published':<14}" + "".join(f"{r['rows_published']!s:>24}" for r in res["runs"])
         )
+        m = res["matching"]
+        ratio = (
+            m["custpipe"]["seconds"] / m["baseline"]["seconds"] if m["baseline"]["seconds"] else 0
+        )
+        lines.append(
+            f"  matching: custpipe {m['custpipe']['seconds']} s, F1 {m['custpipe']['f1']}; "
+            f"Splink default workflow (train + predict + cluster) {m['baseline']['seconds']} s, "
+            f"{m['baseline']['peak_mb']:,} MB, F1 {m['baseline']['f1']}; ratio {ratio:.2f}"
+        )
         lines.append(
             f"  records/s (first run) {res['records_per_second']:,}; rerun "
             f"{res['rerun_share']:.0%} and 1 % change {res['change_share']:.0%} of the first run"
@@ -317,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     """`custpipe bench`: run the benchmark and write its JSON."""
     import argparse
 
+    if argv and argv[0] == "--baseline-one":  # internal: the matching baseline
+        _, data_dir, truth, out = argv
+        os.environ["CUSTPIPE_DATA"] = data_dir
+        Path(out).write_text(json.dumps(matching_baseline(Path(data_dir), Path(truth))))
+        return 0
     if argv and argv[0] == "--run-one":  # internal: one run in this process
         _, data_dir, label, out = argv
         figures = run_nightly(Path(data_dir), label)
