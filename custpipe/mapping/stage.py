@@ -167,16 +167,22 @@ def stage_source(
                     staged_at=at,
                 )
                 mode = manifest.get("mode", "full")
+                kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841
                 if mode == "incremental":
                     warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
                 else:  # the landing is the whole source: keep what is unchanged, drop the rest
-                    kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841
                     con.execute(
                         f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
                         "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
                         [source.name],
                     )
                     warehouse.append_rows(con, table, staged)
+                if len(kept):  # a kept row is in this landing too (conservation counts on it)
+                    con.execute(
+                        f"UPDATE {table} SET landing_path = ?, business_date = ? "
+                        "WHERE source_system = ? AND raw_hash IN (SELECT raw_hash FROM kept)",
+                        [str(path), pd.Timestamp(manifest["business_date"]), source.name],
+                    )
                 log = pd.DataFrame(
                     [
                         {

@@ -122,7 +122,10 @@ def test_unchanged_rows_are_kept_not_mapped_again(crm, monkeypatch):
     report = stage_source(con, settings, full, day, "r3", AT)
     assert seen[-1] == [] and (report[0].rows, report[0].unchanged) == (2, 2)
     runs = dict(con.execute("SELECT source_id, run_id FROM staging.customers").fetchall())
-    assert runs == {"a": "r2", "c": "r2"}  # kept as staged by r2
+    assert runs == {"a": "r2", "c": "r2"}  # kept as staged by r2 ...
+    newest = report[0].landing_path  # ... and known to be in the newest landing folder
+    paths = {r[0] for r in con.execute("SELECT landing_path FROM staging.customers").fetchall()}
+    assert paths == {newest}
     # a changed mapping stages every row again, even though the raw rows are the same
     remapped = full.model_copy(
         update={
