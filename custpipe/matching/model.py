@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +135,11 @@ def _settings() -> dict[str, Any]:
 def _splink_linker(frame: Any, settings: dict[str, Any]):
     from splink import DuckDBAPI, Linker
 
-    db_api = DuckDBAPI(duckdb.connect())
+    config = {  # capped like the warehouse; beyond the cap DuckDB spills to a temp folder
+        "memory_limit": os.environ.get("CUSTPIPE_DUCKDB_MEMORY_LIMIT", "2GB"),
+        "temp_directory": str(Path(tempfile.gettempdir()) / "custpipe-splink"),
+    }
+    db_api = DuckDBAPI(duckdb.connect(config=config))
     table = db_api.register(frame, dataset_display_name="customers")
     return Linker(table, settings, log_level=logging.WARNING)
 
@@ -237,9 +243,11 @@ def candidate_pairs(con: duckdb.DuckDBPyConnection, model: MatchModel) -> pd.Dat
     frame = match_input(con)
     linker = _splink_linker(frame, model.settings_for(frame.num_rows))
     blocked = linker.inference.compute_blocked_pairs_for_predict()
-    pairs = blocked.as_duckdbpyrelation().query(
-        "p", "SELECT DISTINCT join_key_l AS a, join_key_r AS b FROM p"
-    ).df()
+    pairs = (
+        blocked.as_duckdbpyrelation()
+        .query("p", "SELECT DISTINCT join_key_l AS a, join_key_r AS b FROM p")
+        .df()
+    )
     blocked.drop_table_from_database_and_remove_from_cache()
     return pairs
 
