@@ -12,14 +12,14 @@ CREATE TABLE IF NOT EXISTS staging.customers (
     postal_code VARCHAR, postal_code_valid BOOLEAN, country VARCHAR, segment VARCHAR,
     segment_raw VARCHAR, status VARCHAR, is_deleted BOOLEAN, created_at TIMESTAMP,
     source_updated_at TIMESTAMP, source_values VARCHAR, mapping_errors VARCHAR,
-    record_hash VARCHAR, raw_hash VARCHAR, business_date DATE, landing_path VARCHAR, run_id VARCHAR,
+    record_hash VARCHAR, raw_hash BIGINT, business_date DATE, landing_path VARCHAR, run_id VARCHAR,
     staged_at TIMESTAMP
 );
 
 CREATE TABLE IF NOT EXISTS staging.orders (
     source_system VARCHAR NOT NULL, source_id VARCHAR, order_number VARCHAR, customer_ref VARCHAR,
     order_date TIMESTAMP, amount DOUBLE, currency VARCHAR, status VARCHAR, source_values VARCHAR,
-    mapping_errors VARCHAR, raw_hash VARCHAR, business_date DATE, landing_path VARCHAR, run_id VARCHAR,
+    mapping_errors VARCHAR, raw_hash BIGINT, business_date DATE, landing_path VARCHAR, run_id VARCHAR,
     staged_at TIMESTAMP
 );
 

@@ -229,3 +229,11 @@ def test_parallel_order_staging_equals_serial(monkeypatch):
     pd.testing.assert_frame_equal(serial, parallel)
     assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
     assert serial_issues  # the unknown status code 'Z' is reported either way
+
+
+def test_record_hash_is_the_row_hash_in_16_hex_digits():
+    from custpipe.mapping.canonical import _record_hash
+
+    frame = pd.DataFrame({"a": ["x", "y", None, "z" * 50], "b": [1, 2, 3, 2**40]})
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    assert list(_record_hash(frame, ["a", "b"])) == [format(h, "016x") for h in hashed]
