@@ -349,7 +349,17 @@ def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
     record_decision(con, "sales:C", "erp:A", "must_link", "bob", "checked the contract again")
     run(con, "run3")
     gid3 = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
-    assert len(set(gid3.values())) == 1
+    assert len(set(gid3.values())) == 1 and gid3["A"] == gid["A"]  # stable over three runs
+    # every merge and split is in the history, with where the records went
+    history = con.execute(
+        "SELECT run_id, event, golden_id, related_golden_id FROM mdm.golden_id_history "
+        "WHERE run_id <> 'run1' ORDER BY run_id, event"
+    ).fetchall()
+    assert history == [
+        ("run2", "merged", gid["D"], gid["A"]),  # D's record joined A's cluster
+        ("run2", "split", gid2["C"], gid["A"]),  # C left A's cluster with a new ID
+        ("run3", "merged", gid2["C"], gid["A"]),  # ... and came back
+    ]
 
 
 def test_a_decision_needs_who_and_why(con):
