@@ -253,6 +253,25 @@ class MatchingConfig(_Strict):
         return self
 
 
+class SurvivorshipConfig(_Strict):
+    """Survivorship rules (see custpipe.matching.survivorship): a default order, and per
+    golden attribute an order of its own. Rules: valid, trust, recent, complete, frequent."""
+
+    default: list[str] = ["valid", "trust"]
+    attributes: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _known(self) -> SurvivorshipConfig:
+        self.build()  # raises ValueError naming the unknown attribute or rule
+        return self
+
+    def build(self):
+        """The matching layer's Survivorship object."""
+        from custpipe.matching.survivorship import Survivorship
+
+        return Survivorship(tuple(self.default), {a: tuple(r) for a, r in self.attributes.items()})
+
+
 class PipelineConfig(_Strict):
     """The whole deployment."""
 
@@ -264,6 +283,7 @@ class PipelineConfig(_Strict):
     publish: PublishConfig
     quality: QualityConfig = QualityConfig()
     matching: MatchingConfig = MatchingConfig()
+    survivorship: SurvivorshipConfig = SurvivorshipConfig()
 
     @model_validator(mode="after")
     def _references(self) -> PipelineConfig:

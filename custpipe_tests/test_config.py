@@ -73,3 +73,15 @@ def test_invalid_yaml_names_the_file(config_dir):
 def test_adding_a_source_is_adding_a_file(config_dir):
     shutil.copy(config_dir / "sources" / "service.yaml", config_dir / "sources" / "helpdesk.yaml")
     assert "helpdesk" in load_config(config_dir).sources
+
+
+def test_unknown_survivorship_rule_names_the_attribute(config_dir):
+    edit(config_dir / "pipeline.yaml", "segment: [frequent, trust]", "segment: [popular, trust]")
+    with pytest.raises(ConfigError, match=r"survivorship.*segment.*unknown rule"):
+        load_config(config_dir)
+
+
+def test_matching_thresholds_must_be_ordered(config_dir):
+    edit(config_dir / "pipeline.yaml", "review: 0.80", "review: 0.995")
+    with pytest.raises(ConfigError, match="review"):
+        load_config(config_dir)

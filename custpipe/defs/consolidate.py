@@ -69,7 +69,12 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         trust = {name: s.trust for name, s in cfg.sources.items()}
         with warehouse.connect(settings.warehouse_path) as con:
             result = consolidate(
-                con, context.run_id, trust, cfg.publish.erp_source, matcher(cfg, settings)
+                con,
+                context.run_id,
+                trust,
+                cfg.publish.erp_source,
+                matcher(cfg, settings),
+                survivorship=cfg.survivorship.build(),
             )
             report = conservation_report(con, list(cfg.sources))
             golden = con.execute("SELECT * FROM mdm.golden_customers").df()

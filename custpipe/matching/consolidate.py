@@ -20,27 +20,9 @@ from custpipe.matching.golden_ids import assign_golden_ids
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 from custpipe.matching.model import MatchModel, predict_pairs
 from custpipe.matching.review import review_queue
+from custpipe.matching.survivorship import Survivorship, survivorship_sql
 
-SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
-
-# attribute -> the validity flag that ranks valid values first (None: no flag)
-GOLDEN_ATTRIBUTES: dict[str, str | None] = {
-    "party_type": None,
-    "name": None,
-    "name_key": None,
-    "given_name": None,
-    "family_name": None,
-    "tax_id": "tax_id_valid",
-    "email": "email_valid",
-    "phone": "phone_valid",
-    "street": None,
-    "city": None,
-    "region": None,
-    "postal_code": "postal_code_valid",
-    "country": None,
-    "segment": None,
-}
-
+DEFAULT_SURVIVORSHIP = Survivorship()
 
 MODEL_RULE = "model"
 
@@ -82,23 +64,6 @@ class ConsolidationResult:
     seconds: dict[str, float] = field(default_factory=dict)  # 'matching', 'survivorship'
 
 
-def _survivorship_sql() -> str:
-    def rank(attr: str, flag: str | None) -> str:
-        valid = f"CASE WHEN {flag} THEN 0 ELSE 1 END, " if flag else ""
-        return f"({valid}pref)" if flag else "pref"
-
-    attrs = ",\n    ".join(
-        f"arg_min({a}, {rank(a, f)}) FILTER (WHERE {a} IS NOT NULL) AS {a}"
-        for a, f in GOLDEN_ATTRIBUTES.items()
-    )
-    sources = ", ".join(
-        f"'{a}', arg_min(source_system || ':' || source_id, {rank(a, f)}) "
-        f"FILTER (WHERE {a} IS NOT NULL)"
-        for a, f in GOLDEN_ATTRIBUTES.items()
-    )
-    return SURVIVORSHIP_SQL.format(attributes=attrs, attribute_sources=sources)
-
-
 def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> int:
     """Temp tables `trust` and `nodes`: the staged records of the sources in `trust`, minus
     those in their source's latest quarantine, numbered by (source_system, source_id).
@@ -133,6 +98,7 @@ def consolidate(
     erp_source: str,
     matcher: Matcher,
     rules: tuple[LinkRule, ...] = DEFAULT_RULES,
+    survivorship: Survivorship = DEFAULT_SURVIVORSHIP,
 ) -> ConsolidationResult:
     """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
 
@@ -164,7 +130,7 @@ def consolidate(
     """).df()
     assigned, history = assign_golden_ids(members, previous)
     con.register("_assigned", assigned)
-    golden = con.execute(_survivorship_sql(), {"erp_source": erp_source}).df()
+    golden = con.execute(survivorship_sql(survivorship), {"erp_source": erp_source}).df()
     golden = golden.merge(assigned, on="label").drop(columns=["label"])
     first_seen = con.execute("SELECT golden_id, first_seen_run FROM mdm.golden_customers").df()
     golden = golden.merge(first_seen, on="golden_id", how="left")

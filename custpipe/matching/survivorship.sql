@@ -1,10 +1,12 @@
--- Golden record attribute by attribute. Each attribute takes the first non-null value by
--- (valid before invalid, then the record's preference: source trust, active before deleted,
--- most recently updated) and records which source record supplied it.
+-- Golden record attribute by attribute (see survivorship.py): each attribute takes the first
+-- non-null value by its configured rules, ties broken by the record's standing preference
+-- (source trust, active before deleted, most recently updated), and records which source
+-- record supplied it.
 WITH ranked AS (
-    SELECT m.*, l.label,
+    SELECT m.*, l.label, t.trust,
            row_number() OVER (PARTITION BY l.label ORDER BY t.trust, m.is_deleted,
-                              m.source_updated_at DESC NULLS LAST, m.source_system, m.source_id) AS pref
+                              m.source_updated_at DESC NULLS LAST, m.source_system, m.source_id) AS pref,
+           {completeness} AS completeness{frequencies}
     FROM nodes m JOIN labels l USING (node) JOIN trust t USING (source_system)
 )
 SELECT

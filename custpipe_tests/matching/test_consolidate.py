@@ -413,3 +413,85 @@ def test_a_shared_role_address_does_not_link_two_firms(con):
     gid = dict(con.execute("SELECT source_id, golden_id FROM mdm.customer_xref").fetchall())
     assert gid["M1"] != gid["M2"]  # two firms of one name, one generic address
     assert gid["P1"] == gid["P2"]  # a personal address still links
+
+
+def test_survivorship_rules_per_attribute_with_provenance(con):
+    from custpipe.matching.survivorship import Survivorship
+
+    common = {"tax_id": "DE1", "tax_id_valid": True, "name_key": "mueller", "country": "DE"}
+    rows = [
+        common
+        | {
+            "source_system": "erp",
+            "source_id": "K1",
+            "name": "Müller GmbH",
+            "phone": "+49301111111",
+            "phone_valid": True,
+            "segment": "A",
+            "city": "Berlin",
+            "source_updated_at": pd.Timestamp("2026-01-01"),
+        },
+        common
+        | {
+            "source_system": "crm",
+            "source_id": "C1",
+            "name": "Mueller GmbH",
+            "phone": "+49302222222",
+            "phone_valid": True,
+            "segment": "B",
+            "street": "Hauptstr. 1",
+            "email": "x@",
+            "email_valid": False,
+            "source_updated_at": pd.Timestamp("2026-06-01"),
+        },
+        common
+        | {
+            "source_system": "sales",
+            "source_id": "S1",
+            "name": "Müller",
+            "phone": "+4930333",
+            "phone_valid": False,
+            "segment": "B",
+            "street": "Hauptstraße 1",
+            "region": "BE",
+            "postal_code": "10115",
+            "email": "s@mueller.de",
+            "email_valid": True,
+            "city": "Berlin-Mitte",
+            "source_updated_at": pd.Timestamp("2026-09-01"),
+        },
+    ]
+    load(con, rows)
+    rules = Survivorship(
+        default=("valid", "trust"),
+        attributes={
+            "phone": ("valid", "recent", "trust"),  # newest valid: C1 (S1's is invalid)
+            "segment": ("frequent", "trust"),  # 'B' twice; of those, the CRM is trusted more
+            "street": ("complete", "trust"),  # S1 fills the most attributes
+            "city": ("recent",),  # S1 is the newest
+        },
+    )
+    consolidate(con, "run1", TRUST, "erp", MATCHER, survivorship=rules)
+    g = con.execute("SELECT * FROM mdm.golden_customers").df()
+    assert len(g) == 1
+    g = g.iloc[0]
+    provenance = json.loads(g["attribute_sources"])
+    expected = {
+        "name": ("Müller GmbH", "erp:K1"),  # default: the most trusted source
+        "email": ("s@mueller.de", "sales:S1"),  # default: valid beats trusted
+        "phone": ("+49302222222", "crm:C1"),
+        "segment": ("B", "crm:C1"),
+        "street": ("Hauptstraße 1", "sales:S1"),
+        "city": ("Berlin-Mitte", "sales:S1"),
+    }
+    for attribute, (value, source) in expected.items():
+        assert (g[attribute], provenance[attribute]) == (value, source), attribute
+
+
+def test_survivorship_rejects_unknown_rules_and_attributes():
+    from custpipe.matching.survivorship import Survivorship
+
+    with pytest.raises(ValueError, match="unknown rule"):
+        Survivorship(attributes={"phone": ("newest",)})
+    with pytest.raises(ValueError, match="unknown attribute"):
+        Survivorship(attributes={"fax": ("trust",)})
