@@ -208,6 +208,8 @@ class ReconcileConfig(_Strict):
 
     system_of_record: str = "erp"
     amount_tolerance: float = Field(default=0.01, ge=0)
+    # orders whose numbers differ pair up on (golden customer, amount, date within N days)
+    date_window_days: int = Field(default=3, ge=0)
     # the "no_discrepancies" check warns when findings exceed this share of the orders
     discrepancy_warn_rate: float = Field(default=0.05, ge=0, le=1)
 

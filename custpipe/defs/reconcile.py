@@ -50,6 +50,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 rc.system_of_record,
                 cfg.publish.erp_source,
                 rc.amount_tolerance,
+                rc.date_window_days,
             )
             suite, rules, orders = validate_orders(
                 con,

@@ -13,12 +13,24 @@ FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8"
 
 
 def find_discrepancies(
-    con: duckdb.DuckDBPyConnection, system_of_record: str, erp_source: str, tolerance: float
+    con: duckdb.DuckDBPyConnection,
+    system_of_record: str,
+    erp_source: str,
+    tolerance: float,
+    date_window_days: int = 3,
 ) -> pd.DataFrame:
-    """Every finding of the staged orders: duplicates, mismatches, missing, unknown customers."""
-    return con.execute(
-        FINDINGS_SQL, {"sor": system_of_record, "tol": tolerance, "erp_source": erp_source}
-    ).df()
+    """Every finding of the staged orders: duplicates, mismatches, missing, unknown customers.
+
+    Orders pair across systems by number; unpaired ones by (golden customer, order date
+    within `date_window_days`, amount within `tolerance`) as a fallback.
+    """
+    params = {
+        "sor": system_of_record,
+        "tol": tolerance,
+        "erp_source": erp_source,
+        "window": date_window_days,
+    }
+    return con.execute(FINDINGS_SQL, params).df()
 
 
 def reconcile_orders(
@@ -27,9 +39,10 @@ def reconcile_orders(
     system_of_record: str,
     erp_source: str,
     tolerance: float,
+    date_window_days: int = 3,
 ) -> dict[str, int]:
     """Replace recon.order_discrepancies with this run's findings; return counts by kind."""
-    findings = find_discrepancies(con, system_of_record, erp_source, tolerance)
+    findings = find_discrepancies(con, system_of_record, erp_source, tolerance, date_window_days)
     findings["run_id"] = run_id
     warehouse.replace_rows(con, "recon.order_discrepancies", findings)
     return {str(k): int(v) for k, v in findings["kind"].value_counts().sort_index().items()}

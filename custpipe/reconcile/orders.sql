@@ -1,4 +1,9 @@
--- Findings, one row per (order, kind). Parameters: $sor (system of record), $tol (amount tolerance).
+-- Findings, one row per (order, kind). Parameters: $sor (system of record), $tol (amount
+-- tolerance), $erp_source, $window (days). Orders pair up across systems by order number;
+-- an order whose number has no partner pairs, as a fallback, with an unpaired order of the
+-- other system for the same golden customer, within $window days and $tol of the amount
+-- (nearest date first, each order used once): those are findings of kind
+-- order_number_mismatch rather than two orders missing in each other's system.
 WITH o AS (
     SELECT s.*, x.golden_id
     FROM staging.orders s
@@ -12,6 +17,24 @@ dups AS (
 sor AS (SELECT * FROM o WHERE source_system = $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY order_number ORDER BY source_id) = 1),
 oth AS (SELECT * FROM o WHERE source_system <> $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1),
 other_systems AS (SELECT DISTINCT source_system FROM oth),
+unpaired_oth AS (SELECT t.* FROM oth t WHERE NOT EXISTS (SELECT 1 FROM sor s WHERE s.order_number = t.order_number)),
+unpaired_sor AS (  -- per other system, system-of-record orders without a partner there
+    SELECT s.*, os.source_system AS other_system FROM sor s CROSS JOIN other_systems os
+    WHERE NOT EXISTS (SELECT 1 FROM oth t WHERE t.order_number = s.order_number AND t.source_system = os.source_system)
+),
+fallback_candidates AS (
+    SELECT t.source_system AS other_system, t.order_number AS other_number, s.order_number AS sor_number,
+           s.golden_id, abs(date_diff('day', s.order_date, t.order_date)) AS days
+    FROM unpaired_oth t JOIN unpaired_sor s
+      ON s.other_system = t.source_system AND s.golden_id = t.golden_id
+     AND s.currency = t.currency AND abs(s.amount - t.amount) <= $tol
+     AND abs(date_diff('day', s.order_date, t.order_date)) <= $window
+),
+fallback AS (  -- nearest date first; an order pairs at most once on either side
+    SELECT * FROM fallback_candidates
+    QUALIFY row_number() OVER (PARTITION BY other_system, other_number ORDER BY days, sor_number) = 1
+        AND row_number() OVER (PARTITION BY other_system, sor_number ORDER BY days, other_number) = 1
+),
 golden_in AS (SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref)
 SELECT order_number AS order_id, 'duplicate_order' AS kind, source_system, NULL AS other_system,
        n::VARCHAR AS source_value, NULL AS other_value, NULL AS golden_id,
@@ -30,15 +53,22 @@ FROM sor s JOIN oth t USING (order_number)
 WHERE s.currency IS DISTINCT FROM t.currency OR abs(s.amount - t.amount) > $tol
    OR (s.amount IS NULL) <> (t.amount IS NULL)
 UNION ALL
+SELECT f.sor_number, 'order_number_mismatch', $sor, f.other_system, f.sor_number, f.other_number, f.golden_id,
+       'same customer, amount and date: order ' || f.sor_number || ' of ' || $sor || ' is order '
+           || f.other_number || ' in ' || f.other_system || ': align the order numbers'
+FROM fallback f
+UNION ALL
 SELECT t.order_number, 'missing_in_' || $sor, t.source_system, $sor, NULL, NULL, t.golden_id,
        'create order ' || t.order_number || ' in ' || $sor || ' or cancel it in ' || t.source_system
-FROM oth t WHERE NOT EXISTS (SELECT 1 FROM sor s WHERE s.order_number = t.order_number)
+FROM unpaired_oth t
+WHERE NOT EXISTS (SELECT 1 FROM fallback f WHERE f.other_system = t.source_system AND f.other_number = t.order_number)
 UNION ALL
 SELECT s.order_number, 'missing_in_' || g.source_system, s.source_system, g.source_system, NULL, NULL, s.golden_id,
        'send order ' || s.order_number || ' to ' || g.source_system
 FROM sor s JOIN golden_in g ON g.golden_id = s.golden_id
 JOIN other_systems os ON os.source_system = g.source_system
 WHERE NOT EXISTS (SELECT 1 FROM oth t WHERE t.order_number = s.order_number AND t.source_system = g.source_system)
+  AND NOT EXISTS (SELECT 1 FROM fallback f WHERE f.other_system = g.source_system AND f.sor_number = s.order_number)
 UNION ALL
 SELECT coalesce(o.order_number, o.source_system || ':' || coalesce(o.source_id, '?')),
        CASE WHEN st.source_id IS NULL THEN 'unknown_customer' ELSE 'customer_quarantined' END,

@@ -35,8 +35,8 @@ def con():
 
 
 def orders(rows):
-    return pd.DataFrame(
-        rows,
+    frame = pd.DataFrame(
+        [r[:7] for r in rows],
         columns=[
             "source_system",
             "source_id",
@@ -47,6 +47,8 @@ def orders(rows):
             "status",
         ],
     )
+    frame["order_date"] = [pd.Timestamp(r[7] if len(r) > 7 else "2026-11-01") for r in rows]
+    return frame
 
 
 def findings(con, rows):
@@ -133,3 +135,35 @@ def test_orders_without_number_or_with_unmapped_codes_are_findings_not_crashes(c
         ("9", "unmapped_code"),
         ("erp:X1", "order_number_missing"),
     ]
+
+
+def test_orders_with_different_numbers_pair_on_customer_date_and_amount(con):
+    got = findings(
+        con,
+        [
+            # the same order keyed twice under different numbers, two days apart: one finding
+            ("erp", "10", "10", "K1", 99.0, "EUR", "open", "2026-11-01"),
+            ("sales", "SO-X", "X10", "S1", 99.0, "EUR", "open", "2026-11-03"),
+            # same customer and amount but 10 days apart: two separate orders, both missing
+            ("erp", "11", "11", "K1", 50.0, "EUR", "open", "2026-11-01"),
+            ("sales", "SO-Y", "Y11", "S1", 50.0, "EUR", "open", "2026-11-11"),
+            # nearest date wins; the other sales order stays missing in the ERP
+            ("erp", "12", "12", "K1", 20.0, "EUR", "open", "2026-11-05"),
+            ("sales", "SO-A", "A12", "S1", 20.0, "EUR", "open", "2026-11-07"),
+            ("sales", "SO-B", "B12", "S1", 20.0, "EUR", "open", "2026-11-06"),
+            # another customer (G2 has no sales records) never pairs with G1's orders
+            ("erp", "13", "13", "K3", 7.0, "EUR", "open", "2026-11-01"),
+            ("sales", "SO-C", "C13", "S1", 7.0, "EUR", "open", "2026-11-01"),
+        ],
+    )
+    assert got == [
+        ("10", "order_number_mismatch"),
+        ("11", "missing_in_sales"),
+        ("12", "order_number_mismatch"),
+        ("A12", "missing_in_erp"),
+        ("C13", "missing_in_erp"),
+        ("Y11", "missing_in_erp"),
+    ]
+    out = find_discrepancies(con, "erp", "erp", 0.01)
+    pair = out[(out.kind == "order_number_mismatch") & (out.order_id == "12")].iloc[0]
+    assert (pair.source_value, pair.other_value, pair.other_system) == ("12", "B12", "sales")
