@@ -65,14 +65,14 @@ def demo_run(tmp_path_factory):
     import dagster as dg
 
     root = tmp_path_factory.mktemp("demo")
-    # At 400 customers the model is sure of nearly every pair (all above 0.99); a stricter
+    # At 400 customers the model is sure of nearly every pair (all above 0.999); a stricter
     # auto-merge threshold gives the steward tests a queue to work on.
     config = root / "config"
     shutil.copytree(DEFAULT_CONFIG_DIR, config)
     pipeline = config / "pipeline.yaml"
     text = pipeline.read_text(encoding="utf-8")
     assert "auto_merge: 0.99 " in text
-    pipeline.write_text(text.replace("auto_merge: 0.99 ", "auto_merge: 0.9999 "), encoding="utf-8")
+    pipeline.write_text(text.replace("auto_merge: 0.99 ", "auto_merge: 0.99999 "), encoding="utf-8")
     deployment = make_deployment(root, config_dir=config)
     instance = dg.DagsterInstance.ephemeral()
     first = run_nightly(deployment.settings, instance)

@@ -247,7 +247,7 @@ def _scored_pairs(con) -> dict[tuple[str, str], float]:
     }
 
 
-@pytest.mark.parametrize(("auto_merge", "review"), [(0.99, 0.8), (0.9999999, 0.5)])
+@pytest.mark.parametrize(("auto_merge", "review"), [(0.99, 0.5), (0.9999999, 0.5)])
 def test_the_review_queue_holds_exactly_the_pairs_between_the_thresholds(con, auto_merge, review):
     load(con, REVIEW_ROWS)
     scores = _scored_pairs(con)
@@ -280,7 +280,8 @@ def test_a_decided_pair_leaves_the_review_queue(con):
     from custpipe.matching.decisions import record_decision
 
     load(con, REVIEW_ROWS)
-    run(con, "run1")
+    queue_from_half = Matcher(MODEL, auto_merge=0.99, review=0.5)
+    run(con, "run1", queue_from_half)
     assert (
         con.execute(
             "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
@@ -289,7 +290,7 @@ def test_a_decided_pair_leaves_the_review_queue(con):
         == 1
     )
     record_decision(con, "sales:S7", "erp:K7", "cannot_link", "ann", "another branch")
-    run(con, "run2")
+    run(con, "run2", queue_from_half)
     assert (
         con.execute(
             "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
