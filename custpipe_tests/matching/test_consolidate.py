@@ -276,28 +276,21 @@ def test_the_review_queue_holds_exactly_the_pairs_between_the_thresholds(con, au
     assert queue.run_id.eq("run1").all()
 
 
+def _queued_with_s7(con) -> int:
+    sql = "SELECT count(*) FROM mdm.match_review WHERE 'S7' IN (left_source_id, right_source_id)"
+    return con.execute(sql).fetchone()[0]
+
+
 def test_a_decided_pair_leaves_the_review_queue(con):
     from custpipe.matching.decisions import record_decision
 
     load(con, REVIEW_ROWS)
     queue_from_half = Matcher(MODEL, auto_merge=0.99, review=0.5)
     run(con, "run1", queue_from_half)
-    assert (
-        con.execute(
-            "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
-            "OR left_source_id = 'S7'"
-        ).fetchone()[0]
-        == 1
-    )
+    assert _queued_with_s7(con) == 1
     record_decision(con, "sales:S7", "erp:K7", "cannot_link", "ann", "another branch")
     run(con, "run2", queue_from_half)
-    assert (
-        con.execute(
-            "SELECT count(*) FROM mdm.match_review WHERE right_source_id = 'S7' "
-            "OR left_source_id = 'S7'"
-        ).fetchone()[0]
-        == 0
-    )
+    assert _queued_with_s7(con) == 0
 
 
 def test_steward_decisions_must_link_and_cannot_link_across_a_chain(con):
