@@ -272,7 +272,7 @@ def test_match_quality_against_the_ground_truth(demo_run):
         deployment.settings, "SELECT source_system, source_id, golden_id FROM mdm.customer_xref"
     )
     quality = evaluate_matches(xref, truth)
-    # exact-key matching with role addresses excluded: measured 0.9987 / 0.9814 at 5,000
+    # the saved Splink model + definite links: measured 1.0000 / 0.9984 at 5,000 customers
     assert quality.precision >= 0.99 and quality.recall >= 0.97, quality.as_dict()
 
 

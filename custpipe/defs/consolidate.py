@@ -121,8 +121,9 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             metadata={
                 "pairs": result.review_pairs,
                 "steward_sheet": dg.MetadataValue.path(str(sheet)),
-                "note": "same name key and country, in different clusters, not told apart by "
-                "tax id; per-field evidence in column `explanation`",
+                "note": f"match probability from {cfg.matching.review} up to "
+                f"{cfg.matching.auto_merge} (auto-merge), records in different clusters, not "
+                "decided by a steward; per-field comparison level and weight in `explanation`",
             },
         )
         yield dg.AssetCheckResult(

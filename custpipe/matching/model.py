@@ -69,8 +69,13 @@ class MatchModel:
                 f"{path}: no trained match model; run `custpipe train-model` (or the "
                 "train_match_model job) and commit the file"
             )
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if "splink" not in data or "custpipe" not in data:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}: not valid JSON ({exc}); restore it from git or retrain it"
+            ) from exc
+        if not isinstance(data, dict) or "splink" not in data or "custpipe" not in data:
             raise ValueError(f"{path}: not a custpipe match model (keys 'splink', 'custpipe')")
         meta = data["custpipe"]
         return cls(data["splink"], int(meta["trained_records"]), str(meta["trained_on"]))
@@ -161,19 +166,39 @@ def train_model(con: duckdb.DuckDBPyConnection, trained_on: str, seed: int = 42)
     linker = _splink_linker(frame, _settings())
     train = linker.training
     # the prior from pairs that near-certainly match, whichever identifiers the sources carry
-    train.estimate_probability_two_random_records_match(
-        [
-            block_on("country", "tax_id"),
-            block_on("party_type", "email"),
-            block_on("national_id"),
-            block_on("party_type", "name_key", "birth_date"),
-            block_on("party_type", "name_key", "postal_code", "street_key"),
-        ],
-        recall=0.7,
-    )
+    try:
+        train.estimate_probability_two_random_records_match(
+            [
+                block_on("country", "tax_id"),
+                block_on("party_type", "email"),
+                block_on("national_id"),
+                block_on("party_type", "name_key", "birth_date"),
+                block_on("party_type", "name_key", "postal_code", "street_key"),
+            ],
+            recall=0.7,
+        )
+    except ValueError as exc:  # Splink: log of a zero probability
+        raise ValueError(
+            "cannot train: no two records agree on a strong identifier (tax ID, e-mail, national "
+            "ID, name + birth date, name + full address), so the share of duplicates cannot be "
+            "estimated; map those fields, or stage more data"
+        ) from exc
     train.estimate_u_using_random_sampling(max_pairs=5e6, seed=seed)
-    for rule in (block_on("party_type", "country", "name_key"), block_on("postal_code")):
-        train.estimate_parameters_using_expectation_maximisation(rule, record_sample_proportion=1.0)
+    from splink.internals.exceptions import EMTrainingException
+
+    for field, rule in (
+        ("name key", block_on("party_type", "country", "name_key")),
+        ("postcode", block_on("postal_code")),
+    ):
+        try:
+            train.estimate_parameters_using_expectation_maximisation(
+                rule, record_sample_proportion=1.0
+            )
+        except EMTrainingException as exc:
+            raise ValueError(
+                f"cannot train: no two records share a {field}, so the model has no pairs to "
+                "learn from; stage more data, or check the mapping of that field"
+            ) from exc
     settings = linker.misc.save_model_to_json()
     settings.pop("linker_uid", None)
     return MatchModel(settings, frame.num_rows, trained_on)

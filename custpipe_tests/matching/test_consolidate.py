@@ -489,3 +489,27 @@ def test_survivorship_rejects_unknown_rules_and_attributes():
         Survivorship(attributes={"phone": ("newest",)})
     with pytest.raises(ValueError, match="unknown attribute"):
         Survivorship(attributes={"fax": ("trust",)})
+
+
+def test_a_broken_model_file_is_named_with_what_to_do(tmp_path):
+    broken = tmp_path / "match_model.json"
+    broken.write_text('{"splink": ', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"match_model.json: not valid JSON.*retrain"):
+        MatchModel.load(broken)
+    broken.write_text("[]", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a custpipe match model"):
+        MatchModel.load(broken)
+
+
+def test_training_without_any_strong_identifier_says_what_is_missing(con):
+    from custpipe.matching.consolidate import accepted_nodes
+    from custpipe.matching.model import train_model
+
+    rows = [  # different names, nothing shared: no duplicate to learn from
+        {"source_system": "erp", "source_id": f"K{i}", "name_key": f"firm{i}x{i * 7}"}
+        for i in range(60)
+    ]
+    load(con, rows)
+    accepted_nodes(con, TRUST)
+    with pytest.raises(ValueError, match="cannot train: no two records"):
+        train_model(con, "test")
