@@ -144,6 +144,8 @@ class RunFigures:
     rows_published: int | None
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)  # seconds per Dagster step
+    # mapping + standardising of the customer rows alone (all sources; no reading or writing)
+    standardise_customers: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
@@ -155,6 +157,7 @@ class RunFigures:
             "rows_published": self.rows_published,
             "stages": self.stages,
             "steps": self.steps,
+            "standardise_customers": self.standardise_customers,
         }
 
 
@@ -212,6 +215,13 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
             figures["seconds"] = round(figures["seconds"] + (b - a), 2)
             figures["peak_mb"] = max(figures["peak_mb"], round(sampler.peak(a, b) / 2**20))
     published = metadata.get("publish/erp_customers", {}).get("rows_published")
+    staging = [m for key, m in metadata.items() if key.startswith("staging/")]
+    standardise_customers = {
+        "rows": sum(
+            int(m.get("customers_rows", 0)) - int(m.get("customers_unchanged", 0)) for m in staging
+        ),
+        "seconds": round(sum(float(m.get("customers_standardise_seconds", 0)) for m in staging), 2),
+    }
     return RunFigures(
         label=label,
         success=result.success,
@@ -220,6 +230,7 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
         rows_published=None if published is None else int(published),
         stages={s: stages[s] for s in (*STAGES, "other") if s in stages},
         steps={k: round(max(t) - min(t), 2) for k, t in sorted(windows.items())},
+        standardise_customers=standardise_customers,
     )
 
 
@@ -382,6 +393,11 @@ def format_report(report: dict) -> str:
         )
         lines.append(
             f"  {'published':<14}" + "".join(f"{r['rows_published']!s:>24}" for r in res["runs"])
+        )
+        cells = [r.get("standardise_customers") or {} for r in res["runs"]]
+        lines.append(
+            "  customer records mapped + standardised (in 'standardise', without I/O and orders): "
+            + "; ".join(f"{c.get('rows', 0):,} in {c.get('seconds', 0)} s" for c in cells)
         )
         m = res["matching"]
         ratio = (

@@ -41,6 +41,8 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
                 key = f"{d.dataset}_unchanged"  # kept as staged before, not mapped again
                 meta[key] = meta.get(key, 0) + d.unchanged
                 meta[f"{d.dataset}_mode"] = d.mode  # of the last folder applied
+                key = f"{d.dataset}_standardise_seconds"  # map + standardise, without I/O
+                meta[key] = round(meta.get(key, 0.0) + d.seconds_standardise, 2)
                 for issue in d.issues:
                     context.log.warning(str(issue))
             meta["landing_folders_applied"] = dg.MetadataValue.md(

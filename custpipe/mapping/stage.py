@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -40,6 +41,7 @@ class StagedDataset:
     landing_path: str
     issues: list[MappingIssue] = field(default_factory=list)
     unchanged: int = 0  # rows identical to what was staged before: kept, not mapped again
+    seconds_standardise: float = 0.0  # mapping + standardising only (no reading, no writing)
 
 
 _CODE = ("standardize", "mapping")  # packages whose code decides what a raw row stages to
@@ -161,7 +163,9 @@ def stage_source(
                 raw = read_landing(path)
                 hashes = raw_hashes(raw, mapping_fingerprint(source, name))
                 unchanged = _split_unchanged(con, table, source.name, hashes)
+                started = time.perf_counter()
                 staged, issues = stager(raw[~unchanged], source)
+                seconds = time.perf_counter() - started
                 staged = staged.assign(
                     raw_hash=hashes[~unchanged].to_numpy(),
                     business_date=pd.Timestamp(manifest["business_date"]),
@@ -202,7 +206,13 @@ def stage_source(
                 warehouse.append_rows(con, "staging.landing_log", log)
                 report.append(
                     StagedDataset(
-                        name, len(raw), mode, str(path), issues, unchanged=int(unchanged.sum())
+                        name,
+                        len(raw),
+                        mode,
+                        str(path),
+                        issues,
+                        unchanged=int(unchanged.sum()),
+                        seconds_standardise=round(seconds, 2),
                     )
                 )
         issues = issue_rows(report, source.name, run_id, at)
