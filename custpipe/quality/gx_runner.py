@@ -214,6 +214,8 @@ def validate_frame(
             f"Frame columns: {', '.join(map(str, df.columns))}"
         )
 
+    # GX copies and hashes the whole frame for its batch: hand it only the columns it reads
+    df = df[list(dict.fromkeys([*wanted, id_column]))]
     if any(name is not None for name in df.index.names):
         # GX reads ids from a *named* index instead of unexpected_index_column_names
         df = df.reset_index(drop=True)

@@ -64,3 +64,35 @@ def test_nothing_failed_nothing_held():
     )
     assert held.empty and list(held.columns)[:3] == ["source_system", "source_id", "rule"]
     assert rules["failed"].tolist() == [0]
+
+
+def test_validation_fetches_only_the_columns_its_rules_read():
+    import duckdb
+
+    from custpipe import warehouse
+    from custpipe.quality.validate import suite_columns
+
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    con.execute(
+        "INSERT INTO staging.customers (source_system, source_id, email, phone, source_values) "
+        "VALUES ('crm', '1', 'a@b.de', '+4930123456', '{\"x\": 1}'), ('erp', '2', NULL, NULL, '{}')"
+    )
+    suite = {
+        "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "email"}},
+            {"type": "custom", "kwargs": {"column_A": "phone", "column_B": "no_such_column"}},
+        ]
+    }
+    frame = suite_columns(
+        con,
+        "staging.customers",
+        suite,
+        ["source_id", "mapping_errors"],
+        "source_system = ?",
+        ["crm"],
+    )
+    # the rules' columns and the keys, nothing else (no source_values); a missing column is
+    # left out here so that the GX layer names it in its error
+    assert list(frame.columns) == ["source_id", "mapping_errors", "email", "phone"]
+    assert frame["source_id"].tolist() == ["1"]
