@@ -20,7 +20,8 @@ EXPECTED_ASSETS = sorted(
     ]
 )
 EXPECTED_CHECKS = sorted(
-    [f"quality/{s}:suite_passes" for s in SOURCES]
+    [f"extract/{s}:raw_shape" for s in SOURCES]
+    + [f"quality/{s}:suite_passes" for s in SOURCES]
     + [f"quality/{s}:rows_quarantined" for s in SOURCES]
     + [f"quality/{s}:volume_stable" for s in SOURCES]
     + [
@@ -52,7 +53,8 @@ def test_asset_checks_snapshot_and_blocking():
     assert sorted(checks) == EXPECTED_CHECKS
     blocking = sorted(name for name, key in checks.items() if graph.get_check_spec(key).blocking)
     assert blocking == sorted(
-        [f"quality/{s}:suite_passes" for s in SOURCES]
+        [f"extract/{s}:raw_shape" for s in SOURCES]
+        + [f"quality/{s}:suite_passes" for s in SOURCES]
         + [f"quality/{s}:volume_stable" for s in SOURCES]
         + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes"]
     )

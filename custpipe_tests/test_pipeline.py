@@ -357,3 +357,37 @@ def test_without_a_model_file_consolidation_fails_with_what_to_do(tmp_path):
     assert "custpipe train-model" in message and "match_model.json" in message
     staged = query(deployment.settings, "SELECT count(*) AS n FROM staging.customers")["n"][0]
     assert staged > 0  # staging and validation ran: the data to train on is there
+
+
+def test_raw_suites_pass_on_clean_extracts(demo_run):
+    _, _, result = demo_run
+    checks = {
+        e.asset_key.to_user_string(): e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_check_key.name == "raw_shape"
+    }
+    assert set(checks) == {f"extract/{s}" for s in ("crm", "erp", "sales", "service")}
+    for check in checks.values():
+        assert check.passed
+        assert check.metadata["rows_evaluated"].value > 0
+        assert check.metadata["blocking_rules_failed"].value == 0
+
+
+def test_an_export_with_duplicated_ids_stops_at_its_raw_suite(tmp_path):
+    deployment = make_deployment(tmp_path, customers=80)
+    export = deployment.settings.sources_dir / "sales" / "customers_20261127.csv"
+    lines = export.read_text(encoding="gbk").splitlines(keepends=True)
+    export.write_text("".join(lines + lines[1:3]), encoding="gbk")  # two records sent twice
+    result = run_nightly(deployment.settings, dg.DagsterInstance.ephemeral())
+    assert not result.success
+    (check,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey(["extract", "sales"])
+    ]
+    assert not check.passed and check.description == "blocked by: record_id_unique"
+    rules = check.metadata["rules"].value
+    assert "| record_id_unique | block | " in rules and "| 4 |" in rules  # 2 ids, 4 rows
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "staging__sales" not in started and "staging__erp" in started
+    assert not any("publish" in step for step in started)

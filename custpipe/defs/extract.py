@@ -7,6 +7,7 @@ import dagster as dg
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import md_table
 from custpipe.defs.resources import CustpipeResource
+from custpipe.quality.validate import validate_landing
 from custpipe.sources.extract import SchemaDriftError, extract_dataset
 from custpipe.sources.readers import SourceReadError
 
@@ -14,6 +15,9 @@ from custpipe.sources.readers import SourceReadError
 def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
     """Business dates, one partition per night."""
     return dg.DailyPartitionsDefinition(start_date=cfg.partitions_start, timezone=cfg.timezone)
+
+
+RAW_CHECK = "raw_shape"
 
 
 class ExtractConfig(dg.Config):
@@ -35,10 +39,20 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"python", "parquet"},
         tags={"source": source_name},
+        check_specs=[
+            dg.AssetCheckSpec(
+                RAW_CHECK,
+                asset=dg.AssetKey(["extract", source_name]),
+                blocking=True,
+                description=f"The raw customer extract passes expectations/raw_{source_name}.json "
+                "(mapped columns present, record ids present and unique): a broken export "
+                "stops here, before it is mapped.",
+            )
+        ],
     )
     def _extract(
         context: dg.AssetExecutionContext, config: ExtractConfig, custpipe: CustpipeResource
-    ) -> dg.MaterializeResult:
+    ):
         business_date = date.fromisoformat(context.partition_key)
         try:
             results = [
@@ -62,7 +76,7 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             for note in r.notes:
                 context.log.warning(note)
         table = [{"dataset": r.dataset, "rows": r.rows, "mode": r.mode} for r in results]
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "rows": sum(r.rows for r in results),
                 "rows_by_dataset": md_table(table, ["dataset", "rows", "mode"]),
@@ -71,5 +85,47 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 "unused_columns": sum(len(r.extra_columns) for r in results),
             }
         )
+        customers = next((r for r in results if r.dataset == "customers"), None)
+        yield raw_check(custpipe, source, customers.path if customers else None)
 
     return _extract
+
+
+def raw_check(custpipe: CustpipeResource, source, landing_path) -> dg.AssetCheckResult:
+    """Run the source's raw suite over its new customer landing folder (counts only)."""
+    quality = custpipe.pipeline.quality
+    outcome, rows = (None, 0)
+    if landing_path is not None:
+        outcome, rows = validate_landing(
+            custpipe.settings,
+            source,
+            landing_path,
+            quality.results_limit,
+            quality.include_values_in_docs,
+        )
+    if outcome is None:
+        return dg.AssetCheckResult(
+            check_name=RAW_CHECK,
+            passed=True,
+            description=f"no raw suite: add expectations/raw_{source.name}.json to check the "
+            "extract's shape before mapping",
+        )
+    blocked = [o.rule for o in outcome.failures("block")]
+    table = [
+        {"rule": o.rule, "severity": o.severity, "evaluated": o.evaluated, "failed": o.failed}
+        for o in outcome.outcomes
+    ]
+    docs = dg.MetadataValue.path(str(outcome.docs_index)) if outcome.docs_index else "not built"
+    return dg.AssetCheckResult(
+        check_name=RAW_CHECK,
+        passed=not blocked,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed",
+        metadata={
+            "suite": outcome.suite_name,
+            "rows_evaluated": rows,
+            "blocking_rules_failed": len(blocked),
+            "rules": md_table(table, ["rule", "severity", "evaluated", "failed"]),
+            "data_docs": docs,
+        },
+    )

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 
 from custpipe import warehouse
+from custpipe.config import SourceConfig
 from custpipe.quality.gx_runner import (
     SuiteOutcome,
     load_suite_names,
@@ -18,6 +19,7 @@ from custpipe.quality.gx_runner import (
 )
 from custpipe.quality.quarantine import hold_back, rule_rows
 from custpipe.settings import Settings
+from custpipe.sources.extract import read_landing
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,37 @@ def validate_orders(
         [run_id],
     )
     return outcome, rules, len(staged)
+
+
+def raw_suite_for(source: str, expectations_dir) -> str | None:
+    """The suite of a source's raw customer extract (`raw_<source>`), if the folder has one."""
+    name = f"raw_{source}"
+    return name if name in load_suite_names(expectations_dir) else None
+
+
+def validate_landing(
+    settings: Settings,
+    source: SourceConfig,
+    landing_path,
+    results_limit: int = 30,
+    include_values: bool = False,
+) -> tuple[SuiteOutcome | None, int]:
+    """Run the source's raw suite over one landing folder of its customers.
+
+    Returns (outcome, rows); outcome is None when the source has no raw suite. Only the
+    columns the suite's rules read are loaded.
+    """
+    suite = raw_suite_for(source.name, settings.expectations_dir)
+    if suite is None:
+        return None, 0
+    raw = read_landing(landing_path)
+    outcome = validate_frame(
+        raw,
+        suite,
+        expectations_dir=settings.expectations_dir,
+        gx_dir=settings.gx_dir,
+        id_column=source.customers.id,
+        results_limit=results_limit,
+        include_values=include_values,
+    )
+    return outcome, len(raw)

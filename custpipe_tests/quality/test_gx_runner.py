@@ -231,6 +231,10 @@ def test_load_suite_names(expectations_dir, tmp_path):
     assert load_suite_names(expectations_dir) == [
         "golden_customers",
         "orders",
+        "raw_crm",
+        "raw_erp",
+        "raw_sales",
+        "raw_service",
         "staged_customers",
         "staged_customers_crm",
         "staged_customers_erp",

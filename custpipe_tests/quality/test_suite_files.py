@@ -22,6 +22,10 @@ EXPECTED = {
     "staged_customers_service": (4, 6, 4),
     "golden_customers": (3, 0, 0),
     "orders": (1, 2, 0),
+    "raw_crm": (3, 0, 1),
+    "raw_erp": (3, 0, 2),
+    "raw_sales": (3, 0, 1),
+    "raw_service": (3, 0, 1),
 }
 
 
