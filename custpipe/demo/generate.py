@@ -86,6 +86,10 @@ def generate_demo(
         defects["duplicate_record"] += int(rec["is_dup"].sum())
         records[system] = rec
 
+    wr = _rng(seed, 4)
+    # deletion flags first: an order belongs to the ERP record the pipeline keeps (lowest
+    # active customer number), so the ground truth knows which orders sit on a duplicate
+    records["erp"]["deleted"] = wr.random(len(records["erp"])) < rates.deleted
     order_counts: Counter = Counter()
     orders = generate_orders(
         ent,
@@ -98,8 +102,7 @@ def generate_demo(
         orders_per_customer,
     )
 
-    wr = _rng(seed, 4)
-    systems.write_erp(records["erp"], tiers["erp"], paths["erp"], wr, rates.deleted)
+    systems.write_erp(records["erp"], tiers["erp"], paths["erp"])
     systems.write_vbak(orders["vbak"], paths["erp"])
     systems.write_crm(records["crm"], tiers["crm"], paths["crm"], wr, rates.deleted)
     systems.write_sales_customers(records["sales"], tiers["sales"], paths["sales_customers"], wr)

@@ -14,6 +14,28 @@ from custpipe.demo.reference import CURRENCY_OF_COUNTRY, ERP_STATUS, ORDER_STATU
 FIRST_ORDER_NUMBER = 500_001
 
 
+def _erp_customer_numbers(erp: pd.DataFrame, n_entities: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per entity: (the ERP number its orders belong to, another of its numbers or '').
+
+    The first is the lowest active customer number — the one the golden record carries —
+    or the lowest number when every record is deleted (then there is no other: the
+    pipeline has no customer number to point the orders to).
+    """
+    rec = pd.DataFrame(
+        {"row": erp["ent_row"].to_numpy(), "id": erp["source_id"].to_numpy(dtype=object)}
+    )
+    active = rec[~erp["deleted"].to_numpy(dtype=bool)].groupby("row")["id"].min()
+    keep = rec.groupby("row")["id"].min()
+    keep.update(active)
+    others = rec[rec["row"].isin(active.index) & rec["id"].ne(rec["row"].map(keep))]
+    keep_ids = np.full(n_entities, "", dtype=object)
+    other_ids = np.full(n_entities, "", dtype=object)
+    keep_ids[keep.index.to_numpy()] = keep.to_numpy()
+    other = others.groupby("row")["id"].min()
+    other_ids[other.index.to_numpy()] = other.to_numpy()
+    return keep_ids, other_ids
+
+
 def _primary_ids(rec: pd.DataFrame, n_entities: int) -> np.ndarray:
     """source_id of each entity's primary (non-duplicate) record, '' if none."""
     out = np.full(n_entities, "", dtype=object)
@@ -92,11 +114,8 @@ def generate_orders(
     erp_cents[am_mis & side] += delta[am_mis & side]
     sales_cents[am_mis & ~side] += delta[am_mis & ~side]
 
-    erp_rec = records["erp"]
-    kunnr = _primary_ids(erp_rec, n_ent)[e]
-    dup_ids = np.full(n_ent, "", dtype=object)
-    dups = erp_rec[erp_rec["is_dup"]]
-    dup_ids[dups["ent_row"].to_numpy()] = dups["source_id"].to_numpy()
+    keep_ids, dup_ids = _erp_customer_numbers(records["erp"], n_ent)
+    kunnr = keep_ids[e]
     has_dup = dup_ids[e] != ""
     dup_cust = in_erp & has_dup & (rng.random(n) < rates.duplicate_customer_order)
     primary_kunnr = kunnr.copy()

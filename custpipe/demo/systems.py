@@ -147,10 +147,8 @@ def _none_if_empty(s: pd.Series) -> pd.Series:
     return s.where(s != "", None)
 
 
-def write_erp(
-    rec: pd.DataFrame, tiers: np.ndarray, path: Path, rng: np.random.Generator, deleted_rate: float
-) -> None:
-    """ERP customer master KNA1 (SAP-like, '' for missing values)."""
+def write_erp(rec: pd.DataFrame, tiers: np.ndarray, path: Path) -> None:
+    """ERP customer master KNA1 (SAP-like, '' for missing values; deletion flag from `deleted`)."""
     name = rec["name"]
     df = pd.DataFrame(
         {
@@ -169,7 +167,7 @@ def write_erp(
             "KDGRP": tiers,
             "ERDAT": fmt_time(rec["rec_created"], "ymd"),
             "AEDAT": fmt_time(rec["rec_updated"], "ymd"),
-            "LOEVM": np.where(rng.random(len(rec)) < deleted_rate, "X", ""),
+            "LOEVM": np.where(rec["deleted"].to_numpy(), "X", ""),
         }
     )
     _write_table(path, "KNA1", dict.fromkeys(KNA1_COLS, "TEXT"), df)

@@ -72,12 +72,17 @@ def test_missing_orders(joined, truth):
     assert set(only_erp["order_number"]) == _listed(truth, "missing_in_sales")
 
 
-def test_duplicate_customer(joined, truth):
+def test_duplicate_customer(joined, truth, sources):
+    """An order is on a duplicate when its customer is not the entity's lowest active ERP
+    number (the one its golden record carries); an entity without an active record has none."""
     gt = truth["customers"]
-    primary = gt[gt["source_system"] == "erp"].groupby("entity_id")["source_id"].min()
+    erp_ids = gt[gt["source_system"] == "erp"]
+    active = set(sources["kna1"].loc[sources["kna1"]["LOEVM"] != "X", "KUNNR"])
+    kept = erp_ids[erp_ids["source_id"].isin(active)].groupby("entity_id")["source_id"].min()
     erp = joined[joined["VBELN"].notna()]
-    on_dup = erp["KUNNR"] != erp["entity_id"].map(primary)
+    on_dup = erp["entity_id"].map(kept).notna() & (erp["KUNNR"] != erp["entity_id"].map(kept))
     assert set(erp.loc[on_dup, "order_number"]) == _listed(truth, "duplicate_customer")
+    assert on_dup.any()
 
 
 def test_undisputed_orders_agree_with_truth(joined, truth):
