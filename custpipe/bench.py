@@ -21,6 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 # Source records and order rows per generated real-world customer at default rates
 # (measured on the generator: 443,000 customers -> 990,363 records, 1,016,709 order
 # rows at 2 orders per ERP customer). Used to size a scale; actual counts are reported.
@@ -356,6 +359,95 @@ def bench_scale(root: Path, scale: int, seed: int, orders: int, change: float) -
     }
 
 
+# -- publishing to a real database -------------------------------------------------------
+
+PUBLISH_BENCH_TABLE = "ZCUST_BENCH"
+
+
+def golden_records(rows: int, seed: int) -> pd.DataFrame:
+    """`rows` golden customers in the published shape, built from the demo's entities."""
+    from custpipe.demo.entities import build_entities
+
+    ent = build_entities(rows, np.random.default_rng(seed), BUSINESS_DATE, seed)
+    return pd.DataFrame(
+        {
+            "golden_id": [f"G{i:09d}" for i in range(rows)],
+            "erp_customer_number": [f"{i:010d}" for i in range(rows)],
+            "party_type": np.where(ent["is_company"], "company", "person"),
+            "name": ent["name"],
+            "street": ent["street"],
+            "city": ent["city"],
+            "region": ent["region"],
+            "postal_code": ent["postcode"],
+            "country": ent["country"],
+            "phone": ent["phone"],
+            "email": ent["email"],
+            "tax_id": ent["tax_id"].where(ent["tax_id"] != "", None),
+            "segment": ent["tier"],
+            "status": "active",
+        }
+    )
+
+
+def publish_bench(url: str, rows: int, change: float, seed: int = 42) -> dict:
+    """Publish `rows` golden records into a fresh table at `url`: the initial load, the
+    same records again (nothing to write), then with `change` of them changed."""
+    import sqlalchemy as sa
+
+    from custpipe.publish.erp import publish
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in (PUBLISH_BENCH_TABLE, f"{PUBLISH_BENCH_TABLE}_LOG"):
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quoted}"))
+    finally:
+        engine.dispose()
+    golden = golden_records(rows, seed)
+    changed = golden.copy()
+    picked = np.random.default_rng(seed).choice(rows, int(rows * change), replace=False)
+    changed.loc[picked, "street"] = changed.loc[picked, "street"] + " (new)"
+    figures = {"dialect": sa.engine.make_url(url).get_backend_name(), "rows": rows}
+    for label, frame in (("initial", golden), ("unchanged", golden), ("changed", changed)):
+        started = time.perf_counter()
+        result = publish(frame, url, PUBLISH_BENCH_TABLE, f"bench-{label}")
+        figures[label] = {"seconds": round(time.perf_counter() - started, 2)} | {
+            k: getattr(result, k) for k in ("inserted", "updated", "retired", "unchanged")
+        }
+    return figures
+
+
+def _publish_bench_in_child(url: str, rows: int, change: float, out_dir: Path) -> dict:
+    """The publish bench in a fresh process; a note instead of figures if the server is absent."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 (any driver error means: no server to measure)
+        return {"skipped": f"no database at {url}: {str(exc).splitlines()[0]}"}
+    out = out_dir / "publish_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "custpipe.bench",
+            "--publish-one",
+            url,
+            str(rows),
+            str(change),
+            str(out),
+        ],
+        check=True,
+    )
+    return json.loads(out.read_text())
+
+
 def machine() -> dict:
     """The machine the figures were taken on."""
     with open("/proc/meminfo", encoding="ascii") as fh:
@@ -412,6 +504,17 @@ def format_report(report: dict) -> str:
             f"  records/s (first run) {res['records_per_second']:,}; rerun "
             f"{res['rerun_share']:.0%} and 1 % change {res['change_share']:.0%} of the first run"
         )
+    pub = report.get("publish")
+    if pub and "skipped" in pub:
+        lines.append(f"\npublish bench: {pub['skipped']}")
+    elif pub:
+        lines.append(f"\npublish {pub['rows']:,} golden records to {pub['dialect']}:")
+        for label in ("initial", "unchanged", "changed"):
+            f = pub[label]
+            lines.append(
+                f"  {label:<10} {f['seconds']:>7.1f} s  inserted {f['inserted']:,}, updated "
+                f"{f['updated']:,}, retired {f['retired']:,}, unchanged {f['unchanged']:,}"
+            )
     if len(report["scales"]) > 1:
         small, big = report["scales"][0], report["scales"][-1]
         ratio = big["runs"][0]["seconds"] / small["runs"][0]["seconds"]
@@ -429,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
         _, data_dir, truth, out = argv
         os.environ["CUSTPIPE_DATA"] = data_dir
         Path(out).write_text(json.dumps(matching_baseline(Path(data_dir), Path(truth))))
+        return 0
+    if argv and argv[0] == "--publish-one":  # internal: the publish bench in this process
+        _, url, rows, change, out = argv
+        Path(out).write_text(json.dumps(publish_bench(url, int(rows), float(change))))
         return 0
     if argv and argv[0] == "--run-one":  # internal: one run in this process
         _, data_dir, label, out = argv
@@ -448,9 +555,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--change", type=float, default=0.01, help="fraction changed in run 3")
     ap.add_argument("--out", type=Path, default=Path("data/bench"))
+    ap.add_argument(
+        "--publish-url",
+        default=os.environ.get(
+            "CUSTPIPE_BENCH_PUBLISH_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="database for the publish bench (a table ZCUST_BENCH is created there); "
+        "'' to leave it out",
+    )
+    ap.add_argument("--publish-rows", type=int, default=1_000_000)
+    ap.add_argument(
+        "--publish-only", action="store_true", help="only the publish bench, no nightly runs"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    scales = sorted(args.scale or [100_000, 1_000_000])
+    scales = [] if args.publish_only else sorted(args.scale or [100_000, 1_000_000])
     root = args.out.resolve()
     report = {
         "machine": machine(),
@@ -461,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
         orders = args.orders or 2 * scale
         print(f"bench: {scale:,} source records, {orders:,} order rows ...", flush=True)
         report["scales"].append(bench_scale(root, scale, args.seed, orders, args.change))
+    if args.publish_url:
+        print(f"bench: publishing {args.publish_rows:,} golden records ...", flush=True)
+        report["publish"] = _publish_bench_in_child(
+            args.publish_url, args.publish_rows, args.change, root
+        )
     text = format_report(report)
     print(text)
     root.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,14 @@ in one transaction through SQLAlchemy, so a failure leaves the ERP exactly as it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -98,39 +99,113 @@ def _add_missing_columns(conn: sa.Connection, target: sa.Table) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
 
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for the delta arithmetic (hashing and joining a million rows in
+    a second or two), capped like the warehouse."""
+    limit = os.environ.get("CUSTPIPE_DUCKDB_MEMORY_LIMIT", "2GB")
+    return duckdb.connect(config={"memory_limit": limit})
+
+
+# SHA-256 of the published values joined by the unit separator, a missing value as empty
+# (the hash custpipe has always stored in the target, so stored hashes stay valid)
+_ROW_HASH_SQL = (
+    "sha256(concat_ws(chr(31), "
+    + ", ".join(f"coalesce(\"{c}\"::VARCHAR, '')" for c in PUBLISHED_COLUMNS)
+    + "))"
+)
+_CONTENT_HASH_SQL = (
+    "SELECT sha256(coalesce(string_agg(golden_id || ':' || row_hash || chr(10), '' "
+    "ORDER BY golden_id, row_hash), '')) FROM {rows}"
+)
+
+
 def row_hashes(frame: pd.DataFrame) -> pd.Series:
     """A stable content hash per row over the published columns."""
-    text = frame[list(PUBLISHED_COLUMNS)].astype(object).where(frame.notna(), "\x00")
-    joined = text.astype(str).agg("\x1f".join, axis=1)
-    return joined.map(lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest())
+    con = _duckdb()
+    try:
+        rows = frame[list(PUBLISHED_COLUMNS)].astype(object)  # noqa: F841 (read by DuckDB)
+        hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM rows").fetchnumpy()["h"]
+    finally:
+        con.close()
+    return pd.Series(np.asarray(hashed, dtype=object), index=frame.index, dtype=object)
 
 
 def content_hash(golden_ids: pd.Series, hashes: pd.Series) -> str:
-    """One hash of a whole table state (order-independent)."""
-    pairs = sorted(zip(golden_ids, hashes, strict=True))
-    digest = hashlib.sha256()
-    for gid, h in pairs:
-        digest.update(f"{gid}:{h}\n".encode())
-    return digest.hexdigest()
-
-
-def compute_delta(
-    current: pd.DataFrame, existing: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
-    """(inserts, updates, retirements, unchanged count) of `current` against `existing`.
-
-    `current`: golden_id + PUBLISHED_COLUMNS + row_hash. `existing`: golden_id, row_hash, status.
-    """
-    old = existing.set_index("golden_id")
-    known = current["golden_id"].isin(old.index)
-    inserts = current[~known]
-    same = known & (
-        current["row_hash"].values == old["row_hash"].reindex(current["golden_id"]).values
+    """One hash of a whole table state (order-independent: rows sorted by golden ID)."""
+    rows = pd.DataFrame(  # noqa: F841 (read by DuckDB)
+        {"golden_id": golden_ids.to_numpy(dtype=object), "row_hash": hashes.to_numpy(dtype=object)}
     )
-    updates = current[known & ~same]
-    gone = old[~old.index.isin(current["golden_id"]) & (old["status"] != "retired")]
-    retire = pd.DataFrame({"golden_id": gone.index})
-    return inserts, updates, retire, int(same.sum())
+    con = _duckdb()
+    try:
+        return con.execute(_CONTENT_HASH_SQL.format(rows="rows")).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _value(value: object) -> object:
+    """A published value as compared for changes: missing and empty are the same."""
+    return None if _missing(value) or value == "" else value
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What publishing the golden customers over the target's rows changes."""
+
+    inserts: pd.DataFrame
+    updates: pd.DataFrame
+    retire: pd.DataFrame  # golden_id of the rows to retire
+    unchanged: int
+    content_hash: str  # of the target's content afterwards
+
+
+def compute_delta(golden: pd.DataFrame, existing: pd.DataFrame) -> Delta:
+    """The delta of `golden` (golden_id + PUBLISHED_COLUMNS) against `existing` (the
+    target's golden_id, row_hash, status). Rows that left `golden` are retired, never
+    deleted. Inserts and updates carry their new `row_hash`."""
+    current = golden[["golden_id", *PUBLISHED_COLUMNS]].astype(object)
+    old = existing[["golden_id", "row_hash", "status"]]  # noqa: F841 (read by DuckDB)
+    con = _duckdb()
+    try:
+        con.register("cur", current)
+        hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM cur").fetchnumpy()["h"]
+        keys = pd.DataFrame(  # noqa: F841 (read by DuckDB)
+            {
+                "pos": np.arange(len(current)),
+                "golden_id": current["golden_id"].to_numpy(),
+                "row_hash": np.asarray(hashed, dtype=object),
+            }
+        )
+        kind = con.execute(
+            "SELECT CASE WHEN o.golden_id IS NULL THEN 'i' WHEN o.row_hash = k.row_hash "
+            "THEN 's' ELSE 'u' END AS kind FROM keys k LEFT JOIN old o USING (golden_id) "
+            "ORDER BY k.pos"
+        ).fetchnumpy()["kind"]
+        con.execute(
+            "CREATE TEMP TABLE gone AS SELECT golden_id, status FROM old "
+            "ANTI JOIN keys USING (golden_id)"
+        )
+        retire = con.execute(
+            "SELECT golden_id FROM gone WHERE status IS DISTINCT FROM 'retired'"
+        ).df()
+        after = (
+            "(SELECT golden_id, row_hash FROM keys UNION ALL SELECT golden_id, 'retired' FROM gone)"
+        )
+        digest = con.execute(_CONTENT_HASH_SQL.format(rows=after)).fetchone()[0]
+    finally:
+        con.close()
+    current = current.assign(row_hash=keys["row_hash"].to_numpy())
+    kind = np.asarray(kind, dtype=object)
+    return Delta(
+        current[kind == "i"],
+        current[kind == "u"],
+        retire,
+        int((kind == "s").sum()),
+        digest,
+    )
 
 
 def _upsert(conn: sa.Connection, target: sa.Table, rows: list[dict]) -> None:
@@ -160,6 +235,10 @@ def _upsert(conn: sa.Connection, target: sa.Table, rows: list[dict]) -> None:
         _test_pause()
 
 
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict("records") if len(frame) else []
+
+
 def _scalar(value: object) -> object:
     """None for every kind of missing value (NaN, NA), the value otherwise."""
     return None if value is None or (isinstance(value, float) and value != value) else value
@@ -172,13 +251,54 @@ def _test_pause() -> None:
         time.sleep(float(pause))
 
 
-def _changed_fields(updates: pd.DataFrame, before: pd.DataFrame) -> list[str]:
-    old = before.set_index("golden_id")
-    out = []
-    for row in updates.to_dict("records"):
-        prev = old.loc[row["golden_id"]]
-        out.append(",".join(c for c in PUBLISHED_COLUMNS if (prev[c] or None) != (row[c] or None)))
-    return out
+def _rows_of(conn: sa.Connection, target: sa.Table, ids: list[str]) -> pd.DataFrame:
+    """The target's published columns of the rows `ids` (read in batches)."""
+    columns = [target.c.golden_id, *(target.c[c] for c in PUBLISHED_COLUMNS)]
+    parts = [
+        pd.DataFrame(
+            conn.execute(
+                sa.select(*columns).where(target.c.golden_id.in_(ids[i : i + BATCH_ROWS]))
+            ).all(),
+            columns=[c.name for c in columns],
+        )
+        for i in range(0, len(ids), BATCH_ROWS)
+    ]
+    if not parts:
+        return pd.DataFrame(columns=[c.name for c in columns])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _changed_fields(updates: pd.DataFrame, before: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Per updated row, the published columns whose value differs from the target's."""
+    old = before.set_index("golden_id").reindex(updates["golden_id"])
+    differs = {}
+    for c in PUBLISHED_COLUMNS:
+        new, prev = updates[c].to_numpy(dtype=object), old[c].to_numpy(dtype=object)
+        differs[c] = [_value(a) != _value(b) for a, b in zip(new, prev, strict=True)]
+    return [tuple(c for c in PUBLISHED_COLUMNS if differs[c][i]) for i in range(len(updates))]
+
+
+def _update_fields(
+    conn: sa.Connection, target: sa.Table, rows: list[dict], fields: list[tuple[str, ...]]
+) -> None:
+    """UPDATE only the changed fields (plus row_hash and the stamp) of each row, grouped by
+    the set of fields that changed, in batches with bound parameters."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for row, changed in zip(rows, fields, strict=True):
+        groups.setdefault(changed, []).append(row)
+    for changed, group in groups.items():
+        names = [*changed, "row_hash", "merged_into", "published_at", "run_id"]
+        stmt = (
+            sa.update(target)
+            .where(target.c.golden_id == sa.bindparam("key_golden_id"))
+            .values({n: sa.bindparam(f"new_{n}") for n in names})
+        )
+        params = [
+            {"key_golden_id": r["golden_id"]} | {f"new_{n}": r.get(n) for n in names} for r in group
+        ]
+        for start in range(0, len(params), BATCH_ROWS):
+            conn.execute(stmt, params[start : start + BATCH_ROWS])
+            _test_pause()
 
 
 def publish(
@@ -209,19 +329,21 @@ def publish(
     metadata = sa.MetaData()
     target, log = target_table(table, metadata), log_table(table, metadata)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    current = golden[["golden_id", *PUBLISHED_COLUMNS]].copy()
-    current = current.astype(object).where(current.notna(), None)
-    current["row_hash"] = row_hashes(current)
     try:
         with engine.begin() as conn:
             metadata.create_all(conn, checkfirst=True)
             _add_missing_columns(conn, target)
             columns = [target.c.golden_id, target.c.row_hash, target.c.status]
-            columns += [target.c[c] for c in PUBLISHED_COLUMNS if c != "status"]
             existing = pd.DataFrame(
                 conn.execute(sa.select(*columns)).all(), columns=[c.name for c in columns]
             )
-            inserts, updates, retire, unchanged = compute_delta(current, existing)
+            delta = compute_delta(golden, existing)
+            inserts, updates, retire, unchanged = (
+                delta.inserts,
+                delta.updates,
+                delta.retire,
+                delta.unchanged,
+            )
             active_before = int((existing["status"] != "retired").sum())
             share = len(retire) / active_before if active_before else 0.0
             if max_retire_share is not None and share > max_retire_share:
@@ -232,34 +354,28 @@ def publish(
                     "volumes and quarantine first; if the retirement is right, rerun the "
                     "publish with allow_mass_retire."
                 )
-            retired_rows = existing[existing["golden_id"].isin(retire["golden_id"])].assign(
+            # the target's values of the rows that change: for changed fields and the delta
+            before = _rows_of(
+                conn, target, [*updates["golden_id"].tolist(), *retire["golden_id"].tolist()]
+            )
+            retired_rows = before[before["golden_id"].isin(retire["golden_id"])].assign(
                 status="retired",
                 merged_into=lambda f: f["golden_id"].map(merged_into),
                 row_hash="retired",
             )
-            stamp = {"published_at": now, "run_id": run_id}
-            names = [c.name for c in target.columns if c.name not in stamp]
-            writes = [
-                {k: _scalar(r.get(k)) for k in names} | stamp
-                for frame in (inserts, updates, retired_rows)
-                for r in frame.to_dict("records")
-            ]
-            after = pd.concat(
-                [
-                    existing[
-                        ~existing["golden_id"].isin(set(updates["golden_id"]))
-                        & ~existing["golden_id"].isin(set(retire["golden_id"]))
-                    ],
-                    inserts,
-                    updates,
-                    retired_rows,
-                ],
-                ignore_index=True,
-            )
-            digest = content_hash(after["golden_id"], after["row_hash"])
-            if not dry_run and writes:
-                _upsert(conn, target, writes)
+            changed = _changed_fields(updates, before)
+            digest = delta.content_hash
             if not dry_run:
+                stamp = {"published_at": now, "run_id": run_id}
+                names = [c.name for c in target.columns if c.name not in stamp]
+                rows = [{k: _scalar(r.get(k)) for k in names} | stamp for r in _records(inserts)]
+                _upsert(conn, target, rows)
+                rows = [{k: _scalar(r.get(k)) for k in names} | stamp for r in _records(updates)]
+                _update_fields(conn, target, rows, changed)
+                rows = [
+                    {k: _scalar(r.get(k)) for k in names} | stamp for r in _records(retired_rows)
+                ]
+                _update_fields(conn, target, rows, [("status",)] * len(rows))
                 conn.execute(
                     sa.insert(log),
                     [
@@ -285,7 +401,7 @@ def publish(
     delta = pd.concat(
         [
             inserts.assign(change="insert", changed_fields=""),
-            updates.assign(change="update", changed_fields=_changed_fields(updates, existing)),
+            updates.assign(change="update", changed_fields=[",".join(c) for c in changed]),
             retired_rows.assign(change="retire", changed_fields="status"),
         ],
         ignore_index=True,

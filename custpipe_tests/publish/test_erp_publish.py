@@ -191,3 +191,35 @@ def test_an_unreachable_target_is_a_clear_failure(tmp_path):
     url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'erp.sqlite'}"
     with pytest.raises(PublishTargetError, match=r"failed: unable to open database file\. Nothing"):
         publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
+
+
+def test_an_update_writes_only_the_fields_that_changed(url):
+    from sqlalchemy import event
+
+    first = golden([{"golden_id": "G1", "name": "A", "city": "Berlin", "phone": "+4930123"}])
+    publish(first, url, "ZCUST_INBOUND", "run1")
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            statements.append(statement)
+
+    event.listen(sa.engine.Engine, "before_cursor_execute", capture)
+    try:
+        second = first.assign(city="München")
+        result = publish(second, url, "ZCUST_INBOUND", "run2")
+    finally:
+        event.remove(sa.engine.Engine, "before_cursor_execute", capture)
+    assert result.updated == 1
+    assert result.delta["changed_fields"].tolist() == ["city"]
+    (update,) = statements
+    assigned = update.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    columns = sorted(part.split("=")[0].strip() for part in assigned.split(","))
+    assert columns == ["city", "merged_into", "published_at", "row_hash", "run_id"]
+    row = target_rows(url)["G1"]
+    assert (row["city"], row["name"], row["phone"], row["run_id"]) == (
+        "München",
+        "A",
+        "+4930123",
+        "run2",
+    )
