@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     prev = sub.add_parser("preview", help="map the first rows of a source, write nothing")
     prev.add_argument("source")
-    prev.add_argument("--dataset", default="customers", choices=["customers", "orders"])
+    prev.add_argument(
+        "--dataset", default="customers", choices=["customers", "orders", "order_lines"]
+    )
     prev.add_argument("--rows", type=int, default=1000)
     prev.add_argument(
         "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"

@@ -42,6 +42,13 @@ ORDER_FIELDS: tuple[str, ...] = (
     "currency",
     "status",
 )
+ORDER_LINE_FIELDS: tuple[str, ...] = (
+    "order_number",
+    "line_number",
+    "product",
+    "quantity",
+    "line_amount",
+)
 TRANSFORMS = ("strip_leading_zeros", "digits_only", "upper", "lower", "infer_party_type")
 
 
@@ -164,7 +171,7 @@ class ConnectionConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    """A source system: its connection, customers and (optionally) orders."""
+    """A source system: its connection, customers and (optionally) orders and order lines."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -172,10 +179,15 @@ class SourceConfig(_Strict):
     connection: ConnectionConfig | None = None
     customers: DatasetConfig
     orders: DatasetConfig | None = None
+    order_lines: DatasetConfig | None = None  # line items of the orders, where a source has them
 
     @model_validator(mode="after")
     def _fields_known(self) -> SourceConfig:
-        for dataset, allowed in (("customers", CUSTOMER_FIELDS), ("orders", ORDER_FIELDS)):
+        for dataset, allowed in (
+            ("customers", CUSTOMER_FIELDS),
+            ("orders", ORDER_FIELDS),
+            ("order_lines", ORDER_LINE_FIELDS),
+        ):
             ds = getattr(self, dataset)
             if ds is None:
                 continue
@@ -191,6 +203,12 @@ class SourceConfig(_Strict):
             missing = sorted({"order_number", "customer_ref"} - set(self.orders.fields))
             if missing:
                 raise ValueError(f"orders.fields: required field(s) {missing} are not mapped")
+        if self.order_lines is not None:
+            missing = sorted({"order_number", "line_amount"} - set(self.order_lines.fields))
+            if missing:
+                raise ValueError(f"order_lines.fields: required field(s) {missing} are not mapped")
+            if self.orders is None:
+                raise ValueError("order_lines: the source has no 'orders' the lines belong to")
         if "name" not in self.customers.fields:
             raise ValueError("customers.fields: the required field 'name' is not mapped")
         return self
@@ -200,6 +218,8 @@ class SourceConfig(_Strict):
         out = {"customers": self.customers}
         if self.orders is not None:
             out["orders"] = self.orders
+        if self.order_lines is not None:
+            out["order_lines"] = self.order_lines
         return out
 
 

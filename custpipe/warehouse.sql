@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS staging.orders (
     staged_at TIMESTAMP
 );
 
+CREATE TABLE IF NOT EXISTS staging.order_lines (
+    source_system VARCHAR NOT NULL, source_id VARCHAR, order_number VARCHAR, line_number VARCHAR,
+    product VARCHAR, quantity DOUBLE, line_amount DOUBLE, source_values VARCHAR,
+    mapping_errors VARCHAR, raw_hash BIGINT, business_date DATE, landing_path VARCHAR,
+    run_id VARCHAR, staged_at TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS staging.landing_log (
     source_system VARCHAR NOT NULL, dataset VARCHAR NOT NULL, landing_path VARCHAR NOT NULL,
     mode VARCHAR, rows BIGINT, run_id VARCHAR, staged_at TIMESTAMP

@@ -28,6 +28,7 @@ ORDER_KINDS = (
     "missing_in_erp",
     "missing_in_sales",
     "duplicate_customer",
+    "line_total_mismatch",
 )
 
 
@@ -104,6 +105,7 @@ def generate_demo(
 
     systems.write_erp(records["erp"], tiers["erp"], paths["erp"])
     systems.write_vbak(orders["vbak"], paths["erp"])
+    systems.write_vbap(orders["vbap"], paths["erp"])
     systems.write_crm(records["crm"], tiers["crm"], paths["crm"], wr, rates.deleted)
     systems.write_sales_customers(records["sales"], tiers["sales"], paths["sales_customers"], wr)
     systems.write_sales_orders(orders["sales"], paths["sales_orders"])
@@ -143,6 +145,7 @@ def generate_demo(
         "duplicates": {s: int(records[s]["is_dup"].sum()) for s in SYSTEMS},
         "orders": {
             "erp": len(orders["vbak"]),
+            "erp_lines": len(orders["vbap"]),
             "sales": len(orders["sales"]),
             "total": len(orders["truth"]),
         },

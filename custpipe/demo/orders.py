@@ -44,6 +44,37 @@ def _primary_ids(rec: pd.DataFrame, n_entities: int) -> np.ndarray:
     return out
 
 
+def _order_lines(
+    number: np.ndarray, cents: np.ndarray, rates: ErrorRates, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """ERP order items (VBAP): 1-3 lines per order adding up to the order's amount, except
+    for a `line_total_mismatch` share of the orders. Returns (items, numbers of those)."""
+    k = rng.integers(1, 4, len(number))
+    order = np.repeat(np.arange(len(number)), k)
+    weights = rng.random(len(order)) + 0.2
+    share = weights / np.bincount(order, weights)[order]
+    line_cents = np.floor(share * cents[order]).astype(np.int64)
+    last = np.cumsum(k) - 1  # the last line takes the rounding rest
+    line_cents[last] += cents - np.bincount(order, line_cents, minlength=len(number)).astype(
+        np.int64
+    )
+    bad = rng.random(len(number)) < rates.line_total_mismatch
+    off = np.maximum(100, (cents * rng.uniform(0.05, 0.5, len(number))).astype(np.int64))
+    line_cents[last[bad]] += off[bad]
+    position = np.arange(len(order)) - np.repeat(np.cumsum(k) - k, k) + 1
+    items = pd.DataFrame(
+        {
+            "VBELN": np.char.zfill(number[order].astype(str), 10).astype(object),
+            "POSNR": np.char.zfill((position * 10).astype(str), 6).astype(object),
+            "MATNR": np.char.add("M-", rng.integers(100000, 100400, len(order)).astype(str)),
+            "KWMENG": rng.integers(1, 21, len(order)).astype(float),
+            "NETWR": line_cents / 100.0,
+        }
+    )
+    items["MATNR"] = items["MATNR"].astype(object)
+    return items, number[bad]
+
+
 def _other_status(status: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     idx = pd.Series(status).map({s: i for i, s in enumerate(ORDER_STATUSES)}).to_numpy()
     shifted = (idx + rng.integers(1, 4, len(idx))) % 4
@@ -65,7 +96,7 @@ def generate_orders(
     counts: Counter,
     orders_per_customer: float = 2.0,
 ) -> dict[str, pd.DataFrame]:
-    """Return frames 'truth', 'discrepancies', 'vbak' and 'sales' (source formats).
+    """Return frames 'truth', 'discrepancies', 'vbak', 'vbap' and 'sales' (source formats).
 
     Each ERP customer places a Poisson(`orders_per_customer`) number of orders.
     """
@@ -154,6 +185,8 @@ def generate_orders(
             for a, b in zip(kunnr[dup_cust], primary_kunnr[dup_cust], strict=True)
         ],
     )
+    vbap, bad_lines = _order_lines(number[in_erp], erp_cents[in_erp], rates, rng)
+    add("line_total_mismatch", np.isin(number, bad_lines), "ERP lines do not add up to NETWR")
     discrepancies = pd.concat(disc, ignore_index=True)
     discrepancies["_n"] = discrepancies["order_number"].astype(np.int64)
     discrepancies = discrepancies.sort_values(["_n", "kind"], kind="stable").drop(columns="_n")
@@ -193,5 +226,6 @@ def generate_orders(
         "truth": truth,
         "discrepancies": discrepancies.reset_index(drop=True),
         "vbak": vbak.reset_index(drop=True),
+        "vbap": vbap,
         "sales": sales.reset_index(drop=True),
     }

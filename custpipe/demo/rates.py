@@ -29,6 +29,7 @@ class ErrorRates:
     duplicate_customer_order: float = 0.05
     missing_in_erp: float = 0.01
     missing_in_sales: float = 0.01
+    line_total_mismatch: float = 0.01  # an ERP order whose lines do not add up to its amount
 
     def to_dict(self) -> dict[str, float]:
         """Return the rates as a plain dict."""

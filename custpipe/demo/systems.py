@@ -40,6 +40,13 @@ VBAK_COLS = {
     "WAERK": "TEXT",
     "GBSTK": "TEXT",
 }
+VBAP_COLS = {
+    "VBELN": "TEXT",
+    "POSNR": "TEXT",
+    "MATNR": "TEXT",
+    "KWMENG": "REAL",
+    "NETWR": "REAL",
+}
 ACCOUNT_COLS = {
     "Id": "TEXT",
     "Name": "TEXT",
@@ -176,6 +183,11 @@ def write_erp(rec: pd.DataFrame, tiers: np.ndarray, path: Path) -> None:
 def write_vbak(vbak: pd.DataFrame, path: Path) -> None:
     """ERP order headers VBAK (appended to the ERP database)."""
     _write_table(path, "VBAK", VBAK_COLS, vbak)
+
+
+def write_vbap(vbap: pd.DataFrame, path: Path) -> None:
+    """ERP order items VBAP (appended to the ERP database)."""
+    _write_table(path, "VBAP", VBAP_COLS, vbap)
 
 
 def write_crm(

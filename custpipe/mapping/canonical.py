@@ -14,7 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from custpipe.config import CUSTOMER_FIELDS, ORDER_FIELDS, DatasetConfig, SourceConfig
+from custpipe.config import (
+    CUSTOMER_FIELDS,
+    ORDER_FIELDS,
+    ORDER_LINE_FIELDS,
+    DatasetConfig,
+    SourceConfig,
+)
 from custpipe.mapping.apply import MappingIssue, map_fields
 from custpipe.standardize import (
     _util,
@@ -70,6 +76,19 @@ STAGED_ORDER_COLUMNS: tuple[str, ...] = (
     "amount",
     "currency",
     "status",
+    "source_values",
+    "mapping_errors",
+)
+
+
+STAGED_ORDER_LINE_COLUMNS: tuple[str, ...] = (
+    "source_system",
+    "source_id",
+    "order_number",
+    "line_number",
+    "product",
+    "quantity",
+    "line_amount",
     "source_values",
     "mapping_errors",
 )
@@ -236,6 +255,26 @@ def _amount(values: pd.Series) -> pd.Series:
     return pd.to_numeric(cleaned, errors="coerce")
 
 
+def _number(
+    mapped: pd.DataFrame, field: str, dataset: DatasetConfig, source: str, issues: list
+) -> pd.Series:
+    """A numeric field; a value that is not a number becomes null and is reported."""
+    values = _amount(mapped[field])
+    bad = mapped[field].notna() & values.isna()
+    if bad.any():
+        rule = dataset.fields.get(field)
+        issues.append(
+            MappingIssue(
+                source,
+                field,
+                (rule.column if rule else None) or "?",
+                "not a number (set to null)",
+                int(bad.sum()),
+            )
+        )
+    return values
+
+
 def stage_orders(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
@@ -252,18 +291,7 @@ def _stage_orders(
     out["order_number"] = clean_text(m["order_number"])
     out["customer_ref"] = clean_text(m["customer_ref"])
     out["order_date"] = pd.to_datetime(m["order_date"])
-    out["amount"] = _amount(m["amount"])
-    bad_amount = m["amount"].notna() & out["amount"].isna()
-    if bad_amount.any():
-        issues.append(
-            MappingIssue(
-                source.name,
-                "amount",
-                dataset.fields["amount"].column or "?",
-                "not a number (set to null)",
-                int(bad_amount.sum()),
-            )
-        )
+    out["amount"] = _number(m, "amount", dataset, source.name, issues)
     out["currency"] = clean_text(m["currency"]).map(
         lambda v: v.upper() if isinstance(v, str) else v
     )
@@ -271,3 +299,25 @@ def _stage_orders(
     out["source_values"] = _source_values(raw, dataset)
     out["mapping_errors"] = m["mapping_errors"]
     return out[list(STAGED_ORDER_COLUMNS)], issues
+
+
+def stage_order_lines(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    """Raw order-line rows of one source -> canonical staged lines (same count)."""
+    return _in_parallel(_stage_order_lines, raw, source)
+
+
+def _stage_order_lines(
+    raw: pd.DataFrame, source: SourceConfig
+) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    dataset = source.order_lines
+    raw, m, issues, out = _start(raw, dataset, source.name, ORDER_LINE_FIELDS)
+    out["order_number"] = clean_text(m["order_number"])
+    out["line_number"] = clean_text(m["line_number"].map(lambda v: None if v is None else str(v)))
+    out["product"] = clean_text(m["product"])
+    out["quantity"] = _number(m, "quantity", dataset, source.name, issues)
+    out["line_amount"] = _number(m, "line_amount", dataset, source.name, issues)
+    out["source_values"] = _source_values(raw, dataset)
+    out["mapping_errors"] = m["mapping_errors"]
+    return out[list(STAGED_ORDER_LINE_COLUMNS)], issues

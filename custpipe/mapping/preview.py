@@ -8,11 +8,15 @@ import pandas as pd
 
 from custpipe.config import SourceConfig
 from custpipe.mapping.apply import MappingIssue
-from custpipe.mapping.canonical import stage_customers, stage_orders
+from custpipe.mapping.canonical import stage_customers, stage_order_lines, stage_orders
 from custpipe.settings import Settings
 from custpipe.sources.extract import check_columns, iter_raw
 
-STAGERS = {"customers": stage_customers, "orders": stage_orders}
+STAGERS = {
+    "customers": stage_customers,
+    "orders": stage_orders,
+    "order_lines": stage_order_lines,
+}
 
 
 def preview(

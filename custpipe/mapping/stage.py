@@ -16,7 +16,7 @@ import pandas as pd
 from custpipe import warehouse
 from custpipe.config import SourceConfig
 from custpipe.mapping.apply import MappingIssue
-from custpipe.mapping.canonical import stage_customers, stage_orders
+from custpipe.mapping.canonical import stage_customers, stage_order_lines, stage_orders
 from custpipe.settings import Settings
 from custpipe.sources.extract import (
     landing_folders,
@@ -28,6 +28,7 @@ from custpipe.sources.extract import (
 DATASETS = (
     ("customers", stage_customers, "staging.customers"),
     ("orders", stage_orders, "staging.orders"),
+    ("order_lines", stage_order_lines, "staging.order_lines"),
 )
 
 

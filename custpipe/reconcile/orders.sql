@@ -3,7 +3,9 @@
 -- an order whose number has no partner pairs, as a fallback, with an unpaired order of the
 -- other system for the same golden customer, within $window days and $tol of the amount
 -- (nearest date first, each order used once): those are findings of kind
--- order_number_mismatch rather than two orders missing in each other's system.
+-- order_number_mismatch rather than two orders missing in each other's system. Where a
+-- source has order lines, an order whose lines do not add up to its amount (within $tol) is
+-- a line_total_mismatch; lines whose order header is absent are lines_without_order.
 WITH o AS (
     SELECT s.*, x.golden_id
     FROM staging.orders s
@@ -35,7 +37,16 @@ fallback AS (  -- nearest date first; an order pairs at most once on either side
     QUALIFY row_number() OVER (PARTITION BY other_system, other_number ORDER BY days, sor_number) = 1
         AND row_number() OVER (PARTITION BY other_system, sor_number ORDER BY days, other_number) = 1
 ),
-golden_in AS (SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref)
+golden_in AS (SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref),
+line_totals AS (  -- per system and order number: the sum of its lines (where a source has them)
+    SELECT source_system, order_number, sum(line_amount) AS total, count(*) AS lines,
+           count(*) FILTER (WHERE line_amount IS NULL) AS unpriced
+    FROM staging.order_lines WHERE order_number IS NOT NULL GROUP BY ALL
+),
+headers AS (
+    SELECT * FROM o WHERE order_number IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1
+)
 SELECT order_number AS order_id, 'duplicate_order' AS kind, source_system, NULL AS other_system,
        n::VARCHAR AS source_value, NULL AS other_value, NULL AS golden_id,
        'keep one order ' || order_number || ' in ' || source_system || ', cancel the other ' || (n - 1)::VARCHAR AS suggested_fix
@@ -89,6 +100,21 @@ SELECT s.order_number, 'duplicate_customer', s.source_system, NULL, s.customer_r
 FROM sor s JOIN mdm.golden_customers g ON g.golden_id = s.golden_id
 WHERE s.source_system = $erp_source AND g.erp_customer_number IS NOT NULL
   AND s.customer_ref <> g.erp_customer_number
+UNION ALL
+SELECT h.order_number, 'line_total_mismatch', h.source_system, NULL,
+       printf('%.2f %s', h.amount, coalesce(h.currency, '')), printf('%.2f (%d lines)', l.total, l.lines),
+       h.golden_id,
+       'the lines of order ' || h.order_number || ' in ' || h.source_system || ' add up to '
+           || printf('%.2f', l.total) || ', the order says ' || coalesce(printf('%.2f', h.amount), 'null')
+           || ': correct the line amounts or the order amount'
+FROM headers h JOIN line_totals l USING (source_system, order_number)
+WHERE l.unpriced > 0 OR h.amount IS NULL OR abs(h.amount - l.total) > $tol
+UNION ALL
+SELECT l.order_number, 'lines_without_order', l.source_system, NULL, l.lines::VARCHAR, NULL, NULL,
+       'order ' || l.order_number || ' has ' || l.lines::VARCHAR || ' line(s) in ' || l.source_system
+           || ' but no order header: restore the order or delete its lines'
+FROM line_totals l
+WHERE NOT EXISTS (SELECT 1 FROM headers h WHERE h.source_system = l.source_system AND h.order_number = l.order_number)
 UNION ALL
 SELECT source_system || ':' || coalesce(source_id, '?'), 'order_number_missing', source_system,
        NULL, NULL, NULL, golden_id,

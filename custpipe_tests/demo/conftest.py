@@ -28,6 +28,7 @@ def sources(demo):
     with sqlite3.connect(p["erp"]) as con:
         kna1 = pd.read_sql("SELECT * FROM KNA1", con)
         vbak = pd.read_sql("SELECT * FROM VBAK", con)
+        vbap = pd.read_sql("SELECT * FROM VBAP", con)
     with sqlite3.connect(p["crm"]) as con:
         account = pd.read_sql("SELECT * FROM Account", con)
     sales = pd.read_csv(p["sales_customers"], encoding="gbk", dtype=str, keep_default_na=False)
@@ -37,6 +38,7 @@ def sources(demo):
     return {
         "kna1": kna1,
         "vbak": vbak,
+        "vbap": vbap,
         "account": account,
         "sales": sales,
         "sales_orders": sales_orders,

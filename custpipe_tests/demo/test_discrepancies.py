@@ -38,6 +38,7 @@ def test_kinds_present(truth, demo):
         "missing_in_erp",
         "missing_in_sales",
         "duplicate_customer",
+        "line_total_mismatch",
     }
     _, summary, _ = demo
     assert summary["discrepancies"] == truth["discrepancies"]["kind"].value_counts().to_dict()
@@ -96,3 +97,13 @@ def test_undisputed_orders_agree_with_truth(joined, truth):
     assert ((sales["sales_amount"] - pd.to_numeric(sales["amount"])).abs() < 0.005).all()
     assert (sales["sales_currency"] == sales["currency"]).all()
     assert (erp["WAERK"] == erp["currency"]).all()
+
+
+def test_order_lines_add_up_except_where_injected(sources, truth):
+    vbap, vbak = sources["vbap"], sources["vbak"]
+    totals = vbap.groupby("VBELN")["NETWR"].sum()
+    gap = (vbak.set_index("VBELN")["NETWR"] - totals.reindex(vbak["VBELN"]).to_numpy()).abs()
+    assert set(vbak["VBELN"]) == set(vbap["VBELN"])  # every ERP order has lines
+    off = {v.lstrip("0") for v in gap[gap > 0.005].index}
+    assert off == _listed(truth, "line_total_mismatch") and off
+    assert vbap.groupby("VBELN").size().between(1, 3).all()

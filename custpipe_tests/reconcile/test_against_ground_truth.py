@@ -62,5 +62,6 @@ def test_exactly_the_injected_discrepancies_are_found(tmp_path):
         "missing_in_erp",
         "missing_in_sales",
         "duplicate_customer",
+        "line_total_mismatch",
     }
     assert staged > 2 * len(expected)  # most orders are clean, and none of them is a finding

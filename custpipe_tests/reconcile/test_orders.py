@@ -167,3 +167,42 @@ def test_orders_with_different_numbers_pair_on_customer_date_and_amount(con):
     out = find_discrepancies(con, "erp", "erp", 0.01)
     pair = out[(out.kind == "order_number_mismatch") & (out.order_id == "12")].iloc[0]
     assert (pair.source_value, pair.other_value, pair.other_system) == ("12", "B12", "sales")
+
+
+def lines(con, rows):
+    append_rows(
+        con,
+        "staging.order_lines",
+        pd.DataFrame(rows, columns=["source_system", "source_id", "order_number", "line_amount"]),
+    )
+
+
+def test_order_lines_must_add_up_to_the_order(con):
+    lines(
+        con,
+        [
+            ("erp", "1-10", "1", 60.0),  # 60 + 40 = 100: agrees
+            ("erp", "1-20", "1", 40.0),
+            ("erp", "2-10", "2", 70.0),  # 70 + 20 = 90, the order says 100
+            ("erp", "2-20", "2", 20.0),
+            ("erp", "3-10", "3", None),  # a line without an amount cannot add up
+            ("erp", "9-10", "9", 5.0),  # no order 9 in the ERP
+        ],
+    )
+    got = findings(
+        con,
+        [
+            ("erp", "1", "1", "K1", 100.0, "EUR", "open"),
+            ("erp", "2", "2", "K1", 100.0, "EUR", "open"),
+            ("erp", "3", "3", "K3", 50.0, "EUR", "open"),
+        ],
+    )
+    assert got == [
+        ("2", "line_total_mismatch"),
+        ("3", "line_total_mismatch"),
+        ("9", "lines_without_order"),
+    ]
+    detail = find_discrepancies(con, "erp", "erp", 0.01).set_index("order_id")
+    assert detail.loc["2", "source_value"] == "100.00 EUR"
+    assert detail.loc["2", "other_value"] == "90.00 (2 lines)"
+    assert "add up to 90.00, the order says 100.00" in detail.loc["2", "suggested_fix"]
