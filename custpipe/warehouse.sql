@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS staging.order_lines (
 
 CREATE TABLE IF NOT EXISTS staging.landing_log (
     source_system VARCHAR NOT NULL, dataset VARCHAR NOT NULL, landing_path VARCHAR NOT NULL,
-    mode VARCHAR, rows BIGINT, run_id VARCHAR, staged_at TIMESTAMP
+    mode VARCHAR, rows BIGINT, run_id VARCHAR, staged_at TIMESTAMP, mapping VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS staging.mapping_issues (

@@ -227,13 +227,13 @@ def _stage_customers(
         m["postal_code"], out["country"]
     )
     seg_rule = dataset.fields.get("segment")
-    out["segment"] = clean_text(m["segment"].map(lambda v: None if v is None else str(v)))
+    out["segment"] = _text(m["segment"])
     out["segment_raw"] = (
         raw[seg_rule.column]
         if seg_rule is not None and seg_rule.column
         else pd.Series([None] * len(raw), index=raw.index, dtype=object)
     )
-    out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
+    out["status"] = _text(m["status"])
     out["is_deleted"] = m["is_deleted"].map(lambda v: str(v).lower() in ("true", "1", "x", "yes"))
     out["created_at"] = pd.to_datetime(m["created_at"])
     out["source_updated_at"] = pd.to_datetime(m["source_updated_at"])
@@ -248,6 +248,11 @@ def _stage_customers(
     for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
         out[col] = out[col].astype("boolean")
     return out[list(STAGED_CUSTOMER_COLUMNS)], issues
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Codes and numbers as cleaned text (a crosswalk may map to non-text values)."""
+    return clean_text(values.map(lambda v: None if v is None else str(v)))
 
 
 def _amount(values: pd.Series) -> pd.Series:
@@ -295,7 +300,7 @@ def _stage_orders(
     out["currency"] = clean_text(m["currency"]).map(
         lambda v: v.upper() if isinstance(v, str) else v
     )
-    out["status"] = clean_text(m["status"].map(lambda v: None if v is None else str(v)))
+    out["status"] = _text(m["status"])
     out["source_values"] = _source_values(raw, dataset)
     out["mapping_errors"] = m["mapping_errors"]
     return out[list(STAGED_ORDER_COLUMNS)], issues
@@ -314,7 +319,7 @@ def _stage_order_lines(
     dataset = source.order_lines
     raw, m, issues, out = _start(raw, dataset, source.name, ORDER_LINE_FIELDS)
     out["order_number"] = clean_text(m["order_number"])
-    out["line_number"] = clean_text(m["line_number"].map(lambda v: None if v is None else str(v)))
+    out["line_number"] = _text(m["line_number"])
     out["product"] = clean_text(m["product"])
     out["quantity"] = _number(m, "quantity", dataset, source.name, issues)
     out["line_amount"] = _number(m, "line_amount", dataset, source.name, issues)

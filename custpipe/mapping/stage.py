@@ -112,16 +112,23 @@ def pending_landings(
     source: str,
     dataset: str,
     business_date: date | None,
+    fingerprint: str | None = None,
 ) -> list[Path]:
     """Landing folders not yet staged, oldest first, starting at the last full extraction.
 
     Folders of later business dates than `business_date` wait for their own run; folders
     older than what is already staged (a backfill) are never applied over newer data.
+    When the dataset's mapping (`fingerprint`) changed since its last staging, the folders
+    already staged since the last full extraction are applied again, with the new mapping.
     """
-    last = con.execute(
-        "SELECT max(landing_path) FROM staging.landing_log WHERE source_system = ? AND dataset = ?",
+    last, mapping = con.execute(
+        "SELECT landing_path, mapping FROM staging.landing_log WHERE source_system = ? "
+        "AND dataset = ? ORDER BY landing_path DESC, rowid DESC LIMIT 1",
         [source, dataset],
-    ).fetchone()[0]
+    ).fetchone() or (None, None)
+    remapped = fingerprint is not None and mapping != fingerprint
+    if last and remapped and (business_date is None or Path(last).parts[-4] <= str(business_date)):
+        last = None  # restage what the landing zone holds, with the new mapping
     last_key = (Path(last).parts[-4], Path(last).parts[-2]) if last else None
     folders = [
         f
@@ -154,7 +161,8 @@ def stage_source(
         for name, stager, table in DATASETS:
             if name not in source.datasets():
                 continue
-            pending = pending_landings(con, settings, source.name, name, business_date)
+            fingerprint = mapping_fingerprint(source, name)
+            pending = pending_landings(con, settings, source.name, name, business_date, fingerprint)
             if not pending:
                 latest_landing(settings, source.name, name, business_date)  # clear error if none
                 report.append(StagedDataset(name, 0, "unchanged", ""))
@@ -162,7 +170,7 @@ def stage_source(
             for path in pending:
                 manifest = read_manifest(path)
                 raw = read_landing(path)
-                hashes = raw_hashes(raw, mapping_fingerprint(source, name))
+                hashes = raw_hashes(raw, fingerprint)
                 unchanged = _split_unchanged(con, table, source.name, hashes)
                 started = time.perf_counter()
                 staged, issues = stager(raw[~unchanged], source)
@@ -201,6 +209,7 @@ def stage_source(
                             "rows": len(raw),
                             "run_id": run_id,
                             "staged_at": at,
+                            "mapping": fingerprint,
                         }
                     ]
                 )

@@ -331,11 +331,14 @@ def publish(
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     try:
         with engine.begin() as conn:
-            metadata.create_all(conn, checkfirst=True)
-            _add_missing_columns(conn, target)
+            exists = sa.inspect(conn).has_table(target.name)
+            if not dry_run:  # a dry run writes nothing, not even the table
+                metadata.create_all(conn, checkfirst=True)
+                _add_missing_columns(conn, target)
             columns = [target.c.golden_id, target.c.row_hash, target.c.status]
             existing = pd.DataFrame(
-                conn.execute(sa.select(*columns)).all(), columns=[c.name for c in columns]
+                conn.execute(sa.select(*columns)).all() if exists or not dry_run else [],
+                columns=[c.name for c in columns],
             )
             delta = compute_delta(golden, existing)
             inserts, updates, retire, unchanged = (

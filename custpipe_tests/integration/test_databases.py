@@ -206,3 +206,68 @@ def test_a_killed_publish_leaves_the_server_table_unchanged(server_url, table_na
     assert count_rows(server_url, table_name) == 1
     assert published(server_url, table_name)["G1"]["run_id"] == "run1"
     assert publish(golden([{"golden_id": "G2"}]), server_url, table_name, "run2").inserted == 1
+
+
+def test_a_dry_run_on_the_server_writes_nothing(server_url, table_name):
+    result = publish(golden([{"golden_id": "G1"}]), server_url, table_name, "r0", dry_run=True)
+    assert result.inserted == 1
+    engine = sa.create_engine(server_url)
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).has_table(table_name)
+    engine.dispose()
+    publish(golden([{"golden_id": "G1", "name": "A"}]), server_url, table_name, "r1")
+    again = publish(
+        golden([{"golden_id": "G1", "name": "B"}, {"golden_id": "G2"}]),
+        server_url,
+        table_name,
+        "r2",
+        dry_run=True,
+    )
+    assert (again.inserted, again.updated, again.retired) == (1, 1, 0)
+    rows = published(server_url, table_name)
+    assert set(rows) == {"G1"} and rows["G1"]["name"] == "A"
+
+
+def test_an_unreachable_server_is_a_clear_failure_and_writes_nothing(server_url):
+    from custpipe.publish.erp import PublishTargetError
+
+    url = sa.engine.make_url(server_url).set(port=1)  # nothing listens on port 1
+    with pytest.raises(PublishTargetError, match=r"Nothing was written; check that the database"):
+        publish(golden([{"golden_id": "G1"}]), url.render_as_string(False), "ZCUST_X", "r")
+
+
+def test_the_nightly_job_publishes_to_the_server_only_when_its_checks_pass(
+    server_url, table_name, tmp_path, monkeypatch
+):
+    import shutil
+
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+    from custpipe_tests.conftest import make_deployment, run_nightly
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    pipeline = config / "pipeline.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace("table: ZCUST_INBOUND", f"table: {table_name}")
+    )
+    crm = config / "sources" / "crm.yaml"
+    good = crm.read_text()
+    crm.write_text(good.replace("    name: Name\n", "    name: FirstName\n"))  # nulls names
+    monkeypatch.setenv("CUSTPIPE_PUBLISH_URL", server_url)
+    deployment = make_deployment(tmp_path, customers=80, config_dir=config)
+    blocked = run_nightly(deployment.settings)
+    assert not blocked.success
+    engine = sa.create_engine(server_url)
+    with engine.connect() as conn:  # the gate held: nothing reached the server
+        assert not sa.inspect(conn).has_table(table_name)
+    engine.dispose()
+    crm.write_text(good)
+    passed = run_nightly(deployment.settings)
+    assert passed.success
+    (mat,) = [
+        m.materialization.metadata
+        for m in passed.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "publish/erp_customers"
+    ]
+    rows = published(server_url, table_name)
+    assert mat["rows_published"].value == len(rows) > 0

@@ -137,3 +137,30 @@ def test_unchanged_rows_are_kept_not_mapped_again(crm, monkeypatch):
     assert (
         first[0][2] != con.execute("SELECT raw_hash FROM staging.customers LIMIT 1").fetchone()[0]
     )
+
+
+def test_a_changed_mapping_restages_what_the_landing_zone_holds(crm):
+    settings, source, engine = crm
+    day = date(2026, 11, 27)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    extract_dataset(source, "customers", settings, day)  # full: rows a, b
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'Gamma Inc.', 3)"))
+    extract_dataset(source, "customers", settings, day)  # incremental: b (at the mark), c
+    stage_source(con, settings, source, day, "r1", AT)
+    countries = "SELECT source_id, country FROM staging.customers ORDER BY 1"
+    assert con.execute(countries).fetchall() == [("a", "DE"), ("b", "DE"), ("c", "DE")]
+    data = source.model_dump()
+    data["customers"]["fields"]["country"] = {"const": "AT"}  # the mapping is corrected
+    fixed = SourceConfig.model_validate(data)
+    report = stage_source(con, settings, fixed, day, "r2", AT)  # nothing new was extracted
+    assert [d.mode for d in report] == ["full", "incremental"]  # both folders again, in order
+    assert con.execute(countries).fetchall() == [("a", "AT"), ("b", "AT"), ("c", "AT")]
+    assert [d.mode for d in stage_source(con, settings, fixed, day, "r3", AT)] == ["unchanged"]
+    # a backfill of an older date never restages over newer data, even with a new mapping
+    data["customers"]["fields"]["country"] = {"const": "CH"}
+    other = SourceConfig.model_validate(data)
+    extract_dataset(other, "customers", settings, date(2026, 11, 1))
+    assert stage_source(con, settings, other, date(2026, 11, 1), "r4", AT)[0].mode == "unchanged"
+    assert {c for _, c in con.execute(countries).fetchall()} == {"AT"}

@@ -66,8 +66,21 @@ def test_dry_run_writes_nothing(url):
     result = publish(
         golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r", dry_run=True
     )
-    assert result.inserted == 1
-    assert target_rows(url) == {}
+    assert result.inserted == 1 and len(result.delta) == 1
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # not even the table was created
+        assert not sa.inspect(conn).has_table("ZCUST_INBOUND")
+    engine.dispose()
+    publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r1")
+    again = publish(
+        golden([{"golden_id": "G1", "name": "B"}, {"golden_id": "G2"}]),
+        url,
+        "ZCUST_INBOUND",
+        "r2",
+        dry_run=True,
+    )
+    assert (again.inserted, again.updated) == (1, 1)
+    assert target_rows(url)["G1"]["name"] == "A" and set(target_rows(url)) == {"G1"}
 
 
 def test_an_error_mid_transaction_leaves_target_unchanged(url, monkeypatch):
