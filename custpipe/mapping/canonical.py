@@ -150,7 +150,7 @@ def _serial_worker() -> None:
     _util.PARALLEL_MIN_VALUES = 1 << 62  # a worker never starts a pool of its own
 
 
-def _merge_issues(parts: list[list[MappingIssue]]) -> list[MappingIssue]:
+def merge_issues(parts: list[list[MappingIssue]]) -> list[MappingIssue]:
     """Issues of several chunks as one list: counts added, example codes united."""
     merged: dict[tuple, MappingIssue] = {}
     for issue in (i for part in parts for i in part):
@@ -177,7 +177,7 @@ def _in_parallel(stager, raw: pd.DataFrame, source: SourceConfig):
     ) as pool:
         results = list(pool.map(stager, chunks, [source] * len(chunks)))
     staged = pd.concat([r[0] for r in results], ignore_index=True)
-    return staged, _merge_issues([r[1] for r in results])
+    return staged, merge_issues([r[1] for r in results])
 
 
 def stage_customers(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -12,16 +14,22 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custpipe import warehouse
 from custpipe.config import SourceConfig
 from custpipe.mapping.apply import MappingIssue
-from custpipe.mapping.canonical import stage_customers, stage_order_lines, stage_orders
+from custpipe.mapping.canonical import (
+    merge_issues,
+    stage_customers,
+    stage_order_lines,
+    stage_orders,
+)
 from custpipe.settings import Settings
 from custpipe.sources.extract import (
     landing_folders,
     latest_landing,
-    read_landing,
+    read_landing_table,
     read_manifest,
 )
 
@@ -140,6 +148,93 @@ def pending_landings(
     return folders[fulls[-1] :] if fulls else folders
 
 
+# Landing data is staged this many rows at a time, so a dataset of millions of rows (order
+# lines) never sits in memory as pandas objects all at once.
+BATCH_ROWS = int(os.environ.get("CUSTPIPE_STAGE_BATCH_ROWS", "500000"))
+
+
+def _batches(landing: pa.Table) -> Iterator[tuple[int, pd.DataFrame]]:
+    for start in range(0, max(landing.num_rows, 1), BATCH_ROWS):
+        yield start, landing.slice(start, BATCH_ROWS).to_pandas()
+
+
+def _stage_landing(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceConfig,
+    name: str,
+    stager,
+    table: str,
+    path: Path,
+    fingerprint: str,
+    run_id: str,
+    at: datetime,
+) -> StagedDataset:
+    """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch."""
+    manifest = read_manifest(path)
+    mode = manifest.get("mode", "full")
+    business_date = pd.Timestamp(manifest["business_date"])
+    landing = read_landing_table(path)
+    hashes = pd.Series(  # every row's hash first: a full landing decides what is kept
+        np.concatenate([raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing)])
+        if landing.num_rows
+        else np.array([], dtype=np.int64)
+    )
+    unchanged = _split_unchanged(con, table, source.name, hashes).to_numpy()
+    kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841 (DuckDB)
+    if mode != "incremental":  # the landing is the whole source: keep what is unchanged
+        con.execute(
+            f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
+            "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
+            [source.name],
+        )
+    seconds, issues = 0.0, []
+    for start, raw in _batches(landing):
+        changed = ~unchanged[start : start + len(raw)]
+        if not changed.any():
+            continue
+        started = time.perf_counter()
+        staged, found = stager(raw[changed], source)
+        seconds += time.perf_counter() - started
+        issues.append(found)
+        staged = staged.assign(
+            raw_hash=hashes.to_numpy()[start : start + len(raw)][changed],
+            business_date=business_date,
+            landing_path=str(path),
+            run_id=run_id,
+            staged_at=at,
+        )
+        if mode == "incremental":
+            warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
+        else:
+            warehouse.append_rows(con, table, staged)
+    if len(kept):  # a kept row is in this landing too (conservation counts on it)
+        con.execute(
+            f"UPDATE {table} SET landing_path = ?, business_date = ? "
+            "WHERE source_system = ? AND raw_hash IN (SELECT raw_hash FROM kept)",
+            [str(path), business_date, source.name],
+        )
+    log = {
+        "source_system": source.name,
+        "dataset": name,
+        "landing_path": str(path),
+        "mode": mode,
+        "rows": landing.num_rows,
+        "run_id": run_id,
+        "staged_at": at,
+        "mapping": fingerprint,
+    }
+    warehouse.append_rows(con, "staging.landing_log", pd.DataFrame([log]))
+    return StagedDataset(
+        name,
+        landing.num_rows,
+        mode,
+        str(path),
+        merge_issues(issues),
+        unchanged=int(unchanged.sum()),
+        seconds_standardise=round(seconds, 2),
+    )
+
+
 def stage_source(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -168,62 +263,8 @@ def stage_source(
                 report.append(StagedDataset(name, 0, "unchanged", ""))
                 continue
             for path in pending:
-                manifest = read_manifest(path)
-                raw = read_landing(path)
-                hashes = raw_hashes(raw, fingerprint)
-                unchanged = _split_unchanged(con, table, source.name, hashes)
-                started = time.perf_counter()
-                staged, issues = stager(raw[~unchanged], source)
-                seconds = time.perf_counter() - started
-                staged = staged.assign(
-                    raw_hash=hashes[~unchanged].to_numpy(),
-                    business_date=pd.Timestamp(manifest["business_date"]),
-                    landing_path=str(path),
-                    run_id=run_id,
-                    staged_at=at,
-                )
-                mode = manifest.get("mode", "full")
-                kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841
-                if mode == "incremental":
-                    warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
-                else:  # the landing is the whole source: keep what is unchanged, drop the rest
-                    con.execute(
-                        f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
-                        "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
-                        [source.name],
-                    )
-                    warehouse.append_rows(con, table, staged)
-                if len(kept):  # a kept row is in this landing too (conservation counts on it)
-                    con.execute(
-                        f"UPDATE {table} SET landing_path = ?, business_date = ? "
-                        "WHERE source_system = ? AND raw_hash IN (SELECT raw_hash FROM kept)",
-                        [str(path), pd.Timestamp(manifest["business_date"]), source.name],
-                    )
-                log = pd.DataFrame(
-                    [
-                        {
-                            "source_system": source.name,
-                            "dataset": name,
-                            "landing_path": str(path),
-                            "mode": mode,
-                            "rows": len(raw),
-                            "run_id": run_id,
-                            "staged_at": at,
-                            "mapping": fingerprint,
-                        }
-                    ]
-                )
-                warehouse.append_rows(con, "staging.landing_log", log)
                 report.append(
-                    StagedDataset(
-                        name,
-                        len(raw),
-                        mode,
-                        str(path),
-                        issues,
-                        unchanged=int(unchanged.sum()),
-                        seconds_standardise=round(seconds, 2),
-                    )
+                    _stage_landing(con, source, name, stager, table, path, fingerprint, run_id, at)
                 )
         issues = issue_rows(report, source.name, run_id, at)
         warehouse.append_rows(con, "staging.mapping_issues", issues)

@@ -268,10 +268,14 @@ def latest_landing(
     )
 
 
-def read_landing(path: Path) -> pd.DataFrame:
-    """Read one landing folder back as a frame of strings (parts may differ in columns)."""
+def read_landing_table(path: Path) -> pa.Table:
+    """One landing folder as an Arrow table of strings (parts may differ in columns)."""
     parts = sorted(path.glob("part-*.parquet"))
     if not parts:
         raise FileNotFoundError(f"landing folder {path} holds no part-*.parquet files")
-    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
-    return table.to_pandas()
+    return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+
+
+def read_landing(path: Path) -> pd.DataFrame:
+    """Read one landing folder back as a frame of strings (parts may differ in columns)."""
+    return read_landing_table(path).to_pandas()

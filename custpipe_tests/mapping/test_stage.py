@@ -120,7 +120,7 @@ def test_unchanged_rows_are_kept_not_mapped_again(crm, monkeypatch):
     assert names(con) == {"a": "Alpha AG", "c": "Gamma Inc."}  # 'b' left the source: gone
     extract_dataset(full, "customers", settings, day)  # nothing changed at the source
     report = stage_source(con, settings, full, day, "r3", AT)
-    assert seen[-1] == [] and (report[0].rows, report[0].unchanged) == (2, 2)
+    assert len(seen) == 2 and (report[0].rows, report[0].unchanged) == (2, 2)  # nothing mapped
     runs = dict(con.execute("SELECT source_id, run_id FROM staging.customers").fetchall())
     assert runs == {"a": "r2", "c": "r2"}  # kept as staged by r2 ...
     newest = report[0].landing_path  # ... and known to be in the newest landing folder
@@ -164,3 +164,26 @@ def test_a_changed_mapping_restages_what_the_landing_zone_holds(crm):
     extract_dataset(other, "customers", settings, date(2026, 11, 1))
     assert stage_source(con, settings, other, date(2026, 11, 1), "r4", AT)[0].mode == "unchanged"
     assert {c for _, c in con.execute(countries).fetchall()} == {"AT"}
+
+
+def test_staging_in_batches_gives_the_same_rows_as_at_once(crm, monkeypatch):
+    from custpipe.mapping import stage
+
+    settings, source, engine = crm
+    day = date(2026, 11, 27)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'Gamma Inc.', 3), ('d', '', 4)"))
+    extract_dataset(source, "customers", settings, day)
+    staged = []
+    for batch in (1, 3, 1000):
+        monkeypatch.setattr(stage, "BATCH_ROWS", batch)
+        con = duckdb.connect()
+        con.execute(warehouse.DDL)
+        report = stage_source(con, settings, source, day, "r1", AT)
+        staged.append(
+            con.execute(
+                "SELECT * EXCLUDE (staged_at) FROM staging.customers ORDER BY source_id"
+            ).fetchall()
+        )
+        assert report[0].rows == 4
+    assert staged[0] == staged[1] == staged[2] and len(staged[0]) == 4
