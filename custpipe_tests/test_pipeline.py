@@ -376,9 +376,11 @@ def test_raw_suites_pass_on_clean_extracts(demo_run):
 def test_an_export_with_duplicated_ids_stops_at_its_raw_suite(tmp_path):
     deployment = make_deployment(tmp_path, customers=80)
     export = deployment.settings.sources_dir / "sales" / "customers_20261127.csv"
-    lines = export.read_text(encoding="gbk").splitlines(keepends=True)
+    good = export.read_text(encoding="gbk")
+    lines = good.splitlines(keepends=True)
     export.write_text("".join(lines + lines[1:3]), encoding="gbk")  # two records sent twice
-    result = run_nightly(deployment.settings, dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_nightly(deployment.settings, instance)
     assert not result.success
     (check,) = [
         e
@@ -391,3 +393,24 @@ def test_an_export_with_duplicated_ids_stops_at_its_raw_suite(tmp_path):
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "staging__sales" not in started and "staging__erp" in started
     assert not any("publish" in step for step in started)
+    (rejected,) = deployment.settings.landing_dir.glob("*/sales/*/customers/rejected.json")
+    # the rejected folder is never staged, not even when staging runs on its own later
+    from datetime import datetime
+
+    from custpipe.config import load_config
+    from custpipe.mapping.stage import stage_source
+
+    sales = load_config(deployment.settings.config_dir).sources["sales"]
+    with warehouse.connect(deployment.settings.warehouse_path) as con:
+        alone = stage_source(con, deployment.settings, sales, None, "by-hand", datetime.now())
+    assert alone[0].dataset == "customers" and alone[0].mode == "unchanged"
+    export.write_text(good, encoding="gbk")  # the export is fixed at the source
+    assert run_nightly(deployment.settings, instance).success
+    staged = query(deployment.settings, "SELECT landing_path FROM staging.landing_log")
+    assert str(rejected.parent) not in set(staged["landing_path"])
+    counts = query(
+        deployment.settings,
+        "SELECT count(*) AS n, count(DISTINCT source_id) AS ids FROM staging.customers "
+        "WHERE source_system = 'sales'",
+    )
+    assert counts["n"][0] == counts["ids"][0] == len(lines) - 1

@@ -27,6 +27,7 @@ from custpipe.mapping.canonical import (
 )
 from custpipe.settings import Settings
 from custpipe.sources.extract import (
+    is_rejected,
     landing_folders,
     latest_landing,
     read_landing_table,
@@ -64,6 +65,17 @@ def _code_fingerprint() -> str:
         for path in sorted((package / folder).glob("*.py")):
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# Bump when a staging change must be applied to data already staged (it restages every
+# source from its last full extraction on the next run). Code changes alone do not restage.
+STAGING_VERSION = 1
+
+
+def restage_fingerprint(source: SourceConfig, dataset: str) -> str:
+    """Changes when the dataset's mapping file changes (or STAGING_VERSION is bumped)."""
+    config = source.datasets()[dataset].model_dump_json()
+    return hashlib.sha1(f"{config}\x1f{STAGING_VERSION}".encode()).hexdigest()
 
 
 def mapping_fingerprint(source: SourceConfig, dataset: str) -> str:
@@ -134,14 +146,15 @@ def pending_landings(
         "AND dataset = ? ORDER BY landing_path DESC, rowid DESC LIMIT 1",
         [source, dataset],
     ).fetchone() or (None, None)
-    remapped = fingerprint is not None and mapping != fingerprint
+    remapped = fingerprint is not None and mapping is not None and mapping != fingerprint
     if last and remapped and (business_date is None or Path(last).parts[-4] <= str(business_date)):
         last = None  # restage what the landing zone holds, with the new mapping
     last_key = (Path(last).parts[-4], Path(last).parts[-2]) if last else None
     folders = [
         f
         for f in landing_folders(settings, source, dataset)
-        if (last_key is None or (f.parts[-4], f.parts[-2]) > last_key)
+        if not is_rejected(f)  # blocked by its raw suite; the next extraction reads it again
+        and (last_key is None or (f.parts[-4], f.parts[-2]) > last_key)
         and (business_date is None or f.parts[-4] <= business_date.isoformat())
     ]
     fulls = [i for i, f in enumerate(folders) if read_manifest(f).get("mode", "full") == "full"]
@@ -153,9 +166,9 @@ def pending_landings(
 BATCH_ROWS = int(os.environ.get("CUSTPIPE_STAGE_BATCH_ROWS", "500000"))
 
 
-def _batches(landing: pa.Table) -> Iterator[tuple[int, pd.DataFrame]]:
-    for start in range(0, max(landing.num_rows, 1), BATCH_ROWS):
-        yield start, landing.slice(start, BATCH_ROWS).to_pandas()
+def _batches(landing: pa.Table, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    for start in range(0, max(landing.num_rows, 1), size):
+        yield start, landing.slice(start, size).to_pandas()
 
 
 def _stage_landing(
@@ -165,17 +178,25 @@ def _stage_landing(
     stager,
     table: str,
     path: Path,
-    fingerprint: str,
+    fingerprints: tuple[str, str],
     run_id: str,
     at: datetime,
 ) -> StagedDataset:
-    """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch."""
+    """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch.
+
+    `fingerprints`: (mapping + staging code, for the row hashes; mapping file, logged)."""
+    fingerprint, restage = fingerprints
     manifest = read_manifest(path)
     mode = manifest.get("mode", "full")
     business_date = pd.Timestamp(manifest["business_date"])
     landing = read_landing_table(path)
+    # an incremental landing (a delta, usually small) is upserted in one piece: upserting it
+    # batch by batch would let a later batch replace what an earlier one staged for an id
+    size = BATCH_ROWS if mode != "incremental" else max(landing.num_rows, 1)
     hashes = pd.Series(  # every row's hash first: a full landing decides what is kept
-        np.concatenate([raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing)])
+        np.concatenate(
+            [raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing, size)]
+        )
         if landing.num_rows
         else np.array([], dtype=np.int64)
     )
@@ -188,7 +209,7 @@ def _stage_landing(
             [source.name],
         )
     seconds, issues = 0.0, []
-    for start, raw in _batches(landing):
+    for start, raw in _batches(landing, size):
         changed = ~unchanged[start : start + len(raw)]
         if not changed.any():
             continue
@@ -221,7 +242,7 @@ def _stage_landing(
         "rows": landing.num_rows,
         "run_id": run_id,
         "staged_at": at,
-        "mapping": fingerprint,
+        "mapping": restage,
     }
     warehouse.append_rows(con, "staging.landing_log", pd.DataFrame([log]))
     return StagedDataset(
@@ -257,14 +278,17 @@ def stage_source(
             if name not in source.datasets():
                 continue
             fingerprint = mapping_fingerprint(source, name)
-            pending = pending_landings(con, settings, source.name, name, business_date, fingerprint)
+            restage = restage_fingerprint(source, name)
+            pending = pending_landings(con, settings, source.name, name, business_date, restage)
             if not pending:
                 latest_landing(settings, source.name, name, business_date)  # clear error if none
                 report.append(StagedDataset(name, 0, "unchanged", ""))
                 continue
             for path in pending:
                 report.append(
-                    _stage_landing(con, source, name, stager, table, path, fingerprint, run_id, at)
+                    _stage_landing(
+                        con, source, name, stager, table, path, (fingerprint, restage), run_id, at
+                    )
                 )
         issues = issue_rows(report, source.name, run_id, at)
         warehouse.append_rows(con, "staging.mapping_issues", issues)

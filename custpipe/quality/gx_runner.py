@@ -152,10 +152,18 @@ def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
     return data
 
 
+def table_shape(exp: dict[str, Any]) -> bool:
+    """True for an expectation on the table's columns as a whole (their set, count, order)."""
+    return str(exp.get("type", "")).startswith("expect_table_column")
+
+
 def required_columns(suite: dict[str, Any]) -> list[str]:
-    """Columns referenced by the expectations of a suite dict, in first-use order."""
+    """Columns the expectations of a suite dict read, in first-use order (the columns a
+    table-shape expectation lists are what it checks for, not what it needs)."""
     seen: dict[str, None] = {}
     for exp in suite.get("expectations") or []:
+        if table_shape(exp):
+            continue
         kwargs = exp.get("kwargs") or {}
         for key in _COLUMN_KWARGS:
             if isinstance(kwargs.get(key), str):
@@ -214,8 +222,10 @@ def validate_frame(
             f"Frame columns: {', '.join(map(str, df.columns))}"
         )
 
-    # GX copies and hashes the whole frame for its batch: hand it only the columns it reads
-    df = df[list(dict.fromkeys([*wanted, id_column]))]
+    # GX copies and hashes the whole frame for its batch: hand it only the columns it reads,
+    # unless a rule checks the table's columns as a whole
+    if not any(table_shape(e) for e in suite_dict.get("expectations") or []):
+        df = df[list(dict.fromkeys([*wanted, id_column]))]
     if any(name is not None for name in df.index.names):
         # GX reads ids from a *named* index instead of unexpected_index_column_names
         df = df.reset_index(drop=True)

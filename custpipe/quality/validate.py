@@ -15,6 +15,7 @@ from custpipe.quality.gx_runner import (
     load_suite_names,
     read_suite,
     required_columns,
+    table_shape,
     validate_frame,
 )
 from custpipe.quality.quarantine import hold_back, rule_rows
@@ -69,6 +70,8 @@ def suite_columns(
     """
     have = set(con.execute(f"SELECT * FROM {table} LIMIT 0").df().columns)
     wanted = dict.fromkeys([*keys, *required_columns(suite)])
+    if any(table_shape(e) for e in suite.get("expectations") or []):
+        wanted = dict.fromkeys([*keys, *sorted(have)])  # a rule checks the columns as a whole
     listed = ", ".join(f'"{c}"' for c in wanted if c in have)
     return con.execute(f"SELECT {listed} FROM {table} WHERE {where}", params or []).df()
 
@@ -195,8 +198,7 @@ def validate_landing(
 ) -> tuple[SuiteOutcome | None, int]:
     """Run the source's raw suite over one landing folder of its customers.
 
-    Returns (outcome, rows); outcome is None when the source has no raw suite. Only the
-    columns the suite's rules read are loaded.
+    Returns (outcome, rows); outcome is None when the source has no raw suite.
     """
     suite = raw_suite_for(source.name, settings.expectations_dir)
     if suite is None:

@@ -102,11 +102,17 @@ WHERE s.source_system = $erp_source AND g.erp_customer_number IS NOT NULL
   AND s.customer_ref <> g.erp_customer_number
 UNION ALL
 SELECT h.order_number, 'line_total_mismatch', h.source_system, NULL,
-       printf('%.2f %s', h.amount, coalesce(h.currency, '')), printf('%.2f (%d lines)', l.total, l.lines),
+       coalesce(printf('%.2f', h.amount), 'no amount') || coalesce(' ' || h.currency, ''),
+       coalesce(printf('%.2f', l.total), 'no amount') || ' (' || l.lines::VARCHAR || ' lines'
+           || CASE WHEN l.unpriced > 0 THEN ', ' || l.unpriced::VARCHAR || ' without amount' ELSE '' END || ')',
        h.golden_id,
-       'the lines of order ' || h.order_number || ' in ' || h.source_system || ' add up to '
-           || printf('%.2f', l.total) || ', the order says ' || coalesce(printf('%.2f', h.amount), 'null')
-           || ': correct the line amounts or the order amount'
+       CASE WHEN l.unpriced > 0
+            THEN l.unpriced::VARCHAR || ' line(s) of order ' || h.order_number || ' in ' || h.source_system
+                 || ' have no amount: fill them in, then check that the lines add up to the order amount'
+            ELSE 'the lines of order ' || h.order_number || ' in ' || h.source_system || ' add up to '
+                 || printf('%.2f', l.total) || ', the order says ' || coalesce(printf('%.2f', h.amount), 'nothing')
+                 || ': correct the line amounts or the order amount'
+       END
 FROM headers h JOIN line_totals l USING (source_system, order_number)
 WHERE l.unpriced > 0 OR h.amount IS NULL OR abs(h.amount - l.total) > $tol
 UNION ALL

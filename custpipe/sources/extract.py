@@ -141,10 +141,30 @@ def _check_schema(
     return extra
 
 
+REJECTED_FILE = "rejected.json"  # beside the manifest: the raw suite blocked this extraction
+
+
+def mark_rejected(folder: Path, rules: list[str]) -> None:
+    """Record that a landing folder failed its raw suite: it is never staged, and the next
+    extraction starts from the watermark before it (the data is read again)."""
+    note = {"rejected_by": rules, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    (folder / REJECTED_FILE).write_text(json.dumps(note), encoding="utf-8")
+
+
+def is_rejected(folder: Path) -> bool:
+    """True for a landing folder whose raw suite blocked it."""
+    return (folder / REJECTED_FILE).exists()
+
+
 def previous_manifest(settings: Settings, source: str, dataset: str) -> dict | None:
-    """The manifest of the newest earlier extraction of a dataset (any business date)."""
+    """The manifest of the newest earlier extraction of a dataset (any business date) that
+    was not rejected."""
     folders = sorted(
-        settings.landing_dir.glob(f"*/{source}/*/{dataset}/manifest.json"),
+        (
+            p
+            for p in settings.landing_dir.glob(f"*/{source}/*/{dataset}/manifest.json")
+            if not is_rejected(p.parent)
+        ),
         key=lambda p: (p.parts[-5], p.parts[-3]),
     )
     return json.loads(folders[-1].read_text(encoding="utf-8")) if folders else None

@@ -173,7 +173,10 @@ def test_staging_in_batches_gives_the_same_rows_as_at_once(crm, monkeypatch):
     day = date(2026, 11, 27)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'Gamma Inc.', 3), ('d', '', 4)"))
-    extract_dataset(source, "customers", settings, day)
+    extract_dataset(source, "customers", settings, day)  # full
+    with engine.begin() as conn:  # a source that sends one id twice in a delta
+        conn.execute(sa.text("INSERT INTO Account VALUES ('c', 'v1', 5), ('c', 'v2', 6)"))
+    extract_dataset(source, "customers", settings, day)  # incremental
     staged = []
     for batch in (1, 3, 1000):
         monkeypatch.setattr(stage, "BATCH_ROWS", batch)
@@ -185,5 +188,6 @@ def test_staging_in_batches_gives_the_same_rows_as_at_once(crm, monkeypatch):
                 "SELECT * EXCLUDE (staged_at) FROM staging.customers ORDER BY source_id"
             ).fetchall()
         )
-        assert report[0].rows == 4
-    assert staged[0] == staged[1] == staged[2] and len(staged[0]) == 4
+        assert [(d.mode, d.rows) for d in report] == [("full", 4), ("incremental", 3)]
+    assert staged[0] == staged[1] == staged[2]
+    assert [r[1] for r in staged[0]] == ["a", "b", "c", "c", "d"]  # both rows of the delta

@@ -250,3 +250,24 @@ def test_import_does_not_load_great_expectations():
         "sys.exit(1 if 'great_expectations' in sys.modules else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_a_raw_suite_reports_a_lost_column_and_duplicated_ids_as_failed_rules(
+    expectations_dir, gx_dir
+):
+    from custpipe.config import load_config
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    columns = load_config(DEFAULT_CONFIG_DIR).sources["crm"].customers.source_columns()
+    raw = pd.DataFrame({c: ["x", "y", "z"] for c in columns if c != "Phone"})
+    raw["Id"] = ["001", "002", "002"]
+    raw["Unused"] = "extra columns are fine"
+    outcome = validate_frame(
+        raw, "raw_crm", expectations_dir=expectations_dir, gx_dir=gx_dir, id_column="Id"
+    )
+    failed = {o.rule: (o.severity, o.failed) for o in outcome.outcomes if not o.success}
+    assert failed == {
+        "mapped_columns_present": ("block", 1),  # a failed rule, not an error
+        "record_id_unique": ("block", 2),
+    }
+    assert outcome.outcome("record_id_unique").failed_ids == ("002",)

@@ -206,3 +206,6 @@ def test_order_lines_must_add_up_to_the_order(con):
     assert detail.loc["2", "source_value"] == "100.00 EUR"
     assert detail.loc["2", "other_value"] == "90.00 (2 lines)"
     assert "add up to 90.00, the order says 100.00" in detail.loc["2", "suggested_fix"]
+    assert detail.loc["3", "other_value"] == "no amount (1 lines, 1 without amount)"
+    assert detail.loc["3", "suggested_fix"].startswith("1 line(s) of order 3 in erp have no amount")
+    assert detail["suggested_fix"].notna().all()
