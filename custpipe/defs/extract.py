@@ -8,7 +8,7 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.common import md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality.validate import validate_landing
-from custpipe.sources.extract import SchemaDriftError, extract_dataset, mark_rejected
+from custpipe.sources.extract import SchemaDriftError, extract_dataset
 from custpipe.sources.readers import SourceReadError
 
 
@@ -111,8 +111,6 @@ def raw_check(custpipe: CustpipeResource, source, landing_path) -> dg.AssetCheck
             "extract's shape before mapping",
         )
     blocked = [o.rule for o in outcome.failures("block")]
-    if blocked:  # never staged, not even by a later run or a re-execution
-        mark_rejected(landing_path, blocked)
     table = [
         {"rule": o.rule, "severity": o.severity, "evaluated": o.evaluated, "failed": o.failed}
         for o in outcome.outcomes

@@ -20,7 +20,7 @@ from custpipe.quality.gx_runner import (
 )
 from custpipe.quality.quarantine import hold_back, rule_rows
 from custpipe.settings import Settings
-from custpipe.sources.extract import read_landing
+from custpipe.sources.extract import mark_rejected, read_landing
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,9 @@ def validate_landing(
 ) -> tuple[SuiteOutcome | None, int]:
     """Run the source's raw suite over one landing folder of its customers.
 
-    Returns (outcome, rows); outcome is None when the source has no raw suite.
+    Returns (outcome, rows); outcome is None when the source has no raw suite. A folder
+    that fails a `block` rule is marked rejected: it is never staged, and the next
+    extraction starts from the watermark before it.
     """
     suite = raw_suite_for(source.name, settings.expectations_dir)
     if suite is None:
@@ -213,4 +215,7 @@ def validate_landing(
         results_limit=results_limit,
         include_values=include_values,
     )
+    blocked = [o.rule for o in outcome.failures("block")]
+    if blocked:
+        mark_rejected(landing_path, blocked)
     return outcome, len(raw)
