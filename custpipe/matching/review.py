@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from custpipe.csv_safe import write_csv
 from custpipe.matching.model import MatchModel, explain
 
 
@@ -68,5 +69,4 @@ def export_review(review: pd.DataFrame, path: Path) -> Path:
             "reason": "",
         }
     )
-    sheet.to_csv(path, index=False, encoding="utf-8")
-    return path
+    return write_csv(sheet, path)  # formula payloads escaped (OWASP CSV injection)

@@ -15,6 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from custpipe.csv_safe import write_csv
+
 PUBLISHED_COLUMNS: tuple[str, ...] = (
     "erp_customer_number",
     "party_type",
@@ -423,5 +425,5 @@ def export_delta(delta: pd.DataFrame, folder: Path, run_id: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     parquet, csv = folder / "delta.parquet", folder / "delta.csv"
     delta.astype(object).where(delta.notna(), None).to_parquet(parquet, index=False)
-    delta.to_csv(csv, index=False, encoding="utf-8")
+    write_csv(delta, csv)  # formula payloads escaped for spreadsheets; the Parquet keeps them
     return [parquet, csv]
