@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,21 +27,174 @@ CONTRACT_TABLES: tuple[str, ...] = (
 )
 
 
+log = logging.getLogger(__name__)
+
+#: How long `connect` waits for another process's lock on the warehouse file (seconds),
+#: unless CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT says otherwise.
+DEFAULT_LOCK_TIMEOUT = 300.0
+_LOCK_POLL_SECONDS = 0.25
+_LOCK_CONFLICT = re.compile(
+    r"Could not set lock on file .*Conflicting lock is held in (.*) \(PID (\d+)\)"
+)
+_CORRUPT = (
+    "not a valid DuckDB database file",
+    "Could not read enough bytes",
+    "checksum",
+    "Corrupt",
+    "corrupt",
+)
+_NOT_PERMITTED = ("Permission denied", "Operation not permitted", "Read-only file system")
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse file cannot be used; the message names the file and what to do."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process held the warehouse's lock for longer than the lock timeout."""
+
+
+class WarehouseCorruptError(WarehouseError):
+    """The warehouse file is not a readable DuckDB database."""
+
+
+class WarehouseNotWritableError(WarehouseError):
+    """The warehouse file, or its folder, cannot be written by this process."""
+
+
+def lock_timeout_setting() -> float:
+    """Seconds to wait for another process's warehouse lock (CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT)."""
+    raw = os.environ.get("CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(
+            f"CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT is {raw!r}: set it to a number of seconds "
+            f"(e.g. {DEFAULT_LOCK_TIMEOUT:.0f}) or unset it"
+        )
+    return value
+
+
+def _holder_program(pid: str, fallback: str) -> str:
+    """The command line of process `pid` (URLs masked), or `fallback` if it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return fallback
+    words = [w for w in raw.decode("utf-8", "replace").split("\0") if w]
+    if not words:
+        return fallback
+    from custpipe.secrets import redact
+
+    # every argument masked, then shortened (a `python -c` script is not worth showing whole)
+    shown = [" ".join(redact(word).split()) for word in words]
+    text = " ".join(w if len(w) <= 80 else w[:77] + "..." for w in shown)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _open(path: Path, read_only: bool, config: dict, lock_timeout: float):
+    """duckdb.connect, waiting for another process's lock and translating known failures."""
+    deadline = time.monotonic() + lock_timeout
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            conflict = _LOCK_CONFLICT.search(str(exc))
+            if conflict is None:
+                raise _translate(path, exc) from exc
+            program = _holder_program(conflict.group(2), conflict.group(1))
+            holder = f"PID {conflict.group(2)}: {program}"
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"warehouse {path} is locked by another process ({holder}) and it was not "
+                    f"released within {lock_timeout:g} s. DuckDB allows one process at a time: "
+                    "wait for that run to finish (or stop it if it hangs) and start again, or "
+                    "raise CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT (seconds)"
+                ) from None
+            if not told:
+                log.warning(
+                    "warehouse %s is locked by another process (%s); waiting up to %g s",
+                    path,
+                    holder,
+                    lock_timeout,
+                )
+                told = True
+            time.sleep(min(_LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+
+
+def _translate(path: Path, exc: Exception) -> Exception:
+    """A clear error for a corrupt or unwritable warehouse; `exc` itself for anything else."""
+    text = str(exc)
+    if any(marker in text for marker in _CORRUPT) or isinstance(
+        exc, duckdb.SerializationException | duckdb.InternalException
+    ):
+        return WarehouseCorruptError(
+            f"warehouse {path} is damaged or not a DuckDB database ({text}). Restore it from "
+            "a backup, or move it aside and rebuild it with `custpipe run --full-refresh` "
+            "(staging re-applies the landing zone, the sources are extracted in full)"
+        )
+    if any(marker in text for marker in _NOT_PERMITTED):
+        return _not_writable(path, text)
+    return exc
+
+
+def _not_writable(path: Path, reason: str) -> WarehouseNotWritableError:
+    return WarehouseNotWritableError(
+        f"warehouse {path} cannot be written ({reason}). Fix the permissions: the nightly run "
+        f"must be able to write the file and create files in its folder {path.parent} "
+        "(DuckDB keeps its write-ahead log beside it); readers need read permission only"
+    )
+
+
+def _check_folder_writable(path: Path) -> None:
+    """DuckDB writes `<file>.wal` beside the file at the first commit: fail now, not then."""
+    try:
+        with tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise _not_writable(path.parent, exc.strerror or str(exc)) from exc
+
+
 @contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating the contract tables when writable) and close it after use."""
+def connect(
+    path: Path, read_only: bool = False, lock_timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating the contract tables when writable) and close it after use.
+
+    A lock held by another process is waited for up to `lock_timeout` seconds (default:
+    CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT, else 300), then WarehouseLockedError names the holder;
+    a damaged or unwritable file raises WarehouseCorruptError / WarehouseNotWritableError.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run the nightly job first")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if lock_timeout is None:
+        lock_timeout = lock_timeout_setting()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _not_writable(path.parent, exc.strerror or str(exc)) from exc
+    if not read_only:
+        _check_folder_writable(path)
     # DuckDB's buffer pool would take up to 80 % of RAM; the nightly run shares the machine
     # with its own pandas frames, so it is capped (spilling to disk beyond the cap).
     config = {"memory_limit": os.environ.get("CUSTPIPE_DUCKDB_MEMORY_LIMIT", "2GB")}
-    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    con = _open(path, read_only, config, lock_timeout)
     try:
         if not read_only:
-            con.execute(DDL)
-            migrate(con)
+            try:
+                con.execute(DDL)
+                migrate(con)
+            except duckdb.Error as exc:
+                translated = _translate(path, exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
         yield con
     finally:
         con.close()
