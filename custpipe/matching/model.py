@@ -62,8 +62,9 @@ class MatchModel:
 
     @classmethod
     def load(cls, path: Path) -> MatchModel:
-        """Read a model file; a clear error when it is missing or not a model."""
+        """Read a model file; a clear error naming the file, what is wrong and the fix."""
         path = Path(path)
+        fix = "retrain it with `custpipe train-model` (or restore the file from git)"
         if not path.exists():
             raise FileNotFoundError(
                 f"{path}: no trained match model; run `custpipe train-model` (or the "
@@ -71,12 +72,14 @@ class MatchModel:
             )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(
-                f"{path}: not valid JSON ({exc}); restore it from git or retrain it"
+                f"{path}: not valid JSON ({exc.__class__.__name__}: {exc}); the match model "
+                f"file is damaged: {fix}"
             ) from exc
-        if not isinstance(data, dict) or "splink" not in data or "custpipe" not in data:
-            raise ValueError(f"{path}: not a custpipe match model (keys 'splink', 'custpipe')")
+        problem = _model_problem(data)
+        if problem:
+            raise ValueError(f"{path}: not a custpipe match model: {problem}; {fix}")
         meta = data["custpipe"]
         return cls(data["splink"], int(meta["trained_records"]), str(meta["trained_on"]))
 
@@ -102,6 +105,49 @@ class MatchModel:
         settings["retain_intermediate_calculation_columns"] = True
         settings["retain_matching_columns"] = True
         return settings
+
+
+def _model_problem(data: Any) -> str | None:
+    """What is wrong with the structure of a parsed model file (None: nothing)."""
+    if not isinstance(data, dict):
+        return (
+            f"the file holds a {type(data).__name__}, not an object with keys 'custpipe', 'splink'"
+        )
+    for key in ("custpipe", "splink"):
+        if key not in data:
+            return f"key '{key}' is missing"
+        if not isinstance(data[key], dict):
+            return f"'{key}' is a {type(data[key]).__name__}, not an object"
+    meta, splink = data["custpipe"], data["splink"]
+    for key in ("trained_records", "trained_on"):
+        if key not in meta:
+            return f"key 'custpipe.{key}' is missing"
+    records = meta["trained_records"]
+    if isinstance(records, bool) or not isinstance(records, int) or records < 1:
+        return f"'custpipe.trained_records' is {records!r}, not a positive number of records"
+    for key in ("comparisons", "probability_two_random_records_match"):
+        if key not in splink:
+            return f"key 'splink.{key}' is missing"
+    prior = splink["probability_two_random_records_match"]
+    if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0 < prior <= 1:
+        return f"'splink.probability_two_random_records_match' is {prior!r}, not in (0, 1]"
+    comparisons = splink["comparisons"]
+    if not isinstance(comparisons, list) or not comparisons:
+        return "'splink.comparisons' is not a non-empty list"
+    for i, comparison in enumerate(comparisons):
+        where = f"splink.comparisons[{i}]"
+        if not isinstance(comparison, dict):
+            return f"'{where}' is not an object"
+        for key in ("output_column_name", "comparison_levels"):
+            if key not in comparison:
+                return f"key '{where}.{key}' is missing"
+        levels = comparison["comparison_levels"]
+        if not isinstance(levels, list) or not all(isinstance(lv, dict) for lv in levels):
+            return f"'{where}.comparison_levels' is not a list of objects"
+        for j, level in enumerate(levels):
+            if "label_for_charts" not in level and not level.get("is_null_level"):
+                return f"key '{where}.comparison_levels[{j}].label_for_charts' is missing"
+    return None
 
 
 def _settings() -> dict[str, Any]:
