@@ -19,6 +19,13 @@ Importing this module defines and registers, in GX's expectation and metric regi
 ``[party_type, country, tax_id]`` in this order, ``countries`` default ``["CN", "DE"]``)
     Companies (party type ``company``) in one of ``countries`` must have a tax ID that passes
     the check digit above; all other rows pass.
+``expect_column_values_to_fit_published_length`` (column map, kwargs ``column``,
+``max_length``)
+    The value fits a published text column of ``max_length`` characters: not longer, no NUL
+    character, encodable as UTF-8 (what PostgreSQL and MariaDB refuse in a VARCHAR).
+``expect_column_values_to_not_be_formula_payloads`` (multicolumn map, kwargs ``column_list``)
+    No value of the row's text fields starts like a spreadsheet formula (``=``, ``+``, ``-``,
+    ``@``, tab, CR; signed numbers and E.164 phones excepted, see :mod:`custpipe.csv_safe`).
 
 Suites that use these types only load once this module is imported (GX silently drops
 expectation types it does not know): :mod:`custpipe.quality.gx_runner` calls :func:`register`
@@ -76,6 +83,7 @@ from stdnum.de import vat as de_vat  # noqa: E402
 from stdnum.eu import vat as eu_vat  # noqa: E402
 from stdnum.us import ein  # noqa: E402
 
+from custpipe.csv_safe import is_formula_payload  # noqa: E402
 from custpipe.standardize._util import evaluate  # noqa: E402
 from custpipe.standardize.phones import fast_valid_e164  # noqa: E402
 
@@ -85,7 +93,10 @@ __all__ = [
     "ExpectColumnValuesToBeCoveredByCrosswalk",
     "ExpectColumnValuesToBeValidE164",
     "ExpectColumnValuesToHaveValidTaxId",
+    "ExpectColumnValuesToFitPublishedLength",
+    "ExpectColumnValuesToNotBeFormulaPayloads",
     "ExpectCompanyTaxIdWhereRequired",
+    "fits_published_length",
     "is_valid_e164",
     "register",
     "tax_id_check",
@@ -147,6 +158,21 @@ def tax_id_check(tax_id: Any, country: Any) -> bool | None:
     else:
         compact = prefix + compact
     return bool(eu_vat.is_valid(compact))
+
+
+def fits_published_length(value: Any, max_length: int) -> bool:
+    """True if ``value`` can be stored in a published VARCHAR(``max_length``): at most that
+    many characters, no NUL character, valid UTF-8 (no lone surrogate). Missing -> True."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    text = str(value)
+    if len(text) > max_length or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- vectorisation
@@ -327,6 +353,42 @@ class MulticolumnCompanyTaxIdWhereRequired(MulticolumnMapMetricProvider):
         return pd.Series(ok, index=column_list.index)
 
 
+class ColumnValuesFitPublishedLength(ColumnMapMetricProvider):
+    """Row-wise: the value fits a published text column (see :func:`fits_published_length`)."""
+
+    condition_metric_name = "column_values.custpipe_fits_published_length"
+    condition_value_keys = ("max_length",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, max_length: int, **kwargs) -> pd.Series:
+        limit = int(max_length)
+        return pd.Series(
+            _map_unique(column, lambda v: fits_published_length(v, limit)), index=column.index
+        )
+
+
+class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
+    """Row-wise: no value of the columns is a spreadsheet formula payload."""
+
+    condition_metric_name = "multicolumn_values.custpipe_no_formula_payload"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+    condition_value_keys = ()
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, **kwargs) -> pd.Series:
+        ok = np.ones(len(column_list), dtype=bool)
+        for i in range(column_list.shape[1]):
+            ok &= ~_map_unique(column_list.iloc[:, i], is_formula_payload)
+        return pd.Series(ok, index=column_list.index)
+
+
 # --------------------------------------------------------------------------- expectations
 
 
@@ -442,11 +504,75 @@ class ExpectCompanyTaxIdWhereRequired(MulticolumnMapExpectation):
     )
 
 
+class ExpectColumnValuesToFitPublishedLength(ColumnMapExpectation):
+    """Expect values to fit the published text column of ``max_length`` characters.
+
+    A value longer than ``max_length`` characters, holding a NUL character or not encodable
+    as UTF-8 fails: PostgreSQL and MariaDB would refuse it and the whole publish with it.
+    Nulls are skipped.
+    """
+
+    max_length: int
+
+    map_metric = "column_values.custpipe_fits_published_length"
+    success_keys = ("max_length", "mostly")
+    args_keys = ("column", "max_length")
+    library_metadata: ClassVar[dict[str, Any]] = {
+        "maturity": "production",
+        "tags": ["custpipe", "publish"],
+        "contributors": ["custpipe"],
+        "requirements": [],
+    }
+
+    class Config:
+        title = "Expect column values to fit the published column"
+
+    _TEMPLATE = (
+        "$column values must fit the published column: at most $max_length characters, "
+        "no NUL character"
+    )
+    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column", "max_length"))
+
+
+class ExpectColumnValuesToNotBeFormulaPayloads(MulticolumnMapExpectation):
+    """Expect no value of the text columns ``column_list`` to be a spreadsheet formula.
+
+    A value starting with ``=``, ``+``, ``-``, ``@``, a tab or a CR (signed numbers and E.164
+    phones excepted) would run as a formula where the published table is opened in a
+    spreadsheet. Rows whose columns are all missing are skipped.
+    """
+
+    ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = (
+        "all_values_are_missing"
+    )
+
+    map_metric = "multicolumn_values.custpipe_no_formula_payload"
+    success_keys = ("mostly",)
+    args_keys = ("column_list",)
+    library_metadata: ClassVar[dict[str, Any]] = {
+        "maturity": "production",
+        "tags": ["custpipe", "security", "cross-field"],
+        "contributors": ["custpipe"],
+        "requirements": [],
+    }
+
+    class Config:
+        title = "Expect text values not to be spreadsheet formulas"
+
+    _TEMPLATE = (
+        "Values of $column_list must not start like a spreadsheet formula "
+        "(=, +, -, @, tab, carriage return)"
+    )
+    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column_list",))
+
+
 _CLASSES = (
     ExpectColumnValuesToBeValidE164,
     ExpectColumnValuesToHaveValidTaxId,
     ExpectColumnValuesToBeCoveredByCrosswalk,
     ExpectCompanyTaxIdWhereRequired,
+    ExpectColumnValuesToFitPublishedLength,
+    ExpectColumnValuesToNotBeFormulaPayloads,
 )
 
 #: The expectation types this module provides (as used in suite JSON ``type``).

@@ -1,0 +1,107 @@
+"""The staged suites hold back what the published table must not receive: formula payloads
+and values that do not fit the published columns (too long, NUL, invalid text)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from custpipe.publish.erp import PUBLISHED_LENGTHS
+from custpipe.quality.gx_runner import read_suite, validate_frame
+from custpipe.quality.quarantine import hold_back
+from custpipe_tests.quality.helpers import EXPECTATIONS_DIR, make_staged_frame, source_id
+
+STAGED = [
+    "staged_customers",
+    "staged_customers_crm",
+    "staged_customers_erp",
+    "staged_customers_sales",
+    "staged_customers_service",
+]
+AT = datetime(2026, 11, 28, 2, 0)
+
+
+def _held(frame, gx_dir, suite="staged_customers_erp"):
+    suite_dict = read_suite(EXPECTATIONS_DIR, suite)
+    outcome = validate_frame(
+        frame.assign(mapping_errors=None),
+        suite,
+        expectations_dir=EXPECTATIONS_DIR,
+        gx_dir=gx_dir,
+        build_docs=False,
+    )
+    descriptions = {e["meta"]["rule"]: e["meta"]["description"] for e in suite_dict["expectations"]}
+    held, rules = hold_back(
+        outcome, frame.assign(mapping_errors=None), "erp", "run1", AT, descriptions
+    )
+    return held, rules.set_index("rule")
+
+
+def test_formula_payloads_in_text_fields_are_quarantined_with_the_rule(gx_dir):
+    frame = make_staged_frame(12)
+    frame.loc[1, "name"] = '=HYPERLINK("http://evil.example","x")'
+    frame.loc[2, "street"] = "@SUM(1+1)*cmd|' /C calc'!A0"
+    frame.loc[3, "city"] = "-2+3"
+    frame.loc[4, "family_name"] = "\t=1+1"
+    frame.loc[5, "name"] = "+cmd|' /C calc'!A0"
+    frame.loc[6, "phone"] = "+493012345678"  # an E.164 phone is no formula
+    frame.loc[7, "street"] = "Hauptstrasse 1-3"
+    held, rules = _held(frame, gx_dir)
+    flagged = held[held["rule"] == "no_formula_payload"]
+    assert sorted(flagged["source_id"]) == [source_id(i) for i in (1, 2, 3, 4, 5)]
+    assert set(held["source_id"]) == set(flagged["source_id"])  # nothing else held back
+    assert "spreadsheet formula" in flagged["description"].iloc[0]
+    assert rules.loc["no_formula_payload", "failed"] == 5
+    assert rules.loc["no_formula_payload", "severity"] == "quarantine"
+
+
+def test_values_that_do_not_fit_the_published_columns_are_quarantined(gx_dir):
+    frame = make_staged_frame(10)
+    frame.loc[1, "name"] = "N" * (PUBLISHED_LENGTHS["name"] + 1)
+    frame.loc[2, "name"] = "N" * PUBLISHED_LENGTHS["name"]  # exactly fits
+    frame.loc[3, "city"] = "Ber\x00lin"
+    frame.loc[4, "postal_code"] = "1" * (PUBLISHED_LENGTHS["postal_code"] + 1)
+    frame.loc[5, "street"] = "S" * (PUBLISHED_LENGTHS["street"] + 1)
+    frame.loc[6, "source_id"] = "E" * (PUBLISHED_LENGTHS["erp_customer_number"] + 1)
+    held, rules = _held(frame, gx_dir)
+    by_id = held.groupby("source_id")["rule"].apply(set).to_dict()
+    long_id = "E" * (PUBLISHED_LENGTHS["erp_customer_number"] + 1)
+    assert by_id == {
+        source_id(1): {"value_fits_published_length:name"},
+        source_id(3): {"value_fits_published_length:city"},
+        source_id(4): {"value_fits_published_length:postal_code"},
+        source_id(5): {"value_fits_published_length:street"},
+        long_id: {"value_fits_published_length:source_id"},
+    }
+    name_reason = held.loc[held["source_id"] == source_id(1), "description"].iloc[0]
+    assert "published column name" in name_reason and "400 characters" in name_reason
+    assert rules.loc["value_fits_published_length:name", "failed"] == 1
+
+
+def test_fits_published_length_refuses_what_the_databases_refuse():
+    from custpipe.quality.expectations import fits_published_length
+
+    assert fits_published_length("x" * 5, 5) and fits_published_length(None, 5)
+    assert not fits_published_length("x" * 6, 5)
+    assert not fits_published_length("a\x00b", 5)  # PostgreSQL: no NUL in text
+    assert not fits_published_length("a\udcdfb", 5)  # a lone surrogate is not UTF-8
+    assert fits_published_length("北京市朝阳区", 6)  # characters, not bytes
+
+
+@pytest.mark.parametrize("suite", STAGED)
+def test_each_staged_suite_bounds_the_published_text_columns_as_the_publish_declares(suite):
+    data = read_suite(EXPECTATIONS_DIR, suite)
+    fits = {
+        e["kwargs"]["column"]: e["kwargs"]["max_length"]
+        for e in data["expectations"]
+        if e["type"] == "expect_column_values_to_fit_published_length"
+    }
+    published = {"source_id": "erp_customer_number"}
+    text = ("name", "street", "city", "region", "postal_code", "phone", "email", "tax_id")
+    assert set(fits) == {"source_id", *text}
+    for column, limit in fits.items():
+        assert limit == PUBLISHED_LENGTHS[published.get(column, column)], column
+    (formula,) = [e for e in data["expectations"] if e["meta"]["rule"] == "no_formula_payload"]
+    assert {"name", "street", "city"} <= set(formula["kwargs"]["column_list"])
+    assert formula["meta"]["severity"] == "quarantine"
