@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,8 +57,40 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
+def check_timezone(value: str) -> str:
+    """`value` if it names an IANA time zone (e.g. 'Asia/Shanghai'), else ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"timezone {value!r} is not an IANA time zone name (such as 'UTC', "
+            "'Europe/Berlin' or 'Asia/Shanghai')"
+        ) from exc
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumberFormat(_Strict):
+    """How a source writes numbers: the decimal mark and the (optional) thousands separator.
+
+    Parsing is strict: under the default (decimal '.', group ',') '1,234.5' is 1234.5 and
+    '12,50' is not a number (reported, never guessed as 1250 or 12.5).
+    """
+
+    decimal: Literal[".", ","] = "."
+    group: Literal[",", ".", " ", "'", ""] = ","
+
+    @model_validator(mode="after")
+    def _distinct(self) -> NumberFormat:
+        if self.decimal == self.group:
+            raise ValueError(
+                f"number_format: decimal and group separator are both {self.decimal!r}; "
+                "give them different characters (group may be '' for none)"
+            )
+        return self
 
 
 class FieldRule(_Strict):
@@ -72,6 +105,7 @@ class FieldRule(_Strict):
     part: int = 0  # ... and keep this part (0 = first, -1 = last)
     crosswalk: dict[str, Any] | None = None
     date_format: str | None = None
+    number_format: NumberFormat | None = None  # numeric fields: overrides the dataset's
     transform: Literal[TRANSFORMS] | None = None  # type: ignore[valid-type]
     default: Any = None
 
@@ -83,6 +117,10 @@ class FieldRule(_Strict):
             raise ValueError("give exactly one of 'column', 'concat', 'expr' or 'const'")
         if self.split == "":
             raise ValueError("'split' needs a non-empty separator")
+        if self.expr is not None:
+            from custpipe.mapping.sql_expr import check_expression
+
+            check_expression(self.expr)  # exactly one expression: no smuggled statements
         return self
 
     def source_columns(self) -> list[str]:
@@ -129,6 +167,7 @@ class DatasetConfig(_Strict):
     fields: dict[str, FieldRule]
     required: list[str] = []  # canonical fields every row must have (else quarantined)
     on_unmapped_code: Literal["quarantine", "fail"] = "quarantine"  # lenient or strict
+    number_format: NumberFormat = NumberFormat()  # amounts and quantities (per field: override)
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -176,10 +215,17 @@ class SourceConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
     trust: int = Field(default=100, ge=0, description="lower is more trusted in survivorship")
+    # IANA zone of the source's naive timestamps (None: the pipeline's `timezone`)
+    timezone: str | None = None
     connection: ConnectionConfig | None = None
     customers: DatasetConfig
     orders: DatasetConfig | None = None
     order_lines: DatasetConfig | None = None  # line items of the orders, where a source has them
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @model_validator(mode="after")
     def _fields_known(self) -> SourceConfig:
@@ -307,10 +353,18 @@ class PipelineConfig(_Strict):
     matching: MatchingConfig = MatchingConfig()
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
+
     @model_validator(mode="after")
     def _references(self) -> PipelineConfig:
         if not self.sources:
             raise ValueError("no sources configured")
+        for name, source in list(self.sources.items()):
+            if source.timezone is None:  # naive stamps of this source are in the pipeline's zone
+                self.sources[name] = source.model_copy(update={"timezone": self.timezone})
         refs = {
             "reconcile.system_of_record": self.reconcile.system_of_record,
             "publish.erp_source": self.publish.erp_source,

@@ -94,14 +94,16 @@ STAGED_ORDER_LINE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _start(raw: pd.DataFrame, dataset: DatasetConfig, source: str, fields: tuple[str, ...]):
+def _start(raw: pd.DataFrame, dataset: DatasetConfig, source: SourceConfig, fields: tuple):
     """Map the fields; return (raw, mapped with every field, issues, output frame with ids)."""
     raw = raw.reset_index(drop=True)
-    mapped, issues = map_fields(raw, dataset, source)
+    mapped, issues = map_fields(raw, dataset, source.name, source.timezone or "UTC")
     for field in fields:
         if field not in mapped:
             mapped[field] = None
-    out = pd.DataFrame({"source_system": source, "source_id": mapped["source_id"]}, index=raw.index)
+    out = pd.DataFrame(
+        {"source_system": source.name, "source_id": mapped["source_id"]}, index=raw.index
+    )
     return raw, mapped, issues, out
 
 
@@ -197,14 +199,21 @@ def _stage_customers(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
     dataset = source.customers
-    raw, m, issues, out = _start(raw, dataset, source.name, CUSTOMER_FIELDS)
+    raw, m, issues, out = _start(raw, dataset, source, CUSTOMER_FIELDS)
     out["country"] = to_iso2(clean_text(m["country"]))
     given, family = clean_text(m["given_name"]), clean_text(m["family_name"])
     name = clean_name(m["name"])
     name = name.where(name.notna(), clean_name(_full_person_name(given, family)))
     party = clean_text(m["party_type"]).map(lambda v: v.lower() if isinstance(v, str) else v)
     has_person_parts = given.notna() | family.notna()
-    party = party.where(party.notna(), has_person_parts.map({True: "person", False: "company"}))
+    # a name the party-type inference could not read stays unknown (the row is quarantined)
+    undecided = (
+        m["mapping_errors"]
+        .map(lambda e: isinstance(e, str) and "party_type_unknown:" in e)
+        .astype(bool)
+    )
+    guess = has_person_parts.map({True: "person", False: "company"})
+    party = party.where(party.notna() | undecided, guess)
     out["party_type"] = party
     out["name"] = name
     is_person = party == "person"
@@ -255,29 +264,9 @@ def _text(values: pd.Series) -> pd.Series:
     return clean_text(values.map(lambda v: None if v is None else str(v)))
 
 
-def _amount(values: pd.Series) -> pd.Series:
-    cleaned = values.map(lambda v: v.replace(",", "").replace(" ", "") if isinstance(v, str) else v)
-    return pd.to_numeric(cleaned, errors="coerce")
-
-
-def _number(
-    mapped: pd.DataFrame, field: str, dataset: DatasetConfig, source: str, issues: list
-) -> pd.Series:
-    """A numeric field; a value that is not a number becomes null and is reported."""
-    values = _amount(mapped[field])
-    bad = mapped[field].notna() & values.isna()
-    if bad.any():
-        rule = dataset.fields.get(field)
-        issues.append(
-            MappingIssue(
-                source,
-                field,
-                (rule.column if rule else None) or "?",
-                "not a number (set to null)",
-                int(bad.sum()),
-            )
-        )
-    return values
+def _number(mapped: pd.DataFrame, field: str) -> pd.Series:
+    """A numeric field as float (parsed under the number format and reported by map_fields)."""
+    return pd.to_numeric(mapped[field], errors="coerce").astype(float)
 
 
 def stage_orders(
@@ -292,11 +281,11 @@ def _stage_orders(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
     dataset = source.orders
-    raw, m, issues, out = _start(raw, dataset, source.name, ORDER_FIELDS)
+    raw, m, issues, out = _start(raw, dataset, source, ORDER_FIELDS)
     out["order_number"] = clean_text(m["order_number"])
     out["customer_ref"] = clean_text(m["customer_ref"])
     out["order_date"] = pd.to_datetime(m["order_date"])
-    out["amount"] = _number(m, "amount", dataset, source.name, issues)
+    out["amount"] = _number(m, "amount")
     out["currency"] = clean_text(m["currency"]).map(
         lambda v: v.upper() if isinstance(v, str) else v
     )
@@ -317,12 +306,12 @@ def _stage_order_lines(
     raw: pd.DataFrame, source: SourceConfig
 ) -> tuple[pd.DataFrame, list[MappingIssue]]:
     dataset = source.order_lines
-    raw, m, issues, out = _start(raw, dataset, source.name, ORDER_LINE_FIELDS)
+    raw, m, issues, out = _start(raw, dataset, source, ORDER_LINE_FIELDS)
     out["order_number"] = clean_text(m["order_number"])
     out["line_number"] = _text(m["line_number"])
     out["product"] = clean_text(m["product"])
-    out["quantity"] = _number(m, "quantity", dataset, source.name, issues)
-    out["line_amount"] = _number(m, "line_amount", dataset, source.name, issues)
+    out["quantity"] = _number(m, "quantity")
+    out["line_amount"] = _number(m, "line_amount")
     out["source_values"] = _source_values(raw, dataset)
     out["mapping_errors"] = m["mapping_errors"]
     return out[list(STAGED_ORDER_LINE_COLUMNS)], issues

@@ -73,14 +73,16 @@ STAGING_VERSION = 1
 
 
 def restage_fingerprint(source: SourceConfig, dataset: str) -> str:
-    """Changes when the dataset's mapping file changes (or STAGING_VERSION is bumped)."""
+    """Changes when the dataset's mapping file (its fields or the source's timezone) changes,
+    or STAGING_VERSION is bumped."""
     config = source.datasets()[dataset].model_dump_json()
-    return hashlib.sha1(f"{config}\x1f{STAGING_VERSION}".encode()).hexdigest()
+    zone = source.timezone or "UTC"
+    return hashlib.sha1(f"{config}\x1f{zone}\x1f{STAGING_VERSION}".encode()).hexdigest()
 
 
 def mapping_fingerprint(source: SourceConfig, dataset: str) -> str:
     """Changes whenever the dataset's mapping or the staging code changes."""
-    config = source.datasets()[dataset].model_dump_json()
+    config = source.datasets()[dataset].model_dump_json() + (source.timezone or "UTC")
     return hashlib.sha1((config + _code_fingerprint()).encode()).hexdigest()
 
 

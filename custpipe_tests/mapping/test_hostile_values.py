@@ -1,0 +1,288 @@
+"""Mapping under hostile or ambiguous values: numbers, expressions, time zones, ids, codes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from custpipe.config import ConfigError, DatasetConfig, SourceConfig, load_config, load_source
+from custpipe.mapping.apply import MappingError, map_fields
+from custpipe.mapping.canonical import stage_customers, stage_order_lines, stage_orders
+from custpipe.mapping.sql_expr import sandbox
+from custpipe.mapping.stage import mapping_fingerprint, restage_fingerprint
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def dataset(fields: dict, **extra) -> DatasetConfig:
+    return DatasetConfig.model_validate(
+        {"reader": {"kind": "csv", "path": "x.csv"}, "id": "ID", "fields": fields, **extra}
+    )
+
+
+def orders_source(**orders_extra) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "sales",
+            "customers": {
+                "reader": {"kind": "csv", "path": "c"},
+                "id": "I",
+                "fields": {"name": "N"},
+            },
+            "orders": {
+                "reader": {"kind": "csv", "path": "o.csv"},
+                "id": "O",
+                "fields": {"order_number": "O", "customer_ref": "R", "amount": "A"}
+                | {"currency": "CU"},
+                **orders_extra,
+            },
+            "order_lines": {
+                "reader": {"kind": "csv", "path": "l.csv"},
+                "id": "L",
+                "fields": {"order_number": "O", "line_amount": "A", "quantity": "Q"},
+                **orders_extra,
+            },
+        }
+    )
+
+
+def orders(amounts: list, currency: str = "EUR") -> pd.DataFrame:
+    n = len(amounts)
+    return pd.DataFrame(
+        {"O": [str(i) for i in range(n)], "R": ["c"] * n, "A": amounts, "CU": [currency] * n}
+    )
+
+
+# ------------------------------------------------------------------ 1. amounts
+
+
+def test_decimal_comma_amounts_are_parsed_under_the_declared_format():
+    source = orders_source(number_format={"decimal": ",", "group": "."})
+    staged, issues = stage_orders(orders(["12,50", "1.234,56", "-3,00", "1.000.000", "7"]), source)
+    assert staged["amount"].tolist() == [12.5, 1234.56, -3.0, 1_000_000.0, 7.0]
+    assert staged["mapping_errors"].isna().all()
+    assert issues == []
+
+
+def test_an_amount_ambiguous_under_the_default_format_is_flagged_not_guessed():
+    staged, issues = stage_orders(
+        orders(["12,50", "1.234,56", "1,234.5", "12.50"]), orders_source()
+    )
+    amounts = staged["amount"].tolist()
+    assert math.isnan(amounts[0]) and math.isnan(amounts[1])
+    assert amounts[2:] == [1234.5, 12.5]
+    assert staged["mapping_errors"].tolist()[:2] == ["amount_unparseable:amount"] * 2
+    assert staged["mapping_errors"].tolist()[2:] == [None, None]
+    (issue,) = [i for i in issues if i.field == "amount"]
+    assert issue.rows == 2 and issue.column == "A"
+    assert issue.rule == "amount_unparseable:amount"
+    assert "number_format" in issue.problem and "decimal '.'" in issue.problem
+    assert "12,50" not in str(issue)  # no row values in the report
+
+
+@pytest.mark.parametrize("bad", ["NaN", "nan", "inf", "-Inf", "Infinity", "1e300", "2e15", "abc"])
+def test_non_finite_and_huge_amounts_are_rejected(bad):
+    staged, issues = stage_orders(orders([bad, "5"]), orders_source())
+    assert pd.isna(staged["amount"].iloc[0]) and staged["amount"].iloc[1] == 5.0
+    assert staged["mapping_errors"].tolist() == ["amount_unparseable:amount", None]
+    assert [i.rule for i in issues] == ["amount_unparseable:amount"]
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), 1e300])
+def test_non_finite_numeric_cells_are_rejected_too(bad):
+    staged, _ = stage_orders(orders([bad, 5.0]), orders_source())
+    assert staged["mapping_errors"].tolist() == ["amount_unparseable:amount", None]
+
+
+def test_negative_amounts_are_credit_notes_and_kept():
+    staged, issues = stage_orders(orders(["-12.50", "12.50-"]), orders_source())
+    assert staged["amount"].tolist() == [-12.5, -12.5]  # SAP writes the sign after the number
+    assert issues == []
+
+
+def test_order_line_amount_and_quantity_follow_the_number_format():
+    source = orders_source(number_format={"decimal": ",", "group": "."})
+    lines = pd.DataFrame(
+        {"L": ["1", "2"], "O": ["1", "1"], "A": ["1.234,5", "x"], "Q": ["2", "1,5"]}
+    )
+    staged, issues = stage_order_lines(lines, source)
+    assert staged["line_amount"].tolist()[0] == 1234.5 and pd.isna(staged["line_amount"].iloc[1])
+    assert staged["quantity"].tolist() == [2.0, 1.5]
+    assert staged["mapping_errors"].tolist() == [None, "amount_unparseable:line_amount"]
+    assert {i.field for i in issues} == {"line_amount"}
+
+
+def test_a_field_may_declare_its_own_number_format():
+    ds = dataset({"amount": {"column": "A", "number_format": {"decimal": ",", "group": ""}}})
+    out, issues = map_fields(pd.DataFrame({"ID": ["1"], "A": ["1234,5"]}), ds, "erp")
+    assert out["amount"].tolist() == [1234.5] and issues == []
+
+
+@pytest.mark.parametrize(
+    "fmt", [{"decimal": ",", "group": ","}, {"decimal": ";"}, {"decimal": ".", "group": "x"}]
+)
+def test_an_impossible_number_format_is_a_config_error(fmt):
+    with pytest.raises(ValueError, match="number_format"):
+        dataset({"amount": "A"}, number_format=fmt)
+
+
+# ------------------------------------------------------------------ 5. expressions
+
+PAYLOAD = "1)::VARCHAR AS v FROM raw; COPY (SELECT 42) TO '{path}'; SELECT (\"N\""
+
+
+def test_an_expression_smuggling_statements_is_rejected_when_loaded(tmp_path):
+    target = tmp_path / "x.csv"
+    file = tmp_path / "crm.yaml"
+    customers = {"reader": {"kind": "csv", "path": "x.csv"}, "id": "ID"}
+    customers["fields"] = {"name": {"expr": PAYLOAD.format(path=target)}}
+    file.write_text(yaml.safe_dump({"customers": customers}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_source(file)
+    message = str(err.value)
+    assert "crm.yaml" in message and "customers.fields.name" in message
+    assert "one SQL expression" in message
+    assert not target.exists()
+
+
+def test_an_expression_smuggling_statements_is_refused_before_running(tmp_path):
+    target = tmp_path / "x.csv"
+    ds = dataset({"name": "N"})
+    rule = ds.fields["name"].model_copy(
+        update={"column": None, "expr": PAYLOAD.format(path=target)}
+    )
+    ds = ds.model_copy(update={"fields": {"name": rule}})  # bypasses the load-time check
+    raw = pd.DataFrame({"ID": ["1"], "N": ["a"]})
+    with pytest.raises(MappingError, match=r"source 'crm', field 'name'.*one SQL expression"):
+        map_fields(raw, ds, "crm")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "(SELECT count(*) FROM read_csv('/etc/passwd'))",
+        "1) AS v FROM raw UNION ALL SELECT (2",
+        '"N") AS v FROM raw WHERE (1=1',
+    ],
+)
+def test_expressions_that_are_not_one_plain_expression_are_refused(expr):
+    with pytest.raises(ValueError, match="one SQL expression"):
+        dataset({"name": {"expr": expr}})
+
+
+def test_file_access_inside_an_expression_is_refused_at_run_time():
+    ds = dataset({"name": "N"})
+    rule = ds.fields["name"].model_copy(
+        update={"column": None, "expr": "(SELECT count(*) FROM read_text('/etc/passwd'))"}
+    )
+    ds = ds.model_copy(update={"fields": {"name": rule}})  # bypasses the load-time check
+    with pytest.raises(MappingError, match="source 'crm', field 'name'.*subquery"):
+        map_fields(pd.DataFrame({"ID": ["1"], "N": ["a"]}), ds, "crm")
+
+
+def test_expressions_run_where_files_cannot_be_read_or_written(tmp_path):
+    con = sandbox()
+    with pytest.raises(duckdb.PermissionException, match="disabled"):
+        con.execute("SELECT count(*) FROM read_text('/etc/passwd')")
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"COPY (SELECT 42) TO '{tmp_path / 'x.csv'}'")
+    with pytest.raises(duckdb.Error):  # and the setting cannot be switched back on
+        con.execute("SET enable_external_access = true")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_legitimate_expression_still_maps():
+    ds = dataset({"name": {"expr": 'upper(coalesce("A", "N")) || \'-\' || length("N")'}})
+    raw = pd.DataFrame({"ID": ["1", "2"], "N": ["abc", "de"], "A": [None, "x"]})
+    out, issues = map_fields(raw, ds, "crm")
+    assert out["name"].tolist() == ["ABC-3", "X-2"] and issues == []
+
+
+# ------------------------------------------------------------------ 3. time zones
+
+
+def test_naive_sales_stamps_are_china_local_time_and_staged_in_utc():
+    source = load_config(CONFIG).sources["sales"]
+    assert source.timezone == "Asia/Shanghai"
+    ds = dataset({"source_updated_at": {"column": "U", "date_format": "%Y/%m/%d %H:%M"}})
+    out, issues = map_fields(
+        pd.DataFrame({"ID": ["1"], "U": ["2026/11/27 10:00"]}), ds, "sales", "Asia/Shanghai"
+    )
+    assert out["source_updated_at"].tolist() == [pd.Timestamp("2026-11-27 02:00")]
+    assert issues == []
+
+
+def test_the_demo_sales_source_stages_local_stamps_in_utc():
+    source = load_config(CONFIG).sources["sales"]
+    cols = ["客户编号", "客户名称", "电话", "邮箱", "地址", "城市", "省份", "邮编", "国家", "税号"]
+    raw = pd.DataFrame(
+        {c: ["x"] for c in cols} | {"客户等级": ["A类"], "更新时间": ["2026/11/27 10:00"]}
+    )
+    staged, _ = stage_customers(raw, source)
+    assert staged["source_updated_at"].tolist() == [pd.Timestamp("2026-11-27 02:00")]
+
+
+def test_aware_stamps_keep_their_offset_and_dates_stay_calendar_dates():
+    ds = dataset(
+        {"source_updated_at": "U", "order_date": {"column": "D", "date_format": "%Y-%m-%d"}}
+    )
+    raw = pd.DataFrame(
+        {
+            "ID": ["1", "2", "3"],
+            "U": ["2026-11-27T10:00:00+01:00", "2026-11-27T10:00:00Z", "2026-11-27T10:00:00"],
+            "D": ["2026-11-27"] * 3,
+        }
+    )
+    out, _ = map_fields(raw, ds, "crm", "Asia/Shanghai")
+    assert out["source_updated_at"].tolist() == [
+        pd.Timestamp("2026-11-27 09:00"),
+        pd.Timestamp("2026-11-27 10:00"),
+        pd.Timestamp("2026-11-27 02:00"),
+    ]
+    assert out["order_date"].tolist() == [pd.Timestamp("2026-11-27")] * 3
+
+
+def test_an_unknown_time_zone_is_a_config_error_naming_the_setting():
+    with pytest.raises(ValueError, match="timezone.*Mars/Olympus"):
+        SourceConfig.model_validate(
+            {
+                "name": "s",
+                "timezone": "Mars/Olympus",
+                "customers": {
+                    "reader": {"kind": "csv", "path": "c"},
+                    "id": "I",
+                    "fields": {"name": "N"},
+                },
+            }
+        )
+
+
+def test_a_changed_time_zone_restages_the_source():
+    source = load_config(CONFIG).sources["sales"]
+    moved = source.model_copy(update={"timezone": "Europe/Berlin"})
+    assert restage_fingerprint(source, "customers") != restage_fingerprint(moved, "customers")
+    assert mapping_fingerprint(source, "customers") != mapping_fingerprint(moved, "customers")
+
+
+def test_a_source_without_a_time_zone_takes_the_pipeline_one():
+    config = load_config(CONFIG)
+    assert config.sources["crm"].timezone == config.timezone
+
+
+# ------------------------------------------------------------------ 4. party type
+
+
+@pytest.mark.parametrize(
+    "value", ["'); DROP TABLE x;--", '=HYPERLINK("http://x","y")', "@SUM(1+1)", "12345", "---"]
+)
+def test_payloads_and_values_without_name_letters_are_not_persons(value):
+    raw = pd.DataFrame({"ID": ["1", "2"], "N": [value, "Vincent Schulz"]})
+    ds = dataset({"party_type": {"column": "N", "transform": "infer_party_type"}, "name": "N"})
+    out, _ = map_fields(raw, ds, "sales")
+    assert out["party_type"].tolist() == [None, "person"]
