@@ -56,13 +56,28 @@ def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -
     )
 
 
-def source_path(reader: ReaderConfig, settings: Settings, business_date: date) -> Path:
-    """The file a file reader reads for a business date."""
-    return Path(
-        settings.expand(
-            reader.path, yyyymmdd=business_date.strftime("%Y%m%d"), date=business_date.isoformat()
+PATH_PLACEHOLDERS = ("data", "sources", "config", "yyyymmdd", "date")
+
+
+def source_path(
+    reader: ReaderConfig, settings: Settings, business_date: date, owner: str = "?"
+) -> Path:
+    """The file a file reader reads for a business date (placeholders: PATH_PLACEHOLDERS)."""
+    try:
+        return Path(
+            settings.expand(
+                reader.path,
+                yyyymmdd=business_date.strftime("%Y%m%d"),
+                date=business_date.isoformat(),
+            )
         )
-    )
+    except (KeyError, IndexError, ValueError) as exc:
+        known = ", ".join("{" + p + "}" for p in PATH_PLACEHOLDERS)
+        what = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else exc
+        raise readers.SourceReadError(
+            f"source '{owner}': the reader 'path' {reader.path!r} has an {what}; the "
+            f"placeholders are {known} (write {{{{ and }}}} for a literal brace)."
+        ) from None
 
 
 def iter_raw(
@@ -85,7 +100,8 @@ def iter_raw(
         "parquet": readers.read_parquet,
         "xlsx": readers.read_xlsx,
     }
-    return fn[reader.kind](source_path(reader, settings, business_date), reader, source.name, notes)
+    path = source_path(reader, settings, business_date, source.name)
+    return fn[reader.kind](path, reader, source.name, notes)
 
 
 def check_types(source: str, dataset: str, previous: dict, current: dict, used: list[str]) -> None:
@@ -127,6 +143,21 @@ def check_columns(source: str, dataset: str, expected: list[str], actual: list[s
             f"source's mapping file or fix the export."
         )
     return [c for c in actual if c not in expected]
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def check_delimiter(source: str, reader: ReaderConfig, columns: list[str], needed: list[str]):
+    """A CSV read as a single column while the mapping needs several: the delimiter is wrong."""
+    if reader.kind != "csv" or len(columns) != 1 or len(needed) < 2:
+        return
+    seen = [d for d in DELIMITERS if d != reader.delimiter and d in columns[0]]
+    hint = f" (the header looks {seen[0]!r}-separated)" if seen else ""
+    raise readers.SourceReadError(
+        f"source '{source}': {reader.path} was read as one column while the mapping needs "
+        f"{len(needed)}; check 'delimiter' (it is {reader.delimiter!r}){hint}."
+    )
 
 
 def _check_schema(
@@ -201,6 +232,7 @@ def extract_dataset(
         for part, chunk in enumerate(chunks):
             if columns is None:
                 columns = list(chunk.columns)
+                check_delimiter(source.name, reader, columns, expected)
                 extra = _check_schema(source.name, name, expected, columns, before, state)
             chunk = chunk.reindex(
                 columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))

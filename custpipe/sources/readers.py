@@ -7,9 +7,13 @@ table at once, so large sources stream through bounded memory.
 from __future__ import annotations
 
 import codecs
+import collections
+import csv
 import datetime
 import decimal
 import json
+import os
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from custpipe.config import ReaderConfig
+from custpipe.secrets import redact
 
 
 class SourceReadError(RuntimeError):
@@ -32,7 +37,7 @@ class SourceReadError(RuntimeError):
     """
 
     def __init__(self, message: str, retryable: bool = False):
-        super().__init__(message)
+        super().__init__(redact(message))  # never a password, whoever built the message
         self.retryable = retryable
 
 
@@ -53,6 +58,18 @@ def _text(value: object) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
+
+
+def _excel_value(value: object) -> object:
+    """An Excel cell in a defined text form: dates and times as ISO 8601 (`YYYY-MM-DD`,
+    `YYYY-MM-DD HH:MM:SS[.ffffff]`, `HH:MM:SS`), whatever the cell's display format."""
+    if isinstance(value, datetime.datetime):
+        if value.time() == datetime.time(0) and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
 
 
 def type_category(sql_type: object) -> str:
@@ -147,11 +164,53 @@ def read_sql(
         engine.dispose()
 
 
-def _require_file(path: Path, source: str) -> None:
+def _require_file(path: Path, source: str, notes: list[str] | None = None) -> None:
+    """Fail unless `path` is a file; a symbolic link is followed and its target noted."""
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_file():
+            raise SourceReadError(
+                f"source '{source}': {path} is a symbolic link to {target}, which does not exist "
+                "(or is not a file). Fix the link or point the reader 'path' at the export itself."
+            )
+        if notes is not None:
+            notes.append(f"source '{source}': {path.name} is a symbolic link; read {target}.")
+        return
     if not path.is_file():
         raise SourceReadError(
             f"source '{source}': file {path} not found. Check the reader 'path' in the source's "
             "configuration and that the export for this business date was delivered."
+        )
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _guarded(path: Path, source: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Stream `chunks` of a file; a file that vanishes or changes while it is read (a delivery
+    still in progress, a file moved away) is a retryable SourceReadError, never partial data."""
+    before = _signature(path)
+    try:
+        yield from chunks
+    except OSError as exc:
+        raise SourceReadError(
+            f"source '{source}': {path} vanished or changed while it was read "
+            f"({exc.strerror or type(exc).__name__}); nothing was landed. Rerun the extract once "
+            "the delivery of the export is complete.",
+            retryable=True,
+        ) from None
+    after = _signature(path)
+    if after != before:
+        what = "vanished" if after is None else "changed"
+        raise SourceReadError(
+            f"source '{source}': {path} {what} while it was read; nothing was landed. Rerun the "
+            "extract once the delivery of the export is complete.",
+            retryable=True,
         )
 
 
@@ -173,14 +232,73 @@ def _is_utf8(path: Path, block: int = 1 << 20) -> bool:
 
 def detect_encoding(path: Path, sample: int = 1 << 20) -> str | None:
     """The most likely encoding of a text file, from its first megabyte (None if unknown)."""
-    best = charset_normalizer.from_bytes(path.read_bytes()[:sample]).best()
+    with path.open("rb") as handle:
+        best = charset_normalizer.from_bytes(handle.read(sample)).best()
     return best.encoding if best else None
 
 
+def is_single_byte(encoding: str) -> bool:
+    """True for an encoding that maps every byte to one character (latin-1, cp1252, koi8-r …):
+    it decodes any file without an error, so a wrong declaration goes unnoticed."""
+    try:
+        text = bytes(range(0x80, 0x100)).decode(encoding, errors="replace")
+    except LookupError:
+        return False
+    return len(text) == 0x80 and text.count("\ufffd") <= 8
+
+
+def _utf8_prefix(sample: bytes) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def likely_other_encoding(path: Path, declared: str, sample: int = 1 << 20) -> str | None:
+    """For a declared single-byte encoding: the file's real encoding when it is clearly another
+    one (valid multi-byte UTF-8, or a multi-byte encoding charset_normalizer reads cleanly
+    where the declared one reads as chaos); else None."""
+    if not is_single_byte(declared):
+        return None
+    with path.open("rb") as handle:
+        data = handle.read(sample)
+    if not any(b >= 0x80 for b in data):
+        return None  # plain ASCII reads the same in every such encoding
+    boms = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)
+    wide = b"\x00" in data or data.startswith(boms)
+    if not wide and _utf8_prefix(data):
+        return "utf-8"
+    candidates = [
+        m
+        for m in charset_normalizer.from_bytes(data)
+        if not is_single_byte(m.encoding) and (wide or not m.encoding.startswith("utf_"))
+    ]
+    if not candidates:
+        return None
+    best = candidates[0]
+    as_declared = charset_normalizer.from_bytes(data, cp_isolation=[declared]).best()
+    if as_declared is None or as_declared.chaos - best.chaos >= 0.1:
+        return best.encoding
+    return None
+
+
 def resolve_encoding(path: Path, reader: ReaderConfig, source: str, notes: list[str]) -> str:
-    """The declared encoding, else UTF-8 when the file is UTF-8, else a detected one (noted)."""
+    """The declared encoding, else UTF-8 when the file is UTF-8, else a detected one (noted).
+
+    A declared single-byte encoding (latin-1, cp1252 …) that the file clearly is not is an
+    error: those encodings decode any bytes, so the file would land as mojibake.
+    """
     if reader.encoding:
         name = reader.encoding
+        other = likely_other_encoding(path, name)
+        if other:
+            raise SourceReadError(
+                f"source '{source}': {path} is declared '{name}' but is almost certainly "
+                f"'{other}' (read as '{name}' its text would be garbled). Set the reader's "
+                f"'encoding' to '{other}' "
+                "in the reader (or export the file in the declared encoding)."
+            )
         return "utf-8-sig" if name.lower().replace("-", "") in ("utf8", "utf8sig") else name
     if _is_utf8(path):
         return "utf-8-sig"  # tolerates a byte-order mark
@@ -197,12 +315,47 @@ def resolve_encoding(path: Path, reader: ReaderConfig, source: str, notes: list[
     return detected
 
 
-def read_csv(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
+def _ends_with_newline(path: Path, encoding: str) -> bool:
+    width = 4 if "32" in encoding else 2 if "16" in encoding else 1
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 16 - (size % width)))
+        tail = handle.read().decode(encoding.replace("-sig", ""), errors="ignore")
+    return tail.endswith(("\n", "\r"))
+
+
+def _last_record(path: Path, encoding: str, reader: ReaderConfig) -> tuple[int, list[str]]:
+    """(line number, fields) of the last record, read with the csv module (quoted newlines)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            records = csv.reader(handle, delimiter=reader.delimiter, quotechar=reader.quotechar)
+            last = collections.deque(records, maxlen=1)
+            return records.line_num, (last[0] if last else [])
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _check_last_row(path: Path, encoding: str, reader: ReaderConfig, source: str, n: int) -> None:
+    """An export cut off mid-row (no final newline, fewer fields than the header) fails:
+    pandas would fill the missing fields with nulls without a word."""
+    if _ends_with_newline(path, encoding):
+        return
+    line, fields = _last_record(path, encoding, reader)
+    if fields and len(fields) < n:
+        raise SourceReadError(
+            f"source '{source}': {path} line {line} has {len(fields)} of {n} fields and the "
+            "file does not end with a line break: the export looks truncated. Deliver it again "
+            "(complete), then rerun the extract."
+        )
+
+
+def _csv_chunks(
+    path: Path, reader: ReaderConfig, source: str, notes: list[str]
 ) -> Iterator[pd.DataFrame]:
-    """Stream a delimited text file in its declared (or detected) encoding."""
-    _require_file(path, source)
-    encoding = resolve_encoding(path, reader, source, notes if notes is not None else [])
+    encoding = resolve_encoding(path, reader, source, notes)
+    columns = 0
     try:
         chunks = pd.read_csv(
             path,
@@ -215,29 +368,43 @@ def read_csv(
             chunksize=reader.chunk_size,
         )
         for chunk in chunks:
+            columns = len(chunk.columns)
             yield _as_strings(chunk)
+    except pd.errors.EmptyDataError:
+        raise SourceReadError(
+            f"source '{source}': {path} is empty — no header (not even the column names). "
+            "The export failed or was cut off: deliver it again; a night without records is "
+            "a file with just the header line."
+        ) from None
     except UnicodeDecodeError as exc:
         guess = detect_encoding(path)
         hint = f" It looks like '{guess}'." if guess else ""
         raise SourceReadError(
             f"source '{source}': {path} is not valid {encoding} (byte {exc.start}).{hint} Set "
             "'encoding' in the reader to the file's real encoding (e.g. gb18030, cp1252)."
-        ) from exc
+        ) from None
     except pd.errors.ParserError as exc:
         raise SourceReadError(
             f"source '{source}': {path} could not be parsed as CSV: {exc}. Check 'delimiter' "
             "and 'quotechar' against the export."
-        ) from exc
+        ) from None
+    if columns:
+        _check_last_row(path, encoding, reader, source, columns)
 
 
-def read_xlsx(
+def read_csv(
     path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Stream an Excel worksheet row by row (read-only mode), first row as the header."""
-    _require_file(path, source)
+    """Stream a delimited text file in its declared (or detected) encoding."""
+    notes = notes if notes is not None else []
+    _require_file(path, source, notes)
+    yield from _guarded(path, source, _csv_chunks(path, reader, source, notes))
+
+
+def _xlsx_chunks(path: Path, reader: ReaderConfig, source: str) -> Iterator[pd.DataFrame]:
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise SourceReadError(
             f"source '{source}': {path} is not a readable .xlsx workbook ({exc}); export it "
             "again as Excel 2007+ (.xlsx)."
@@ -260,7 +427,8 @@ def read_xlsx(
         for row in rows:
             if all(v is None for v in row):
                 continue  # Excel's trailing empty rows
-            batch.append(row[: len(columns)] + (None,) * (len(columns) - len(row)))
+            row = tuple(_excel_value(v) for v in row[: len(columns)])
+            batch.append(row + (None,) * (len(columns) - len(row)))
             if len(batch) >= reader.chunk_size:
                 yield _as_strings(pd.DataFrame(batch, columns=columns))
                 batch = []
@@ -270,29 +438,114 @@ def read_xlsx(
         book.close()
 
 
+def read_xlsx(
+    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Stream an Excel worksheet row by row (read-only mode), first row as the header.
+
+    Date and time cells arrive as ISO 8601 text (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`).
+    """
+    _require_file(path, source, notes)
+    yield from _guarded(path, source, _xlsx_chunks(path, reader, source))
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _surrogate_at(value: object, where: str = "") -> str | None:
+    """The dotted key of the first string (or key) holding a lone UTF-16 surrogate, if any."""
+    if isinstance(value, str):
+        return (where or "?") if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            if _has_surrogate(str(key)):
+                return "a key"
+            if found := _surrogate_at(item, here):
+                return found
+    if isinstance(value, list):
+        for item in value:
+            if found := _surrogate_at(item, where):
+                return found
+    return None
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """The number of the first line that does not decode (ASCII-compatible encodings)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                return line_no
+    return None
+
+
+def _jsonl_records(
+    path: Path, reader: ReaderConfig, source: str, notes: list[str]
+) -> Iterator[pd.DataFrame]:
+    batch: list[dict] = []
+    encoding = resolve_encoding(path, reader, source, notes)
+    line_no = 0
+    try:
+        with path.open(encoding=encoding) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SourceReadError(
+                        f"source '{source}': {path} line {line_no} is not valid JSON ({exc.msg} "
+                        f"at column {exc.colno}); fix or remove the line in the export."
+                    ) from None
+                if not isinstance(record, dict):
+                    kind = "null" if record is None else _JSON_KINDS.get(type(record), "a value")
+                    raise SourceReadError(
+                        f"source '{source}': {path} line {line_no} is not a JSON object (it is "
+                        f"{kind}); every line of a JSON Lines export must be one record "
+                        "{...}. Fix or remove the line in the export."
+                    )
+                if "\\u" in line.lower() and (key := _surrogate_at(record)):
+                    raise SourceReadError(
+                        f"source '{source}': {path} line {line_no} holds a lone surrogate (a "
+                        f"\\uD800-\\uDFFF escape without its pair) in '{key}': that is no "
+                        "character, and cannot be stored. Fix the exporting system's JSON "
+                        "escaping, or remove the line."
+                    )
+                batch.append(record)
+                if len(batch) >= reader.chunk_size:
+                    yield _as_strings(pd.json_normalize(batch, sep="."))
+                    batch = []
+    except UnicodeDecodeError:
+        ascii_compatible = "16" not in encoding and "32" not in encoding
+        bad = _first_undecodable_line(path, encoding) if ascii_compatible else None
+        where = f"line {bad}" if bad else f"after line {line_no}"
+        guess = detect_encoding(path)
+        hint = f" It looks like '{guess}'." if guess else ""
+        raise SourceReadError(
+            f"source '{source}': {path} {where} is not valid {reader.encoding or encoding}.{hint} "
+            "Set 'encoding' in the reader to the file's real encoding (e.g. cp1252, gb18030)."
+        ) from None
+    if batch:
+        yield _as_strings(pd.json_normalize(batch, sep="."))
+
+
 def read_jsonl(
     path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Stream a JSON Lines file; nested objects are flattened to dotted column names."""
-    _require_file(path, source)
-    batch: list[dict] = []
-    encoding = resolve_encoding(path, reader, source, notes if notes is not None else [])
-    with path.open(encoding=encoding) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                batch.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise SourceReadError(
-                    f"source '{source}': {path} line {line_no} is not valid JSON ({exc.msg} at "
-                    f"column {exc.colno}); fix or remove the line in the export."
-                ) from exc
-            if len(batch) >= reader.chunk_size:
-                yield _as_strings(pd.json_normalize(batch, sep="."))
-                batch = []
-    if batch:
-        yield _as_strings(pd.json_normalize(batch, sep="."))
+    """Stream a JSON Lines file; nested objects are flattened to dotted column names.
+
+    Every non-blank line must be one JSON object; an empty file is an empty extraction.
+    """
+    notes = notes if notes is not None else []
+    _require_file(path, source, notes)
+    yield from _guarded(path, source, _jsonl_records(path, reader, source, notes))
 
 
 def _text_columns(batch: pa.RecordBatch) -> pa.Table:
@@ -316,6 +569,10 @@ def read_parquet(
     path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
     """Stream a Parquet file by record batches."""
-    _require_file(path, source)
+    _require_file(path, source, notes)
+    yield from _guarded(path, source, _parquet_chunks(path, reader))
+
+
+def _parquet_chunks(path: Path, reader: ReaderConfig) -> Iterator[pd.DataFrame]:
     for batch in pq.ParquetFile(path).iter_batches(batch_size=reader.chunk_size):
         yield _as_strings(_text_columns(batch).to_pandas())
