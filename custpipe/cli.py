@@ -11,14 +11,31 @@ from pathlib import Path
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def _yesterday() -> date:
-    return datetime.now(UTC).date() - timedelta(days=1)
+def business_yesterday(timezone: str, now: datetime | None = None) -> date:
+    """The day before today in `timezone`, the zone of the nightly partitions (`now`: aware)."""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC) if now is None else now
+    if now.tzinfo is None:
+        raise ValueError("business_yesterday needs a clock with a time zone (e.g. UTC)")
+    return now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=1)
+
+
+def resolve_business_date(args: argparse.Namespace, settings, now: datetime | None = None) -> date:
+    """`--date`, else yesterday in the pipeline's configured `timezone` (pipeline.yaml)."""
+    if args.date is not None:
+        return args.date
+    from custpipe.config import load_config
+
+    return business_yesterday(load_config(settings.config_dir).timezone, now)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Generate the demo source systems."""
     from custpipe.demo.generate import generate_demo
+    from custpipe.settings import Settings
 
+    args.date = resolve_business_date(args, Settings.from_env())
     summary = generate_demo(
         Path(args.out), customers=args.customers, seed=args.seed, business_date=args.date
     )
@@ -36,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
+    args.date = resolve_business_date(args, settings)
     defs = build_definitions(settings)
     job = defs.resolve_job_def("nightly")
     instance = (
@@ -114,6 +132,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     cfg = load_config(settings.config_dir)
+    args.date = resolve_business_date(args, settings)
     if args.source not in cfg.sources:
         raise ValueError(f"no source '{args.source}' (configured: {', '.join(cfg.sources)})")
     staged, issues, notes = preview(
@@ -261,12 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=str(Path(os.environ.get("CUSTPIPE_DATA", "data")) / "sources")
     )
     demo.add_argument(
-        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+        "--date",
+        type=_date,
+        default=None,
+        help="business date (default: yesterday in the configured timezone)",
     )
     demo.set_defaults(func=cmd_demo_data)
     run = sub.add_parser("run", help="run the nightly job once for a business date")
     run.add_argument(
-        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+        "--date",
+        type=_date,
+        default=None,
+        help="business date (default: yesterday in the configured timezone)",
     )
     run.add_argument("--summary-on-failure", action="store_true")
     run.add_argument(
@@ -290,7 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prev.add_argument("--rows", type=int, default=1000)
     prev.add_argument(
-        "--date", type=_date, default=_yesterday(), help="business date (default: yesterday)"
+        "--date",
+        type=_date,
+        default=None,
+        help="business date (default: yesterday in the configured timezone)",
     )
     prev.add_argument(
         "--show-values", action="store_true", help="also print 10 staged rows (customer data!)"

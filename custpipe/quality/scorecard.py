@@ -20,7 +20,7 @@ def add_reconciliation_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         """
         INSERT INTO quality.scorecard
         WITH total AS (SELECT count(DISTINCT order_number) AS n FROM staging.orders)
-        SELECT ?, now()::TIMESTAMP, 'orders', 'recon:' || d.kind, 'warn', t.n, count(*),
+        SELECT ?, timezone('UTC', now()), 'orders', 'recon:' || d.kind, 'warn', t.n, count(*),
                CASE WHEN t.n = 0 THEN 1.0 ELSE 1.0 - count(*) / t.n END
         FROM recon.order_discrepancies d, total t GROUP BY d.kind, t.n
     """,
