@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from custpipe.csv_safe import write_csv
+from custpipe.secrets import mask_url, redact
 
 PUBLISHED_COLUMNS: tuple[str, ...] = (
     "erp_customer_number",
@@ -106,6 +107,63 @@ def log_table(name: str, metadata: sa.MetaData) -> sa.Table:
         sa.Column("unchanged", sa.Integer, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
     )
+
+
+# columns a target table created by an older custpipe may lack: added when publishing
+_ADDED_LATER = ("merged_into",)
+
+
+def _compatible(expected: sa.types.TypeEngine, found: sa.types.TypeEngine) -> bool:
+    """Whether a found column type holds every value of the expected one."""
+    if isinstance(expected, sa.String):
+        length = getattr(found, "length", None)
+        return isinstance(found, sa.String) and (length is None or length >= expected.length)
+    if isinstance(expected, sa.DateTime):
+        return isinstance(found, sa.DateTime)
+    if isinstance(expected, sa.Integer):
+        return isinstance(found, sa.Integer)
+    return True
+
+
+def shape_problems(conn: sa.Connection, table: sa.Table) -> list[str]:
+    """How an existing table differs from the published shape `table` (empty: it fits).
+
+    A text column may be wider than declared (or unbounded); a column custpipe added in a
+    later version (`merged_into`) may be missing: publishing adds it.
+    """
+    found = {c["name"].lower(): c["type"] for c in sa.inspect(conn).get_columns(table.name)}
+    problems = []
+    for column in table.columns:
+        expected = column.type.compile(dialect=conn.dialect)
+        have = found.get(column.name.lower())
+        if have is None:
+            if column.name not in _ADDED_LATER:
+                problems.append(f"column {column.name} is missing (expected {expected})")
+        elif not _compatible(column.type, have):
+            shown = have.compile(dialect=conn.dialect)
+            problems.append(f"column {column.name} is {shown}, expected {expected}")
+    return problems
+
+
+def _driver_message(exc: sa.exc.DBAPIError, url: str) -> str:
+    """The first line of a driver's error, without the URL's password (drivers echo it)."""
+    return redact(str(exc.orig or exc).splitlines()[0], url)
+
+
+def _check_shape(conn: sa.Connection, tables: list[sa.Table], url: str) -> None:
+    """Raise PublishTargetError when an existing table differs from the published shape."""
+    inspector = sa.inspect(conn)
+    for table in tables:
+        if not inspector.has_table(table.name):
+            continue
+        problems = shape_problems(conn, table)
+        if problems:
+            raise PublishTargetError(
+                f"publish target {table.name} at {mask_url(url)} does not have the "
+                f"published shape: {'; '.join(problems)}. Nothing was written. Alter the "
+                f"column(s) to the expected type (or rename the table and let custpipe create "
+                "it afresh), then rerun."
+            )
 
 
 def _add_missing_columns(conn: sa.Connection, target: sa.Table) -> None:
@@ -345,13 +403,23 @@ def publish(
             f"({int(ids.isna().sum())} missing, {int(ids.duplicated().sum())} duplicated); "
             "nothing was written. Check the golden_customers suite."
         )
-    engine = sa.create_engine(url, hide_parameters=True)  # errors must not carry customer rows
+    try:  # hide_parameters: errors must not carry customer rows
+        engine = sa.create_engine(url, hide_parameters=True)
+    except (ValueError, sa.exc.ArgumentError, ImportError) as exc:
+        raise PublishTargetError(
+            f"publish to {table}: the target URL {mask_url(url)} cannot be used "
+            f"({type(exc).__name__}). Nothing was written. Write it as "
+            "dialect+driver://user:password@host:port/database, with '@', ':' and '/' in the "
+            "password escaped as %40, %3A and %2F, in the environment variable that "
+            "publish.connection.url_env names."
+        ) from None
     metadata = sa.MetaData()
     target, log = target_table(table, metadata), log_table(table, metadata)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     try:
         with engine.begin() as conn:
             exists = sa.inspect(conn).has_table(target.name)
+            _check_shape(conn, [target, log], url)  # before anything is written
             if not dry_run:  # a dry run writes nothing, not even the table
                 metadata.create_all(conn, checkfirst=True)
                 _add_missing_columns(conn, target)
@@ -413,10 +481,18 @@ def publish(
                         }
                     ],
                 )
+    except sa.exc.DataError as exc:  # a value the target's column cannot hold
+        raise PublishTargetError(
+            f"publish to {table} at {mask_url(url)} failed: a value does not fit the "
+            f"target's column ({_driver_message(exc, url)}). Nothing was "
+            "written. The staged suites' value_fits_published_length rules should have held the "
+            "record back: check that the source's suite has them and that the target's columns "
+            "have the published lengths (custpipe.publish.erp.PUBLISHED_LENGTHS)."
+        ) from exc
     except sa.exc.OperationalError as exc:
         raise PublishTargetError(
-            f"publish to {table} at {engine.url.render_as_string()} failed: "
-            f"{str(exc.orig or exc).splitlines()[0]}. Nothing was written; check that the "
+            f"publish to {table} at {mask_url(url)} failed: "
+            f"{_driver_message(exc, url)}. Nothing was written; check that the "
             "database is reachable and the URL (environment variable) is right, then rerun."
         ) from exc
     finally:

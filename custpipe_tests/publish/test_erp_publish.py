@@ -236,3 +236,122 @@ def test_an_update_writes_only_the_fields_that_changed(url):
         "+4930123",
         "run2",
     )
+
+
+def _create(url: str, ddl: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(ddl))
+    engine.dispose()
+
+
+def _inbound_ddl(types: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+    columns = [f"{c} {types.get(c, 'VARCHAR(400)')}" for c in PUBLISHED_COLUMNS if c not in drop]
+    return (
+        "CREATE TABLE ZCUST_INBOUND (golden_id VARCHAR(32) PRIMARY KEY, "
+        + ", ".join(columns)
+        + ", merged_into VARCHAR(32), row_hash VARCHAR(64) NOT NULL, "
+        "published_at DATETIME NOT NULL, run_id VARCHAR(64))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("types", "drop", "expected"),
+    [
+        ({"name": "INTEGER"}, (), r"column name is INTEGER, expected VARCHAR\(400\)"),
+        ({"city": "VARCHAR(10)"}, (), r"column city is VARCHAR\(10\), expected VARCHAR\(200\)"),
+        ({}, ("street",), r"column street is missing \(expected VARCHAR\(400\)\)"),
+    ],
+)
+def test_a_target_of_another_shape_is_a_clear_error_before_anything_is_written(
+    url, types, drop, expected
+):
+    from custpipe.publish.erp import PublishTargetError
+
+    _create(url, _inbound_ddl(types, drop))
+    with pytest.raises(PublishTargetError, match=expected) as err:
+        publish(golden([{"golden_id": "G1", "name": "Secret Customer"}]), url, "ZCUST_INBOUND", "r")
+    message = str(err.value)
+    assert "ZCUST_INBOUND" in message and "Nothing was written" in message
+    assert "Secret Customer" not in message
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM ZCUST_INBOUND")).scalar() == 0
+        assert not sa.inspect(conn).has_table("ZCUST_INBOUND_LOG")
+    engine.dispose()
+
+
+def test_a_wider_or_text_column_is_accepted(url):
+    _create(url, _inbound_ddl({"name": "TEXT", "city": "VARCHAR(1000)"}))
+    assert publish(golden([{"golden_id": "G1", "name": "A"}]), url, "ZCUST_INBOUND", "r").inserted
+
+
+@pytest.fixture
+def postgres_url():
+    """The test PostgreSQL server (skip when absent; fail in CI, see require_services)."""
+    from custpipe_tests.conftest import require_services
+    from custpipe_tests.integration.conftest import SERVERS
+
+    url = SERVERS["postgresql"]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        if require_services():
+            pytest.fail(f"PostgreSQL not reachable (CUSTPIPE_REQUIRE_SERVICES=1): {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def test_what_the_staged_suites_let_through_publishes_to_postgresql(postgres_url):
+    """A value at the declared limit publishes; one the suites hold back (too long, NUL)
+    would fail the publish, and fails it clearly, with nothing written."""
+    import uuid
+
+    from custpipe.publish.erp import PUBLISHED_LENGTHS, PublishTargetError
+    from custpipe.quality.expectations import fits_published_length
+
+    table = f"cp_test_{uuid.uuid4().hex[:10]}"
+    limit = PUBLISHED_LENGTHS["name"]
+    fits, too_long, nul = "ä" * limit, "ä" * (limit + 1), "Ber\x00lin"
+    assert fits_published_length(fits, limit)
+    assert not fits_published_length(too_long, limit) and not fits_published_length(nul, limit)
+    try:
+        result = publish(golden([{"golden_id": "G1", "name": fits}]), postgres_url, table, "r1")
+        assert result.inserted == 1
+        for bad in ({"name": too_long}, {"name": "A", "city": nul}):
+            rows = golden([{"golden_id": "G1", "name": fits}, {"golden_id": "G2"} | bad])
+            with pytest.raises(PublishTargetError, match=f"{table}.*Nothing was written") as err:
+                publish(rows, postgres_url, table, "r2")
+            assert too_long not in str(err.value) and "Ber" not in str(err.value)
+        engine = sa.create_engine(postgres_url)
+        with engine.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote(table)
+            names = conn.execute(sa.text(f"SELECT name FROM {quoted}")).scalars().all()
+        engine.dispose()
+        assert names == [fits]
+    finally:
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as conn:
+            for name in (table, f"{table}_LOG"):
+                sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://custpipe:Pl4nted@Secret:pw@127.0.0.1:1/erp",  # '@' unescaped
+        "postgresql+psycopg://custpipe:Pl4nted%40Secret%3Apw@127.0.0.1:1/erp",  # refused
+    ],
+)
+def test_a_refused_connection_never_shows_the_password(url):
+    from custpipe.publish.erp import PublishTargetError
+
+    with pytest.raises(PublishTargetError, match="Nothing was written") as err:
+        publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
+    for piece in ("Pl4nted", "Secret"):
+        assert piece not in str(err.value)
