@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 from stdnum.cn import ric, uscc
-from stdnum.de import stnr
 from stdnum.de import vat as de_vat
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
@@ -48,10 +47,9 @@ def _de(text: str) -> tuple[str, bool]:
             return "DE" + de_vat.validate(digits), True
         except ValidationError:
             return "DE" + digits, False
-    try:
-        return stnr.validate(text), True  # Steuernummer (format check only, no check digit)
-    except ValidationError:
-        return compact, False
+    # a Steuernummer has no check digit: it cannot be verified, so it is not valid (no
+    # definite link, no survivorship preference); kept in its compact form
+    return compact, False
 
 
 def _us(text: str) -> tuple[str, bool]:
@@ -93,25 +91,29 @@ def _other(text: str, iso2: str | None) -> tuple[str, bool | None]:
 
 
 def tax_id_value(value: Any, country: Any) -> tuple[str | None, bool | None]:
-    """(compact tax id, valid) for one value and an ISO-2 country code (or None)."""
+    """(compact tax id, valid) for one value and an ISO-2 country code (or None).
+
+    The one tax-ID verdict of custpipe: the staged flag `tax_id_valid` and the GX rule
+    `tax_id_check_digit` (:func:`custpipe.quality.expectations.tax_id_check`) both use it.
+    Valid = passes the country's check digit; None = no validator known for the country.
+    """
     if is_missing(value):
         return None, None
     text = unicodedata.normalize("NFKC", as_text(value)).strip()
     if not _compact(text):
         return None, None
     iso2 = None if is_missing(country) else str(country)
-    try:
-        if iso2 == "CN":
-            return _cn(text)
-        if iso2 == "DE":
-            return _de(text)
-        if iso2 == "US":
-            return _us(text)
-        if iso2 in _EU:
-            return _eu(text, iso2)
-        return _other(text, iso2)
-    except Exception:  # a validator must never break the batch
-        return _compact(text), False
+    # each validator catches only python-stdnum's ValidationError family: anything else is a
+    # bug, and must fail loudly rather than mark the ID invalid
+    if iso2 == "CN":
+        return _cn(text)
+    if iso2 == "DE":
+        return _de(text)
+    if iso2 == "US":
+        return _us(text)
+    if iso2 in _EU:
+        return _eu(text, iso2)
+    return _other(text, iso2)
 
 
 def normalize_tax_id(
@@ -119,10 +121,10 @@ def normalize_tax_id(
 ) -> tuple[pd.Series, pd.Series]:
     """(compact canonical tax id, valid) per row, by the row's country.
 
-    CN: USCC (统一社会信用代码) or resident ID; DE: USt-IdNr. (output 'DE' + 9 digits) or
-    Steuernummer; US: EIN; other EU: VAT with country prefix; other countries: their
-    python-stdnum VAT module if any. Unknown country: EU VAT if the value carries a
-    prefix, else (compacted, None). Missing -> (None, None).
+    CN: USCC (统一社会信用代码) or resident ID; DE: USt-IdNr. (output 'DE' + 9 digits; a
+    Steuernummer has no check digit and is not valid); US: EIN; other EU: VAT with country
+    prefix; other countries: their python-stdnum VAT module if any. Unknown country: EU
+    VAT if the value carries a prefix, else (compacted, None). Missing -> (None, None).
     """
     if isinstance(country, pd.Series):
         if not country.index.equals(tax.index):

@@ -32,7 +32,7 @@ BAD_DE_VAT = DE_VAT[:-1] + str((int(DE_VAT[-1]) + 1) % 10)
         ("136695976", "Deutschland", "DE136695976", True),
         (f"DE{DE_VAT}", "DE", f"DE{DE_VAT}", True),
         (f"DE{BAD_DE_VAT}", "DE", f"DE{BAD_DE_VAT}", False),
-        ("181/815/08155", "DE", "18181508155", True),  # Steuernummer
+        ("181/815/08155", "DE", "18181508155", False),  # Steuernummer: no check digit
         ("abc", "DE", "ABC", False),
         # en_US
         ("91-1144442", "US", "911144442", True),
@@ -63,3 +63,44 @@ def test_another_member_states_vat_number_is_not_valid_for_this_country():
         pd.Series(["DE136695976", "DE136695976"]), pd.Series(["FR", "DE"])
     )
     assert valid.tolist() == [False, True]
+
+
+# One answer for the staged flag `tax_id_valid` and the GX rule `tax_id_check_digit`.
+VERDICTS = [
+    ("2181508150", "DE", False),  # Steuernummer: no check digit, not verifiable
+    ("181/815/08155", "DE", False),
+    ("DE136695976", "DE", True),
+    (f"DE{BAD_DE_VAT}", "DE", False),
+    ("GB980780684", "GB", True),  # UK VAT has a check digit (python-stdnum)
+    ("GB980780685", "GB", False),
+    (USCC, "CN", True),
+    (BAD_USCC, "CN", False),
+    ("91-1144442", "US", True),
+    ("00-1234567", "US", False),
+    ("FR40303265045", "FR", True),
+    ("DE136695976", "FR", False),
+    ("094259216", "GR", True),
+    ("12345", "BR", False),
+    ("anything", "ZZ", None),  # no validator known for the country
+]
+
+
+@pytest.mark.parametrize(("raw", "country", "valid"), VERDICTS)
+def test_the_staged_flag_and_the_gx_check_give_the_same_verdict(raw, country, valid):
+    from custpipe.quality.expectations import tax_id_check
+
+    staged, flag = normalize_tax_id(one(raw), one(country))
+    assert flag.iloc[0] == valid
+    assert tax_id_check(raw, country) == valid  # the raw value ...
+    assert tax_id_check(staged.iloc[0], country) == valid  # ... and the staged one
+
+
+def test_a_validator_bug_is_not_hidden_as_an_invalid_tax_id(monkeypatch):
+    from custpipe.standardize import tax_ids
+
+    def broken(_text):
+        raise RuntimeError("validator bug")
+
+    monkeypatch.setattr(tax_ids.uscc, "validate", broken)
+    with pytest.raises(RuntimeError, match="validator bug"):
+        tax_ids.tax_id_value(USCC, "CN")
