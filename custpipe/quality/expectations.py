@@ -8,9 +8,10 @@ Importing this module defines and registers, in GX's expectation and metric regi
 ``expect_column_values_to_have_valid_tax_id`` (column pair, kwargs ``column_A`` = tax ID,
 ``column_B`` = ISO-2 country)
     The tax ID passes its country's check-digit test (python-stdnum): CN USCC or resident ID,
-    DE USt-IdNr., US EIN, other EU member states EU VAT with the country's prefix. Rows of
-    other countries are not checkable and pass; rows with a missing tax ID or country are
-    skipped (``ignore_row_if="either_value_is_missing"``).
+    DE USt-IdNr. (a Steuernummer fails), US EIN, other EU member states EU VAT with the
+    country's prefix, other countries their python-stdnum VAT module — the verdict of the
+    staged flag ``tax_id_valid`` (one function). Countries without a validator pass; rows
+    with a missing tax ID or country are skipped (``ignore_row_if="either_value_is_missing"``).
 ``expect_column_values_to_be_covered_by_crosswalk`` (column map, kwargs ``column``,
 ``value_set``)
     ``expect_column_values_to_be_in_set`` for codes that a source crosswalk translated: a
@@ -78,14 +79,12 @@ from great_expectations.render.renderer_configuration import (  # noqa: E402
     RendererConfiguration,
     RendererValueType,
 )
-from stdnum.cn import ric, uscc  # noqa: E402
-from stdnum.de import vat as de_vat  # noqa: E402
-from stdnum.eu import vat as eu_vat  # noqa: E402
-from stdnum.us import ein  # noqa: E402
 
 from custpipe.csv_safe import is_formula_payload  # noqa: E402
 from custpipe.standardize._util import evaluate  # noqa: E402
+from custpipe.standardize.countries import iso2_value  # noqa: E402
 from custpipe.standardize.phones import fast_valid_e164  # noqa: E402
+from custpipe.standardize.tax_ids import tax_id_value  # noqa: E402
 
 __all__ = [
     "CUSTOM_EXPECTATION_TYPES",
@@ -106,11 +105,6 @@ __all__ = [
 DEFAULT_TAX_ID_COUNTRIES: tuple[str, ...] = ("CN", "DE")
 
 _E164_RE = re.compile(r"\+[1-9]\d{1,14}")
-# EU VAT prefixes per ISO-2 country (Greece uses EL); 'xi' (Northern Ireland) is no country.
-_EU_VAT_PREFIX: dict[str, str] = {
-    cc.upper(): ("EL" if cc == "gr" else cc.upper()) for cc in eu_vat.MEMBER_STATES if cc != "xi"
-}
-_SEPARATORS_RE = re.compile(r"[\s\-./:,_()]+")
 
 
 # --------------------------------------------------------------------------- plain checks
@@ -129,35 +123,20 @@ def is_valid_e164(value: Any) -> bool:
 
 
 def tax_id_check(tax_id: Any, country: Any) -> bool | None:
-    """Check digit of ``tax_id`` for ISO-2 ``country``: True/False, None if not checkable.
+    """Check digit of ``tax_id`` for ``country``: True/False, None if not checkable.
 
-    CN: USCC (统一社会信用代码) or resident ID; DE: USt-IdNr. (``DE`` prefix optional; a
-    Steuernummer has no check digit and fails); US: EIN; other EU member states: EU VAT
-    (prefix optional, but if present it must be the country's own). Other or missing
-    countries -> None. A missing tax ID -> None.
+    The staged flag's verdict (:func:`custpipe.standardize.tax_ids.tax_id_value`), so the
+    flag that drives linking and this rule never disagree: CN USCC or resident ID; DE
+    USt-IdNr. (a Steuernummer has no check digit and fails); US EIN; EU VAT (prefix optional,
+    but if present the country's own); other countries their python-stdnum VAT module, None
+    where there is none. A missing tax ID or country -> None.
     """
-    if tax_id is None or not isinstance(country, str) or pd.isna(tax_id):
+    if tax_id is None or country is None or pd.isna(tax_id) or pd.isna(country):
         return None
-    text = str(tax_id).strip()
-    if not text:
+    iso2 = iso2_value(country)
+    if iso2 is None:
         return None
-    cc = country.strip().upper()
-    if cc == "CN":
-        return bool(uscc.is_valid(text) or ric.is_valid(text))
-    if cc == "DE":
-        return bool(de_vat.is_valid(text))
-    if cc == "US":
-        return bool(ein.is_valid(text))
-    prefix = _EU_VAT_PREFIX.get(cc)
-    if prefix is None:
-        return None
-    compact = _SEPARATORS_RE.sub("", text).upper()
-    if compact[:2].isalpha():
-        if compact[:2] != prefix:
-            return False
-    else:
-        compact = prefix + compact
-    return bool(eu_vat.is_valid(compact))
+    return tax_id_value(tax_id, iso2)[1]
 
 
 def fits_published_length(value: Any, max_length: int) -> bool:

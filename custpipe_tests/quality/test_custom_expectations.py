@@ -109,7 +109,7 @@ ROWS = [
     ("r12", "company", "FR", FR_OK, "+33123456789", "a"),  # lower-case: no crosswalk entry
     ("r13", "company", "FR", DE_OK, "+33123456789", "A"),  # valid number, wrong country
     ("r14", "company", "AT", AT_OK[2:], "+4312345678", "A"),  # AT VAT without prefix
-    ("r15", "company", "GB", "GB-NOT-CHECKED", "+442079460000", "A"),  # no check for GB
+    ("r15", "company", "GB", "GB980780684", "+442079460000", "A"),  # GB VAT, valid
     ("r16", "company", None, DE_BAD, "+4930123456", "A"),  # no country: skipped
     ("r17", None, "DE", None, "+4930123456", "A"),  # unknown party type: not a company
     ("r18", "company", "CN", None, "+4930123456", "A"),  # CN company w/o tax id
@@ -173,7 +173,8 @@ def test_plain_checks():
     assert custom.tax_id_check("el" + gr, "GR") and custom.tax_id_check(gr, "GR")  # EL prefix
     assert custom.tax_id_check("GR" + gr, "GR") is False
     assert custom.tax_id_check(FR_OK, "FR") and not custom.tax_id_check(FR_OK, "AT")
-    assert custom.tax_id_check("anything", "GB") is None
+    assert custom.tax_id_check("anything", "GB") is False  # the staged flag's verdict
+    assert custom.tax_id_check("anything", "HK") is None  # no validator for the country
     assert custom.tax_id_check(None, "DE") is None and custom.tax_id_check(DE_OK, None) is None
 
 
