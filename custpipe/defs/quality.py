@@ -40,7 +40,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 asset=key,
                 blocking=True,
                 description="The source did not lose more than quality.max_volume_drop of its "
-                "rows since its last validation (an empty or truncated export blocks).",
+                "rows since its last non-empty validation that passed its suite (an empty or "
+                "truncated export blocks; a second empty night blocks too).",
             ),
             dg.AssetCheckSpec(
                 ROWS_CHECK,
@@ -101,7 +102,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             check_name=VOLUME_CHECK,
             passed=v.volume_drop <= quality.max_volume_drop,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{v.rows} rows now, {v.previous_rows} at the previous validation "
+            description=f"{v.rows} rows now, {v.previous_rows} at the baseline (the last "
+            "validation that was not empty and passed its suite) "
             f"(drop {v.volume_drop:.1%}, limit {quality.max_volume_drop:.0%})",
             metadata={
                 "rows": v.rows,

@@ -32,14 +32,12 @@ class SourceValidation:
     rows: int
     quarantined: int
     rules: pd.DataFrame  # scorecard rows of this run
-    previous_rows: int | None  # rows at the source's previous validation
+    previous_rows: int | None  # the volume baseline: see volume_baseline
 
     @property
     def volume_drop(self) -> float:
-        """Share of rows lost since the previous validation (0 when it grew or is the first)."""
-        if not self.previous_rows:
-            return 0.0
-        return max(0.0, (self.previous_rows - self.rows) / self.previous_rows)
+        """Share of rows lost since the baseline (0 when it grew or there is none)."""
+        return volume_drop(self.rows, self.previous_rows)
 
     @property
     def quarantine_rate(self) -> float:
@@ -52,6 +50,28 @@ class SourceValidation:
         if self.quarantine_rate > max_quarantine_rate:
             rules.append(f"quarantine_rate {self.quarantine_rate:.1%} > {max_quarantine_rate:.0%}")
         return rules
+
+
+def volume_drop(rows: int, baseline: int | None) -> float:
+    """Share of `baseline` rows lost in `rows` (0 when it grew or there is no baseline)."""
+    if not baseline:
+        return 0.0
+    return max(0.0, (baseline - rows) / baseline)
+
+
+def volume_baseline(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
+    """The rows the volume check compares a source's new validation with: those of its last
+    validation that was not empty and not blocked by its suite (None before the first).
+
+    An empty (header-only) or blocked night never becomes the baseline, so a second empty
+    night blocks like the first instead of passing as "no drop since yesterday".
+    """
+    row = con.execute(
+        "SELECT rows FROM quality.validation_runs WHERE source_system = ? AND rows > 0 "
+        "AND success IS NOT FALSE ORDER BY validated_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def suite_columns(
@@ -103,11 +123,7 @@ def validate_source(
         "source_system = ?",
         [source],
     )
-    previous = con.execute(
-        "SELECT rows FROM quality.validation_runs WHERE source_system = ? "
-        "ORDER BY validated_at DESC LIMIT 1",
-        [source],
-    ).fetchone()
+    baseline = volume_baseline(con, source)
     outcome = validate_frame(
         staged,
         suite,
@@ -141,9 +157,7 @@ def validate_source(
             con, "quality.scorecard", rules, "run_id = ? AND source_system = ?", [run_id, source]
         )
         warehouse.append_rows(con, "quality.validation_runs", run_row)
-    return SourceValidation(
-        suite, outcome, len(staged), quarantined, rules, previous[0] if previous else None
-    )
+    return SourceValidation(suite, outcome, len(staged), quarantined, rules, baseline)
 
 
 def validate_orders(
