@@ -156,7 +156,51 @@ class ReaderConfig(_Strict):
             raise ValueError("'watermark' (incremental extraction) is for 'sql' readers")
         if len(self.quotechar) != 1 or len(self.delimiter) != 1:
             raise ValueError("'delimiter' and 'quotechar' must be one character each")
+        if self.path:
+            _check_placeholders(self.path, "path", PATH_PLACEHOLDERS)
+        if self.query:
+            _check_query(self.query)
         return self
+
+
+PATH_PLACEHOLDERS = ("data", "sources", "config", "yyyymmdd", "date")
+URL_PLACEHOLDERS = ("data", "sources", "config")
+
+
+def _check_placeholders(template: str, setting: str, known: tuple[str, ...]) -> None:
+    """Unknown `{placeholder}`s (or unbalanced braces) in a path or URL fail when loaded."""
+    import string
+
+    names = ", ".join("{" + k + "}" for k in known)
+    try:
+        used = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(
+            f"'{setting}' {template!r}: {exc}; the placeholders are {names} "
+            "(write {{ and }} for a literal brace)"
+        ) from None
+    unknown = [f for f in used if f.split(".")[0].split("[")[0] not in known]
+    if unknown:
+        raise ValueError(
+            f"'{setting}' {template!r} has an unknown placeholder {{{unknown[0]}}}; "
+            f"the placeholders are {names}"
+        )
+
+
+def _check_query(query: str) -> None:
+    """A reader `query` must be exactly one SELECT (checked again in the URL's dialect)."""
+    from custpipe.sources.sql_guard import NotOneSelect, Unparseable, check_select
+
+    try:
+        check_select(query)
+    except Unparseable:
+        pass  # perhaps dialect syntax: checked in the source's dialect before it runs
+    except NotOneSelect as exc:
+        raise ValueError(
+            f"'query' must be exactly one SELECT (no second statement, no DML, COPY or "
+            f"SELECT INTO, no FOR UPDATE): {exc}. Use a SELECT (or a view in the source "
+            "database and 'table')."
+        ) from None
 
 
 class DatasetConfig(_Strict):
@@ -207,6 +251,19 @@ class ConnectionConfig(_Strict):
 
     url_env: str | None = None
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str | None) -> str | None:
+        if url:
+            from custpipe.sources.sql_guard import check_url
+
+            _check_placeholders(url, "url", URL_PLACEHOLDERS)
+            try:
+                check_url(url)
+            except ValueError as exc:
+                raise ValueError(f"'url' {exc}") from None
+        return url
 
 
 class SourceConfig(_Strict):
@@ -407,7 +464,7 @@ def load_source(path: Path) -> SourceConfig:
     try:
         source = SourceConfig.model_validate(data)
     except ValidationError as exc:
-        raise _explain(path, exc) from exc
+        raise _explain(path, exc) from None  # pydantic's text shows input values (URLs)
     if source.name != path.stem:
         raise ConfigError(f"{path}: name '{source.name}' must match the file name '{path.stem}'")
     return source
@@ -425,4 +482,4 @@ def load_config(config_dir: Path) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise _explain(pipeline_file, exc) from exc
+        raise _explain(pipeline_file, exc) from None  # (no password through the chain)

@@ -46,7 +46,9 @@ def mask_url(url: str) -> str:
         prefix, user, password, after = _split(str(url))
     except Exception:  # noqa: BLE001 - a mask must never fail; show nothing of the URL then
         return MASK
-    if password is not None:
+    if not prefix and user is not None:
+        masked = f"{MASK}@{after}"  # not a URL: nothing before the last '@' is shown
+    elif password is not None:
         masked = f"{prefix}{user}:{MASK}@{after}"
     elif user is not None:
         masked = f"{prefix}{user}@{after}"

@@ -20,7 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from custpipe.config import ConnectionConfig, DatasetConfig, ReaderConfig, SourceConfig
+from custpipe.config import (
+    PATH_PLACEHOLDERS,
+    ConnectionConfig,
+    DatasetConfig,
+    ReaderConfig,
+    SourceConfig,
+)
 from custpipe.settings import Settings
 from custpipe.sources import readers
 
@@ -56,7 +62,11 @@ def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -
     )
 
 
-PATH_PLACEHOLDERS = ("data", "sources", "config", "yyyymmdd", "date")
+def url_setting(conn: ConnectionConfig | None) -> str:
+    """Where a connection's URL comes from, for error messages (never the URL itself)."""
+    if conn is not None and conn.url_env and os.environ.get(conn.url_env):
+        return f"environment variable {conn.url_env}"
+    return "the connection's 'url' in the source file"
 
 
 def source_path(
@@ -93,7 +103,15 @@ def iter_raw(
     reader = dataset.reader
     if reader.kind == "sql":
         url = resolve_url(source.connection, source.name, settings)
-        return readers.read_sql(url, reader, source.name, notes, since=since, state=state)
+        return readers.read_sql(
+            url,
+            reader,
+            source.name,
+            notes,
+            since=since,
+            state=state,
+            url_setting=url_setting(source.connection),
+        )
     fn = {
         "csv": readers.read_csv,
         "jsonl": readers.read_jsonl,

@@ -13,6 +13,7 @@ import datetime
 import decimal
 import json
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 
 from custpipe.config import ReaderConfig
 from custpipe.secrets import redact
+from custpipe.sources.sql_guard import dialect_for
 
 
 class SourceReadError(RuntimeError):
@@ -114,6 +116,87 @@ def decode_watermark(mark: dict) -> object:
     }.get(kind, str)(value)
 
 
+_AUTH_FAILURES = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "access denied",
+    "authentication failed",
+    "login failed",
+)
+_ROLE_MISSING = re.compile(r'role "[^"]*" does not exist')
+_UNREACHABLE = (
+    "connection refused",
+    "timed out",
+    "timeout",
+    "could not connect",
+    "can't connect",
+    "server closed the connection",
+    "connection reset",
+    "lost connection",
+    "gone away",
+    "temporary failure in name resolution",
+    "too many connections",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "database is locked",
+)
+
+
+def _failure_kind(exc: Exception) -> str:
+    """'auth' (credentials refused), 'unreachable' (try again later) or 'statement'."""
+    if isinstance(exc, (sa.exc.TimeoutError, sa.exc.DisconnectionError)):
+        return "unreachable"
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return "statement"
+    text = str(exc.orig or exc).lower()
+    if _ROLE_MISSING.search(text) or any(k in text for k in _AUTH_FAILURES):
+        return "auth"
+    if exc.connection_invalidated or any(k in text for k in _UNREACHABLE):
+        return "unreachable"
+    return "statement"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _checked_engine(url: str, reader: ReaderConfig, source: str, url_setting: str):
+    """An engine for `url` after checking the URL and (for a query) that it is one SELECT."""
+    from custpipe.secrets import mask_url
+    from custpipe.sources.sql_guard import NotOneSelect, Unparseable, check_select, check_url
+
+    try:
+        check_url(url)
+        engine = sa.create_engine(url, hide_parameters=True)  # no row values in messages
+    except (ValueError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        message = str(exc) if isinstance(exc, ValueError) else _first_line(exc)
+        raise SourceReadError(
+            f"source '{source}': the connection URL in {url_setting} {message}."
+            if isinstance(exc, ValueError)
+            else f"source '{source}': the connection URL in {url_setting} ({mask_url(url)}) "
+            f"cannot be used: {message}. Check the dialect and driver "
+            "(dialect+driver://user:password@host:port/database) and that the driver is installed."
+        ) from None
+    if reader.query:
+        backend = engine.url.get_backend_name()
+        try:
+            check_select(reader.query, dialect_for(backend))
+        except (NotOneSelect, Unparseable) as exc:
+            engine.dispose()
+            why = (
+                f"it is not valid SQL for {backend} ({exc})"
+                if isinstance(exc, Unparseable)
+                else str(exc)
+            )
+            raise SourceReadError(
+                f"source '{source}': the reader 'query' must be exactly one SELECT that custpipe "
+                f"can verify, but {why}. Fix the 'query' setting (or create a view in the source "
+                "database and read it with 'table')."
+            ) from None
+    return engine
+
+
 def read_sql(
     url: str,
     reader: ReaderConfig,
@@ -121,18 +204,26 @@ def read_sql(
     notes: list[str] | None = None,
     since: object | None = None,
     state: dict | None = None,
+    url_setting: str = "'url'",
 ) -> Iterator[pd.DataFrame]:
     """Stream a table or query from a SQL database in chunks.
 
     With `reader.watermark` and `since`, only rows whose watermark column is above `since`.
     `state` receives `column_types` (for a table) and `watermark_max` (raw, typed).
+    `url_setting` names where the URL came from (an environment variable), for the errors,
+    which never show the password: retryable when the database did not answer, not when it
+    refused the credentials or the statement.
     """
+    from custpipe.secrets import mask_url, redact
+
     state = state if state is not None else {}
-    engine = sa.create_engine(url, hide_parameters=True)  # no row values in error messages
-    base = sa.table(reader.table) if reader.table else sa.text(f"({reader.query}) AS q")
+    engine = _checked_engine(url, reader, source, url_setting)
+    query = reader.query.strip().rstrip(";").strip() if reader.query else None
+    base = sa.table(reader.table) if reader.table else sa.text(f"({query}) AS q")
     statement = sa.select(sa.text("*")).select_from(base)
     if reader.watermark and since is not None:
         statement = statement.where(sa.column(reader.watermark) >= sa.bindparam("since", since))
+    failure: SourceReadError | None = None
     try:
         with engine.connect() as conn:
             if reader.table:
@@ -152,16 +243,32 @@ def read_sql(
                         state["watermark_max"] = top if old is None else max(old, top)
                 yield _as_strings(frame)
     except sa.exc.SQLAlchemyError as exc:
-        what = reader.query and "query" or f"table '{reader.table}'"
-        raise SourceReadError(
-            f"source '{source}': cannot read {what} from {engine.url.render_as_string()}: "
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. "
-            "Check the connection URL (environment variable named in the source file) and "
-            "that the table exists.",
-            retryable=isinstance(exc, sa.exc.OperationalError),
-        ) from exc
+        # built here, raised below: the driver's exception (which may echo the URL) is
+        # neither the cause nor the context of what custpipe raises
+        kind = _failure_kind(exc)
+        where = mask_url(url)
+        said = redact(_first_line(exc), url)
+        what = "the reader 'query'" if reader.query else f"table '{reader.table}'"
+        advice = {
+            "auth": f"the database refused the credentials ({said}). Check the user and "
+            f"password in {url_setting}; custpipe does not retry this.",
+            "unreachable": f"the database did not answer ({said}); the extract is retried. "
+            f"If it persists, check the host and port in {url_setting} and that the server runs.",
+            "statement": f"the database rejected {what} ({said}). "
+            + (
+                "Fix the 'query' setting."
+                if reader.query
+                else "Check that the table exists and the user may read it."
+            ),
+        }[kind]
+        failure = SourceReadError(
+            f"source '{source}': cannot read {what} from {where}: {advice}",
+            retryable=kind == "unreachable",
+        )
     finally:
         engine.dispose()
+    if failure is not None:
+        raise failure
 
 
 def _require_file(path: Path, source: str, notes: list[str] | None = None) -> None:

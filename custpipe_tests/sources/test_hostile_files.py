@@ -15,6 +15,7 @@ from custpipe.mapping.apply import map_fields
 from custpipe.settings import Settings
 from custpipe.sources import readers
 from custpipe.sources.extract import extract_dataset, read_landing
+from custpipe.sources.extract import source_path as _source_path
 from custpipe.sources.readers import SourceReadError
 
 DAY = date(2026, 11, 27)
@@ -47,6 +48,10 @@ def csv(encoding: str | None = "utf-8", **reader) -> SourceConfig:
 
 def jsonl(encoding: str | None = "utf-8") -> SourceConfig:
     return source("jsonl", "c.jsonl", encoding)
+
+
+def extract_path(reader, s: Settings):
+    return _source_path(reader, s, DAY, "files")
 
 
 def landed(s: Settings) -> list:
@@ -161,8 +166,14 @@ def test_a_lone_surrogate_in_json_is_rejected_naming_the_line(s):
 
 
 def test_unknown_placeholder_in_a_path_names_the_placeholders(s):
-    config = source("csv", "c_{yyyymmddd}.csv")
-    fails(s, config, r"unknown placeholder \{yyyymmddd\}.*\{yyyymmdd\}.*\{date\}")
+    pattern = r"unknown placeholder \{yyyymmddd\}.*\{yyyymmdd\}.*\{date\}"
+    with pytest.raises(ValueError, match=r"'path'.*" + pattern):  # when the config is loaded
+        source("csv", "c_{yyyymmddd}.csv")
+    # and a reader built without validation (as a test or a tool may) fails as clearly
+    config = source("csv", "c.csv")
+    reader = config.customers.reader.model_copy(update={"path": "{sources}/c_{yyyymmddd}.csv"})
+    with pytest.raises(SourceReadError, match=pattern):
+        extract_path(reader, s)
 
 
 def test_a_file_that_vanishes_mid_read_is_a_retryable_error(s):
