@@ -10,6 +10,7 @@ import pandas as pd
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from custpipe.standardize._util import as_text, is_missing, map_unique2
+from custpipe.standardize.text import clean_value
 
 _MAILTO_RE = re.compile(r"^mailto:", re.IGNORECASE)
 _SPACE_RE = re.compile(r"\s+")
@@ -41,6 +42,9 @@ def email_value(value: Any) -> tuple[str | None, bool | None]:
     text = _MAILTO_RE.sub("", text).strip().strip("<>").strip()
     if not text:
         return None, None
+    cleaned = clean_value(text)
+    if cleaned != text:  # control, invisible or escape characters: not an address as written
+        return (_SPACE_RE.sub(" ", cleaned) if cleaned else None), False
     simple = _simple(text)
     if simple is not None:
         return simple, True

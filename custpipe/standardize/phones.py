@@ -23,6 +23,8 @@ _INTERNATIONAL_RE = re.compile(r"^\+[\d \-.]+$")  # '+49 30 1234567', '+86-138-1
 _NATIONAL_RE = re.compile(r"^[\d \-./()]+$")  # '030/1234567', '(212) 555-0123'
 _NON_DIGIT_RE = re.compile(r"\D")
 _CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+# An extension at the end ('ext. 12', 'x12', '#12', '分机12') is the only place letters may be.
+_EXTENSION_RE = re.compile(r"\s*(?:ext\.?|extension|x|#|分机|转)\s*\d+\s*$", re.I)
 
 
 @functools.cache
@@ -77,6 +79,8 @@ def e164_value(value: Any, country: Any) -> tuple[str | None, bool | None]:
     text = _NOISE_RE.sub("", text)
     if not text:
         return None, None
+    if any(ch.isalpha() for ch in _EXTENSION_RE.sub("", text)):
+        return None, False  # vanity letters ('+49 30 CALL-NOW'): not guessed into digits
     region = None if is_missing(country) else iso2_value(country)
     fast = fast_valid_e164(text, region)
     if fast is not None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 import pandas as pd
 
-from custpipe.standardize._util import as_text, is_missing, map_unique, map_unique_pairs
+from custpipe.standardize._util import is_missing, map_unique, map_unique_pairs
 from custpipe.standardize.countries import iso2_value
+from custpipe.standardize.text import clean_value
 
 # Validity patterns per ISO-2 country (applied to the normalised code); others: non-empty.
 POSTCODE_PATTERNS: dict[str, str] = {
@@ -26,7 +26,6 @@ POSTCODE_PATTERNS: dict[str, str] = {
 # country -> (full width, shortest input that gets padded). DE starts at 01001, US at 00501.
 _ZERO_PAD = {"DE": (5, 4), "US": (5, 3), "FR": (5, 4)}
 _COMPILED = {cc: re.compile(p) for cc, p in POSTCODE_PATTERNS.items()}
-_SPACE_RE = re.compile(r"\s+")
 _COUNTRY_PREFIX_RE = re.compile(r"^(?:D|DE|A|AT|CH|F|FR|NL)\s*-\s*(?=\d)")
 
 
@@ -34,8 +33,7 @@ def postcode_value(value: Any, country: Any) -> tuple[str | None, bool | None]:
     """(normalised postcode, valid) for one value and an ISO-2 country code (or None)."""
     if is_missing(value):
         return None, None
-    text = unicodedata.normalize("NFKC", as_text(value)).upper()
-    text = _SPACE_RE.sub(" ", text).strip()
+    text = (clean_value(value) or "").upper()  # NFKC, no control/escape characters
     if not text:
         return None, None
     iso2 = None if is_missing(country) else str(country)

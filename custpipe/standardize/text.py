@@ -12,11 +12,28 @@ import zhconv
 
 from custpipe.standardize._util import as_text, is_missing, map_unique
 
-# Control / format characters that never belong in master data (whitespace is handled apart).
-_CONTROL_RE = re.compile(
-    r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
-    r"\u2060-\u2064\ufeff]"
+# Terminal escape sequences, removed whole (not just their ESC, which left '[31m' behind):
+# CSI (ESC [ or C1 0x9b, parameters, final byte), OSC/DCS/APC/PM/SOS strings up to BEL or
+# ST, and two-character escapes (ESC c, ESC 7 ...).
+_ESCAPE_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
 )
+# Control / format characters that never belong in master data (whitespace is handled apart):
+# C0/C1 controls, soft hyphen, zero-width and bidi controls (incl. isolates and the Arabic
+# letter mark), word joiners, BOM, Unicode tag characters. Tab and newline become spaces.
+_CONTROL_RE = re.compile(
+    r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+# Cyrillic and Greek letters that look like Latin ones: folded in keys of mixed-script words
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝвкмнтАВЕКМНОРСТХІЈЅУ"  # Cyrillic
+    "αεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",  # Greek
+    "aeopcyxijsdhlqwbkmhtABEKMHOPCTXIJSYaeikvoptuxABEZHIKMNOPTYX",
+)
+_LATIN_RE = re.compile(r"[a-zA-Z]")
 _SPACE_RE = re.compile(r"\s+")
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 # CJK ideographs (basic + ext. A + compatibility); only such strings go through zhconv.
@@ -28,6 +45,8 @@ def clean_value(value: Any) -> str | None:
     if is_missing(value):
         return None
     text = unicodedata.normalize("NFKC", as_text(value))
+    if "\x1b" in text or "\x9b" in text or "\x9d" in text:
+        text = _ESCAPE_RE.sub("", text)
     text = _CONTROL_RE.sub("", text)
     text = _SPACE_RE.sub(" ", text).strip()
     return text or None
@@ -48,10 +67,24 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", stripped)
 
 
+def fold_confusables(text: str) -> str:
+    """Latin look-alike Cyrillic/Greek letters -> Latin, in words that also hold Latin letters.
+
+    'Аcme' with a Cyrillic 'А' becomes 'Acme'; a word written wholly in Cyrillic or Greek
+    ('Иван', 'Δέλτα') is left as it is. A small table of the common look-alikes (no
+    confusables library is installed), applied to matching keys only, never to names.
+    """
+    if text.isascii() or not _LATIN_RE.search(text):
+        return text
+    return " ".join(
+        w.translate(_CONFUSABLES) if _LATIN_RE.search(w) else w for w in text.split(" ")
+    )
+
+
 @lru_cache(maxsize=4096)
 def fold_cleaned(text: str) -> str:
     """Fold an already-cleaned string to a key (no cleaning, may return '')."""
-    text = to_simplified(text.casefold()).translate(_UMLAUTS)
+    text = to_simplified(fold_confusables(text).casefold()).translate(_UMLAUTS)
     text = _strip_marks(text)
     return "".join(ch for ch in text if ch.isalnum())
 

@@ -286,3 +286,113 @@ def test_payloads_and_values_without_name_letters_are_not_persons(value):
     ds = dataset({"party_type": {"column": "N", "transform": "infer_party_type"}, "name": "N"})
     out, _ = map_fields(raw, ds, "sales")
     assert out["party_type"].tolist() == [None, "person"]
+
+
+# ------------------------------------------------------------------ 6. dates, ids, codes
+
+
+def test_placeholder_dates_become_null_and_are_reported_apart_from_bad_ones():
+    ds = dataset(
+        {
+            "created_at": {"column": "D", "date_format": "%Y%m%d"},
+            "source_updated_at": "U",
+            "birth_date": {"column": "B", "date_format": "%d.%m.%Y"},
+        }
+    )
+    raw = pd.DataFrame(
+        {
+            "ID": ["1", "2", "3"],
+            "D": ["00000000", "99991231", "20261127"],
+            "U": ["0001-01-01", "9999-12-31T00:00:00", "2026-11-27T10:00:00"],
+            "B": ["31.02.2026", "00.00.0000", "01.01.1990"],
+        }
+    )
+    out, issues = map_fields(raw, ds, "erp")
+    assert out["created_at"].isna().tolist() == [True, True, False]
+    assert out["source_updated_at"].isna().tolist() == [True, True, False]
+    assert out["birth_date"].isna().tolist() == [True, True, False]
+    found = {(i.field, i.problem.split(" (")[0], i.rows) for i in issues}
+    assert found == {
+        ("created_at", "placeholder date meaning 'no date'", 2),
+        ("source_updated_at", "placeholder date meaning 'no date'", 2),
+        ("birth_date", "value not a date in format %d.%m.%Y", 1),  # 31 February
+        ("birth_date", "placeholder date meaning 'no date'", 1),
+    }
+    assert out["mapping_errors"].isna().all()  # a missing date is allowed: not quarantined
+
+
+def test_ids_differing_only_by_spaces_or_leading_zeros_are_kept_and_flagged():
+    raw = pd.DataFrame({"ID": ["1", " 1", "01", "2", "0002 ", "3"], "N": list("abcdef")})
+    out, issues = map_fields(raw, dataset({"name": "N"}), "sales")
+    assert out["source_id"].tolist() == ["1", "1", "01", "2", "0002", "3"]  # nothing merged
+    assert out["mapping_errors"].tolist() == ["duplicate_id:source_id"] * 5 + [None]
+    (issue,) = issues
+    assert (issue.field, issue.rows, issue.rule) == ("source_id", 5, "duplicate_id:source_id")
+
+
+def test_staging_keeps_every_copy_of_a_duplicated_id():
+    source = SourceConfig.model_validate(
+        {
+            "name": "sales",
+            "customers": {
+                "reader": {"kind": "csv", "path": "c"},
+                "id": "I",
+                "fields": {"name": "N"},
+            },
+        }
+    )
+    staged, _ = stage_customers(pd.DataFrame({"I": ["7", " 7"], "N": ["a", "b"]}), source)
+    assert len(staged) == 2 and staged["mapping_errors"].notna().all()
+
+
+def test_an_unknown_currency_is_flagged():
+    staged, issues = stage_orders(
+        orders(["1", "2"], "EUR").assign(CU=["eur", "EURO"]), orders_source()
+    )
+    assert staged["currency"].tolist() == ["EUR", "EURO"]
+    assert staged["mapping_errors"].tolist() == [None, "currency_unknown:currency"]
+    (issue,) = issues
+    assert issue.rule == "currency_unknown:currency" and issue.examples == ("EURO",)
+
+
+BAD_BITS = ("\x1b[31m", "\x00", "\u202e", "\u200b", "\x07", "\x1b", "[31m")
+
+
+def test_no_control_or_escape_character_survives_staging_in_any_text_column():
+    source = SourceConfig.model_validate(
+        {
+            "name": "crm",
+            "customers": {
+                "reader": {"kind": "csv", "path": "c"},
+                "id": "I",
+                "fields": {c: c.upper() for c in ("name", "street", "city", "region", "email")}
+                | {"phone": "PHONE", "tax_id": "TAX", "postal_code": "PC", "country": "CC"}
+                | {"given_name": "GN", "family_name": "FN", "national_id": "NI", "status": "ST"},
+            },
+        }
+    )
+    dirt = "".join(BAD_BITS)
+    cols = ["NAME", "STREET", "CITY", "REGION", "EMAIL", "PHONE", "TAX", "PC", "CC", "GN", "FN"]
+    raw = pd.DataFrame({c: [f"{dirt}Val{dirt}ue"] for c in cols + ["NI", "ST"]} | {"I": ["1"]})
+    staged, _ = stage_customers(raw, source)
+    text = staged.drop(columns=["source_values"]).select_dtypes(include="object")
+    for column, value in text.iloc[0].items():
+        if isinstance(value, str):
+            assert not any(bad in value for bad in BAD_BITS), column
+
+
+def test_a_ten_megabyte_name_stages_intact():
+    source = SourceConfig.model_validate(
+        {
+            "name": "crm",
+            "customers": {
+                "reader": {"kind": "csv", "path": "c"},
+                "id": "I",
+                "fields": {"name": "N"},
+            },
+        }
+    )
+    staged, _ = stage_customers(
+        pd.DataFrame({"I": ["1", "2"], "N": ["x" * 10_000_000, "Acme"]}), source
+    )
+    assert len(staged["name"].iloc[0]) == 10_000_000 and staged["name"].iloc[1] == "Acme"
