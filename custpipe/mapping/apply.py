@@ -17,6 +17,8 @@ from functools import lru_cache
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from custpipe.config import DatasetConfig, FieldRule, NumberFormat
 from custpipe.mapping.sql_expr import check_expression, sandbox, wrap
@@ -228,10 +230,10 @@ def _dates(
 
 def _number_pattern(fmt: NumberFormat) -> re.Pattern:
     dec, grp = re.escape(fmt.decimal), re.escape(fmt.group)
-    whole = rf"(?:\d{{1,3}}(?:{grp}\d{{3}})+|\d+)" if fmt.group else r"\d+"
+    whole = rf"(?:[0-9]{{1,3}}(?:{grp}[0-9]{{3}})+|[0-9]+)" if fmt.group else r"[0-9]+"
     return re.compile(
-        rf"(?P<sign>[+-])?(?P<int>{whole})?(?:{dec}(?P<frac>\d+))?"
-        r"(?:[eE](?P<exp>[+-]?\d+))?(?P<trail>-)?"
+        rf"(?P<sign>[+-])?(?P<int>{whole})?(?:{dec}(?P<frac>[0-9]+))?"
+        r"(?:[eE](?P<exp>[+-]?[0-9]+))?(?P<trail>-)?"
     )
 
 
@@ -279,16 +281,56 @@ def _parse_number(value, fmt: NumberFormat) -> tuple[float | None, bool]:
         return None, True
 
 
+def _numbers_vectorised(values: pd.Series, fmt: NumberFormat) -> tuple | None:
+    """:func:`number_value` over a whole numeric or all-text column (Arrow compute, RE2);
+    None for a column of mixed types."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        numbers = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        given = ~np.isnan(numbers)
+    else:
+        try:
+            arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        text = pc.utf8_trim_whitespace(arr)
+        if fmt.group == " ":
+            text = pc.replace_substring_regex(text, "[\u00a0\u202f]", " ")
+        given = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False)
+        shape = pc.match_substring_regex(text, "^" + _pattern(fmt).pattern + "$")
+        shape = pc.and_(shape, pc.match_substring_regex(text, "[0-9]"))
+        shape = pc.and_not(shape, pc.match_substring_regex(text, "^[+-].*-$"))
+        shape = pc.fill_null(shape, False)
+        trailing = pc.fill_null(pc.ends_with(text, "-"), False)
+        plain = pc.utf8_rtrim(text, "-")
+        if fmt.group:
+            plain = pc.replace_substring(plain, fmt.group, "")
+        if fmt.decimal != ".":
+            plain = pc.replace_substring(plain, fmt.decimal, ".")
+        plain = pc.if_else(shape, plain, pa.scalar(None, pa.string()))
+        numbers = pc.cast(plain, pa.float64()).to_numpy(zero_copy_only=False)
+        numbers = np.where(trailing.to_numpy(zero_copy_only=False), -numbers, numbers)
+        given = given.to_numpy(zero_copy_only=False)
+    finite = np.isfinite(numbers) & (np.abs(numbers) <= MAX_ABS_NUMBER)
+    bad = given & ~finite
+    out = pd.Series(np.where(bad, np.nan, numbers), index=values.index, dtype=float)
+    return out, pd.Series(bad, index=values.index)
+
+
 def _numbers(
     values: pd.Series, fmt: NumberFormat, source: str, field: str, column: str, issues: list
 ) -> tuple[pd.Series, pd.Series]:
-    """(floats, rows that are not a number under `fmt`), evaluated once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    results = [_parse_number(v, fmt) for v in uniques.tolist()]
-    numbers = np.array([r[0] for r in results] + [None], dtype=object)[codes]
-    bad = np.array([r[1] for r in results] + [False], dtype=bool)[codes]
-    out = pd.Series(numbers, index=values.index, dtype=object)
-    bad = pd.Series(bad, index=values.index)
+    """(floats, rows that are not a number under `fmt`): vectorised for numeric columns and
+    for columns of text, else once per distinct value (the same rules as :func:`number_value`)."""
+    fast = _numbers_vectorised(values, fmt)
+    if fast is not None:
+        out, bad = fast
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        results = [_parse_number(v, fmt) for v in uniques.tolist()]
+        numbers = np.array([r[0] for r in results] + [None], dtype=object)[codes]
+        flags = np.array([r[1] for r in results] + [False], dtype=bool)[codes]
+        out = pd.Series(numbers, index=values.index, dtype=object)
+        bad = pd.Series(flags, index=values.index)
     if bad.any():
         rule = f"amount_unparseable:{field}"
         issues.append(

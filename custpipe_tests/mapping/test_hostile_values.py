@@ -396,3 +396,60 @@ def test_a_ten_megabyte_name_stages_intact():
         pd.DataFrame({"I": ["1", "2"], "N": ["x" * 10_000_000, "Acme"]}), source
     )
     assert len(staged["name"].iloc[0]) == 10_000_000 and staged["name"].iloc[1] == "Acme"
+
+
+NUMBER_TEXTS = [
+    "12,50",
+    "1.234,56",
+    "1,234.5",
+    "12.50",
+    "-3",
+    "+3",
+    "3-",
+    "-3-",
+    "+3-",
+    "1e3",
+    "1.5E-2",
+    "1,5e3",
+    ".5",
+    ",5",
+    "5.",
+    "1,23",
+    "1 234,5",
+    "1\u00a0234,5",
+    "12'345.5",
+    "",
+    "  ",
+    "NaN",
+    "inf",
+    "1e16",
+    "-1e15",
+    "0",
+    "007",
+    "1..2",
+    "1,,234",
+    "1,2345",
+    "12,345,678.9",
+    "٣",
+    "１２",
+] * 2  # each twice: the per-value path evaluates distinct values once
+
+
+@pytest.mark.parametrize(
+    "fmt", [{}, {"decimal": ",", "group": "."}, {"decimal": ",", "group": " "}, {"group": "'"}]
+)
+def test_the_vectorised_number_path_equals_the_per_value_rule(fmt):
+    from custpipe.config import NumberFormat
+    from custpipe.mapping.apply import _numbers, number_value
+
+    number_format = NumberFormat(**fmt)
+    texts = pd.Series(NUMBER_TEXTS, dtype=object)
+    numbers, bad = _numbers(texts, number_format, "s", "amount", "A", [])
+    for text, got, flagged in zip(NUMBER_TEXTS, numbers, bad, strict=True):
+        try:
+            want = number_value(text, number_format)
+        except ValueError:
+            assert flagged and math.isnan(got), text
+        else:
+            assert not flagged, text
+            assert (want is None and math.isnan(got)) or got == want, text
