@@ -129,10 +129,19 @@ def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
             f"Unknown expectation suite {suite_name!r}: no file {path.name} in "
             f"{expectations_dir.resolve()}. Available suites: {available}"
         )
+    fix = "fix the file (suites are reviewed in git: `git diff` shows what changed)"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SuiteDefinitionError(f"Suite file {path} is not valid JSON: {exc}") from exc
+        raise SuiteDefinitionError(
+            f"Suite file {path}, line {exc.lineno}, column {exc.colno}: not valid JSON "
+            f"({exc.msg}); {fix}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteDefinitionError(
+            f"Suite file {path}: not UTF-8 text (byte {exc.start}); fix it: save it as UTF-8 JSON"
+        ) from None
+    _check_structure(path, data, fix)
     if data.get("name") != suite_name:
         raise SuiteDefinitionError(
             f"Suite file {path} declares name {data.get('name')!r}; it must be {suite_name!r}"
@@ -150,6 +159,47 @@ def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
                 "give every expectation a unique UUID so GX does not rewrite the file"
             )
     return data
+
+
+def _check_structure(path: Path, data: Any, fix: str) -> None:
+    """Raise SuiteDefinitionError (naming the file and the expectation) unless `data` has a
+    suite's structure: an object whose 'expectations' is a list of objects, each with a
+    'type' and, where present, object 'kwargs' and 'meta'."""
+    if not isinstance(data, dict):
+        raise SuiteDefinitionError(
+            f"Suite file {path}: the top level must be a JSON object with 'name' and "
+            f"'expectations', not a {type(data).__name__}; {fix}"
+        )
+    expectations = data.get("expectations")
+    if expectations is not None and not isinstance(expectations, list):
+        raise SuiteDefinitionError(
+            f"Suite file {path}: 'expectations' must be a list of expectations, not a "
+            f"{type(expectations).__name__}; {fix}"
+        )
+    for i, exp in enumerate(expectations or []):
+        if not isinstance(exp, dict):
+            raise SuiteDefinitionError(
+                f"Suite file {path}: expectation #{i} must be a JSON object with 'type', "
+                f"'kwargs', 'meta' and 'id', not a {type(exp).__name__}; {fix}"
+            )
+        meta = exp.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise SuiteDefinitionError(
+                f"Suite file {path}: expectation #{i} ({exp.get('type')}): 'meta' must be a "
+                f"JSON object (severity, rule, description); {fix}"
+            )
+        rule = (meta or {}).get("rule")
+        where = f"expectation #{i} (rule {rule!r})" if rule else f"expectation #{i}"
+        if not isinstance(exp.get("type"), str) or not exp["type"]:
+            raise SuiteDefinitionError(
+                f"Suite file {path}: {where} has no 'type' (e.g. "
+                f"'expect_column_values_to_not_be_null'); {fix}"
+            )
+        if not isinstance(exp.get("kwargs", {}), dict):
+            raise SuiteDefinitionError(
+                f"Suite file {path}: {where}: 'kwargs' must be a JSON object (e.g. "
+                f'{{"column": "name"}}); {fix}'
+            )
 
 
 def table_shape(exp: dict[str, Any]) -> bool:

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 from stdnum import luhn
 from stdnum.at import uid
+from stdnum.ch import uid as ch_uid
 from stdnum.cn import uscc
+from stdnum.gb import vat as gb_vat
 from stdnum.iso7064 import mod_11_10
 from stdnum.nl import bsn
 
@@ -48,7 +50,8 @@ def valid_tax_id(country: str, n: int) -> str:
     """A tax ID for ``country`` that passes its check digit, distinct per ``n`` (< 10**7).
 
     Built with python-stdnum's check-digit helpers: DE USt-IdNr., FR/AT/NL EU VAT, US EIN,
-    CN USCC. Other countries (no check digit known to the suites) get a plain number.
+    CN USCC, CH UID (with " MWST"), GB VAT. Other countries (no check digit known to the
+    suites) get a plain number.
     """
     base = f"{n % 10_000_000:07d}"
     if country == "DE":
@@ -72,6 +75,18 @@ def valid_tax_id(country: str, n: int) -> str:
     if country == "CN":
         body = "91110000" + "MA" + base
         return body + uscc.calc_check_digit(body)
+    if country == "CH":  # UID with the VAT suffix (a body whose check would be 10 is skipped)
+        for lead in "123456789":
+            check = ch_uid.calc_check_digit(lead + base)
+            if len(check) == 1:
+                return "CHE" + lead + base + check + " MWST"
+        raise AssertionError(n)  # pragma: no cover
+    if country == "GB":
+        for check in range(100):
+            number = "GB" + base + f"{check:02d}"
+            if gb_vat.is_valid(number):
+                return number
+        raise AssertionError(n)  # pragma: no cover
     return country + "9" + base + "0"
 
 

@@ -88,3 +88,47 @@ def test_staged_suites_use_the_custom_expectations(name):
     assert not {"phone_valid", "tax_id_valid"} & set(by_rule)
     for kept in ("name_required", "name_mostly_present", "country_known", "source_id_unique"):
         assert kept in by_rule
+
+
+_EXP = {
+    "type": "expect_column_values_to_not_be_null",
+    "kwargs": {"column": "name"},
+    "meta": {"severity": "quarantine", "rule": "name_required"},
+    "id": "0b1d3d52-4c3e-5d0e-9a43-2d1e1f7a0001",
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{\n  "name": "broken",\n  "expectations": [\n    {"type": }\n  ]\n}', r"line 4, column"),
+        ("[1, 2]", r"top level must be a JSON object"),
+        ('{"name": "broken", "expectations": {"a": 1}}', r"'expectations' must be a list"),
+        ('{"name": "broken", "expectations": ["x"]}', r"expectation #0 must be a JSON object"),
+        (
+            json.dumps({"name": "broken", "expectations": [{**_EXP, "type": None}]}),
+            r"expectation #0 \(rule 'name_required'\) has no 'type'",
+        ),
+        (
+            json.dumps({"name": "broken", "expectations": [{**_EXP, "kwargs": ["name"]}]}),
+            r"expectation #0 \(rule 'name_required'\): 'kwargs' must be a JSON object",
+        ),
+        (
+            json.dumps({"name": "broken", "expectations": [{**_EXP, "meta": "x"}]}),
+            r"expectation #0 \(expect_column_values_to_not_be_null\): 'meta' must be a JSON",
+        ),
+        (b"\xff\xfe{}", r"not UTF-8"),
+    ],
+)
+def test_a_malformed_suite_file_is_a_clear_error_naming_the_file(tmp_path, text, expected):
+    from custpipe.quality.gx_runner import SuiteDefinitionError
+
+    path = tmp_path / "broken.json"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(SuiteDefinitionError, match=expected) as err:
+        read_suite(tmp_path, "broken")
+    assert str(path) in str(err.value)
+    assert "fix" in str(err.value)  # and says what to do
