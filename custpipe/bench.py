@@ -418,9 +418,20 @@ def publish_bench(url: str, rows: int, change: float, seed: int = 42) -> dict:
     return figures
 
 
+# the publish bench's child process reads the target URL from this variable, never from its
+# command line (which every user of the machine can read in `ps`)
+CHILD_URL_ENV = "CUSTPIPE_BENCH_CHILD_PUBLISH_URL"
+
+
 def _publish_bench_in_child(url: str, rows: int, change: float, out_dir: Path) -> dict:
-    """The publish bench in a fresh process; a note instead of figures if the server is absent."""
+    """The publish bench in a fresh process; a note instead of figures if the server is absent.
+
+    The URL is shown and stored masked (no password) and handed to the child in its
+    environment (CHILD_URL_ENV), not on its command line.
+    """
     import sqlalchemy as sa
+
+    from custpipe.secrets import mask_url, redact
 
     try:
         engine = sa.create_engine(url)
@@ -428,24 +439,17 @@ def _publish_bench_in_child(url: str, rows: int, change: float, out_dir: Path) -
             pass
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 (any driver error means: no server to measure)
-        return {"skipped": f"no database at {url}: {str(exc).splitlines()[0]}"}
+        reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
+        return {"skipped": f"no database at {mask_url(url)}: {reason}"}
     out = out_dir / "publish_bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "custpipe.bench",
-            "--publish-one",
-            url,
-            str(rows),
-            str(change),
-            str(out),
-        ],
+        [sys.executable, "-m", "custpipe.bench", "--publish-one", str(rows), str(change), str(out)],
         check=True,
+        env=os.environ | {CHILD_URL_ENV: url},
     )
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()) | {"target": mask_url(url)}
 
 
 def machine() -> dict:
@@ -534,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(matching_baseline(Path(data_dir), Path(truth))))
         return 0
     if argv and argv[0] == "--publish-one":  # internal: the publish bench in this process
-        _, url, rows, change, out = argv
+        _, rows, change, out = argv
+        url = os.environ.get(CHILD_URL_ENV)
+        if not url:
+            raise SystemExit(f"--publish-one reads the target URL from {CHILD_URL_ENV} (unset)")
         Path(out).write_text(json.dumps(publish_bench(url, int(rows), float(change))))
         return 0
     if argv and argv[0] == "--run-one":  # internal: one run in this process
@@ -561,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             "CUSTPIPE_BENCH_PUBLISH_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
         help="database for the publish bench (a table ZCUST_BENCH is created there); "
-        "'' to leave it out",
+        "'' to leave it out. Give a URL with a password in CUSTPIPE_BENCH_PUBLISH_URL rather "
+        "than here (a command line is visible to every user); it is shown masked",
     )
     ap.add_argument("--publish-rows", type=int, default=1_000_000)
     ap.add_argument(
