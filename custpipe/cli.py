@@ -73,19 +73,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise_on_error=False,
         run_config=run_config(defs, args),
     )
-    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    failed = [(e.step_key, failure_headline(e)) for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
     print(
         f"nightly run {result.run_id} for business date {args.date}: "
         f"{'succeeded' if result.success else 'FAILED'}"
     )
-    for step in failed:
-        print(f"  failed step: {step}")
+    for step, headline in failed:
+        print(f"  failed step: {step}: {headline}")
     for step in skipped:
         print(f"  skipped step: {step}")
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
+
+
+def failure_headline(event) -> str:
+    """The first line of a failed step's error (custpipe's errors carry no customer values),
+    with any URL's password masked."""
+    from custpipe.secrets import redact
+
+    data = event.step_failure_data
+    text = ""
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        text = data.user_failure_data.description
+    elif data.error is not None:
+        error = data.error  # Dagster wraps the op's own error: show that one
+        while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            error = error.cause
+        text = error.message
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return redact(lines[0]) if lines else "(no message; see the Dagster event log)"
 
 
 def run_config(defs, args: argparse.Namespace) -> dict:

@@ -176,3 +176,38 @@ def test_a_read_only_warehouse_is_a_clear_error_naming_the_permission_to_fix(tmp
         _make_writable(target)
     message = str(caught.value)
     assert str(target) in message and "permission" in message.lower()
+
+
+def test_a_step_stopped_by_the_lock_reports_the_holder_not_dagsters_wrapper(tmp_path):
+    """What `custpipe run` prints for a failed step (outside DAGSTER_HOME there is no pool:
+    the file lock is what stops a second run, and the step's headline says who holds it)."""
+    import dagster as dg
+
+    from custpipe.cli import failure_headline
+
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse.connect(path):
+        pass
+
+    @dg.op
+    def stage():
+        with warehouse.connect(path, lock_timeout=0.5):
+            pass
+
+    @dg.job
+    def nightly():
+        stage()
+
+    holder = hold_lock(path, 60)
+    try:
+        result = nightly.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        )
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    headline = failure_headline(failure)
+    assert headline.startswith("custpipe.warehouse.WarehouseLockedError: warehouse ")
+    assert f"is locked by another process (PID {holder.pid}" in headline
+    assert "Could not set lock" not in headline  # not DuckDB's raw message
