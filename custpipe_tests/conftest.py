@@ -58,8 +58,8 @@ def run_nightly(
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """One deployment with two consecutive nightly runs (shared by the end-to-end tests)."""
+def _demo_pristine(tmp_path_factory):
+    """One deployment after one nightly run, and a snapshot of it to restore it from."""
     import shutil
 
     import dagster as dg
@@ -76,7 +76,41 @@ def demo_run(tmp_path_factory):
     deployment = make_deployment(root, config_dir=config)
     instance = dg.DagsterInstance.ephemeral()
     first = run_nightly(deployment.settings, instance)
+    snapshot = tmp_path_factory.mktemp("demo-snapshot") / "root"
+    shutil.copytree(root, snapshot, symlinks=True)
+    return deployment, instance, first, root, snapshot
+
+
+@pytest.fixture(scope="session")
+def demo_run(_demo_pristine):
+    """The shared deployment after its first nightly run, for tests that only READ it.
+
+    A test that changes it (another nightly, a decision, a model) takes `demo_copy` instead.
+    """
+    deployment, instance, first, _, _ = _demo_pristine
     return deployment, instance, first
+
+
+@pytest.fixture
+def demo_copy(_demo_pristine):
+    """The same deployment for a test that changes it, with a fresh Dagster instance.
+
+    It is the shared deployment's own folder (the warehouse keeps absolute landing paths, so
+    it must stay where it is), put back from the pristine snapshot after the test, so that the
+    test owns every change it makes and no other test sees them.
+    """
+    import shutil
+
+    import dagster as dg
+
+    deployment, _, first, root, snapshot = _demo_pristine
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        yield deployment, instance, first
+    finally:
+        instance.dispose()
+        shutil.rmtree(root)
+        shutil.copytree(snapshot, root, symlinks=True)
 
 
 def require_services() -> bool:

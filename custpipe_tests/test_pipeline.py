@@ -105,8 +105,8 @@ def test_orders_are_reconciled(demo_run):
     assert {"status_mismatch", "amount_mismatch"} <= kinds
 
 
-def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_run):
-    deployment, instance, _ = demo_run
+def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_copy):
+    deployment, instance, _ = demo_copy
     before = query(deployment.settings, "SELECT golden_id FROM mdm.golden_customers ORDER BY 1")
     second = run_nightly(deployment.settings, instance)
     assert second.success
@@ -276,10 +276,10 @@ def test_match_quality_against_the_ground_truth(demo_run):
     assert quality.precision >= 0.99 and quality.recall >= 0.97, quality.as_dict()
 
 
-def test_steward_sheet_round_trip(demo_run, monkeypatch, capsys):
+def test_steward_sheet_round_trip(demo_copy, monkeypatch, capsys):
     from custpipe.cli import main
 
-    deployment, _, _ = demo_run
+    deployment, _, _ = demo_copy
     settings = deployment.settings
     sheet = pd.read_csv(settings.reports_dir / "match_review.csv", dtype=str, keep_default_na=False)
     pairs = query(settings, "SELECT count(*) AS n FROM mdm.match_review")["n"][0]
@@ -304,24 +304,20 @@ def test_steward_sheet_round_trip(demo_run, monkeypatch, capsys):
     assert decided[["decision", "decided_by"]].values.tolist() == [["cannot_link", "ann"]]
 
 
-def test_the_training_job_writes_a_model_the_next_run_uses(demo_run):
-    import dagster as dg
+def test_the_training_job_writes_a_model_the_next_run_uses(demo_copy):
 
     from custpipe.definitions import build_definitions
     from custpipe.matching.model import MatchModel
 
-    deployment, instance, _ = demo_run
+    deployment, instance, _ = demo_copy
     settings = deployment.settings
     path = settings.config_dir / "match_model.json"  # the test deployment's own copy
     before = path.read_text(encoding="utf-8")
     job = build_definitions(settings).resolve_job_def("train_match_model")
-    try:
-        result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral())
-        assert result.success
-        model = MatchModel.load(path)
-        trained = path.read_text(encoding="utf-8")
-    finally:  # later tests of the shared deployment use the committed model
-        path.write_text(before, encoding="utf-8")
+    result = job.execute_in_process(instance=instance)
+    assert result.success
+    model = MatchModel.load(path)
+    trained = path.read_text(encoding="utf-8")
     accepted = query(settings, "SELECT count(*) AS n FROM mdm.customer_xref")["n"][0]
     assert model.trained_records == accepted
     assert trained != before  # trained on other data than the committed model
@@ -414,3 +410,81 @@ def test_an_export_with_duplicated_ids_stops_at_its_raw_suite(tmp_path):
         "WHERE source_system = 'sales'",
     )
     assert counts["n"][0] == counts["ids"][0] == len(lines) - 1
+
+
+def test_the_shared_demo_run_is_as_its_first_nightly_left_it(demo_run):
+    """Tests that change the deployment take `demo_copy`: whatever ran before, the shared
+    deployment still holds one run, no steward decision, the committed model, one publish."""
+    deployment, _, first = demo_run
+    settings = deployment.settings
+    runs = query(settings, "SELECT DISTINCT run_id FROM quality.scorecard")["run_id"].tolist()
+    assert runs == [first.run_id]
+    assert query(settings, "SELECT count(*) AS n FROM mdm.steward_decisions")["n"][0] == 0
+    model = (settings.config_dir / "match_model.json").read_text(encoding="utf-8")
+    assert model == (DEFAULT_CONFIG_DIR / "match_model.json").read_text(encoding="utf-8")
+    engine = sa.create_engine(f"sqlite:///{settings.sources_dir / 'erp' / 'erp.sqlite'}")
+    with engine.connect() as conn:
+        publishes = conn.execute(sa.text("SELECT run_id FROM ZCUST_INBOUND_LOG")).scalars().all()
+    engine.dispose()
+    assert publishes == [first.run_id]
+    assert not (settings.reports_dir / "filled.csv").exists()
+
+
+def test_a_process_killed_mid_staging_changes_nothing_and_the_rerun_recovers(demo_copy):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from datetime import date
+    from pathlib import Path
+
+    from custpipe_tests.publish.kill import wait_for_line
+
+    deployment, instance, _ = demo_copy
+    settings = deployment.settings
+    erp = sa.create_engine(f"sqlite:///{settings.sources_dir / 'erp' / 'erp.sqlite'}")
+    with erp.begin() as conn:  # five customers move: staging has rows to replace
+        moved = conn.execute(sa.text("SELECT KUNNR FROM KNA1 ORDER BY KUNNR LIMIT 5")).scalars()
+        moved = moved.all()
+        for i, kunnr in enumerate(moved):
+            conn.execute(
+                sa.text("UPDATE KNA1 SET STRAS = :s WHERE KUNNR = :k"),
+                {"s": f"Neue Strasse {i + 1}", "k": kunnr},
+            )
+    erp.dispose()
+    copy_sales_export(settings, "20261128", keep_rows=None)
+    staged = "SELECT * EXCLUDE (source_values) FROM staging.customers ORDER BY ALL"
+    before = query(settings, staged)
+    log_before = query(settings, "SELECT * FROM staging.landing_log ORDER BY ALL")
+    script = Path(__file__).with_name("killable_stage.py")
+    argv = [settings.config_dir, settings.data_dir, "2026-11-28", "erp"]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *map(str, argv)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = wait_for_line(proc, "staged in open transaction: ", timeout=120)
+        assert int(line.rsplit(" ", 1)[1]) > 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    # nothing of the killed transaction is in the warehouse; its landing folder is kept
+    pd.testing.assert_frame_equal(query(settings, staged), before)
+    pd.testing.assert_frame_equal(
+        query(settings, "SELECT * FROM staging.landing_log ORDER BY ALL"), log_before
+    )
+    rerun = run_nightly(settings, instance, day=date(2026, 11, 28))
+    assert rerun.success
+    checks = {e.asset_check_key.name: e.passed for e in rerun.get_asset_check_evaluations()}
+    assert checks["conservation"] is True
+    ids = ", ".join(f"'{k}'" for k in moved)
+    streets = query(
+        settings,
+        f"SELECT street FROM staging.customers WHERE source_system = 'erp' "
+        f"AND source_id IN ({ids})",
+    )
+    assert sorted(streets["street"]) == [f"Neue Strasse {i}" for i in range(1, 6)]
