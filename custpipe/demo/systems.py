@@ -274,7 +274,8 @@ def write_sales_customers(
             "国家": _labels(rec["country"], "sales", rng),
             "税号": rec["tax_id"],
             "客户等级": tiers,
-            "更新时间": fmt_time(rec["rec_updated"], "sales"),
+            # the sales system writes China local time (UTC+8, no DST; `timezone` in sales.yaml)
+            "更新时间": fmt_time(rec["rec_updated"] + np.timedelta64(8, "h"), "sales"),
         }
     )
     for col in SALES_CUSTOMER_COLS:

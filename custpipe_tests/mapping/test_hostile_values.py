@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -453,3 +454,30 @@ def test_the_vectorised_number_path_equals_the_per_value_rule(fmt):
         else:
             assert not flagged, text
             assert (want is None and math.isnan(got)) or got == want, text
+
+
+def test_the_demo_sales_export_stages_to_the_same_instant_as_the_crm(tmp_path):
+    from custpipe.demo.systems import fmt_time, write_sales_customers
+
+    instant = pd.Timestamp("2026-11-27 10:00:00")
+    text = ["x"]
+    rec = pd.DataFrame(
+        {"source_id": ["S-1"], "name": ["Acme GmbH"], "contact_family": text}
+        | {"contact_given": text, "phone": text, "email": text, "street": text, "city": text}
+        | {"region": text, "postcode": text, "country": ["DE"], "tax_id": text}
+        | {"rec_updated": [instant]}
+    )
+    path = tmp_path / "customers.csv"
+    write_sales_customers(rec, np.array(["A类"]), path, np.random.default_rng(0))
+    raw = pd.read_csv(path, encoding="gbk", dtype=str)
+    sales, crm = (load_config(CONFIG).sources[s] for s in ("sales", "crm"))
+    staged, _ = stage_customers(raw, sales)
+    crm_text = fmt_time(np.array([instant], dtype="datetime64[s]"), "crm")[0]  # as write_crm
+    rule = crm.customers.fields["source_updated_at"].model_copy(update={"column": "U"})
+    out, _ = map_fields(
+        pd.DataFrame({"ID": ["1"], "U": [crm_text]}),
+        dataset({"source_updated_at": rule.model_dump()}),
+        "crm",
+        crm.timezone,
+    )
+    assert staged["source_updated_at"].iloc[0] == instant == out["source_updated_at"].iloc[0]
