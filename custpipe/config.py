@@ -362,6 +362,17 @@ class QualityConfig(_Strict):
     max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
 
 
+class RetentionConfig(_Strict):
+    """Days the nightly run keeps each kind of data; null or 0 keeps it forever."""
+
+    publish_files: int | None = Field(default=90, ge=0)  # data/publish/<run>/ (customer values)
+    quarantine: int | None = Field(default=365, ge=0)  # quality.quarantine (record ids, rules)
+    scorecard: int | None = Field(default=730, ge=0)  # quality.scorecard (counts only)
+    golden_id_history: int | None = Field(default=730, ge=0)  # mdm.golden_id_history (ids)
+    # landing folders (raw extracts, customer values); those staging still needs are kept
+    landing: int | None = Field(default=90, ge=0)
+
+
 class MatchingConfig(_Strict):
     """The probabilistic match model and its thresholds (match probabilities)."""
 
@@ -407,6 +418,7 @@ class PipelineConfig(_Strict):
     reconcile: ReconcileConfig = ReconcileConfig()
     publish: PublishConfig
     quality: QualityConfig = QualityConfig()
+    retention: RetentionConfig = RetentionConfig()
     matching: MatchingConfig = MatchingConfig()
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
 

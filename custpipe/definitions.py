@@ -10,7 +10,11 @@ from custpipe.defs.consolidate import build_consolidate_asset
 from custpipe.defs.extract import build_extract_asset
 from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule, build_train_model_job
 from custpipe.defs.publish import build_publish_asset
-from custpipe.defs.quality import build_quality_asset, build_scorecard_asset
+from custpipe.defs.quality import (
+    build_quality_asset,
+    build_retention_asset,
+    build_scorecard_asset,
+)
 from custpipe.defs.reconcile import build_reconcile_asset
 from custpipe.defs.resources import CustpipeResource
 from custpipe.defs.stage import build_stage_asset
@@ -32,6 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         build_reconcile_asset(cfg),
         build_publish_asset(cfg),
         build_scorecard_asset(cfg),
+        build_retention_asset(cfg),
     ]
     job = build_nightly_job(cfg)
     return dg.Definitions(

@@ -17,6 +17,7 @@ EXPECTED_ASSETS = sorted(
         "recon/order_discrepancies",
         "publish/erp_customers",
         "quality/scorecard",
+        "quality/retention",
     ]
 )
 EXPECTED_CHECKS = sorted(

@@ -10,6 +10,7 @@ from custpipe.defs.common import WAREHOUSE_POOL, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.validate import validate_source
+from custpipe.retention import apply_retention
 
 SUITE_CHECK = "suite_passes"
 ROWS_CHECK = "rows_quarantined"
@@ -153,3 +154,33 @@ def build_scorecard_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         )
 
     return scorecard
+
+
+def build_retention_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
+    """Retention: removes what is older than the `retention:` days of pipeline.yaml."""
+
+    @dg.asset(
+        key=["quality", "retention"],
+        group_name="quality",
+        pool=WAREHOUSE_POOL,
+        description="Removes delta files, quarantine and scorecard rows, golden-ID history and "
+        "landing folders older than the days in pipeline.yaml `retention:` (null or 0: kept "
+        "forever); a landing folder staging still needs is never removed. No upstream "
+        "dependency: it runs every night, also when a blocking check stops publishing.",
+        kinds={"duckdb"},
+    )
+    def retention(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+        settings = custpipe.settings
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
+            result = apply_retention(con, settings, cfg.retention, now)
+        days = cfg.retention.model_dump()
+        return dg.MaterializeResult(
+            metadata={f"removed_{kind}": n for kind, n in result.removed.items()}
+            | {
+                "landing_kept_as_needed": result.kept_landing_needed,
+                "retention_days": dg.MetadataValue.json(days),
+            }
+        )
+
+    return retention
