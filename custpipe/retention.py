@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -64,9 +64,10 @@ def prune_tables(con: duckdb.DuckDBPyConnection, retention: RetentionConfig, now
 
 
 def _age(folder: Path) -> datetime:
-    """When a folder was last written (its newest file)."""
+    """When a folder was last written (its newest file), in UTC like the rest of custpipe."""
     stamps = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()]
-    return datetime.fromtimestamp(max(stamps, default=folder.stat().st_mtime))
+    newest = max(stamps, default=folder.stat().st_mtime)
+    return datetime.fromtimestamp(newest, UTC).replace(tzinfo=None)
 
 
 def prune_publish_files(folder: Path, days: int | None, now: datetime) -> int:
