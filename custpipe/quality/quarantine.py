@@ -60,6 +60,15 @@ MAPPING_RULE_TEXT = {
     "crosswalk_covered": "The source code of field '{field}' has no entry in the source's "
     "crosswalk: add the code to the mapping file (or correct it at the source).",
     "required": "The required field '{field}' is empty: fill it in the source system.",
+    "party_type_unknown": "The name gives no sign of a person or a company (no letters, or a "
+    "formula or SQL text): correct the name in the source system, or map 'party_type'.",
+    "duplicate_id": "Another record of this source has the same id apart from spaces or leading "
+    "zeros: merge or renumber the records in the source system.",
+    "amount_unparseable": "The value of '{field}' is not a number under the dataset's "
+    "'number_format' (ambiguous, not finite or too large): correct it at the source, or declare "
+    "the export's number format in the mapping file.",
+    "currency_unknown": "The currency is not an ISO 4217 code: correct it at the source or "
+    "crosswalk it in the mapping file.",
 }
 
 

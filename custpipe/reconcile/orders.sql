@@ -131,4 +131,11 @@ UNION ALL
 SELECT coalesce(order_number, source_system || ':' || coalesce(source_id, '?')), 'unmapped_code',
        source_system, NULL, mapping_errors, NULL, golden_id,
        'add the code to the crosswalk of ' || source_system || ' (' || mapping_errors || ')'
-FROM o WHERE mapping_errors IS NOT NULL
+FROM o WHERE mapping_errors LIKE '%crosswalk_covered:%'
+UNION ALL
+SELECT coalesce(order_number, source_system || ':' || coalesce(source_id, '?')), 'invalid_value',
+       source_system, NULL, mapping_errors, NULL, golden_id,
+       'correct the order in ' || source_system || ' (' || mapping_errors || '): an amount must be a '
+           || 'number under the mapping''s number_format, a currency an ISO 4217 code, an id unique, '
+           || 'a required field filled'
+FROM o WHERE regexp_replace(mapping_errors, 'crosswalk_covered:[^;]*;?', '', 'g') <> ''

@@ -137,6 +137,35 @@ def test_orders_without_number_or_with_unmapped_codes_are_findings_not_crashes(c
     ]
 
 
+def test_orders_with_invalid_values_are_invalid_value_findings_not_unmapped_codes(con):
+    append_rows(
+        con,
+        "staging.orders",
+        pd.DataFrame(
+            {
+                "source_system": ["sales", "sales"],
+                "source_id": ["SO-7", "SO-8"],
+                "order_number": ["7", "8"],
+                "customer_ref": ["S1", "S1"],
+                "amount": [None, 2.0],
+                "currency": ["EUR", "EURO"],
+                "status": ["open", "open"],
+                "mapping_errors": [
+                    "amount_unparseable:amount;crosswalk_covered:status",
+                    "currency_unknown:currency",
+                ],
+            }
+        ),
+    )
+    out = find_discrepancies(con, "erp", "erp", 0.01)
+    kinds = sorted(
+        (o, k) for o, k in zip(out["order_id"], out["kind"], strict=True) if k != "missing_in_erp"
+    )
+    assert kinds == [("7", "invalid_value"), ("7", "unmapped_code"), ("8", "invalid_value")]
+    fix = out.loc[(out["order_id"] == "8") & (out["kind"] == "invalid_value"), "suggested_fix"]
+    assert "ISO 4217" in fix.iloc[0]
+
+
 def test_orders_with_different_numbers_pair_on_customer_date_and_amount(con):
     got = findings(
         con,
