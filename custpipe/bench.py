@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out.resolve()
     report = {
         "machine": machine(),
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "scales": [],
     }
     for scale in scales:

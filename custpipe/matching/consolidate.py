@@ -136,7 +136,8 @@ def consolidate(
     golden = golden.merge(first_seen, on="golden_id", how="left")
     golden["first_seen_run"] = golden["first_seen_run"].fillna(run_id)
     golden["run_id"] = run_id
-    golden["updated_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    now_utc = pd.Timestamp.now(tz="UTC").tz_localize(None)  # every stored stamp is naive UTC
+    golden["updated_at"] = now_utc
     xref = con.execute(
         """
         WITH node_rules AS (  -- the rules that linked each record, either end of an edge
@@ -156,7 +157,7 @@ def consolidate(
     review = review_queue(con, scored, matcher.model, matcher.auto_merge).assign(run_id=run_id)
     reviewed = time.perf_counter()
     history["run_id"] = run_id
-    history["recorded_at"] = golden["updated_at"].iloc[0] if len(golden) else pd.Timestamp.now()
+    history["recorded_at"] = now_utc
 
     with warehouse.transaction(con):
         warehouse.replace_table(con, "mdm.golden_customers", golden)

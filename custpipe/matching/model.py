@@ -266,7 +266,7 @@ def train_and_save(
                 f"{warehouse_path}: only {records} accepted records; run the nightly job on "
                 "representative data before training a match model"
             )
-        model = train_model(con, f"{dt.date.today().isoformat()}, seed {seed}", seed)
+        model = train_model(con, f"{dt.datetime.now(dt.UTC).date().isoformat()}, seed {seed}", seed)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
     return model
