@@ -125,10 +125,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from custpipe.quality.gx_runner import load_suite_names
     from custpipe.settings import Settings
 
+    from custpipe.matching.model import MatchModel
+    from custpipe.quality.gx_runner import read_suite
+
     settings = Settings.from_env()
     cfg = load_config(settings.config_dir)
     suites = load_suite_names(settings.expectations_dir)
+    for suite_name in suites:
+        read_suite(settings.expectations_dir, suite_name)  # a malformed suite names its file
+    model_path = Path(settings.expand(cfg.matching.model))
+    MatchModel.load(model_path)  # a broken model file names the file and the fix
     print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
+    print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} and {model_path} are valid")
     for name, source in cfg.sources.items():
         suite = f"staged_customers_{name}"
         suite = suite if suite in suites else "staged_customers (default)"

@@ -85,3 +85,29 @@ def test_matching_thresholds_must_be_ordered(config_dir):
     edit(config_dir / "pipeline.yaml", "review: 0.80", "review: 0.995")
     with pytest.raises(ConfigError, match="review"):
         load_config(config_dir)
+
+
+def test_custpipe_check_names_a_malformed_suite_and_a_broken_model(tmp_path, monkeypatch, capsys):
+    from custpipe.cli import main
+    from custpipe.settings import DEFAULT_EXPECTATIONS_DIR
+
+    monkeypatch.setenv("CUSTPIPE_DATA", str(tmp_path / "data"))
+    assert main(["check"]) == 0
+    assert "suite file(s)" in capsys.readouterr().out
+
+    suites = tmp_path / "expectations"
+    shutil.copytree(DEFAULT_EXPECTATIONS_DIR, suites)
+    (suites / "orders.json").write_text('{"name": "orders", "expectations": [\n', encoding="utf-8")
+    monkeypatch.setenv("CUSTPIPE_EXPECTATIONS", str(suites))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "orders.json" in err and "line 2" in err
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    (config / "match_model.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(config))
+    monkeypatch.setenv("CUSTPIPE_EXPECTATIONS", str(DEFAULT_EXPECTATIONS_DIR))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "match_model.json" in err and "train-model" in err
