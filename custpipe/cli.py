@@ -122,11 +122,9 @@ def run_config(defs, args: argparse.Namespace) -> dict:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the configuration and list what it defines."""
     from custpipe.config import load_config
-    from custpipe.quality.gx_runner import load_suite_names
-    from custpipe.settings import Settings
-
     from custpipe.matching.model import MatchModel
-    from custpipe.quality.gx_runner import read_suite
+    from custpipe.quality.gx_runner import load_suite_names, read_suite
+    from custpipe.settings import Settings
 
     settings = Settings.from_env()
     cfg = load_config(settings.config_dir)
@@ -136,7 +134,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     model_path = Path(settings.expand(cfg.matching.model))
     MatchModel.load(model_path)  # a broken model file names the file and the fix
     print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
-    print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} and {model_path} are valid")
+    print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} are valid")
+    print(f"  match model {model_path} is valid")
     for name, source in cfg.sources.items():
         suite = f"staged_customers_{name}"
         suite = suite if suite in suites else "staged_customers (default)"
