@@ -16,6 +16,17 @@ CANARIES = {
     "tax": "DE999938170",
 }
 
+CANARY_TOKENS = (
+    "Canaryokapi",
+    "Canaryzebra",
+    "Canarystrasse",
+    "+493093817000",
+    "9381 7000",
+    "canary-mail",
+    "DE999938170",
+    "Canaryland",
+)
+
 
 def plant(settings) -> None:
     engine = sa.create_engine(f"sqlite:///{settings.sources_dir / 'crm' / 'crm.sqlite'}")
@@ -102,16 +113,7 @@ def test_no_canary_in_logs_metadata_results_or_docs(tmp_path, capfd, opt_in):
         for path in folder.rglob("*"):
             if path.is_file():
                 haystacks[str(path)] = path.read_text(encoding="utf-8", errors="ignore")
-    tokens = [
-        "Canaryokapi",
-        "Canaryzebra",
-        "Canarystrasse",
-        "+493093817000",
-        "9381 7000",
-        "canary-mail",
-        "DE999938170",
-        "Canaryland",
-    ]
+    tokens = CANARY_TOKENS
     leaks = [(where, t) for where, text in haystacks.items() for t in tokens if t in text]
     in_gx = [
         w for w, text in haystacks.items() if str(settings.gx_dir) in w and "CanaryTier" in text
@@ -121,3 +123,136 @@ def test_no_canary_in_logs_metadata_results_or_docs(tmp_path, capfd, opt_in):
         assert in_gx and leaks and all(str(settings.gx_dir) in where for where, _ in leaks)
         return
     assert leaks == [] and in_gx == []
+
+
+PASSWORD = "Pw-Kanarienvogel-4711@x:y/z"  # '@', ':' and '/' as in the leak of issue 13
+PASSWORD_TOKENS = ("Kanarienvogel", "Pw-Kanarienvogel", "4711@x", "x:y/z", "x%3Ay%2Fz")
+
+
+def _postgres_url() -> str | None:
+    """A PostgreSQL URL carrying the canary password (trust auth accepts any), or None."""
+    from urllib.parse import quote
+
+    from custpipe_tests.conftest import require_services
+
+    url = f"postgresql+psycopg://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:5432/test"
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return url
+    except sa.exc.OperationalError:
+        if require_services():
+            pytest.fail("PostgreSQL must run here (CUSTPIPE_REQUIRE_SERVICES=1)")
+        return None
+    finally:
+        engine.dispose()
+
+
+def _alert(settings, instance, result) -> None:
+    """What the failure sensor does for a failed run (it runs under the daemon otherwise)."""
+    import dagster as dg
+
+    from custpipe.defs.alerts import nightly_failure_alert
+    from custpipe.defs.resources import CustpipeResource
+
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="nightly_failure_alert",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"custpipe": CustpipeResource.from_settings(settings)},
+    ).for_run_failure()
+    nightly_failure_alert(context)
+
+
+def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
+    tmp_path, capfd, caplog, monkeypatch
+):
+    """Customer canaries in the CRM and a password in the publish and CRM URLs: after a good
+    night (published to PostgreSQL with the password when the server runs) and a night whose
+    CRM URL (with the password, '@' unescaped) fails, no output holds any of them."""
+    import json
+    import logging
+    import shutil
+    import uuid
+
+    import dagster as dg
+    import duckdb
+
+    caplog.set_level(logging.DEBUG)
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    table = f"zcust_canary_{uuid.uuid4().hex[:8]}"
+    pg = _postgres_url()
+    if pg is not None:  # publish into a table of its own in the shared test database
+        pipeline = config / "pipeline.yaml"
+        pipeline.write_text(pipeline.read_text().replace("table: ZCUST_INBOUND", f"table: {table}"))
+        monkeypatch.setenv("CUSTPIPE_PUBLISH_URL", pg)
+    deployment = make_deployment(tmp_path, customers=150, config_dir=config)
+    settings = deployment.settings
+    plant(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        good = run_nightly(settings, instance)
+        assert good.success
+        if pg is not None:  # the password really was used to publish
+            engine = sa.create_engine(pg)
+            with engine.connect() as conn:
+                published = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+            assert published > 0
+            engine.dispose()
+        # the second night: the CRM's URL carries the password with an unescaped '@'
+        monkeypatch.setenv("CUSTPIPE_CRM_URL", f"postgresql://crm:{PASSWORD}@127.0.0.1:1/crm")
+        bad = run_nightly(settings, instance)
+        assert not bad.success
+        failed = {e.step_key for e in bad.all_events if e.is_step_failure}
+        assert "extract__crm" in failed
+        _alert(settings, instance, bad)
+    finally:
+        if pg is not None:
+            engine = sa.create_engine(pg)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            engine.dispose()
+    haystacks: dict[str, str] = {}
+    for result in (good, bad):
+        haystacks[f"event log {result.run_id}"] = "\n".join(
+            serialize_value(e) for e in instance.all_logs(result.run_id)
+        )
+        # every materialisation and check result, with its metadata
+        haystacks[f"metadata {result.run_id}"] = "\n".join(
+            serialize_value(e.event_specific_data) for e in result.all_events
+        )
+    haystacks["run storage"] = "\n".join(
+        serialize_value(r.dagster_run) + repr(r) for r in instance.get_run_records()
+    )
+    out, err = capfd.readouterr()
+    haystacks["stdout/stderr"] = out + err
+    haystacks["python logging"] = "\n".join(
+        f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
+    )
+    alerts = settings.data_dir / "alerts" / "alerts.jsonl"
+    haystacks[str(alerts)] = alerts.read_text(encoding="utf-8")
+    assert json.loads(alerts.read_text().splitlines()[-1])["errors"]["extract__crm"]
+    for folder in (settings.gx_dir, settings.reports_dir, settings.landing_dir):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix != ".parquet":  # landing data holds the records
+                haystacks[str(path)] = path.read_text(encoding="utf-8", errors="ignore")
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    for name in (
+        "quality.scorecard",
+        "quality.validation_runs",
+        "quality.quarantine",
+        "staging.mapping_issues",
+        "mdm.match_review",
+    ):
+        haystacks[name] = con.execute(f"SELECT * FROM {name}").df().to_csv()
+    con.close()
+    assert (settings.reports_dir / "match_review.csv").exists()
+    assert (settings.reports_dir / "scorecard.html").exists()
+    assert any("validations" in w for w in haystacks) and any("data_docs" in w for w in haystacks)
+    tokens = CANARY_TOKENS + PASSWORD_TOKENS
+    leaks = sorted({(where, t) for where, text in haystacks.items() for t in tokens if t in text})
+    assert leaks == []
