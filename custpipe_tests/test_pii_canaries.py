@@ -125,8 +125,10 @@ def test_no_canary_in_logs_metadata_results_or_docs(tmp_path, capfd, opt_in):
     assert leaks == [] and in_gx == []
 
 
-PASSWORD = "Pw-Kanarienvogel-4711@x:y/z"  # '@', ':' and '/' as in the leak of issue 13
-PASSWORD_TOKENS = ("Kanarienvogel", "Pw-Kanarienvogel", "4711@x", "x:y/z", "x%3Ay%2Fz")
+# An unescaped '@' in a password: a URL parser takes what follows it for the host name, and a
+# driver's "could not translate host name" then printed it (issue 13)
+PASSWORD = "Kanarienvogel@Pw-4711"
+PASSWORD_TOKENS = ("Kanarienvogel", "Pw-4711")
 
 
 def _postgres_url() -> str | None:
