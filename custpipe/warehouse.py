@@ -173,6 +173,11 @@ def connect(
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run the nightly job first")
+    if path.exists() and not path.is_file():
+        raise WarehouseError(
+            f"warehouse {path} is not a file (a directory or a device): point CUSTPIPE_DATA at "
+            "the data folder (the warehouse is its warehouse.duckdb), or move the folder aside"
+        )
     if lock_timeout is None:
         lock_timeout = lock_timeout_setting()
     try:
