@@ -12,13 +12,18 @@ import zhconv
 
 from custpipe.standardize._util import as_text, is_missing, map_unique
 
-# Terminal escape sequences, removed whole (not just their ESC, which left '[31m' behind):
-# CSI (ESC [ or C1 0x9b, parameters, final byte), OSC/DCS/APC/PM/SOS strings up to BEL or
-# ST, and two-character escapes (ESC c, ESC 7 ...).
+# Terminal escape sequences, removed whole (not just their ESC, which left '[31m' behind),
+# and only when whole: a CSI (ESC [ parameters, final byte), a string sequence (OSC, DCS,
+# SOS, PM, APC) in its 7-bit form ESC ] / P / X / ^ / _ up to BEL or ST, and two-character
+# escapes (ESC c, ESC ( B ...). The one-byte C1 CSI 0x9b counts only with a numeric
+# parameter and a final letter ('\x9b31m'); other C1 introducers, an unterminated sequence
+# and cp1252 text read as latin-1 ('Müller \x9b GmbH') lose only their control character
+# (see _CONTROL_RE), never the text after it.
 _ESCAPE_RE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[ -/]*[0-~]?"
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x9b[0-9][0-9;]*[A-Za-z]"
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b(?![\[\]PX^_])[ -/]*[0-~]"
 )
 # Control / format characters that never belong in master data (whitespace is handled apart):
 # C0/C1 controls, soft hyphen, zero-width and bidi controls (incl. isolates and the Arabic
@@ -45,7 +50,7 @@ def clean_value(value: Any) -> str | None:
     if is_missing(value):
         return None
     text = unicodedata.normalize("NFKC", as_text(value))
-    if "\x1b" in text or "\x9b" in text or "\x9d" in text:
+    if "\x1b" in text or "\x9b" in text:
         text = _ESCAPE_RE.sub("", text)
     text = _CONTROL_RE.sub("", text)
     text = _SPACE_RE.sub(" ", text).strip()
