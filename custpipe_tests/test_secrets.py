@@ -55,3 +55,43 @@ def test_redact_masks_credentials_of_urls_it_was_not_given():
 def test_redact_leaves_a_text_without_secrets_alone():
     text = "source 'erp': table 'customers' not found"
     assert redact(text, "sqlite:///x.db") == text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://app:pa?ss@h/db", "postgresql://app:***@h/db"),
+        ("postgresql://app:pa#ss@h/db", "postgresql://app:***@h/db"),
+        ("postgresql://app:p/a?s#s@w@h:5432/db?x=1", "postgresql://app:***@h:5432/db?x=1"),
+        ("postgresql://app:pa?ss@h/db?password=hunter22", "postgresql://app:***@h/db?password=***"),
+        ("postgresql://h/db?sslpassword=hunter22&x=1", "postgresql://h/db?sslpassword=***&x=1"),
+        ("mssql+pyodbc://h/db?PWD=hunter22&driver=x", "mssql+pyodbc://h/db?PWD=***&driver=x"),
+        (
+            "postgresql://app@h/db?options=-c%20password%3Dhunter22",
+            "postgresql://app@h/db?options=-c%20password%3D***",
+        ),
+    ],
+)
+def test_mask_url_hides_passwords_holding_query_or_fragment_characters(url, expected):
+    masked = mask_url(url)
+    assert masked == expected
+    assert "ss@" not in masked and "hunter22" not in masked
+
+
+def test_redact_masks_url_passwords_holding_query_or_fragment_characters():
+    for url in ("postgresql://app:pa?ss@h/db", "postgresql://app:pa#ss@h/db"):
+        out = redact(f"could not connect with {url}", url)
+        assert "pa?ss" not in out and "pa#ss" not in out, out
+
+
+def test_redact_removes_pieces_of_four_or_more_characters_and_short_pieces_in_context():
+    url = "postgresql://app:abc@123xyz@127.0.0.1/erp"
+    # a driver that cut the host at the first '@' echoes the rest of the password as host
+    message = "failed to resolve host '123xyz@127.0.0.1'; retried 123 times; code abc"
+    out = redact(message, url)
+    assert "123xyz" not in out
+    assert "retried 123 times; code abc" in out  # short, common pieces elsewhere are kept
+    short = "postgresql://app:ab@c1@127.0.0.1/erp"
+    out = redact("failed to resolve host 'c1@127.0.0.1' for user app:ab@", short)
+    assert "c1@" not in out and ":ab@" not in out
+    assert "127.0.0.1" in out
