@@ -171,18 +171,21 @@ def _check_placeholders(template: str, setting: str, known: tuple[str, ...]) -> 
     """Unknown `{placeholder}`s (or unbalanced braces) in a path or URL fail when loaded."""
     import string
 
+    from custpipe.secrets import mask_url
+
     names = ", ".join("{" + k + "}" for k in known)
+    shown = mask_url(template) if setting == "url" else template  # never a URL's password
     try:
         used = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise ValueError(
-            f"'{setting}' {template!r}: {exc}; the placeholders are {names} "
+            f"'{setting}' {shown!r}: {exc}; the placeholders are {names} "
             "(write {{ and }} for a literal brace)"
         ) from None
     unknown = [f for f in used if f.split(".")[0].split("[")[0] not in known]
     if unknown:
         raise ValueError(
-            f"'{setting}' {template!r} has an unknown placeholder {{{unknown[0]}}}; "
+            f"'{setting}' {shown!r} has an unknown placeholder {{{unknown[0]}}}; "
             f"the placeholders are {names}"
         )
 

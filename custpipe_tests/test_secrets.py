@@ -95,3 +95,24 @@ def test_redact_removes_pieces_of_four_or_more_characters_and_short_pieces_in_co
     out = redact("failed to resolve host 'c1@127.0.0.1' for user app:ab@", short)
     assert "c1@" not in out and ":ab@" not in out
     assert "127.0.0.1" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgresql://u:Secret99@h/{dbname}", "{dbname}"),
+        ("postgresql://u:Secret99@h/{db", "placeholders are"),
+        ("postgres://u:Secret99@h/db", "postgresql://"),
+    ],
+)
+def test_config_url_errors_show_the_url_masked(url, hint):
+    from pydantic import ValidationError
+
+    from custpipe.config import ConnectionConfig
+
+    with pytest.raises(ValidationError) as caught:
+        ConnectionConfig(url=url)
+    message = caught.value.errors()[0]["msg"]
+    assert hint in message
+    assert "Secret99" not in message
+    assert "u:***@h" in message
