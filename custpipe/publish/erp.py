@@ -403,6 +403,15 @@ def publish(
             f"({int(ids.isna().sum())} missing, {int(ids.duplicated().sum())} duplicated); "
             "nothing was written. Check the golden_customers suite."
         )
+    from custpipe.sources.sql_guard import check_url
+
+    try:  # the sources' check: an unescaped '@' would send the password to DNS as host name
+        check_url(url)
+    except ValueError as exc:
+        raise PublishTargetError(
+            f"publish to {table}: the target URL {exc}. Nothing was written; fix it in the "
+            "environment variable that publish.connection.url_env names, then rerun."
+        ) from None
     try:  # hide_parameters: errors must not carry customer rows
         engine = sa.create_engine(url, hide_parameters=True)
     except (ValueError, sa.exc.ArgumentError, ImportError) as exc:
@@ -488,13 +497,19 @@ def publish(
             "written. The staged suites' value_fits_published_length rules should have held the "
             "record back: check that the source's suite has them and that the target's columns "
             "have the published lengths (custpipe.publish.erp.PUBLISHED_LENGTHS)."
-        ) from exc
+        ) from None  # the driver's exception may echo the URL: only the redacted line travels
     except sa.exc.OperationalError as exc:
         raise PublishTargetError(
             f"publish to {table} at {mask_url(url)} failed: "
             f"{_driver_message(exc, url)}. Nothing was written; check that the "
             "database is reachable and the URL (environment variable) is right, then rerun."
-        ) from exc
+        ) from None
+    except sa.exc.DBAPIError as exc:  # any other driver error: redacted, never chained
+        raise PublishTargetError(
+            f"publish to {table} at {mask_url(url)} failed: {type(exc).__name__}: "
+            f"{_driver_message(exc, url)}. Nothing was written; check the target database "
+            "and its permissions, then rerun."
+        ) from None
     finally:
         engine.dispose()
     delta = pd.concat(

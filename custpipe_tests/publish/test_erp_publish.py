@@ -355,3 +355,33 @@ def test_a_refused_connection_never_shows_the_password(url):
         publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
     for piece in ("Pl4nted", "Secret"):
         assert piece not in str(err.value)
+
+
+def test_an_unescaped_at_in_the_publish_url_is_refused_before_connecting_without_the_driver():
+    """The check the sources run (check_url) runs before create_engine, and no driver
+    exception (which names the password as host) is chained to the error."""
+    import traceback
+
+    from custpipe.publish.erp import PublishTargetError
+
+    url = "postgresql+psycopg://custpipe:Secret99@Pl4nted@127.0.0.1:1/erp"
+    with pytest.raises(PublishTargetError, match="unescaped '@'") as err:
+        publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
+    assert "%40" in str(err.value) and "Nothing was written" in str(err.value)
+    shown = "".join(traceback.format_exception(err.value))
+    for piece in ("Secret99", "Pl4nted"):
+        assert piece not in shown
+
+
+def test_a_driver_error_is_not_chained_to_the_publish_error(url, tmp_path):
+    """A driver's exception (its text may echo the URL) never travels as __cause__/__context__."""
+    import traceback
+
+    from custpipe.publish.erp import PublishTargetError
+
+    bad = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'erp.sqlite'}"
+    with pytest.raises(PublishTargetError, match="unable to open database file") as err:
+        publish(golden([{"golden_id": "G1"}]), bad, "ZCUST_INBOUND", "r")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    shown = "".join(traceback.format_exception(err.value))
+    assert "OperationalError" not in shown and "sqlite3" not in shown
