@@ -67,6 +67,9 @@ MAPPING_RULE_TEXT = {
     "amount_unparseable": "The value of '{field}' is not a number under the dataset's "
     "'number_format' (ambiguous, not finite or too large): correct it at the source, or declare "
     "the export's number format in the mapping file.",
+    "number_unparseable": "The value of '{field}' is not a number under the dataset's "
+    "'number_format' (ambiguous, not finite or too large): correct it at the source, or declare "
+    "the export's number format in the mapping file.",
     "currency_unknown": "The currency is not an ISO 4217 code: correct it at the source or "
     "crosswalk it in the mapping file.",
 }

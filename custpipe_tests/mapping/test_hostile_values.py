@@ -441,7 +441,8 @@ NUMBER_TEXTS = [
 )
 def test_the_vectorised_number_path_equals_the_per_value_rule(fmt):
     from custpipe.config import NumberFormat
-    from custpipe.mapping.apply import _numbers, number_value
+    from custpipe.mapping.numbers import number_value
+    from custpipe.mapping.numbers import parse_numbers as _numbers
 
     number_format = NumberFormat(**fmt)
     texts = pd.Series(NUMBER_TEXTS, dtype=object)

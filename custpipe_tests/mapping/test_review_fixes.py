@@ -1,0 +1,127 @@
+"""Review findings on mapping (issue 13): time zones of mixed stamps, party-type names,
+quantity rule, duplicate ids across batches and landings, aggregate/window expressions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from custpipe.config import DatasetConfig
+from custpipe.mapping.apply import map_fields
+
+
+def dataset(fields: dict, **extra) -> DatasetConfig:
+    return DatasetConfig.model_validate(
+        {"reader": {"kind": "csv", "path": "x.csv"}, "id": "ID", "fields": fields, **extra}
+    )
+
+
+# ------------------------------------------------------------------ mixed naive / offset stamps
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (  # offset first: pandas would apply +08:00 to the naive one, then it was shifted again
+            ["2024-03-01T10:00:00+08:00", "2024-03-01 00:00:00"],
+            ["2024-03-01 02:00:00", "2024-02-29 16:00:00"],
+        ),
+        (
+            ["2024-03-01 00:00:00", "2024-03-01T10:00:00+08:00"],
+            ["2024-02-29 16:00:00", "2024-03-01 02:00:00"],
+        ),
+        (
+            ["2024-03-01T10:00:00Z", "2024-03-01T10:00:00", "2024-03-01T10:00:00-05:00"],
+            ["2024-03-01 10:00:00", "2024-03-01 02:00:00", "2024-03-01 15:00:00"],
+        ),
+        (["2024-03-01", "2024-03-01T12:00:00+01:00"], ["2024-03-01", "2024-03-01 11:00:00"]),
+    ],
+)
+def test_mixed_naive_and_offset_stamps_are_each_converted_once(values, expected):
+    raw = pd.DataFrame({"ID": [str(i) for i in range(len(values))], "U": values})
+    out, issues = map_fields(raw, dataset({"source_updated_at": "U"}), "sales", "Asia/Shanghai")
+    assert out["source_updated_at"].tolist() == [pd.Timestamp(e) for e in expected]
+    assert issues == []
+
+
+def test_naive_datetime_objects_are_local_and_aware_ones_keep_their_instant():
+
+    values = [datetime(2024, 3, 1, 8, 0), datetime(2024, 3, 1, 8, 0, tzinfo=UTC)]
+    raw = pd.DataFrame({"ID": ["1", "2"], "U": pd.Series(values, dtype=object)})
+    out, _ = map_fields(raw, dataset({"source_updated_at": "U"}), "sales", "Asia/Shanghai")
+    assert out["source_updated_at"].tolist() == [
+        pd.Timestamp("2024-03-01 00:00"),
+        pd.Timestamp("2024-03-01 08:00"),
+    ]
+
+
+# ------------------------------------------------------------------ party type of a name
+
+PARTY = {"party_type": {"column": "N", "transform": "infer_party_type"}, "name": "N"}
+
+
+@pytest.mark.parametrize(
+    ("name", "party"),
+    [
+        ("ACME [Europe] GmbH", "company"),
+        ("Smith; Jones & Co.", "company"),
+        ("@Home GmbH", "company"),
+        ("+Plus Handels GmbH", "company"),
+        ("Müller--Schmidt", "person"),
+        ("R&D {Labs}", "person"),
+        ("1&1 Internet AG", "company"),
+        ("<b>Fett</b> GmbH", "company"),
+        ("-Minus- Verlag GmbH", "company"),
+        ("王小明", "person"),
+        ("北京华为技术有限公司", "company"),
+        # undecided: no letter, or a formula / SQL payload
+        ("12345", None),
+        ("1&1", None),  # no letter: no sign of a person or a company
+        ("---", None),
+        ('=HYPERLINK("http://x","y")', None),
+        ("=1+1", None),
+        ("@SUM(A1:A9)", None),
+        ("+cmd|' /C calc'!A0", None),
+        ("-2+3+cmd|' /C calc'!A0", None),
+        ("+A1", None),
+        ("-$B$2*3", None),
+        ("@ sum (1)", None),
+        ("'); DROP TABLE x;--", None),
+        ("Robert'); DROP TABLE students;", None),
+        ("x; -- comment", None),
+    ],
+)
+def test_party_type_of_names_with_punctuation_and_of_payloads(name, party):
+    raw = pd.DataFrame({"ID": ["1", "2"], "N": [name, "Vincent Schulz"]})
+    out, issues = map_fields(raw, dataset(PARTY), "sales")
+    assert out["party_type"].tolist() == [party, "person"]
+    flagged = out["mapping_errors"].iloc[0] or ""
+    assert ("party_type_unknown:party_type" in flagged) == (party is None)
+
+
+# ------------------------------------------------------------------ quantities
+
+
+def test_an_unparseable_quantity_has_its_own_rule_and_amounts_keep_theirs():
+    raw = pd.DataFrame(
+        {"ID": ["1", "2", "3"], "Q": ["2", "zwei", "3"], "A": ["1.50", "2.00", "drei"]}
+    )
+    out, issues = map_fields(raw, dataset({"quantity": "Q", "line_amount": "A"}), "sales")
+    assert out["mapping_errors"].tolist() == [
+        None,
+        "number_unparseable:quantity",
+        "amount_unparseable:line_amount",
+    ]
+    assert {i.rule for i in issues} == {
+        "number_unparseable:quantity",
+        "amount_unparseable:line_amount",
+    }
+
+
+def test_the_quantity_rule_has_its_own_quarantine_text():
+    from custpipe.quality.quarantine import _describe
+
+    text = _describe("number_unparseable:quantity")
+    assert "'quantity' is not a number under the dataset's 'number_format'" in text
