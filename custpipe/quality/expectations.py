@@ -25,19 +25,23 @@ Importing this module defines and registers, in GX's expectation and metric regi
     The value fits a published text column of ``max_length`` characters: not longer, no NUL
     character, encodable as UTF-8 (what PostgreSQL and MariaDB refuse in a VARCHAR).
 ``expect_column_values_to_not_be_formula_payloads`` (multicolumn map, kwargs ``column_list``)
-    No value of the row's text fields starts like a spreadsheet formula (``=``, ``+``, ``-``,
-    ``@``, tab, CR; signed numbers and E.164 phones excepted, see :mod:`custpipe.csv_safe`).
+    No value of the row's text fields is a spreadsheet formula (:func:`looks_like_formula`:
+    ``=`` at the start, or ``+``/``-``/``@`` followed by formula syntax). Placeholders such
+    as ``-`` and names such as ``@Home GmbH`` pass; the CSV files custpipe writes still escape
+    every cell that starts with a trigger (:mod:`custpipe.csv_safe`).
 
 Suites that use these types only load once this module is imported (GX silently drops
 expectation types it does not know): :mod:`custpipe.quality.gx_runner` calls :func:`register`
 before it reads a suite. Every check is evaluated once per distinct value (or value pair) and
-mapped back to the rows, so cost grows with the number of distinct values, not rows.
+mapped back to the rows, so cost grows with the number of distinct values, not rows; the
+length and formula checks are vectorised with pandas ``.str`` methods instead.
 
 The plain checks :func:`is_valid_e164` and :func:`tax_id_check` need no GX and are public.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -80,7 +84,6 @@ from great_expectations.render.renderer_configuration import (  # noqa: E402
     RendererValueType,
 )
 
-from custpipe.csv_safe import is_formula_payload  # noqa: E402
 from custpipe.standardize._util import evaluate  # noqa: E402
 from custpipe.standardize.countries import iso2_value  # noqa: E402
 from custpipe.standardize.phones import fast_valid_e164  # noqa: E402
@@ -96,7 +99,10 @@ __all__ = [
     "ExpectColumnValuesToNotBeFormulaPayloads",
     "ExpectCompanyTaxIdWhereRequired",
     "fits_published_length",
+    "formula_mask",
     "is_valid_e164",
+    "looks_like_formula",
+    "published_length_mask",
     "register",
     "tax_id_check",
 ]
@@ -152,6 +158,63 @@ def fits_published_length(value: Any, max_length: int) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# What the quarantine rule calls a formula (the CSV escaping in custpipe.csv_safe stays
+# stricter: it escapes every cell starting with a trigger). Optional leading tabs/CRs, then
+# '=' followed by anything, or '+', '-', '@' followed by formula syntax: a function call
+# NAME(, a bracket, a cell reference (A1, $A$1), a DDE command (cmd|) or a calculation (2+3).
+# Full-width forms count as their ASCII ones. Placeholders ('-', '--', '-/-', '- Berlin'),
+# names ('@Home GmbH', '+Plus Handels GmbH') and signed numbers ('+4930123456') are no formula.
+_FORMULA_RE = re.compile(
+    r"[\t\r]*(?:[=\uff1d]"
+    r"|[-+@\uff0b\uff0d\uff20]\s*"
+    r"(?:[^\W\d][\w.]*\s*\("  # a function call: SUM(, HYPERLINK(, cmd(
+    r"|\("  # a bracketed expression
+    r"|\$?[A-Za-z]{1,3}\$?\d+(?:[:!]|\W*$|\s*[-+*/^&<>=%])"  # a cell reference
+    r"|[\w.]+\|"  # a DDE command: cmd|' /C calc'!A0
+    r"|[\d.,]+\s*[-+*/^&<>=%]\s*[\w($.]"  # a calculation: -2+3, +1+1
+    r"))"
+)
+
+
+def looks_like_formula(value: Any) -> bool:
+    """True if ``value`` is text a spreadsheet would run as a formula (the quarantine rule
+    ``no_formula_payload``): ``=`` at the start, or ``+``/``-``/``@`` followed by a function
+    call, a bracket, a cell reference, a DDE command or a calculation, optionally after
+    leading tabs/CRs. Placeholders such as ``-``, ``-/-`` and names such as ``@Home GmbH``
+    are not."""
+    return isinstance(value, str) and _FORMULA_RE.match(value) is not None
+
+
+def formula_mask(values: pd.Series) -> np.ndarray:
+    """:func:`looks_like_formula` per value as a bool array, vectorised (missing and non-text
+    values are no formula)."""
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return np.zeros(len(values), dtype=bool)
+    return values.str.match(_FORMULA_RE).to_numpy(dtype=bool, na_value=False)
+
+
+def published_length_mask(values: pd.Series, max_length: int) -> np.ndarray:
+    """:func:`fits_published_length` per value as a bool array, vectorised over text values
+    (``.str`` methods); other values (numbers, dates) are checked one by one."""
+    limit = int(max_length)
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return _map_unique(values, functools.partial(fits_published_length, max_length=limit))
+    lengths = values.str.len()
+    text = lengths.notna().to_numpy()
+    ok = ~values.notna().to_numpy() | (lengths.le(limit).to_numpy() & text)
+    ok &= ~values.str.contains(_UNPUBLISHABLE_RE).to_numpy(dtype=bool, na_value=False)
+    other = values.notna().to_numpy() & ~text  # not a str: its str() decides
+    if other.any():
+        ok[other] = _map_unique(
+            values[other], functools.partial(fits_published_length, max_length=limit)
+        )
+    return ok
+
+
+# a NUL or a lone surrogate (not encodable as UTF-8): what PostgreSQL/MariaDB refuse in text
+_UNPUBLISHABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
 # --------------------------------------------------------------------------- vectorisation
@@ -340,10 +403,7 @@ class ColumnValuesFitPublishedLength(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column: pd.Series, max_length: int, **kwargs) -> pd.Series:
-        limit = int(max_length)
-        return pd.Series(
-            _map_unique(column, lambda v: fits_published_length(v, limit)), index=column.index
-        )
+        return pd.Series(published_length_mask(column, max_length), index=column.index)
 
 
 class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
@@ -364,7 +424,7 @@ class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
     def _pandas(cls, column_list: pd.DataFrame, **kwargs) -> pd.Series:
         ok = np.ones(len(column_list), dtype=bool)
         for i in range(column_list.shape[1]):
-            ok &= ~_map_unique(column_list.iloc[:, i], is_formula_payload)
+            ok &= ~formula_mask(column_list.iloc[:, i])
         return pd.Series(ok, index=column_list.index)
 
 
@@ -516,9 +576,10 @@ class ExpectColumnValuesToFitPublishedLength(ColumnMapExpectation):
 class ExpectColumnValuesToNotBeFormulaPayloads(MulticolumnMapExpectation):
     """Expect no value of the text columns ``column_list`` to be a spreadsheet formula.
 
-    A value starting with ``=``, ``+``, ``-``, ``@``, a tab or a CR (signed numbers and E.164
-    phones excepted) would run as a formula where the published table is opened in a
-    spreadsheet. Rows whose columns are all missing are skipped.
+    A value starting with ``=``, or with ``+``, ``-``, ``@`` followed by a function call, a
+    cell reference, a DDE command or a calculation (also after tabs/CRs), would run as a
+    formula where the published table is opened in a spreadsheet (see
+    :func:`looks_like_formula`). Rows whose columns are all missing are skipped.
     """
 
     ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = (
@@ -539,8 +600,8 @@ class ExpectColumnValuesToNotBeFormulaPayloads(MulticolumnMapExpectation):
         title = "Expect text values not to be spreadsheet formulas"
 
     _TEMPLATE = (
-        "Values of $column_list must not start like a spreadsheet formula "
-        "(=, +, -, @, tab, carriage return)"
+        "Values of $column_list must not be spreadsheet formulas ('=' at the start, or "
+        "'+', '-', '@' followed by a function call, cell reference or calculation)"
     )
     _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column_list",))
 

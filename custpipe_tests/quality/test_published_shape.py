@@ -105,3 +105,85 @@ def test_each_staged_suite_bounds_the_published_text_columns_as_the_publish_decl
     (formula,) = [e for e in data["expectations"] if e["meta"]["rule"] == "no_formula_payload"]
     assert {"name", "street", "city"} <= set(formula["kwargs"]["column_list"])
     assert formula["meta"]["severity"] == "quarantine"
+
+
+def test_staged_suite_validates_60000_distinct_values(gx_dir):
+    """Above PARALLEL_MIN_VALUES distinct values the length and formula rules still run (a
+    local lambda cannot be sent to the process pool) and find the seeded rows."""
+    from custpipe.standardize._util import PARALLEL_MIN_VALUES
+
+    n = 60_000
+    assert n > PARALLEL_MIN_VALUES
+    frame = make_staged_frame(n)
+    frame.loc[7, "name"] = "N" * (PUBLISHED_LENGTHS["name"] + 1)
+    frame.loc[11, "street"] = "=1+1"
+    outcome = validate_frame(
+        frame.assign(mapping_errors=None),
+        "staged_customers",
+        expectations_dir=EXPECTATIONS_DIR,
+        gx_dir=gx_dir,
+        build_docs=False,
+    )
+    assert outcome.outcome("value_fits_published_length:name").failed == 1
+    assert outcome.outcome("no_formula_payload").failed == 1
+    assert not outcome.blocked
+
+
+FORMULAS = [
+    ("name", '=HYPERLINK("http://evil.example","x")'),
+    ("name", "=1"),
+    ("street", "@SUM(A1:A9)"),
+    ("street", "+cmd|' /C calc'!A0"),
+    ("city", "-2+3"),
+    ("city", "+1+1"),
+    ("region", "-A1"),
+    ("region", "+$A$1"),
+    ("postal_code", "@A1"),
+    ("family_name", "\t=1+1"),
+    ("given_name", "\r+SUM(1)"),
+    ("name", "-cmd|' /C calc'!A0"),
+    ("name", "＝1+1"),
+]
+NOT_FORMULAS = [
+    ("region", "-"),
+    ("region", "--"),
+    ("street", "-/-"),
+    ("postal_code", "-"),
+    ("city", "- Berlin"),
+    ("name", "@Home GmbH"),
+    ("name", "+Plus Handels GmbH"),
+    ("street", "+4930123456"),
+    ("street", "-12.5"),
+    ("street", "Hauptstrasse 1-3"),
+    ("family_name", "\tMüller"),
+]
+
+
+def test_formula_rule_flags_formulas_and_leaves_placeholders_and_names(gx_dir):
+    """Only what a spreadsheet would run as a formula is held back; placeholders such as '-',
+    '--', '-/-' and names such as '@Home GmbH' pass (the CSV escaping stays strict)."""
+    cases = FORMULAS + NOT_FORMULAS
+    frame = make_staged_frame(len(cases))
+    for i, (column, value) in enumerate(cases):
+        frame.loc[i, column] = value
+    held, _ = _held(frame, gx_dir)
+    flagged = set(held.loc[held["rule"] == "no_formula_payload", "source_id"])
+    wrongly = [
+        cases[i] for i in range(len(cases)) if (source_id(i) in flagged) != (i < len(FORMULAS))
+    ]
+    assert wrongly == []
+
+
+@pytest.mark.parametrize(("column", "value"), FORMULAS + NOT_FORMULAS)
+def test_looks_like_formula_agrees_with_the_rule_value_by_value(column, value):
+    import pandas as pd
+
+    from custpipe.quality.expectations import formula_mask, looks_like_formula
+
+    expected = (column, value) in FORMULAS
+    assert looks_like_formula(value) is expected
+    assert formula_mask(pd.Series([value, None, 5], dtype=object)).tolist() == [
+        expected,
+        False,
+        False,
+    ]
