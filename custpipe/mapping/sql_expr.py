@@ -4,7 +4,8 @@ An `expr` is spliced into ``SELECT (<expr>)::VARCHAR AS v FROM raw``. Without a 
 expression such as ``1)::VARCHAR AS v FROM raw; COPY (...) TO 'x.csv'; SELECT ("N"`` would
 run three statements. :func:`check_expression` parses the wrapped query with DuckDB's own
 parser and accepts it only if it is exactly one plain ``SELECT`` of one column from ``raw``
-(no set operation, no ``WHERE``/``GROUP BY``/``ORDER BY``/``LIMIT``, no CTE, no subquery).
+(no set operation, no ``WHERE``/``GROUP BY``/``ORDER BY``/``LIMIT``, no CTE, no subquery,
+no aggregate or window function: an expression reads the row's own columns only).
 :func:`sandbox` is the connection expressions run in: no file or network access, no
 extension installing or autoloading — so even a function that reads files is refused.
 """
@@ -12,6 +13,7 @@ extension installing or autoloading — so even a function that reads files is r
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 import duckdb
@@ -47,6 +49,34 @@ def _has_subquery(node: Any) -> bool:
     return False
 
 
+@cache
+def _aggregate_names() -> frozenset[str]:
+    """Names of DuckDB's aggregate functions (parsed, `sum(x)` is just a function call)."""
+    con = sandbox()
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type = 'aggregate'"
+        ).fetchall()
+    finally:
+        con.close()
+    return frozenset(r[0] for r in rows) | {"count_star"}
+
+
+def _other_rows(node: Any) -> str | None:
+    """'aggregate function NAME' or 'window function NAME' found in a parsed expression."""
+    if isinstance(node, list):
+        return next((found for v in node if (found := _other_rows(v))), None)
+    if not isinstance(node, dict):
+        return None
+    name = str(node.get("function_name", "")).lower()
+    if node.get("class") == "WINDOW":
+        return f"window function {name}()"
+    if node.get("class") == "FUNCTION" and (name in _aggregate_names() or node.get("filter")):
+        return f"aggregate function {name.replace('count_star', 'count')}()"
+    return next((found for v in node.values() if (found := _other_rows(v))), None)
+
+
 def _problem(expr: str) -> str | None:
     """Why `expr` is not one plain expression (None if it is)."""
     sql = wrap(expr)
@@ -75,6 +105,11 @@ def _problem(expr: str) -> str | None:
         return "it adds a WITH clause to the mapping query"
     if _has_subquery(node["select_list"]):
         return "it holds a subquery (an expression may only read the row's own columns)"
+    found = _other_rows(node["select_list"])
+    if found:
+        return (
+            f"it holds the {found}, which reads other rows (only the row's own columns may be read)"
+        )
     return None
 
 

@@ -125,3 +125,46 @@ def test_the_quantity_rule_has_its_own_quarantine_text():
 
     text = _describe("number_unparseable:quantity")
     assert "'quantity' is not a number under the dataset's 'number_format'" in text
+
+
+# ------------------------------------------------------------------ expressions over other rows
+
+
+@pytest.mark.parametrize(
+    ("expr", "kind"),
+    [
+        ("count(*)", "aggregate"),
+        ('sum("A")', "aggregate"),
+        ('max("A") FILTER (WHERE "A" > 1)', "aggregate"),
+        ("string_agg(\"A\", ',')", "aggregate"),
+        ('upper("A") || count(*)', "aggregate"),
+        ('lag("A") OVER ()', "window"),
+        ('row_number() OVER (ORDER BY "A")', "window"),
+        ('sum("A") OVER (PARTITION BY "B")', "window"),
+    ],
+)
+def test_an_expression_reading_other_rows_is_rejected_when_loaded(tmp_path, expr, kind):
+    import yaml
+
+    from custpipe.config import ConfigError, load_source
+
+    file = tmp_path / "crm.yaml"
+    customers = {"reader": {"kind": "csv", "path": "x.csv"}, "id": "ID"}
+    customers["fields"] = {"name": "N", "segment": {"expr": expr}}
+    file.write_text(yaml.safe_dump({"customers": customers}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_source(file)
+    message = str(err.value)
+    assert "crm.yaml" in message and "customers.fields.segment" in message
+    assert f"{kind} function" in message and "only the row's own columns" in message
+
+
+@pytest.mark.parametrize(
+    "expr", ['upper("A")', 'coalesce("A", "B")', 'TRY_CAST("A" AS INTEGER) + 1', "greatest(1, 2)"]
+)
+def test_row_level_expressions_still_load_and_map(expr):
+    ds = dataset({"segment": {"expr": expr}})
+    out, _ = map_fields(
+        pd.DataFrame({"ID": ["1", "2"], "A": ["3", "4"], "B": [None, "x"]}), ds, "s"
+    )
+    assert len(out) == 2 and out["segment"].notna().all()
