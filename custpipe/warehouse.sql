@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS staging.mapping_issues (
 
 CREATE TABLE IF NOT EXISTS quality.validation_runs (
     run_id VARCHAR, source_system VARCHAR, suite VARCHAR, rows BIGINT, quarantined BIGINT,
-    success BOOLEAN, validated_at TIMESTAMP
+    success BOOLEAN, validated_at TIMESTAMP,
+    volume_ok BOOLEAN  -- the volume check's own outcome: a failed night is no baseline
 );
 
 CREATE TABLE IF NOT EXISTS quality.quarantine (

@@ -41,8 +41,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 asset=key,
                 blocking=True,
                 description="The source did not lose more than quality.max_volume_drop of its "
-                "rows since its last non-empty validation that passed its suite (an empty or "
-                "truncated export blocks; a second empty night blocks too).",
+                "rows since its last non-empty validation that passed its suite and this check "
+                "(an empty or truncated export blocks; a second such night blocks too).",
             ),
             dg.AssetCheckSpec(
                 ROWS_CHECK,
@@ -66,6 +66,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 now,
                 quality.results_limit,
                 quality.include_values_in_docs,
+                max_volume_drop=quality.max_volume_drop,
             )
         table = md_table(
             v.rules.to_dict("records"), ["rule", "severity", "evaluated", "failed", "pass_rate"]
@@ -101,14 +102,14 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         )
         yield dg.AssetCheckResult(
             check_name=VOLUME_CHECK,
-            passed=v.volume_drop <= quality.max_volume_drop,
+            passed=v.volume_ok,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{v.rows} rows now, {v.previous_rows} at the baseline (the last "
-            "validation that was not empty and passed its suite) "
+            description=f"{v.rows} rows now, {v.baseline_rows} at the baseline (the last "
+            "validation that was not empty, passed its suite and this check) "
             f"(drop {v.volume_drop:.1%}, limit {quality.max_volume_drop:.0%})",
             metadata={
                 "rows": v.rows,
-                "previous_rows": v.previous_rows or 0,
+                "baseline_rows": v.baseline_rows or 0,
                 "drop": round(v.volume_drop, 4),
             },
         )

@@ -22,6 +22,9 @@ from custpipe.quality.quarantine import hold_back, rule_rows
 from custpipe.settings import Settings
 from custpipe.sources.extract import mark_rejected, read_landing
 
+#: The volume check's limit unless the caller passes quality.max_volume_drop.
+DEFAULT_MAX_VOLUME_DROP = 0.2
+
 
 @dataclass(frozen=True)
 class SourceValidation:
@@ -32,12 +35,18 @@ class SourceValidation:
     rows: int
     quarantined: int
     rules: pd.DataFrame  # scorecard rows of this run
-    previous_rows: int | None  # the volume baseline: see volume_baseline
+    baseline_rows: int | None  # rows of the volume baseline (see volume_baseline), None if none
+    max_volume_drop: float = DEFAULT_MAX_VOLUME_DROP  # the limit the volume check applied
 
     @property
     def volume_drop(self) -> float:
         """Share of rows lost since the baseline (0 when it grew or there is none)."""
-        return volume_drop(self.rows, self.previous_rows)
+        return volume_drop(self.rows, self.baseline_rows)
+
+    @property
+    def volume_ok(self) -> bool:
+        """The volume check's outcome: no more than `max_volume_drop` lost since the baseline."""
+        return self.volume_drop <= self.max_volume_drop
 
     @property
     def quarantine_rate(self) -> float:
@@ -61,14 +70,16 @@ def volume_drop(rows: int, baseline: int | None) -> float:
 
 def volume_baseline(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
     """The rows the volume check compares a source's new validation with: those of its last
-    validation that was not empty and not blocked by its suite (None before the first).
+    validation that was not empty, not blocked by its suite and passed the volume check
+    itself (`volume_ok`; a night stored before that column counts) — None before the first.
 
-    An empty (header-only) or blocked night never becomes the baseline, so a second empty
-    night blocks like the first instead of passing as "no drop since yesterday".
+    An empty (header-only), blocked or truncated night never becomes the baseline, so a
+    second such night blocks like the first instead of passing as "no drop since yesterday".
     """
     row = con.execute(
         "SELECT rows FROM quality.validation_runs WHERE source_system = ? AND rows > 0 "
-        "AND success IS NOT FALSE ORDER BY validated_at DESC LIMIT 1",
+        "AND success IS NOT FALSE AND volume_ok IS NOT FALSE "
+        "ORDER BY validated_at DESC LIMIT 1",
         [source],
     ).fetchone()
     return int(row[0]) if row else None
@@ -110,8 +121,13 @@ def validate_source(
     at: datetime,
     results_limit: int = 30,
     include_values: bool = False,
+    max_volume_drop: float = DEFAULT_MAX_VOLUME_DROP,
 ) -> SourceValidation:
-    """Run the source's suite; store quarantine, scorecard and run rows in one transaction."""
+    """Run the source's suite; store quarantine, scorecard and run rows in one transaction.
+
+    The run row records the volume check's outcome against `max_volume_drop` (the share of
+    the baseline's rows the source may lose), so a failed night is never a later baseline.
+    """
     suite = suite_for(source, settings.expectations_dir)
     suite_dict = read_suite(settings.expectations_dir, suite)
     # only what the rules read (not the wide source_values JSON): less to fetch and to hash
@@ -138,6 +154,7 @@ def validate_source(
     }
     held, rules = hold_back(outcome, staged, source, run_id, at, descriptions)
     quarantined = int(held["source_id"].nunique()) if len(held) else 0
+    volume_ok = volume_drop(len(staged), baseline) <= max_volume_drop
     run_row = pd.DataFrame(
         [
             {
@@ -148,6 +165,7 @@ def validate_source(
                 "quarantined": quarantined,
                 "success": not outcome.blocked,
                 "validated_at": at,
+                "volume_ok": volume_ok,
             }
         ]
     )
@@ -157,7 +175,9 @@ def validate_source(
             con, "quality.scorecard", rules, "run_id = ? AND source_system = ?", [run_id, source]
         )
         warehouse.append_rows(con, "quality.validation_runs", run_row)
-    return SourceValidation(suite, outcome, len(staged), quarantined, rules, baseline)
+    return SourceValidation(
+        suite, outcome, len(staged), quarantined, rules, baseline, max_volume_drop
+    )
 
 
 def validate_orders(

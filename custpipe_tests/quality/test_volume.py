@@ -29,11 +29,47 @@ def test_a_second_header_only_night_still_blocks(tmp_path):
     con.execute(DDL)
     full, empty = make_staged_frame(20), make_staged_frame(20).iloc[0:0]
     first = _night(con, settings, full, 1)
-    assert (first.rows, first.previous_rows, first.volume_drop) == (20, None, 0.0)
+    assert (first.rows, first.baseline_rows, first.volume_drop) == (20, None, 0.0)
     second = _night(con, settings, empty, 2)
-    assert (second.rows, second.previous_rows, second.volume_drop) == (0, 20, 1.0)
+    assert (second.rows, second.baseline_rows, second.volume_drop) == (0, 20, 1.0)
     third = _night(con, settings, empty, 3)  # the empty night is no baseline
-    assert (third.rows, third.previous_rows, third.volume_drop) == (0, 20, 1.0)
+    assert (third.rows, third.baseline_rows, third.volume_drop) == (0, 20, 1.0)
     back = _night(con, settings, full.iloc[:18], 4)  # 10 % fewer than the last good night
-    assert (back.previous_rows, round(back.volume_drop, 2)) == (20, 0.1)
+    assert (back.baseline_rows, round(back.volume_drop, 2)) == (20, 0.1)
+    con.close()
+
+
+def test_a_truncated_night_whose_volume_check_failed_is_no_baseline(tmp_path):
+    settings = Settings(
+        config_dir=DEFAULT_CONFIG_DIR, data_dir=tmp_path / "data", expectations_dir=EXPECTATIONS_DIR
+    )
+    con = duckdb.connect()
+    con.execute(DDL)
+    full = make_staged_frame(20)
+    first = _night(con, settings, full, 1)
+    assert first.volume_ok and first.baseline_rows is None
+    truncated = _night(con, settings, full.iloc[:10], 2)  # half lost: the volume check blocks
+    assert (truncated.baseline_rows, truncated.volume_drop, truncated.volume_ok) == (20, 0.5, False)
+    again = _night(con, settings, full.iloc[:10], 3)  # still half of the last good night
+    assert (again.baseline_rows, again.volume_drop, again.volume_ok) == (20, 0.5, False)
+    back = _night(con, settings, full, 4)
+    assert (back.baseline_rows, back.volume_drop, back.volume_ok) == (20, 0.0, True)
+    stored = con.execute(
+        "SELECT run_id, volume_ok FROM quality.validation_runs ORDER BY validated_at"
+    ).fetchall()
+    assert stored == [("run1", True), ("run2", False), ("run3", False), ("run4", True)]
+    con.close()
+
+
+def test_migrate_adds_the_volume_outcome_to_an_older_warehouse():
+    from custpipe.warehouse import migrate
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    con.execute("ALTER TABLE quality.validation_runs DROP COLUMN volume_ok")
+    con.execute("INSERT INTO quality.validation_runs (source_system, rows) VALUES ('erp', 20)")
+    assert "quality.validation_runs.volume_ok" in migrate(con)
+    from custpipe.quality.validate import volume_baseline
+
+    assert volume_baseline(con, "erp") == 20  # a night before the column stays a baseline
     con.close()
