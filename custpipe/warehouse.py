@@ -79,8 +79,31 @@ def lock_timeout_setting() -> float:
     return value
 
 
+# an option whose value (the next argument, or after '=') is a password: --password, -p,
+# --pass, --passwd, --pwd, --db-password, ...
+_PASSWORD_OPTION = re.compile(r"(?i)^(-p|--?[\w-]*(?:password|passwd|pass|pwd))(=.*)?$")
+
+
+def _mask_password_arguments(words: list[str]) -> list[str]:
+    """`words` with the values of password options (`--password X`, `-p X`, `--pass=X`)
+    replaced by `***`; `NAME=value` secrets are left to :func:`custpipe.secrets.redact`."""
+    out: list[str] = []
+    mask_next = False
+    for word in words:
+        option = _PASSWORD_OPTION.match(word)
+        if mask_next:
+            out.append("***")
+        elif option and option.group(2) is not None:
+            out.append(f"{option.group(1)}=***")
+        else:
+            out.append(word)
+        mask_next = bool(option) and option.group(2) is None
+    return out
+
+
 def _holder_program(pid: str, fallback: str) -> str:
-    """The command line of process `pid` (URLs masked), or `fallback` if it cannot be read."""
+    """The command line of process `pid` (URLs and password arguments masked), or `fallback`
+    if it cannot be read."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -91,7 +114,7 @@ def _holder_program(pid: str, fallback: str) -> str:
     from custpipe.secrets import redact
 
     # every argument masked, then shortened (a `python -c` script is not worth showing whole)
-    shown = [" ".join(redact(word).split()) for word in words]
+    shown = [" ".join(redact(word).split()) for word in _mask_password_arguments(words)]
     text = " ".join(w if len(w) <= 80 else w[:77] + "..." for w in shown)
     return text if len(text) <= 400 else text[:397] + "..."
 

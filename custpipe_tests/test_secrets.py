@@ -116,3 +116,31 @@ def test_config_url_errors_show_the_url_masked(url, hint):
     assert hint in message
     assert "Secret99" not in message
     assert "u:***@h" in message
+
+
+def test_the_lock_holders_command_line_hides_password_arguments():
+    """`_holder_program` shows another process's command line: values after --password, -p,
+    --pass, --pwd and of PASSWORD=-style arguments are masked."""
+    import subprocess
+    import sys
+    import time
+
+    from custpipe.warehouse import _holder_program
+
+    args = [
+        "--password", "Hunter2secret", "-p", "Pw4short", "--pass", "PassW0rdX",
+        "--pass=EqPass99", "--pwd", "PwdValue7", "PGPASSWORD=EnvPw123", "--keep", "visible1",
+    ]  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", *args])
+    try:
+        for _ in range(100):  # until the child has exec'd
+            shown = _holder_program(str(child.pid), "fallback")
+            if "visible1" in shown:
+                break
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    assert "--keep visible1" in shown and "--password ***" in shown and "-p ***" in shown
+    for secret in ("Hunter2secret", "Pw4short", "PassW0rdX", "EqPass99", "PwdValue7", "EnvPw123"):
+        assert secret not in shown, shown
