@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from custpipe import warehouse
 from custpipe.config import SourceConfig
-from custpipe.mapping.apply import MappingIssue
+from custpipe.mapping.apply import DUPLICATE_ID_PROBLEM, DUPLICATE_ID_RULE, MappingIssue
 from custpipe.mapping.canonical import (
     merge_issues,
     stage_customers,
@@ -173,6 +173,45 @@ def _batches(landing: pa.Table, size: int) -> Iterator[tuple[int, pd.DataFrame]]
         yield start, landing.slice(start, size).to_pandas()
 
 
+# Tables whose source_id must be unique per source (order lines are keyed by their order).
+_UNIQUE_IDS = ("staging.customers", "staging.orders")
+
+
+def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
+    """Flag `duplicate_id:source_id` on every staged row of `source` whose id, trimmed of
+    spaces and leading zeros, another staged row of the source has too — whichever batch or
+    landing staged them — and clear the flag where the twin is gone. Returns the number of
+    rows newly flagged (those the batch-wise check in map_fields could not see)."""
+    rows = con.execute(
+        f"""
+        WITH keyed AS (
+            SELECT rowid AS rid, mapping_errors AS old,
+                   nullif(trim(replace(';' || coalesce(mapping_errors, '') || ';',
+                                       ';' || $rule || ';', ';'), ';'), '') AS base,
+                   source_id IS NOT NULL AND count(*) OVER (
+                       PARTITION BY coalesce(nullif(ltrim(trim(source_id), '0'), ''), '0')
+                   ) > 1 AS dup
+            FROM {table} WHERE source_system = $source
+        ), fixed AS (
+            SELECT rid, old, CASE WHEN dup THEN concat_ws(';', $rule, base) ELSE base END AS new
+            FROM keyed
+        )
+        SELECT rid, new, coalesce(old, '') NOT LIKE '%' || $rule || '%' AND new IS NOT NULL
+               AND new LIKE '%' || $rule || '%' AS added
+        FROM fixed WHERE new IS DISTINCT FROM old
+        """,
+        {"rule": DUPLICATE_ID_RULE, "source": source},
+    ).df()
+    if rows.empty:
+        return 0
+    changes = rows[["rid", "new"]]  # noqa: F841 (read by DuckDB)
+    con.execute(
+        f"UPDATE {table} SET mapping_errors = changes.new FROM changes "
+        f"WHERE {table}.rowid = changes.rid"
+    )
+    return int(rows["added"].sum())
+
+
 def _stage_landing(
     con: duckdb.DuckDBPyConnection,
     source: SourceConfig,
@@ -230,6 +269,21 @@ def _stage_landing(
             warehouse.upsert_rows(con, table, staged, ["source_system", "source_id"])
         else:
             warehouse.append_rows(con, table, staged)
+    if table in _UNIQUE_IDS:
+        added = flag_duplicate_ids(con, table, source.name)
+        if added:
+            issues.append(
+                [
+                    MappingIssue(
+                        source.name,
+                        "source_id",
+                        source.datasets()[name].id,
+                        DUPLICATE_ID_PROBLEM,
+                        added,
+                        rule=DUPLICATE_ID_RULE,
+                    )
+                ]
+            )
     if len(kept):  # a kept row is in this landing too (conservation counts on it)
         con.execute(
             f"UPDATE {table} SET landing_path = ?, business_date = ? "

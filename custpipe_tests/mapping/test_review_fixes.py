@@ -168,3 +168,80 @@ def test_row_level_expressions_still_load_and_map(expr):
         pd.DataFrame({"ID": ["1", "2"], "A": ["3", "4"], "B": [None, "x"]}), ds, "s"
     )
     assert len(out) == 2 and out["segment"].notna().all()
+
+
+# ------------------------------------------------------------------ duplicate ids, whole source
+
+DUP = "duplicate_id:source_id"
+
+
+def _csv_source(tmp_path):
+    from custpipe.config import SourceConfig
+    from custpipe.settings import Settings
+
+    source = SourceConfig.model_validate(
+        {
+            "name": "shop",
+            "customers": {
+                "reader": {"kind": "csv", "path": str(tmp_path / "in" / "c_{yyyymmdd}.csv")},
+                "id": "Id",
+                "fields": {"name": "Name", "country": {"const": "DE"}},
+            },
+        }
+    )
+    (tmp_path / "in").mkdir()
+    return Settings(tmp_path, tmp_path / "data", tmp_path), source
+
+
+def _night(con, tmp_path, settings, source, day, rows: list[tuple[str, str]]):
+    import csv
+
+    from custpipe.mapping.stage import stage_source
+    from custpipe.sources.extract import extract_dataset
+
+    path = tmp_path / "in" / f"c_{day:%Y%m%d}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("Id", "Name"), *rows])
+    extract_dataset(source, "customers", settings, day)
+    stage_source(con, settings, source, day, f"r{day:%d}", datetime(2026, 11, 28, 2, 0))
+    return dict(con.execute("SELECT source_id, mapping_errors FROM staging.customers").fetchall())
+
+
+def test_a_duplicate_id_across_two_landings_flags_both_copies_and_clears_with_its_twin(tmp_path):
+    from datetime import date
+
+    import duckdb
+
+    from custpipe import warehouse
+
+    settings, source = _csv_source(tmp_path)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    night1 = _night(con, tmp_path, settings, source, date(2026, 11, 26), [("42", "A"), ("7", "B")])
+    assert night1 == {"42": None, "7": None}
+    rows2 = [("42", "A"), ("7", "B"), ("0042", "C")]  # '42' unchanged, kept; '0042' new
+    night2 = _night(con, tmp_path, settings, source, date(2026, 11, 27), rows2)
+    assert night2 == {"42": DUP, "0042": DUP, "7": None}
+    reported = con.execute(
+        "SELECT sum(rows) FROM staging.mapping_issues WHERE run_id = 'r27' AND field = 'source_id'"
+    ).fetchone()[0]
+    assert reported == 2  # both copies, in the run that found them
+    night3 = _night(con, tmp_path, settings, source, date(2026, 11, 28), [("42", "A"), ("7", "B")])
+    assert night3 == {"42": None, "7": None}  # the twin is gone: the flag is cleared
+
+
+def test_duplicate_ids_in_batches_of_one_are_flagged(tmp_path, monkeypatch):
+    from datetime import date
+
+    import duckdb
+
+    from custpipe import warehouse
+    from custpipe.mapping import stage
+
+    monkeypatch.setattr(stage, "BATCH_ROWS", 1)
+    settings, source = _csv_source(tmp_path)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    rows = [("7", "A"), (" 007", "B"), ("8", "C"), ("0", "D"), ("000", "E")]
+    staged = _night(con, tmp_path, settings, source, date(2026, 11, 26), rows)
+    assert staged == {"7": DUP, "007": DUP, "8": None, "0": DUP, "000": DUP}
