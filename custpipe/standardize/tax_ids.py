@@ -122,8 +122,8 @@ def normalize_tax_id(
     """(compact canonical tax id, valid) per row, by the row's country.
 
     CN: USCC (统一社会信用代码) or resident ID; DE: USt-IdNr. (output 'DE' + 9 digits; a
-    Steuernummer has no check digit and is not valid); US: EIN; other EU: VAT with country
-    prefix; other countries: their python-stdnum VAT module if any. Unknown country: EU
+    Steuernummer cannot be verified: no check digit, so not valid); US: EIN; other EU: VAT
+    with country prefix; other countries: their python-stdnum VAT module if any. Unknown country: EU
     VAT if the value carries a prefix, else (compacted, None). Missing -> (None, None).
     """
     if isinstance(country, pd.Series):
