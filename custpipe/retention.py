@@ -2,8 +2,12 @@
 
 Kinds (see `RetentionConfig` in custpipe.config): the delta files of each publish
 (`data/publish/<run_id>/`, customer values), the quarantine rows, the scorecard rows, the
-golden-ID history and the landing zone (raw extracts, customer values). A landing folder
-that staging may still need is never removed, whatever its age:
+golden-ID history and the landing zone (raw extracts, customer values). A delta folder is
+aged by the publish time recorded in it (`published.json`), never by file times. The
+quarantine rows of each source's latest validation run are kept whatever their age
+(consolidation holds those records back). A landing folder that staging may still need is
+never removed, whatever its age (landing folders are aged by the business date in their
+path):
 
 - it is not staged yet (newer than the last folder staged for its source and dataset);
 - it is the newest folder of its source and dataset (the next extraction's watermark);
@@ -46,36 +50,69 @@ def cutoff(days: int | None, now: datetime) -> datetime | None:
     return None if not days else now - timedelta(days=days)
 
 
+# the quarantine rows of each source's latest validation: consolidation holds those records
+# back (matching.consolidate.accepted_nodes), so they are kept whatever their age
+_LATEST_QUARANTINE = """
+    NOT EXISTS (
+        SELECT 1 FROM (
+            SELECT source_system, arg_max(run_id, validated_at) AS run_id
+            FROM quality.validation_runs GROUP BY source_system
+        ) latest
+        WHERE latest.source_system = quality.quarantine.source_system
+          AND latest.run_id = quality.quarantine.run_id)
+"""
+
+
 def prune_tables(con: duckdb.DuckDBPyConnection, retention: RetentionConfig, now: datetime):
-    """Delete the rows of the quarantine, scorecard and golden-ID history past their age."""
+    """Delete the rows of the quarantine, scorecard and golden-ID history past their age.
+
+    The quarantine rows of a source's latest validation run are never deleted: consolidation
+    reads them to hold records back, and without them those records would go through.
+    """
     removed = {}
     for table, column, kind in _TABLES:
         limit = cutoff(getattr(retention, kind), now)
         if limit is None:
             removed[kind] = 0
             continue
-        (count,) = con.execute(
-            f"SELECT count(*) FROM {table} WHERE {column} < ?", [limit]
-        ).fetchone()
+        where = f"{column} < ?" + (f" AND {_LATEST_QUARANTINE}" if kind == "quarantine" else "")
+        (count,) = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", [limit]).fetchone()
         if count:
-            con.execute(f"DELETE FROM {table} WHERE {column} < ?", [limit])
+            con.execute(f"DELETE FROM {table} WHERE {where}", [limit])
         removed[kind] = int(count)
     return removed
 
 
-def _age(folder: Path) -> datetime:
-    """When a folder was last written (its newest file), in UTC like the rest of custpipe."""
-    stamps = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()]
-    newest = max(stamps, default=folder.stat().st_mtime)
-    return datetime.fromtimestamp(newest, UTC).replace(tzinfo=None)
+def published_at(folder: Path, now: datetime) -> datetime:
+    """When the delta folder was published (UTC), from the stamp export_delta wrote in it.
+
+    Not the file times: a restore or copy resets them. A folder without a stamp (written by
+    an older custpipe, or copied without it) is stamped now, "first seen", and ages from
+    then: it goes `days` after custpipe first saw it, never earlier than it should.
+    """
+    import json
+
+    from custpipe.publish.erp import PUBLISHED_STAMP
+
+    stamp = folder / PUBLISHED_STAMP
+    try:
+        at = datetime.fromisoformat(json.loads(stamp.read_text(encoding="utf-8"))["published_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    else:
+        return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    first_seen = {"run_id": folder.name, "published_at": now.isoformat(timespec="seconds")}
+    stamp.write_text(json.dumps(first_seen | {"first_seen": True}), encoding="utf-8")
+    return now
 
 
 def prune_publish_files(folder: Path, days: int | None, now: datetime) -> int:
-    """Remove the per-run delta folders under `folder` (data/publish) older than `days`."""
+    """Remove the per-run delta folders under `folder` (data/publish) published more than
+    `days` ago (see :func:`published_at`)."""
     limit = cutoff(days, now)
     if limit is None or not folder.is_dir():
         return 0
-    old = [d for d in folder.iterdir() if d.is_dir() and _age(d) < limit]
+    old = [d for d in sorted(folder.iterdir()) if d.is_dir() and published_at(d, now) < limit]
     for d in old:
         shutil.rmtree(d)
     return len(old)

@@ -29,6 +29,19 @@ def _landing(settings, day, source, stamp, mode, rejected=False, dataset="custom
     return folder
 
 
+def _publish_folder(publish, run, published_at, mtime=None):
+    """A delta folder as export_delta writes it, published at `published_at`; its files'
+    modification time `mtime` (default: now, as after a restore or copy)."""
+    from custpipe.publish.erp import export_delta
+
+    delta = pd.DataFrame({"change": ["insert"], "golden_id": ["G1"]})
+    paths = export_delta(delta, publish, run, published_at=published_at)
+    if mtime is not None:
+        for path in paths:
+            os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+    return publish / run
+
+
 @pytest.fixture
 def world(tmp_path):
     settings = Settings(
@@ -85,12 +98,7 @@ def world(tmp_path):
         append_rows(con, table, frame)
     publish = settings.data_dir / "publish"
     for run, age in (("old-run", 100), ("new-run", 10)):
-        (publish / run).mkdir(parents=True)
-        for name in ("delta.csv", "delta.parquet"):
-            path = publish / run / name
-            path.write_text("x")
-            stamp = (NOW - timedelta(days=age)).timestamp()
-            os.utime(path, (stamp, stamp))
+        _publish_folder(publish, run, NOW - timedelta(days=age))
     yield settings, con, f
     con.close()
 
@@ -161,11 +169,9 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path):
         data_dir=tmp_path / "data",
         expectations_dir=DEFAULT_EXPECTATIONS_DIR,
     )
-    old = settings.data_dir / "publish" / "old-run"
-    old.mkdir(parents=True)
-    (old / "delta.csv").write_text("x")
-    stamp = (datetime.now() - timedelta(days=400)).timestamp()
-    os.utime(old / "delta.csv", (stamp, stamp))
+    old = _publish_folder(
+        settings.data_dir / "publish", "old-run", datetime.now() - timedelta(days=400)
+    )
     asset = build_retention_asset(load_config(DEFAULT_CONFIG_DIR))
     result = dg.materialize(
         [asset], resources={"custpipe": CustpipeResource.from_settings(settings)}
@@ -174,3 +180,72 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path):
     metadata = event.materialization.metadata
     assert metadata["removed_publish_files"].value == 1 and not old.exists()
     assert metadata["removed_landing"].value == 0
+
+
+def test_publish_folders_are_aged_by_their_publish_time_not_the_file_times(tmp_path):
+    """A restore or copy resets modification times: the age is the publish time export_delta
+    recorded, so a restored old folder goes and a fresh one with old file times stays."""
+    from custpipe.retention import prune_publish_files
+
+    publish = tmp_path / "publish"
+    restored = _publish_folder(publish, "restored", NOW - timedelta(days=100), mtime=NOW)
+    fresh = _publish_folder(publish, "fresh", NOW - timedelta(days=10), NOW - timedelta(days=300))
+    assert prune_publish_files(publish, 90, NOW) == 1
+    assert not restored.exists() and (fresh / "delta.csv").exists()
+
+
+def test_an_undated_publish_folder_is_dated_when_first_seen_and_goes_that_many_days_later(
+    tmp_path,
+):
+    from custpipe.retention import prune_publish_files
+
+    legacy = tmp_path / "publish" / "legacy-run"
+    legacy.mkdir(parents=True)
+    (legacy / "delta.csv").write_text("x")
+    old = (NOW - timedelta(days=400)).timestamp()
+    os.utime(legacy / "delta.csv", (old, old))  # file times say nothing
+    assert prune_publish_files(tmp_path / "publish", 90, NOW) == 0
+    assert prune_publish_files(tmp_path / "publish", 90, NOW + timedelta(days=89)) == 0
+    assert prune_publish_files(tmp_path / "publish", 90, NOW + timedelta(days=91)) == 1
+    assert not legacy.exists()
+
+
+def test_the_quarantine_of_a_sources_latest_validation_is_never_removed(tmp_path):
+    """Consolidation holds back the records in each source's latest quarantine: deleting
+    those rows (however old) would let the held-back records through."""
+    from custpipe.retention import prune_tables
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    runs = [("crm", "crm-old", 500), ("crm", "crm-last", 400), ("erp", "erp-last", 1)]
+    append_rows(
+        con,
+        "quality.validation_runs",
+        pd.DataFrame(
+            [
+                {"source_system": s, "run_id": r, "validated_at": NOW - timedelta(days=d)}
+                for s, r, d in runs
+            ]
+        ),
+    )
+    append_rows(
+        con,
+        "quality.quarantine",
+        pd.DataFrame(
+            [
+                {
+                    "source_system": s,
+                    "source_id": "1",
+                    "rule": "r",
+                    "run_id": r,
+                    "quarantined_at": NOW - timedelta(days=d),
+                }
+                for s, r, d in [*runs, ("erp", "erp-old", 800)]
+            ]
+        ),
+    )
+    removed = prune_tables(con, RetentionConfig(), NOW)
+    assert removed["quarantine"] == 2  # crm-old and erp-old; crm-last is crm's latest
+    kept = con.execute("SELECT run_id FROM quality.quarantine ORDER BY run_id").fetchall()
+    assert kept == [("crm-last",), ("erp-last",)]
+    con.close()

@@ -528,11 +528,29 @@ def publish(
     )
 
 
-def export_delta(delta: pd.DataFrame, folder: Path, run_id: str) -> list[Path]:
-    """Write the delta as Parquet and CSV for ERPs that import files; return the paths."""
+#: The file in each `data/publish/<run_id>/` folder that records when it was published (UTC):
+#: retention ages the folder by it, not by file times (a restore or copy resets those).
+PUBLISHED_STAMP = "published.json"
+
+
+def export_delta(
+    delta: pd.DataFrame, folder: Path, run_id: str, published_at: datetime | None = None
+) -> list[Path]:
+    """Write the delta as Parquet and CSV for ERPs that import files; return the paths.
+
+    The folder also gets :data:`PUBLISHED_STAMP` with the run id and `published_at` (UTC,
+    default now), the age retention goes by.
+    """
+    import json
+
     folder = Path(folder) / run_id
     folder.mkdir(parents=True, exist_ok=True)
     parquet, csv = folder / "delta.parquet", folder / "delta.csv"
     delta.astype(object).where(delta.notna(), None).to_parquet(parquet, index=False)
     write_csv(delta, csv)  # formula payloads escaped for spreadsheets; the Parquet keeps them
+    at = published_at or datetime.now(UTC).replace(tzinfo=None)
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    stamp = {"run_id": run_id, "published_at": at.isoformat(timespec="seconds")}
+    (folder / PUBLISHED_STAMP).write_text(json.dumps(stamp), encoding="utf-8")
     return [parquet, csv]
