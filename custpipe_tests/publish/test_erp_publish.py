@@ -385,3 +385,33 @@ def test_a_driver_error_is_not_chained_to_the_publish_error(url, tmp_path):
     assert err.value.__cause__ is None and err.value.__suppress_context__
     shown = "".join(traceback.format_exception(err.value))
     assert "OperationalError" not in shown and "sqlite3" not in shown
+
+
+@pytest.mark.parametrize("bypass_url_check", [False, True])
+def test_the_event_log_error_of_a_publish_url_with_an_unescaped_at_holds_no_password(
+    monkeypatch, bypass_url_check
+):
+    """What Dagster stores in the event log for a failed step (the error, its cause and
+    context chain) holds no piece of the password: refused by the URL check, and, should a
+    URL get past it, the driver's message ("failed to resolve host 'Pl4nted@127.0.0.1'") is
+    redacted and the driver's exception is not chained."""
+    import sys
+
+    from dagster._utils.error import serializable_error_info_from_exc_info
+    from dagster_shared.serdes import serialize_value
+
+    from custpipe.publish.erp import PublishTargetError
+    from custpipe.sources import sql_guard
+
+    if bypass_url_check:
+        monkeypatch.setattr(sql_guard, "check_url", lambda url: None)
+    url = "postgresql+psycopg://postgres:Secret99@Pl4nted@127.0.0.1:5432/test"
+    try:
+        publish(golden([{"golden_id": "G1"}]), url, "ZCUST_INBOUND", "r")
+    except PublishTargetError:
+        logged = serialize_value(serializable_error_info_from_exc_info(sys.exc_info()))
+    else:  # pragma: no cover - the publish must fail
+        pytest.fail("the publish did not fail")
+    assert "Nothing was written" in logged
+    for piece in ("Secret99", "Pl4nted"):
+        assert piece not in logged
