@@ -245,6 +245,7 @@ def extract_dataset(
     notes: list[str] = []
     state: dict = {}
     rows, columns, extra = 0, None, []
+    chunks = None
     try:
         chunks = iter_raw(source, dataset, settings, business_date, notes, since, state)
         for part, chunk in enumerate(chunks):
@@ -260,6 +261,8 @@ def extract_dataset(
             pq.write_table(table, target / f"part-{part:05d}.parquet")
             rows += len(chunk)
     except Exception:
+        if chunks is not None:
+            chunks.close()  # a reader's connection and transaction end now, not at GC
         shutil.rmtree(target.parent)  # no half-written extraction is ever left to be read
         raise
     if columns is None:  # an empty extraction still leaves an (empty) landing file

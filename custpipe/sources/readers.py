@@ -197,6 +197,16 @@ def _checked_engine(url: str, reader: ReaderConfig, source: str, url_setting: st
     return engine
 
 
+def _read_only(conn: sa.Connection) -> None:
+    """Make the reader's transaction read-only where the database supports it, so a SELECT
+    that calls a writing function (nextval, a procedure) cannot change the source."""
+    backend = conn.engine.url.get_backend_name()
+    if backend == "postgresql":
+        conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+    elif backend in ("mysql", "mariadb"):
+        conn.execute(sa.text("SET SESSION TRANSACTION READ ONLY"))
+
+
 def read_sql(
     url: str,
     reader: ReaderConfig,
@@ -226,6 +236,7 @@ def read_sql(
     failure: SourceReadError | None = None
     try:
         with engine.connect() as conn:
+            _read_only(conn)
             if reader.table:
                 state["column_types"] = {
                     c["name"]: type_category(c["type"])

@@ -3,6 +3,7 @@ password (tested against the real PostgreSQL and MariaDB servers where they run)
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 import pandas as pd
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from custpipe.config import SourceConfig
 from custpipe.settings import Settings
-from custpipe.sources.extract import extract_dataset
+from custpipe.sources.extract import SchemaDriftError, extract_dataset
 from custpipe.sources.readers import SourceReadError
 from custpipe_tests.conftest import require_services
 
@@ -249,3 +250,55 @@ def test_a_config_error_does_not_show_the_url_through_the_exception_chain(tmp_pa
     ) as e:
         load_source(tmp_path / "erp.yaml")
     assert_no_secret(e.value)
+
+
+def test_a_select_with_a_side_effect_runs_read_only_on_postgresql(tmp_path, monkeypatch):
+    # sqlglot sees one SELECT; the read-only transaction stops the write inside it
+    server("postgresql")
+    url = f"postgresql+psycopg://postgres@{PG}/test"
+    engine = sa.create_engine(url, connect_args={"options": "-c lock_timeout=5000"})
+    seq = f"cp_test_seq_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SEQUENCE {seq}"))
+        before = conn.execute(sa.text(f"SELECT last_value FROM {seq}")).scalar()
+    monkeypatch.setenv("ERP_URL", url)
+    query = f"SELECT CAST(nextval('{seq}') AS TEXT) AS \"KUNNR\", 'A' AS \"NAME1\""
+    source = sql_source({"url_env": "ERP_URL"}, query=query)
+    try:
+        with pytest.raises(SourceReadError, match=r"read-only transaction") as info:
+            extract_dataset(source, "customers", settings(tmp_path), DAY)
+        assert not info.value.retryable
+        with engine.connect() as conn:
+            after = conn.execute(sa.text(f"SELECT last_value FROM {seq}")).scalar()
+        assert after == before
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SEQUENCE IF EXISTS {seq}"))
+        engine.dispose()
+
+
+def test_a_failed_extraction_releases_its_database_connection(tmp_path, monkeypatch):
+    # the mapping's columns are missing: the extract fails after the first chunk, and the
+    # source's table must not stay locked by a forgotten open transaction
+    server("postgresql")
+    url = f"postgresql+psycopg://postgres@{PG}/test"
+    engine = sa.create_engine(url, connect_args={"options": "-c lock_timeout=5000"})
+    table = f"cp_test_lock_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (a TEXT)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES ('1')"))
+    monkeypatch.setenv("ERP_URL", url)
+    source = sql_source({"url_env": "ERP_URL"}, table=table)
+    try:
+        extract_dataset(source, "customers", settings(tmp_path), DAY)
+    except SchemaDriftError:
+        # while the failure is still being handled (as Dagster does: it keeps the exception
+        # and its traceback), the table must already be free
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+    else:
+        pytest.fail("the extract should fail: the mapped columns are missing")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()
