@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from custpipe.config import FieldRule
 from custpipe.mapping.issues import MappingIssue
@@ -63,6 +65,11 @@ def _wall_to_utc(wall: np.ndarray, timezone: str) -> np.ndarray:
     return local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
+def _matches(arrow: pa.Array, pattern: str) -> np.ndarray:
+    found = pc.fill_null(pc.match_substring_regex(arrow, pattern), False)
+    return found.to_numpy(zero_copy_only=False).astype(bool)
+
+
 def _parse_text(text: pd.Series, fmt: str | None, timezone: str) -> np.ndarray:
     """Strings -> naive UTC datetime64 (NaT where they are not dates under `fmt`/ISO 8601)."""
     if fmt and ("%z" in fmt or "%Z" in fmt):  # every value carries its offset
@@ -72,8 +79,9 @@ def _parse_text(text: pd.Series, fmt: str | None, timezone: str) -> np.ndarray:
         offset = np.zeros(len(text), dtype=bool)
         timed = np.full(len(text), any(d in fmt for d in _TIME_DIRECTIVES))
     else:
-        offset = text.str.contains(_ISO_OFFSET_RE, na=False).to_numpy(dtype=bool)
-        timed = text.str.contains(_CLOCK_RE, na=False).to_numpy(dtype=bool) & ~offset
+        arrow = pa.array(text.to_numpy(dtype=object), type=pa.string())  # RE2: fast
+        offset = _matches(arrow, _ISO_OFFSET_RE)
+        timed = _matches(arrow, _CLOCK_RE) & ~offset
     if offset.any():
         aware = pd.to_datetime(text[offset], errors="coerce", utc=True, format="ISO8601")
         out[offset] = _naive_utc(aware)
