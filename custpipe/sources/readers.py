@@ -409,6 +409,14 @@ def resolve_encoding(path: Path, reader: ReaderConfig, source: str, notes: list[
     """
     if reader.encoding:
         name = reader.encoding
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise SourceReadError(
+                f"source '{source}': {path} is declared '{name}', which is not an encoding "
+                "Python knows. Set the reader's 'encoding' to a real one (e.g. utf-8, gb18030, "
+                "cp1252, utf-16)."
+            ) from None
         other = likely_other_encoding(path, name)
         if other:
             raise SourceReadError(
@@ -469,17 +477,67 @@ def _check_last_row(path: Path, encoding: str, reader: ReaderConfig, source: str
         )
 
 
+class _NulFilter:
+    """A text stream without NUL characters (pandas' parser ends a field at a NUL), counting
+    how many it removed."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.removed = 0
+
+    def read(self, size: int = -1) -> str:
+        text = self.handle.read(size)
+        if "\x00" in text:
+            self.removed += text.count("\x00")
+            text = text.replace("\x00", "")
+        return text
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline()
+        if not line:
+            raise StopIteration
+        return line.replace("\x00", "")
+
+
+def _check_header(path: Path, encoding: str, reader: ReaderConfig, source: str) -> None:
+    """A header that names a column twice fails (pandas would rename one to 'name.1')."""
+    with path.open(encoding=encoding, newline="") as handle:
+        header = next(
+            csv.reader(_NulFilter(handle), delimiter=reader.delimiter, quotechar=reader.quotechar),
+            [],
+        )
+    _check_unique(header, path, source)
+
+
+def _check_unique(header: list, path: Path, source: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        key = str(name).strip()
+        if key in seen and key:
+            raise SourceReadError(
+                f"source '{source}': {path}: the header names column '{key}' twice (columns "
+                f"{seen[key]} and {i}); which one the mapping means is unknown. Rename or "
+                "remove one of them in the export."
+            )
+        seen[key] = i
+
+
 def _csv_chunks(
     path: Path, reader: ReaderConfig, source: str, notes: list[str]
 ) -> Iterator[pd.DataFrame]:
     encoding = resolve_encoding(path, reader, source, notes)
     columns = 0
+    stream = None
     try:
+        _check_header(path, encoding, reader, source)
+        stream = _NulFilter(path.open(encoding=encoding, newline=""))
         chunks = pd.read_csv(
-            path,
+            stream,
             sep=reader.delimiter,
             quotechar=reader.quotechar,
-            encoding=encoding,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
@@ -498,7 +556,7 @@ def _csv_chunks(
         guess = detect_encoding(path)
         hint = f" It looks like '{guess}'." if guess else ""
         raise SourceReadError(
-            f"source '{source}': {path} is not valid {encoding} (byte {exc.start}).{hint} Set "
+            f"source '{source}': {path} is not valid {encoding} ({exc.reason}).{hint} Set "
             "'encoding' in the reader to the file's real encoding (e.g. gb18030, cp1252)."
         ) from None
     except pd.errors.ParserError as exc:
@@ -506,6 +564,14 @@ def _csv_chunks(
             f"source '{source}': {path} could not be parsed as CSV: {exc}. Check 'delimiter' "
             "and 'quotechar' against the export."
         ) from None
+    finally:
+        if stream is not None:
+            stream.handle.close()
+    if stream is not None and stream.removed:
+        notes.append(
+            f"source '{source}': {path.name}: {stream.removed} NUL character(s) removed "
+            "(a NUL is never text; the export writes binary zeros into fields)."
+        )
     if columns:
         _check_last_row(path, encoding, reader, source, columns)
 
@@ -541,6 +607,7 @@ def _xlsx_chunks(path: Path, reader: ReaderConfig, source: str) -> Iterator[pd.D
         columns = [
             str(c).strip() if c is not None else f"column_{i + 1}" for i, c in enumerate(header)
         ]
+        _check_unique(columns, path, source)
         batch: list[tuple] = []
         for row in rows:
             if all(v is None for v in row):

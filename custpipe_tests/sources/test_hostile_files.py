@@ -289,3 +289,20 @@ def test_errors_carry_no_customer_value(s):
     )
     err = fails(s, jsonl(), r"line 2 is not a JSON object")
     assert "Zhang" not in str(err)
+
+
+def test_a_header_naming_a_column_twice_is_an_error(s):
+    (s.sources_dir / "c.csv").write_text("id,name,city,name\n1,A,X,B\n", encoding="utf-8")
+    fails(s, csv(), r"c\.csv.*header names column 'name' twice.*[Rr]ename")
+
+
+def test_a_nul_byte_in_a_field_is_removed_not_a_truncation(s):
+    (s.sources_dir / "c.csv").write_bytes(b"id,name,city\n1,Null\x00byte GmbH,X\n2,B,Y\n")
+    result = extract_dataset(csv(), "customers", s, DAY)
+    assert read_landing(result.path)["name"].tolist() == ["Nullbyte GmbH", "B"]
+    assert any("NUL" in n for n in result.notes)
+
+
+def test_an_unknown_encoding_name_is_a_clear_error(s):
+    (s.sources_dir / "c.csv").write_text("id,name,city\n1,A,X\n", encoding="utf-8")
+    fails(s, csv("utf-9"), r"'utf-9'.*not an encoding Python knows.*'encoding'")
