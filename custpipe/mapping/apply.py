@@ -185,7 +185,8 @@ def map_fields(
             values, unmapped = _crosswalk(values, rule, source, field, issues)
             errors = flag(errors, unmapped, f"crosswalk_covered:{field}")
         if rule.date_format or field in DATE_FIELDS:
-            values = parse_dates(values, rule, source, field, issues, timezone)
+            excel = dataset.reader.kind == "xlsx"  # date cells arrive as ISO 8601 text
+            values = parse_dates(values, rule, source, field, issues, timezone, excel)
         if rule.default is not None:
             values = values.where(values.notna(), rule.default)
         column = _column(rule)

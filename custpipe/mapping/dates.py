@@ -25,6 +25,7 @@ DATE_FIELDS = ("source_updated_at", "created_at", "order_date", "birth_date")
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%X", "%c", "%T", "%p")
 _ISO_OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)\s*$"
 _CLOCK_RE = r"\d{1,2}:\d{2}"
+_EXCEL_ISO_RE = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)?$"  # readers._excel_value
 
 
 @lru_cache(maxsize=4096)
@@ -70,8 +71,9 @@ def _matches(arrow: pa.Array, pattern: str) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _parse_text(text: pd.Series, fmt: str | None, timezone: str) -> np.ndarray:
-    """Strings -> naive UTC datetime64 (NaT where they are not dates under `fmt`/ISO 8601)."""
+def _parse_text(text: pd.Series, fmt: str | None, timezone: str, excel: bool) -> np.ndarray:
+    """Strings -> naive UTC datetime64 (NaT where they are not dates under `fmt`/ISO 8601;
+    with `excel`, the ISO 8601 form of a workbook's date cells is read too)."""
     if fmt and ("%z" in fmt or "%Z" in fmt):  # every value carries its offset
         return _naive_utc(pd.to_datetime(text, format=fmt, errors="coerce", utc=True))
     out = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -89,6 +91,15 @@ def _parse_text(text: pd.Series, fmt: str | None, timezone: str) -> np.ndarray:
     if naive.any():  # read as UTC only to get the wall-clock value; localised below
         wall = pd.to_datetime(text[naive], errors="coerce", utc=True, format=fmt or "ISO8601")
         out[naive] = _naive_utc(wall)
+    if fmt and excel:
+        # a workbook's date cell arrives as ISO 8601 whatever the column's declared format
+        # (that format is for dates typed as text): read exactly that form where it failed
+        arrow = pa.array(text.to_numpy(dtype=object), type=pa.string())
+        iso = np.isnat(out) & _matches(arrow, _EXCEL_ISO_RE)
+        if iso.any():
+            wall = pd.to_datetime(text[iso], errors="coerce", utc=True, format="ISO8601")
+            out[iso] = _naive_utc(wall)
+            timed[iso] = _matches(pa.array(text[iso].to_numpy(dtype=object)), _CLOCK_RE)
     local = timed & ~np.isnat(out)
     if local.any():
         out[local] = _wall_to_utc(out[local], timezone)
@@ -134,13 +145,15 @@ def parse_dates(
     field: str,
     issues: list[MappingIssue],
     timezone: str = "UTC",
+    excel: bool = False,
 ) -> pd.Series:
     """Dates of one field as naive UTC timestamps; values that are not dates become null and
     are reported (placeholders such as 00000000 apart from bad values)."""
     is_text, is_stamp = _kinds(values)
     out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
     if is_text.any():
-        out[is_text] = _parse_text(values[is_text].astype(str), rule.date_format, timezone)
+        text = values[is_text].astype(str)
+        out[is_text] = _parse_text(text, rule.date_format, timezone, excel)
     if is_stamp.any():
         out[is_stamp] = _parse_stamps(values[is_stamp], timezone)
     rest = values.notna().to_numpy(dtype=bool) & ~is_text & ~is_stamp

@@ -97,6 +97,40 @@ def test_xlsx_date_cells_arrive_as_iso_text_and_map_as_dates(s):
     assert str(mapped["source_updated_at"].iloc[1]) == "2026-11-27 08:30:05"
 
 
+@pytest.mark.parametrize("declared", ["%Y/%m/%d %H:%M", "%d.%m.%Y", "%Y/%m/%d"])
+def test_xlsx_date_cells_map_whatever_date_format_the_mapping_declares(s, declared):
+    """The issue's case: every date of a real .xlsx became null under a declared format."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id", "name", "city", "updated"])
+    for i in range(1, 361):
+        sheet.append([str(i), "A", "X", dt.datetime(2026, 1, 1) + dt.timedelta(days=i % 300)])
+    typed = {"%d.%m.%Y": "27.11.2026", "%Y/%m/%d": "2026/11/27"}.get(declared, "2026/11/27 10:00")
+    sheet.append(["361", "B", "Y", typed])  # a date typed as text, in the declared format
+    book.save(s.sources_dir / "c.xlsx")
+    back = read_landing(extract_dataset(source("xlsx", "c.xlsx", None), "customers", s, DAY).path)
+    mapping = SourceConfig.model_validate(
+        {
+            "name": "files",
+            "timezone": "Asia/Shanghai",
+            "customers": {
+                "reader": {"kind": "xlsx", "path": "{sources}/c.xlsx"},
+                "id": "id",
+                "fields": {
+                    "name": "name",
+                    "source_updated_at": {"column": "updated", "date_format": declared},
+                    "birth_date": {"column": "updated", "date_format": declared},
+                },
+            },
+        }
+    )
+    mapped, issues = map_fields(back, mapping.customers, "files")
+    assert not issues, [str(i) for i in issues]
+    assert mapped["source_updated_at"].notna().all()
+    # a date cell is a calendar date, not shifted by the source's time zone
+    assert str(mapped["birth_date"].iloc[0]) == "2026-01-02 00:00:00"
+
+
 # -- 2. a declared single-byte encoding that is not the file's ------------------------------
 
 
