@@ -365,6 +365,28 @@ def is_single_byte(encoding: str) -> bool:
     return len(text) == 0x80 and text.count("\ufffd") <= 8
 
 
+#: Encodings that write a character in several bytes: the only ones a file declared in a
+#: single-byte encoding is taken to be instead (a Hebrew or Greek code page is single-byte
+#: too, and reading latin-1 as one of those is no better than the declaration).
+_MULTI_BYTE = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        "utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+        "gb2312", "gbk", "gb18030", "hz", "big5", "big5hkscs", "cp950", "shift_jis", "cp932",
+        "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004", "euc_jisx0213",
+        "iso2022_jp", "euc_kr", "cp949", "johab", "iso2022_kr",
+    )
+)  # fmt: skip
+_MIN_FOREIGN_BYTES = 16
+
+
+def _is_multi_byte(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name in _MULTI_BYTE
+    except LookupError:
+        return False
+
+
 def _utf8_prefix(sample: bytes) -> bool:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
@@ -387,10 +409,12 @@ def likely_other_encoding(path: Path, declared: str, sample: int = 1 << 20) -> s
     wide = b"\x00" in data or data.startswith(boms)
     if not wide and _utf8_prefix(data):
         return "utf-8"
+    if not wide and sum(b >= 0x80 for b in data) < _MIN_FOREIGN_BYTES:
+        return None  # a few accented letters say nothing about a multi-byte encoding
     candidates = [
         m
         for m in charset_normalizer.from_bytes(data)
-        if not is_single_byte(m.encoding) and (wide or not m.encoding.startswith("utf_"))
+        if _is_multi_byte(m.encoding) and (wide or not m.encoding.startswith("utf_"))
     ]
     if not candidates:
         return None

@@ -134,6 +134,24 @@ def test_xlsx_date_cells_map_whatever_date_format_the_mapping_declares(s, declar
 # -- 2. a declared single-byte encoding that is not the file's ------------------------------
 
 
+@pytest.mark.parametrize(
+    "names", [["STRAßE 5"], ["WEIßENFELS"], ["Jürgen Größe", "Über Ärger Öl", "Köln"] * 100]
+)
+def test_a_real_latin1_file_declared_latin1_is_read_not_refused(s, names):
+    """German text in latin-1: a few bytes of ß and umlauts looked like a Hebrew code page
+    (iso8859_8) to the detector; the declaration stands unless the file is clearly multi-byte."""
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(names))],
+            "name": names,
+            "city": ["WEIßENFELS"] * len(names),
+        }
+    )
+    frame.to_csv(s.sources_dir / "c.csv", index=False, encoding="latin-1")
+    back = read_landing(extract_dataset(csv("latin-1"), "customers", s, DAY).path)
+    assert back["name"].tolist() == names and set(back["city"]) == {"WEIßENFELS"}
+
+
 def test_gbk_file_declared_latin1_names_the_likely_encoding(s):
     frame = pd.DataFrame(
         {
