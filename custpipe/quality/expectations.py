@@ -8,10 +8,11 @@ Importing this module defines and registers, in GX's expectation and metric regi
 ``expect_column_values_to_have_valid_tax_id`` (column pair, kwargs ``column_A`` = tax ID,
 ``column_B`` = ISO-2 country)
     The tax ID passes its country's check-digit test (python-stdnum): CN USCC or resident ID,
-    DE USt-IdNr. (a Steuernummer fails), US EIN, other EU member states EU VAT with the
-    country's prefix, other countries their python-stdnum VAT module — the verdict of the
-    staged flag ``tax_id_valid`` (one function). Countries without a validator pass; rows
-    with a missing tax ID or country are skipped (``ignore_row_if="either_value_is_missing"``).
+    DE USt-IdNr. (a Steuernummer has no check digit: it cannot be verified and fails), US EIN,
+    other EU member states EU VAT with the country's prefix, other countries their
+    python-stdnum VAT module — the verdict of the staged flag ``tax_id_valid`` (one
+    function). Countries without a validator pass; rows with a missing tax ID or country are
+    skipped (``ignore_row_if="either_value_is_missing"``).
 ``expect_column_values_to_be_covered_by_crosswalk`` (column map, kwargs ``column``,
 ``value_set``)
     ``expect_column_values_to_be_in_set`` for codes that a source crosswalk translated: a
