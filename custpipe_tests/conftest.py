@@ -113,6 +113,24 @@ def demo_copy(_demo_pristine):
         shutil.copytree(snapshot, root, symlinks=True)
 
 
+def send_failure_alert(settings: Settings, instance, result) -> None:
+    """What the failure sensor does for a failed run (it runs under the daemon otherwise)."""
+    import dagster as dg
+
+    from custpipe.defs.alerts import nightly_failure_alert
+    from custpipe.defs.resources import CustpipeResource
+
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="nightly_failure_alert",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"custpipe": CustpipeResource.from_settings(settings)},
+    ).for_run_failure()
+    nightly_failure_alert(context)
+
+
 def require_services() -> bool:
     """In CI (CUSTPIPE_REQUIRE_SERVICES=1) a missing database server fails instead of skipping."""
     return os.environ.get("CUSTPIPE_REQUIRE_SERVICES") == "1"

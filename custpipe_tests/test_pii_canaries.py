@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from dagster._serdes import serialize_value
 
 from custpipe.settings import DEFAULT_CONFIG_DIR
-from custpipe_tests.conftest import make_deployment, run_nightly
+from custpipe_tests.conftest import make_deployment, run_nightly, send_failure_alert
 
 CANARIES = {
     "name_ok": "Canaryokapi Fiftyfive AG",
@@ -151,24 +151,6 @@ def _postgres_url() -> str | None:
         engine.dispose()
 
 
-def _alert(settings, instance, result) -> None:
-    """What the failure sensor does for a failed run (it runs under the daemon otherwise)."""
-    import dagster as dg
-
-    from custpipe.defs.alerts import nightly_failure_alert
-    from custpipe.defs.resources import CustpipeResource
-
-    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
-        sensor_name="nightly_failure_alert",
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        resources={"custpipe": CustpipeResource.from_settings(settings)},
-    ).for_run_failure()
-    nightly_failure_alert(context)
-
-
 def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
     tmp_path, capfd, caplog, monkeypatch
 ):
@@ -211,7 +193,7 @@ def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
         assert not bad.success
         failed = {e.step_key for e in bad.all_events if e.is_step_failure}
         assert "extract__crm" in failed
-        _alert(settings, instance, bad)
+        send_failure_alert(settings, instance, bad)
     finally:
         if pg is not None:
             engine = sa.create_engine(pg)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from custpipe import warehouse
 from custpipe.settings import DEFAULT_CONFIG_DIR
-from custpipe_tests.conftest import make_deployment, run_nightly
+from custpipe_tests.conftest import make_deployment, run_nightly, send_failure_alert
 
 
 def query(settings, sql: str) -> pd.DataFrame:
@@ -162,18 +162,7 @@ def assert_alert_written(settings, instance, result) -> None:
     """The failure sensor turns the failed run into one alert line naming the failed step."""
     import json
 
-    from custpipe.defs.alerts import nightly_failure_alert
-    from custpipe.defs.resources import CustpipeResource
-
-    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
-        sensor_name="nightly_failure_alert",
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        resources={"custpipe": CustpipeResource.from_settings(settings)},
-    ).for_run_failure()
-    nightly_failure_alert(context)
+    send_failure_alert(settings, instance, result)
     lines = (settings.data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
     alert = json.loads(lines[-1])
     assert alert["run_id"] == result.run_id and alert["job"] == "nightly"
