@@ -272,6 +272,25 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accept_volume(args: argparse.Namespace) -> int:
+    """Accept a genuine drop of a source's volume: its latest validation becomes the baseline."""
+    import datetime as dt
+
+    from custpipe import warehouse
+    from custpipe.quality.validate import accept_volume
+    from custpipe.settings import Settings
+
+    settings = Settings.from_env()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
+        run_id, rows = accept_volume(con, args.source, args.by, args.why, now)
+    print(
+        f"source '{args.source}': {rows} rows of run {run_id} accepted as the volume baseline "
+        f"by {args.by}; run the night again to publish"
+    )
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the summary of the warehouse's current state."""
     from custpipe.settings import Settings
@@ -371,6 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--why", default="", help="why (required)")
     decide.add_argument("--file", help="CSV with left, right, decision, decided_by, reason")
     decide.set_defaults(func=cmd_decide)
+    accept = sub.add_parser(
+        "accept-volume",
+        help="accept a genuine drop of a source's rows (volume_stable) as its new baseline",
+    )
+    accept.add_argument("source")
+    accept.add_argument("--by", default=os.environ.get("USER", ""), help="who accepts")
+    accept.add_argument("--why", default="", help="why (required)")
+    accept.set_defaults(func=cmd_accept_volume)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
     sub.add_parser("bench", help="the benchmark (`make bench`); see `custpipe bench --help`")

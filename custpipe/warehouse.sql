@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS quality.validation_runs (
     volume_ok BOOLEAN  -- the volume check's own outcome: a failed night is no baseline
 );
 
+-- a genuine drop of a source's volume accepted by a person (`custpipe accept-volume`): the
+-- accepted validation becomes the volume check's baseline
+CREATE TABLE IF NOT EXISTS quality.volume_acceptances (
+    source_system VARCHAR NOT NULL, run_id VARCHAR NOT NULL, rows BIGINT,
+    accepted_by VARCHAR NOT NULL, reason VARCHAR NOT NULL, accepted_at TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS quality.quarantine (
     source_system VARCHAR NOT NULL, source_id VARCHAR, rule VARCHAR NOT NULL, severity VARCHAR,
     description VARCHAR, run_id VARCHAR NOT NULL, quarantined_at TIMESTAMP

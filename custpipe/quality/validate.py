@@ -85,6 +85,38 @@ def volume_baseline(con: duckdb.DuckDBPyConnection, source: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def accept_volume(
+    con: duckdb.DuckDBPyConnection, source: str, by: str, why: str, now: datetime
+) -> tuple[str, int]:
+    """Accept a genuine drop of a source's volume (a clean-up in the source system): its
+    latest validation that failed only the volume check becomes the baseline, and the
+    acceptance is recorded with who and why. Returns (run_id, rows) of that validation."""
+    if not by.strip() or not why.strip():
+        raise ValueError("accepting a volume drop needs who (--by) and why (--why)")
+    row = con.execute(
+        "SELECT run_id, rows, volume_ok FROM quality.validation_runs WHERE source_system = ? "
+        "AND rows > 0 AND success IS NOT FALSE ORDER BY validated_at DESC LIMIT 1",
+        [source],
+    ).fetchone()
+    if row is None or row[2] is not False:
+        raise ValueError(
+            f"source '{source}': its latest validation did not fail the volume check, so there "
+            "is no drop to accept (an empty or suite-blocked night cannot be accepted: fix the "
+            "export and run again)"
+        )
+    run_id, rows = row[0], int(row[1])
+    con.execute(
+        "UPDATE quality.validation_runs SET volume_ok = TRUE "
+        "WHERE source_system = ? AND run_id = ?",
+        [source, run_id],
+    )
+    con.execute(
+        "INSERT INTO quality.volume_acceptances VALUES (?, ?, ?, ?, ?, ?)",
+        [source, run_id, rows, by.strip(), why.strip(), now],
+    )
+    return run_id, rows
+
+
 def suite_columns(
     con: duckdb.DuckDBPyConnection,
     table: str,

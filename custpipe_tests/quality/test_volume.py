@@ -73,3 +73,31 @@ def test_migrate_adds_the_volume_outcome_to_an_older_warehouse():
 
     assert volume_baseline(con, "erp") == 20  # a night before the column stays a baseline
     con.close()
+
+
+def test_a_genuine_drop_accepted_by_a_person_becomes_the_baseline(tmp_path, monkeypatch, capsys):
+    from custpipe import warehouse
+    from custpipe.cli import main
+
+    settings = Settings(
+        config_dir=DEFAULT_CONFIG_DIR, data_dir=tmp_path / "data", expectations_dir=EXPECTATIONS_DIR
+    )
+    monkeypatch.setenv("CUSTPIPE_DATA", str(settings.data_dir))
+    full = make_staged_frame(20)
+    with warehouse.connect(settings.warehouse_path) as con:
+        assert _night(con, settings, full, 1).volume_ok
+    assert main(["accept-volume", "erp", "--by", "ann", "--why", "x"]) == 2  # nothing to accept
+    assert "did not fail the volume check" in capsys.readouterr().err
+    with warehouse.connect(settings.warehouse_path) as con:
+        assert not _night(con, settings, full.iloc[:10], 2).volume_ok  # a clean-up at the source
+    assert main(["accept-volume", "erp", "--by", "ann"]) == 2  # why is required
+    assert main(["accept-volume", "erp", "--by", "ann", "--why", "archived 10 dormant"]) == 0
+    assert "10 rows of run run2 accepted" in capsys.readouterr().out
+    with warehouse.connect(settings.warehouse_path) as con:
+        again = _night(con, settings, full.iloc[:10], 3)
+        assert (again.baseline_rows, again.volume_ok) == (10, True)
+        audit = con.execute(
+            "SELECT source_system, run_id, rows, accepted_by, reason "
+            "FROM quality.volume_acceptances"
+        ).fetchall()
+    assert audit == [("erp", "run2", 10, "ann", "archived 10 dormant")]
