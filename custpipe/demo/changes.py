@@ -80,7 +80,8 @@ def change_sources(
     sales = pd.read_csv(paths["sales_customers"], dtype=str, keep_default_na=False, encoding="gbk")
     rows = _chosen(len(sales), fraction, rng)
     sales.loc[rows, "地址"] = sales.loc[rows, "地址"] + " 1a"
-    sales.loc[rows, "更新时间"] = when.strftime("%Y/%m/%d %H:%M")
+    local = when + dt.timedelta(hours=8)  # the sales system writes China local time (UTC+8)
+    sales.loc[rows, "更新时间"] = local.strftime("%Y/%m/%d %H:%M")
     sales.to_csv(paths["sales_customers"], index=False, encoding="gbk", lineterminator="\n")
     counts["sales"] = len(rows)
 

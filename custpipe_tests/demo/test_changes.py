@@ -37,5 +37,7 @@ def test_change_sources_touches_the_requested_share_of_every_system(tmp_path):
     diff = (before_sales != after_sales).any(axis=1)
     assert diff.sum() == counts["sales"] and list(after_sales.columns) == list(before_sales.columns)
     assert after_sales.loc[diff, "地址"].str.endswith(" 1a").all()
+    # the same moment as the other systems' 23:30 UTC, in the sales system's China local time
+    assert set(after_sales.loc[diff, "更新时间"]) == {"2026/11/28 07:30"}
     service = [json.loads(line) for line in paths["service"].read_text("utf-8").splitlines()]
     assert sum(r["address"]["street"].endswith(" 1a") for r in service) == counts["service"]
