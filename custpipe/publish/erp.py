@@ -34,7 +34,7 @@ PUBLISHED_COLUMNS: tuple[str, ...] = (
     "status",
 )
 # The published shape: the most characters each published text column holds. The staged
-# suites quarantine a record whose value does not fit (rule value_fits_published_length:<field>,
+# suites quarantine a record whose value does not fit (rule value_fits_published_length,
 # kept equal to these limits by a test), so a publish never fails on a value's length.
 PUBLISHED_LENGTHS: dict[str, int] = {
     "erp_customer_number": 64,

@@ -21,10 +21,11 @@ Importing this module defines and registers, in GX's expectation and metric regi
 ``[party_type, country, tax_id]`` in this order, ``countries`` default ``["CN", "DE"]``)
     Companies (party type ``company``) in one of ``countries`` must have a tax ID that passes
     the check digit above; all other rows pass.
-``expect_column_values_to_fit_published_length`` (column map, kwargs ``column``,
-``max_length``)
-    The value fits a published text column of ``max_length`` characters: not longer, no NUL
-    character, encodable as UTF-8 (what PostgreSQL and MariaDB refuse in a VARCHAR).
+``expect_row_values_to_fit_published_columns`` (multicolumn map, kwargs ``column_list``,
+``max_lengths`` aligned with it)
+    Every value of the row fits its published text column of ``max_lengths[i]`` characters:
+    not longer, no NUL character, encodable as UTF-8 (what PostgreSQL and MariaDB refuse in a
+    VARCHAR). One expectation for all columns: GX's cost is per expectation and per row.
 ``expect_column_values_to_not_be_formula_payloads`` (multicolumn map, kwargs ``column_list``)
     No value of the row's text fields is a spreadsheet formula (:func:`looks_like_formula`:
     ``=`` at the start, or ``+``/``-``/``@`` followed by formula syntax). Placeholders such
@@ -96,7 +97,7 @@ __all__ = [
     "ExpectColumnValuesToBeCoveredByCrosswalk",
     "ExpectColumnValuesToBeValidE164",
     "ExpectColumnValuesToHaveValidTaxId",
-    "ExpectColumnValuesToFitPublishedLength",
+    "ExpectRowValuesToFitPublishedColumns",
     "ExpectColumnValuesToNotBeFormulaPayloads",
     "ExpectCompanyTaxIdWhereRequired",
     "fits_published_length",
@@ -396,15 +397,26 @@ class MulticolumnCompanyTaxIdWhereRequired(MulticolumnMapMetricProvider):
         return pd.Series(ok, index=column_list.index)
 
 
-class ColumnValuesFitPublishedLength(ColumnMapMetricProvider):
-    """Row-wise: the value fits a published text column (see :func:`fits_published_length`)."""
+class MulticolumnFitPublishedColumns(MulticolumnMapMetricProvider):
+    """Row-wise: every value fits its published text column (:func:`fits_published_length`)."""
 
-    condition_metric_name = "column_values.custpipe_fits_published_length"
-    condition_value_keys = ("max_length",)
+    condition_metric_name = "multicolumn_values.custpipe_fit_published_columns"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+    condition_value_keys = ("max_lengths",)
 
-    @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column: pd.Series, max_length: int, **kwargs) -> pd.Series:
-        return pd.Series(published_length_mask(column, max_length), index=column.index)
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, max_lengths: list[int], **kwargs) -> pd.Series:
+        ok = np.ones(len(column_list), dtype=bool)
+        for i, limit in enumerate(max_lengths):
+            ok &= published_length_mask(column_list.iloc[:, i], limit)
+        return pd.Series(ok, index=column_list.index)
 
 
 class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
@@ -544,34 +556,45 @@ class ExpectCompanyTaxIdWhereRequired(MulticolumnMapExpectation):
     )
 
 
-class ExpectColumnValuesToFitPublishedLength(ColumnMapExpectation):
-    """Expect values to fit the published text column of ``max_length`` characters.
+class ExpectRowValuesToFitPublishedColumns(MulticolumnMapExpectation):
+    """Expect every value of ``column_list`` to fit its published text column.
 
-    A value longer than ``max_length`` characters, holding a NUL character or not encodable
-    as UTF-8 fails: PostgreSQL and MariaDB would refuse it and the whole publish with it.
-    Nulls are skipped.
+    ``max_lengths[i]`` is the length of the column that ``column_list[i]`` is published to. A
+    value longer than that, holding a NUL character or not encodable as UTF-8 fails:
+    PostgreSQL and MariaDB would refuse it and the whole publish with it. Missing values pass.
     """
 
-    max_length: int
+    max_lengths: list[int]
+    ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = (
+        "all_values_are_missing"
+    )
 
-    map_metric = "column_values.custpipe_fits_published_length"
-    success_keys = ("max_length", "mostly")
-    args_keys = ("column", "max_length")
+    map_metric = "multicolumn_values.custpipe_fit_published_columns"
+    success_keys = ("max_lengths", "mostly")
+    args_keys = ("column_list", "max_lengths")
     library_metadata: ClassVar[dict[str, Any]] = {
         "maturity": "production",
-        "tags": ["custpipe", "publish"],
+        "tags": ["custpipe", "publish", "cross-field"],
         "contributors": ["custpipe"],
         "requirements": [],
     }
 
     class Config:
-        title = "Expect column values to fit the published column"
+        title = "Expect row values to fit the published columns"
+
+    @pydantic.validator("max_lengths")
+    def _positive(cls, v: list[int]) -> list[int]:  # noqa: N805
+        if not v or any(n < 1 for n in v):
+            raise ValueError("max_lengths must hold one positive length per column")
+        return v
 
     _TEMPLATE = (
-        "$column values must fit the published column: at most $max_length characters, "
-        "no NUL character"
+        "Values of $column_list must fit their published columns: at most $max_lengths "
+        "characters (in that order), no NUL character"
     )
-    _prescriptive_renderer, _prescriptive_template = _renderers(_TEMPLATE, ("column", "max_length"))
+    _prescriptive_renderer, _prescriptive_template = _renderers(
+        _TEMPLATE, ("column_list", "max_lengths")
+    )
 
 
 class ExpectColumnValuesToNotBeFormulaPayloads(MulticolumnMapExpectation):
@@ -612,7 +635,7 @@ _CLASSES = (
     ExpectColumnValuesToHaveValidTaxId,
     ExpectColumnValuesToBeCoveredByCrosswalk,
     ExpectCompanyTaxIdWhereRequired,
-    ExpectColumnValuesToFitPublishedLength,
+    ExpectRowValuesToFitPublishedColumns,
     ExpectColumnValuesToNotBeFormulaPayloads,
 )
 

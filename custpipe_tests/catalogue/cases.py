@@ -211,7 +211,7 @@ FILE_FORMAT = [
         "ten_mb_field",
         "file-format",
         _ten_mb_field,
-        Quarantined("value_fits_published_length:name", ("X01",)),
+        Quarantined("value_fits_published_length", ("X01",)),
         ids=IDS_PLUS("X01"),
     ),
     Case(
@@ -750,7 +750,7 @@ TEXT = [
     Case(
         "very_long_name",
         "text",
-        **_quarantine("value_fits_published_length:name", bad("X01", name="Lang" * 2000 + " GmbH")),
+        **_quarantine("value_fits_published_length", bad("X01", name="Lang" * 2000 + " GmbH")),
     ),
     Case(
         "unknown_segment_code",

@@ -217,7 +217,7 @@ def test_expectations_are_registered_in_gx():
         "expect_column_values_to_have_valid_tax_id",
         "expect_column_values_to_be_covered_by_crosswalk",
         "expect_company_tax_id_where_required",
-        "expect_column_values_to_fit_published_length",
+        "expect_row_values_to_fit_published_columns",
         "expect_column_values_to_not_be_formula_payloads",
     }
     for cls in custom._CLASSES:
@@ -236,16 +236,16 @@ data = json.loads(open({str(EXPECTATIONS_DIR / "staged_customers_erp.json")!r}).
 types = {{
     "expect_column_values_to_be_valid_e164", "expect_column_values_to_have_valid_tax_id",
     "expect_column_values_to_be_covered_by_crosswalk", "expect_company_tax_id_where_required",
-    "expect_column_values_to_fit_published_length",
+    "expect_row_values_to_fit_published_columns",
     "expect_column_values_to_not_be_formula_payloads",
 }}
 before = ExpectationSuite(**json.loads(json.dumps(data)))
 assert not types & set(_registered_expectations), "registered too early"
-assert len(before.expectations) == len(data["expectations"]) - 14, len(before.expectations)
+assert len(before.expectations) == len(data["expectations"]) - 6, len(before.expectations)
 import custpipe.quality.expectations as m
 m.register()
 after = ExpectationSuite(**json.loads(json.dumps(data)))
-assert len(after.expectations) == len(data["expectations"]) == 24
+assert len(after.expectations) == len(data["expectations"]) == 16
 assert types <= {{e.expectation_type for e in after.expectations}}
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)

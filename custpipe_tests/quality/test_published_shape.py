@@ -67,16 +67,11 @@ def test_values_that_do_not_fit_the_published_columns_are_quarantined(gx_dir):
     held, rules = _held(frame, gx_dir)
     by_id = held.groupby("source_id")["rule"].apply(set).to_dict()
     long_id = "E" * (PUBLISHED_LENGTHS["erp_customer_number"] + 1)
-    assert by_id == {
-        source_id(1): {"value_fits_published_length:name"},
-        source_id(3): {"value_fits_published_length:city"},
-        source_id(4): {"value_fits_published_length:postal_code"},
-        source_id(5): {"value_fits_published_length:street"},
-        long_id: {"value_fits_published_length:source_id"},
-    }
-    name_reason = held.loc[held["source_id"] == source_id(1), "description"].iloc[0]
-    assert "published column name" in name_reason and "400 characters" in name_reason
-    assert rules.loc["value_fits_published_length:name", "failed"] == 1
+    rule = {"value_fits_published_length"}
+    assert by_id == {source_id(i): rule for i in (1, 3, 4, 5)} | {long_id: rule}
+    reason = held.loc[held["source_id"] == source_id(1), "description"].iloc[0]
+    assert "published table" in reason and "name 400" in reason and "postal code 32" in reason
+    assert rules.loc["value_fits_published_length", "failed"] == 5
 
 
 def test_fits_published_length_refuses_what_the_databases_refuse():
@@ -92,11 +87,11 @@ def test_fits_published_length_refuses_what_the_databases_refuse():
 @pytest.mark.parametrize("suite", STAGED)
 def test_each_staged_suite_bounds_the_published_text_columns_as_the_publish_declares(suite):
     data = read_suite(EXPECTATIONS_DIR, suite)
-    fits = {
-        e["kwargs"]["column"]: e["kwargs"]["max_length"]
-        for e in data["expectations"]
-        if e["type"] == "expect_column_values_to_fit_published_length"
-    }
+    (rule,) = [
+        e for e in data["expectations"] if e["type"] == "expect_row_values_to_fit_published_columns"
+    ]
+    assert rule["meta"] == rule["meta"] | {"rule": "value_fits_published_length"}
+    fits = dict(zip(rule["kwargs"]["column_list"], rule["kwargs"]["max_lengths"], strict=True))
     published = {"source_id": "erp_customer_number"}
     text = ("name", "street", "city", "region", "postal_code", "phone", "email", "tax_id")
     assert set(fits) == {"source_id", *text}
@@ -124,7 +119,7 @@ def test_staged_suite_validates_60000_distinct_values(gx_dir):
         gx_dir=gx_dir,
         build_docs=False,
     )
-    assert outcome.outcome("value_fits_published_length:name").failed == 1
+    assert outcome.outcome("value_fits_published_length").failed == 1
     assert outcome.outcome("no_formula_payload").failed == 1
     assert not outcome.blocked
 

@@ -15,11 +15,11 @@ from custpipe_tests.quality.helpers import EXPECTATIONS_DIR
 # suite -> (block, quarantine, warn). GX drops expectation types it cannot import, so the
 # counts are asserted explicitly rather than derived from the files.
 EXPECTED = {
-    "staged_customers": (4, 16, 4),
-    "staged_customers_erp": (4, 16, 4),
-    "staged_customers_crm": (4, 16, 4),
-    "staged_customers_sales": (4, 16, 3),
-    "staged_customers_service": (4, 16, 4),
+    "staged_customers": (4, 8, 4),
+    "staged_customers_erp": (4, 8, 4),
+    "staged_customers_crm": (4, 8, 4),
+    "staged_customers_sales": (4, 8, 3),
+    "staged_customers_service": (4, 8, 4),
     "golden_customers": (3, 0, 0),
     "orders": (1, 2, 0),
     "raw_crm": (3, 0, 1),
