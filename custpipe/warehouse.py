@@ -81,7 +81,10 @@ def lock_timeout_setting() -> float:
 
 # an option whose value (the next argument, or after '=') is a password: --password, -p,
 # --pass, --passwd, --pwd, --db-password, ...
-_PASSWORD_OPTION = re.compile(r"(?i)^(-p|--?[\w-]*(?:password|passwd|pass|pwd))(=.*)?$")
+_PASSWORD_OPTION = re.compile(
+    r"(?i)^(-p|--?[\w-]*(?:password|passwd|pass|pwd|secret|token))(=.*)?$"
+)
+_ATTACHED_PASSWORD = re.compile(r"^-p(.+)$")  # mysql's -pSECRET
 
 
 def _mask_password_arguments(words: list[str]) -> list[str]:
@@ -95,6 +98,8 @@ def _mask_password_arguments(words: list[str]) -> list[str]:
             out.append("***")
         elif option and option.group(2) is not None:
             out.append(f"{option.group(1)}=***")
+        elif _ATTACHED_PASSWORD.match(word):
+            out.append("-p***")
         else:
             out.append(word)
         mask_next = bool(option) and option.group(2) is None

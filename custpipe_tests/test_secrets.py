@@ -129,7 +129,8 @@ def test_the_lock_holders_command_line_hides_password_arguments():
 
     args = [
         "--password", "Hunter2secret", "-p", "Pw4short", "--pass", "PassW0rdX",
-        "--pass=EqPass99", "--pwd", "PwdValue7", "PGPASSWORD=EnvPw123", "--keep", "visible1",
+        "--pass=EqPass99", "--pwd", "PwdValue7", "PGPASSWORD=EnvPw123", "-pHunter2x",
+        "--secret", "S3cr3tVal", "--token", "tok123456", "--keep", "visible1",
     ]  # fmt: skip
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", *args])
     try:
@@ -142,5 +143,6 @@ def test_the_lock_holders_command_line_hides_password_arguments():
         child.kill()
         child.wait()
     assert "--keep visible1" in shown and "--password ***" in shown and "-p ***" in shown
-    for secret in ("Hunter2secret", "Pw4short", "PassW0rdX", "EqPass99", "PwdValue7", "EnvPw123"):
+    secrets = ("Hunter2secret", "Pw4short", "PassW0rdX", "EqPass99", "PwdValue7", "EnvPw123")
+    for secret in (*secrets, "Hunter2x", "S3cr3tVal", "tok123456"):
         assert secret not in shown, shown

@@ -18,7 +18,7 @@ import pandas as pd
 
 from custpipe.config import DatasetConfig, FieldRule
 from custpipe.mapping.checks import currencies, duplicate_ids, infer_party_type
-from custpipe.mapping.dates import DATE_FIELDS, parse_dates
+from custpipe.mapping.dates import CALENDAR_DATE_FIELDS, DATE_FIELDS, parse_dates
 from custpipe.mapping.issues import MappingError, MappingIssue, flag
 from custpipe.mapping.numbers import NUMBER_FIELDS, number_rule, number_value, parse_numbers
 from custpipe.mapping.sql_expr import check_expression, sandbox, wrap
@@ -186,7 +186,8 @@ def map_fields(
             errors = flag(errors, unmapped, f"crosswalk_covered:{field}")
         if rule.date_format or field in DATE_FIELDS:
             excel = dataset.reader.kind == "xlsx"  # date cells arrive as ISO 8601 text
-            values = parse_dates(values, rule, source, field, issues, timezone, excel)
+            zone = "UTC" if field in CALENDAR_DATE_FIELDS else timezone  # a day is not shifted
+            values = parse_dates(values, rule, source, field, issues, zone, excel)
         if rule.default is not None:
             values = values.where(values.notna(), rule.default)
         column = _column(rule)

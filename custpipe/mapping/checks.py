@@ -42,10 +42,12 @@ def duplicate_ids(ids: pd.Series) -> pd.Series:
 
 _LETTER_RE = r"[^\W\d_]"  # a letter of any script
 # A spreadsheet formula: '=' first, or '+', '-', '@' before a function call ('@SUM('), a DDE
-# call ('cmd|'), a cell reference ('A1', '$B$2') or an operator expression ('2+3', '(1)*2').
-# '+Plus Handels GmbH', '@Home GmbH', '-Minus- Verlag' are names.
+# call ('cmd|'), a cell reference ('A1', '$B$2') or an operator expression ('2+3', '(1)*2'); a
+# spaced call ('@ sum (1)') only as the whole value. '+Plus Handels GmbH', '@Home GmbH',
+# '+Plus (Deutschland) GmbH', '-Minus- Verlag' are names.
 _FORMULA_RE = (
-    r"^(?:=|[+\-@]\s*(?:[A-Za-z_][\w.]*\s*\(|[\w.]*\||\$?[A-Za-z]{1,3}\$?[0-9]+\b"
+    r"^(?:=|[+\-@]\s*(?:[A-Za-z_][\w.]*\(|[A-Za-z_][\w.]*\s+\([^()]*\)\s*$"
+    r"|[\w.]*\||\$?[A-Za-z]{1,3}\$?[0-9]+\b"
     r"|[0-9.(]+\s*[-+*/^&<>=]))"
 )
 # SQL injection text: a closed string literal before a statement end ("'); DROP", "x';"),

@@ -25,6 +25,10 @@ DATE_FIELDS = ("source_updated_at", "created_at", "order_date", "birth_date")
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%X", "%c", "%T", "%p")
 _ISO_OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)\s*$"
 _CLOCK_RE = r"\d{1,2}:\d{2}"
+_DATE_ONLY_RE = r"^\s*\d{4}-?\d{2}-?\d{2}\s*$"
+#: Calendar dates: never shifted by the source's time zone, whatever time of day they carry
+#: (a birth date sent as a midnight DATETIME is that day, not the evening before in UTC).
+CALENDAR_DATE_FIELDS = ("birth_date", "order_date")
 _EXCEL_ISO_RE = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)?$"  # readers._excel_value
 
 
@@ -83,7 +87,7 @@ def _parse_text(text: pd.Series, fmt: str | None, timezone: str, excel: bool) ->
     else:
         arrow = pa.array(text.to_numpy(dtype=object), type=pa.string())  # RE2: fast
         offset = _matches(arrow, _ISO_OFFSET_RE)
-        timed = _matches(arrow, _CLOCK_RE) & ~offset
+        timed = ~_matches(arrow, _DATE_ONLY_RE) & ~offset  # '…T10', '20240115T103000' too
     if offset.any():
         aware = pd.to_datetime(text[offset], errors="coerce", utc=True, format="ISO8601")
         out[offset] = _naive_utc(aware)

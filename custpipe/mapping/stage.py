@@ -69,7 +69,7 @@ def _code_fingerprint() -> str:
 
 # Bump when a staging change must be applied to data already staged (it restages every
 # source from its last full extraction on the next run). Code changes alone do not restage.
-STAGING_VERSION = 3  # 2: strict number formats, time zones, escapes; 3: issue-13 review fixes
+STAGING_VERSION = 4  # 2: number formats, time zones, escapes; 3, 4: issue-13 review fixes
 
 
 def restage_fingerprint(source: SourceConfig, dataset: str) -> str:
@@ -100,8 +100,9 @@ def _split_unchanged(
     con: duckdb.DuckDBPyConnection, table: str, source: str, hashes: pd.Series
 ) -> pd.Series:
     """True for raw rows staged before exactly as they are (same hash, once in the landing)."""
-    known = con.execute(
-        f"SELECT DISTINCT raw_hash FROM {table} WHERE source_system = ? AND raw_hash IS NOT NULL",
+    known = con.execute(  # a hash staged twice (an exact duplicate row) is restaged
+        f"SELECT raw_hash FROM {table} WHERE source_system = ? AND raw_hash IS NOT NULL "
+        "GROUP BY raw_hash HAVING count(*) = 1",
         [source],
     ).df()["raw_hash"]
     return hashes.isin(known) & ~hashes.duplicated(keep=False)
@@ -188,7 +189,7 @@ def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) 
             SELECT rowid AS rid, mapping_errors AS old,
                    nullif(trim(replace(';' || coalesce(mapping_errors, '') || ';',
                                        ';' || $rule || ';', ';'), ';'), '') AS base,
-                   source_id IS NOT NULL AND count(*) OVER (
+                   source_id IS NOT NULL AND count(source_id) OVER (
                        PARTITION BY coalesce(nullif(ltrim(trim(source_id), '0'), ''), '0')
                    ) > 1 AS dup
             FROM {table} WHERE source_system = $source

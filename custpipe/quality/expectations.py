@@ -171,7 +171,8 @@ def fits_published_length(value: Any, max_length: int) -> bool:
 _FORMULA_RE = re.compile(
     r"[\t\r]*(?:[=\uff1d]"
     r"|[-+@\uff0b\uff0d\uff20]\s*"
-    r"(?:[^\W\d][\w.]*\s*\("  # a function call: SUM(, HYPERLINK(, cmd(
+    r"(?:[^\W\d][\w.]*\("  # a function call: SUM(, HYPERLINK(, cmd(
+    r"|[^\W\d][\w.]*\s+\([^()]*\)\s*$"  # a spaced call as the whole value: @ sum (1)
     r"|\("  # a bracketed expression
     r"|\$?[A-Za-z]{1,3}\$?\d+(?:[:!]|\W*$|\s*[-+*/^&<>=%])"  # a cell reference
     r"|[\w.]+\|"  # a DDE command: cmd|' /C calc'!A0
@@ -413,6 +414,11 @@ class MulticolumnFitPublishedColumns(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, max_lengths: list[int], **kwargs) -> pd.Series:
+        if len(max_lengths) != column_list.shape[1]:
+            raise ValueError(
+                f"max_lengths has {len(max_lengths)} lengths for {column_list.shape[1]} columns: "
+                "give one length per column of column_list"
+            )
         ok = np.ones(len(column_list), dtype=bool)
         for i, limit in enumerate(max_lengths):
             ok &= published_length_mask(column_list.iloc[:, i], limit)

@@ -245,3 +245,82 @@ def test_duplicate_ids_in_batches_of_one_are_flagged(tmp_path, monkeypatch):
     rows = [("7", "A"), (" 007", "B"), ("8", "C"), ("0", "D"), ("000", "E")]
     staged = _night(con, tmp_path, settings, source, date(2026, 11, 26), rows)
     assert staged == {"7": DUP, "007": DUP, "8": None, "0": DUP, "000": DUP}
+
+
+# ------------------------------------------------------------------ a second review's findings
+
+
+@pytest.mark.parametrize(
+    "value", ["1980-05-01 00:00:00", datetime(1980, 5, 1), "1980-05-01", "1980-05-01T00:00"]
+)
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York"])
+def test_a_birth_date_is_a_calendar_day_whatever_the_sources_zone(value, zone):
+    raw = pd.DataFrame({"ID": ["1"], "B": pd.Series([value], dtype=object)})
+    out, issues = map_fields(raw, dataset({"birth_date": "B", "order_date": "B"}), "s", zone)
+    assert out["birth_date"].tolist() == [pd.Timestamp("1980-05-01")] and issues == []
+    assert out["order_date"].tolist() == [pd.Timestamp("1980-05-01")]
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2024-01-15T10", "2024-01-15 02:00"),
+        ("20240115T103000", "2024-01-15 02:30"),
+        ("2024-01-15T10:30", "2024-01-15 02:30"),
+        ("2024-01-15", "2024-01-15 00:00"),  # a date alone is not shifted
+    ],
+)
+def test_naive_iso_stamps_without_a_colon_are_local_time_too(value, utc):
+    raw = pd.DataFrame({"ID": ["1"], "U": [value]})
+    out, _ = map_fields(raw, dataset({"source_updated_at": "U"}), "sales", "Asia/Shanghai")
+    assert out["source_updated_at"].tolist() == [pd.Timestamp(utc)]
+
+
+def test_a_missing_id_is_no_twin_of_id_zero():
+    import duckdb
+
+    from custpipe import warehouse
+    from custpipe.mapping.stage import flag_duplicate_ids
+
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    con.execute(
+        "INSERT INTO staging.customers (source_system, source_id) "
+        "VALUES ('s', '0'), ('s', NULL), ('s', '7'), ('t', '5'), ('t', NULL), ('t', '005')"
+    )
+    flag_duplicate_ids(con, "staging.customers", "s")
+    flag_duplicate_ids(con, "staging.customers", "t")
+    flagged = con.execute(
+        "SELECT source_system, source_id FROM staging.customers "
+        "WHERE mapping_errors LIKE '%duplicate_id%' ORDER BY ALL"
+    ).fetchall()
+    assert flagged == [("t", "005"), ("t", "5")]  # a missing id is no twin of '0'
+
+
+def test_an_exact_duplicate_row_fixed_at_the_source_is_staged_once_and_cleared(tmp_path):
+    from datetime import date
+
+    import duckdb
+
+    from custpipe import warehouse
+
+    settings, source = _csv_source(tmp_path)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+    _night(con, tmp_path, settings, source, date(2026, 11, 26), [("42", "A"), ("42", "A")])
+    staged = "SELECT source_id, mapping_errors FROM staging.customers ORDER BY ALL"
+    assert con.execute(staged).fetchall() == [("42", DUP), ("42", DUP)]
+    _night(con, tmp_path, settings, source, date(2026, 11, 27), [("42", "A")])  # fixed
+    assert con.execute(staged).fetchall() == [("42", None)]
+
+
+@pytest.mark.parametrize("name", ["+Plus (Deutschland) GmbH", "@Home (Schweiz) AG"])
+def test_a_company_name_with_a_bracket_is_no_formula(name):
+    from custpipe.quality.expectations import looks_like_formula
+
+    raw = pd.DataFrame({"ID": ["1"], "N": [name]})
+    fields = {"name": "N", "party_type": {"column": "N", "transform": "infer_party_type"}}
+    out, _ = map_fields(raw, dataset(fields), "s")
+    assert out["party_type"].tolist() == ["company"]
+    assert not looks_like_formula(name)
+    assert looks_like_formula("+SUM(A1:A2)") and looks_like_formula("@HYPERLINK(1)")

@@ -182,3 +182,27 @@ def test_looks_like_formula_agrees_with_the_rule_value_by_value(column, value):
         False,
         False,
     ]
+
+
+def test_a_length_list_out_of_step_with_the_columns_is_an_error_not_a_silent_gap(tmp_path):
+    import json
+    import shutil
+
+    from custpipe.quality.gx_runner import GxRunnerError
+
+    suites = tmp_path / "expectations"
+    shutil.copytree(EXPECTATIONS_DIR, suites)
+    path = suites / "staged_customers.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rules = data["expectations"]
+    (rule,) = [e for e in rules if e["meta"]["rule"] == "value_fits_published_length"]
+    rule["kwargs"]["max_lengths"] = rule["kwargs"]["max_lengths"][:-1]  # tax_id left unchecked
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(GxRunnerError, match="max_lengths"):
+        validate_frame(
+            make_staged_frame(5).assign(mapping_errors=None),
+            "staged_customers",
+            expectations_dir=suites,
+            gx_dir=tmp_path / "gx",
+            build_docs=False,
+        )
