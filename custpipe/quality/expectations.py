@@ -361,18 +361,22 @@ class ColumnPairValuesValidTaxId(ColumnPairMapMetricProvider):
         return pd.Series(results != False, index=column_A.index)  # noqa: E712 (None passes)
 
 
+# the domain of a multicolumn row condition (GX's keys, with ignore_row_if)
+_MULTICOLUMN_DOMAIN_KEYS = (
+    "batch_id",
+    "table",
+    "column_list",
+    "row_condition",
+    "condition_parser",
+    "ignore_row_if",
+)
+
+
 class MulticolumnCompanyTaxIdWhereRequired(MulticolumnMapMetricProvider):
     """Row-wise: a company in one of ``countries`` has a tax ID with a valid check digit."""
 
     condition_metric_name = "multicolumn_values.custpipe_company_tax_id_where_required"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = _MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ("countries", "party_type_value")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
@@ -402,14 +406,7 @@ class MulticolumnFitPublishedColumns(MulticolumnMapMetricProvider):
     """Row-wise: every value fits its published text column (:func:`fits_published_length`)."""
 
     condition_metric_name = "multicolumn_values.custpipe_fit_published_columns"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = _MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ("max_lengths",)
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
@@ -429,14 +426,7 @@ class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
     """Row-wise: no value of the columns is a spreadsheet formula payload."""
 
     condition_metric_name = "multicolumn_values.custpipe_no_formula_payload"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = _MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ()
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
