@@ -134,3 +134,20 @@ def send_failure_alert(settings: Settings, instance, result) -> None:
 def require_services() -> bool:
     """In CI (CUSTPIPE_REQUIRE_SERVICES=1) a missing database server fails instead of skipping."""
     return os.environ.get("CUSTPIPE_REQUIRE_SERVICES") == "1"
+
+
+def require_server(url: str, name: str) -> None:
+    """Skip the test when the database server at `url` cannot be reached; fail it in CI."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        message = f"{name} server not reachable at {engine.url.render_as_string()}: {exc}"
+        if require_services():
+            pytest.fail(message + " (CUSTPIPE_REQUIRE_SERVICES=1: it must run here)")
+        pytest.skip(message)
+    finally:
+        engine.dispose()

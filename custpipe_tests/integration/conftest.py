@@ -12,7 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from custpipe_tests.conftest import require_services
+from custpipe_tests.conftest import require_server
 
 SERVERS = {
     "postgresql": os.environ.get(
@@ -28,17 +28,7 @@ SERVERS = {
 def server_url(request) -> str:
     """The URL of a reachable server (skip, or fail in CI, when it is not)."""
     url = SERVERS[request.param]
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        message = f"{request.param} server not reachable at {engine.url.render_as_string()}: {exc}"
-        if require_services():
-            pytest.fail(message + " (CUSTPIPE_REQUIRE_SERVICES=1: it must run here)")
-        pytest.skip(message)
-    finally:
-        engine.dispose()
+    require_server(url, request.param)
     return url
 
 

@@ -15,7 +15,7 @@ from custpipe.config import SourceConfig
 from custpipe.settings import Settings
 from custpipe.sources.extract import SchemaDriftError, extract_dataset
 from custpipe.sources.readers import SourceReadError
-from custpipe_tests.conftest import require_services
+from custpipe_tests.conftest import require_server
 
 DAY = date(2026, 11, 27)
 PASSWORD = "Pl@nted:S3cr/et@Pw"  # '@', ':' and '/' unescaped, as a careless operator writes it
@@ -58,7 +58,7 @@ def sqlite_url(tmp_path) -> str:
     "query",
     [
         "SELECT * FROM KNA1; DROP TABLE KNA1",
-        "COPY (SELECT 42) TO '/tmp/x.csv'",
+        "COPY (SELECT 42) TO 'x.csv'",
         "DELETE FROM KNA1",
         "UPDATE KNA1 SET NAME1 = 'x'",
         "INSERT INTO KNA1 VALUES ('3', 'C')",
@@ -170,17 +170,7 @@ def server(kind: str) -> None:
         "postgresql": f"postgresql+psycopg://postgres@{PG}/test",
         "mariadb": f"mysql+pymysql://root:@{MARIA}/test",
     }[kind]
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        message = f"{kind} server not reachable: {type(exc).__name__}"
-        if require_services():
-            pytest.fail(message + " (CUSTPIPE_REQUIRE_SERVICES=1: it must run here)")
-        pytest.skip(message)
-    finally:
-        engine.dispose()
+    require_server(url, kind)
 
 
 def fail_with(tmp_path, monkeypatch, url: str) -> SourceReadError:
