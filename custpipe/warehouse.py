@@ -8,23 +8,18 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-DDL = (Path(__file__).parent / "warehouse.sql").read_text(encoding="utf-8")
+from custpipe import catalogue
 
-CONTRACT_TABLES: tuple[str, ...] = (
-    "staging.customers",
-    "quality.quarantine",
-    "mdm.golden_customers",
-    "mdm.customer_xref",
-    "mdm.match_review",
-    "recon.order_discrepancies",
-    "quality.scorecard",
-)
+#: The warehouse's schemas and tables, generated from the catalogue (custpipe/catalogue.py).
+DDL = catalogue.ddl()
+
+CONTRACT_TABLES: tuple[str, ...] = catalogue.contract_tables()
 
 
 log = logging.getLogger(__name__)
@@ -282,6 +277,18 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
     Much cheaper than DELETE + INSERT for a large table (DuckDB commits deleted rows one by
     one: 31 s against 0.6 s for 1.4M rows). Transactional like any DDL in DuckDB.
     """
+    with registered(con, "incoming_table", frame):
+        return replace_table_from(con, table, "SELECT * FROM incoming_table")
+
+
+def replace_table_from(
+    con: duckdb.DuckDBPyConnection, table: str, select: str, params: dict | list | None = None
+) -> int:
+    """Replace every row of `table` with the rows of the query `select` (columns by name).
+
+    Like :func:`replace_table`, but the rows never leave DuckDB. `select` must not read
+    `table` itself: it is dropped and re-created (from its own DDL) first.
+    """
     schema, name = table.split(".")
     (ddl,) = con.execute(
         "SELECT sql FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, name]
@@ -289,7 +296,8 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
     with transaction(con):
         con.execute(f"DROP TABLE {table}")
         con.execute(ddl)
-        return append_rows(con, table, frame)
+        (rows,) = con.execute(f"INSERT INTO {table} BY NAME {select}", params).fetchone()
+        return rows
 
 
 def upsert_rows(
@@ -298,9 +306,8 @@ def upsert_rows(
     """Replace the rows of `table` that share `keys` with a row of `frame`, in one transaction."""
     if frame.empty:
         return 0
-    incoming_keys = frame[keys].drop_duplicates()  # noqa: F841 (read by DuckDB below)
     match = " AND ".join(f"t.{k} = k.{k}" for k in keys)
-    with transaction(con):
+    with transaction(con), registered(con, "incoming_keys", frame[keys].drop_duplicates()):
         con.execute(
             f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM incoming_keys k WHERE {match})"
         )
@@ -311,24 +318,37 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame)
     """Insert `frame` into `table` matching columns by name."""
     if frame.empty:
         return 0
-    # DuckDB reads the local variable `incoming` directly (no registration to undo, so a
-    # failed insert inside a transaction reports its own error, not a follow-up one).
-    incoming = frame  # noqa: F841
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+    with registered(con, "incoming_rows", frame):
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
     return len(frame)
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Add the contract columns a warehouse built by an older custpipe lacks; return them."""
-    reference = duckdb.connect()
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: object) -> Iterator[str]:
+    """`frame` (pandas or Arrow) readable by SQL on `con` as `name` for the block; yields `name`.
+
+    Unregistered when the block ends (a result the block left partly fetched is run to its
+    end first: DuckDB unregisters nothing under an unfinished result). If the block failed
+    inside a transaction, DuckDB has aborted that transaction: unregistering would raise a
+    follow-up error ("transaction is aborted") that hides the block's own, so it is skipped
+    (the rollback drops a registration made inside the transaction).
+    """
+    con.register(name, frame)
     try:
-        reference.execute(DDL)
-        wanted = reference.execute(
-            "SELECT table_schema, table_name, column_name, data_type "
-            "FROM information_schema.columns"
-        ).fetchall()
-    finally:
-        reference.close()
+        yield name
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.complete()
+    con.unregister(name)
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, tables: tuple[catalogue.Table, ...] | None = None
+) -> list[str]:
+    """Add the catalogue's columns a warehouse built by an older custpipe lacks (nullable,
+    at the end of the table); return them as `schema.table.column`."""
     have = {
         (s, t, c)
         for s, t, c in con.execute(
@@ -336,10 +356,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
     }
     added = []
-    for schema, table, column, data_type in wanted:
-        if (schema, table, column) not in have:
-            con.execute(f'ALTER TABLE {schema}.{table} ADD COLUMN "{column}" {data_type}')
-            added.append(f"{schema}.{table}.{column}")
+    for table in catalogue.tables() if tables is None else tables:
+        for column in table.columns:
+            if (table.schema, table.name, column.name) not in have:
+                con.execute(
+                    f'ALTER TABLE {table.qualified_name} ADD COLUMN "{column.name}" {column.type}'
+                )
+                added.append(f"{table.qualified_name}.{column.name}")
     return added
 
 
