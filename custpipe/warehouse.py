@@ -14,12 +14,17 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from custpipe import catalogue
+DDL = (Path(__file__).parent / "warehouse.sql").read_text(encoding="utf-8")
 
-#: The warehouse's schemas and tables, generated from the catalogue (custpipe/catalogue.py).
-DDL = catalogue.ddl()
-
-CONTRACT_TABLES: tuple[str, ...] = catalogue.contract_tables()
+CONTRACT_TABLES: tuple[str, ...] = (
+    "staging.customers",
+    "quality.quarantine",
+    "mdm.golden_customers",
+    "mdm.customer_xref",
+    "mdm.match_review",
+    "recon.order_discrepancies",
+    "quality.scorecard",
+)
 
 
 log = logging.getLogger(__name__)
@@ -344,11 +349,17 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: object) -> Iter
     con.unregister(name)
 
 
-def migrate(
-    con: duckdb.DuckDBPyConnection, tables: tuple[catalogue.Table, ...] | None = None
-) -> list[str]:
-    """Add the catalogue's columns a warehouse built by an older custpipe lacks (nullable,
-    at the end of the table); return them as `schema.table.column`."""
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add the contract columns a warehouse built by an older custpipe lacks; return them."""
+    reference = duckdb.connect()
+    try:
+        reference.execute(DDL)
+        wanted = reference.execute(
+            "SELECT table_schema, table_name, column_name, data_type "
+            "FROM information_schema.columns"
+        ).fetchall()
+    finally:
+        reference.close()
     have = {
         (s, t, c)
         for s, t, c in con.execute(
@@ -356,13 +367,10 @@ def migrate(
         ).fetchall()
     }
     added = []
-    for table in catalogue.tables() if tables is None else tables:
-        for column in table.columns:
-            if (table.schema, table.name, column.name) not in have:
-                con.execute(
-                    f'ALTER TABLE {table.qualified_name} ADD COLUMN "{column.name}" {column.type}'
-                )
-                added.append(f"{table.qualified_name}.{column.name}")
+    for schema, table, column, data_type in wanted:
+        if (schema, table, column) not in have:
+            con.execute(f'ALTER TABLE {schema}.{table} ADD COLUMN "{column}" {data_type}')
+            added.append(f"{schema}.{table}.{column}")
     return added
 
 

@@ -205,11 +205,11 @@ def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) 
     ).df()
     if rows.empty:
         return 0
-    changes = rows[["rid", "new"]]  # noqa: F841 (read by DuckDB)
-    con.execute(
-        f"UPDATE {table} SET mapping_errors = changes.new FROM changes "
-        f"WHERE {table}.rowid = changes.rid"
-    )
+    with warehouse.registered(con, "changes", rows[["rid", "new"]]):
+        con.execute(
+            f"UPDATE {table} SET mapping_errors = changes.new FROM changes "
+            f"WHERE {table}.rowid = changes.rid"
+        )
     return int(rows["added"].sum())
 
 
@@ -243,13 +243,14 @@ def _stage_landing(
         else np.array([], dtype=np.int64)
     )
     unchanged = _split_unchanged(con, table, source.name, hashes).to_numpy()
-    kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})  # noqa: F841 (DuckDB)
+    kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})
     if mode != "incremental":  # the landing is the whole source: keep what is unchanged
-        con.execute(
-            f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
-            "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
-            [source.name],
-        )
+        with warehouse.registered(con, "kept", kept):
+            con.execute(
+                f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
+                "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
+                [source.name],
+            )
     seconds, issues = 0.0, []
     for start, raw in _batches(landing, size):
         changed = ~unchanged[start : start + len(raw)]
@@ -286,11 +287,12 @@ def _stage_landing(
                 ]
             )
     if len(kept):  # a kept row is in this landing too (conservation counts on it)
-        con.execute(
-            f"UPDATE {table} SET landing_path = ?, business_date = ? "
-            "WHERE source_system = ? AND raw_hash IN (SELECT raw_hash FROM kept)",
-            [str(path), business_date, source.name],
-        )
+        with warehouse.registered(con, "kept", kept):
+            con.execute(
+                f"UPDATE {table} SET landing_path = ?, business_date = ? "
+                "WHERE source_system = ? AND raw_hash IN (SELECT raw_hash FROM kept)",
+                [str(path), business_date, source.name],
+            )
     log = {
         "source_system": source.name,
         "dataset": name,

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from custpipe import warehouse
 from custpipe.csv_safe import write_csv
 from custpipe.secrets import mask_url, redact
 
@@ -201,8 +202,9 @@ def row_hashes(frame: pd.DataFrame) -> pd.Series:
     """A stable content hash per row over the published columns."""
     con = _duckdb()
     try:
-        rows = frame[list(PUBLISHED_COLUMNS)].astype(object)  # noqa: F841 (read by DuckDB)
-        hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM rows").fetchnumpy()["h"]
+        rows = frame[list(PUBLISHED_COLUMNS)].astype(object)
+        with warehouse.registered(con, "rows", rows):
+            hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM rows").fetchnumpy()["h"]
     finally:
         con.close()
     return pd.Series(np.asarray(hashed, dtype=object), index=frame.index, dtype=object)
@@ -210,12 +212,13 @@ def row_hashes(frame: pd.DataFrame) -> pd.Series:
 
 def content_hash(golden_ids: pd.Series, hashes: pd.Series) -> str:
     """One hash of a whole table state (order-independent: rows sorted by golden ID)."""
-    rows = pd.DataFrame(  # noqa: F841 (read by DuckDB)
+    rows = pd.DataFrame(
         {"golden_id": golden_ids.to_numpy(dtype=object), "row_hash": hashes.to_numpy(dtype=object)}
     )
     con = _duckdb()
     try:
-        return con.execute(_CONTENT_HASH_SQL.format(rows="rows")).fetchone()[0]
+        with warehouse.registered(con, "rows", rows):
+            return con.execute(_CONTENT_HASH_SQL.format(rows="rows")).fetchone()[0]
     finally:
         con.close()
 
@@ -245,34 +248,36 @@ def compute_delta(golden: pd.DataFrame, existing: pd.DataFrame) -> Delta:
     target's golden_id, row_hash, status). Rows that left `golden` are retired, never
     deleted. Inserts and updates carry their new `row_hash`."""
     current = golden[["golden_id", *PUBLISHED_COLUMNS]].astype(object)
-    old = existing[["golden_id", "row_hash", "status"]]  # noqa: F841 (read by DuckDB)
+    old = existing[["golden_id", "row_hash", "status"]]
     con = _duckdb()
     try:
-        con.register("cur", current)
-        hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM cur").fetchnumpy()["h"]
-        keys = pd.DataFrame(  # noqa: F841 (read by DuckDB)
+        with warehouse.registered(con, "cur", current):
+            hashed = con.execute(f"SELECT {_ROW_HASH_SQL} AS h FROM cur").fetchnumpy()["h"]
+        keys = pd.DataFrame(
             {
                 "pos": np.arange(len(current)),
                 "golden_id": current["golden_id"].to_numpy(),
                 "row_hash": np.asarray(hashed, dtype=object),
             }
         )
-        kind = con.execute(
-            "SELECT CASE WHEN o.golden_id IS NULL THEN 'i' WHEN o.row_hash = k.row_hash "
-            "THEN 's' ELSE 'u' END AS kind FROM keys k LEFT JOIN old o USING (golden_id) "
-            "ORDER BY k.pos"
-        ).fetchnumpy()["kind"]
-        con.execute(
-            "CREATE TEMP TABLE gone AS SELECT golden_id, status FROM old "
-            "ANTI JOIN keys USING (golden_id)"
-        )
-        retire = con.execute(
-            "SELECT golden_id FROM gone WHERE status IS DISTINCT FROM 'retired'"
-        ).df()
-        after = (
-            "(SELECT golden_id, row_hash FROM keys UNION ALL SELECT golden_id, 'retired' FROM gone)"
-        )
-        digest = con.execute(_CONTENT_HASH_SQL.format(rows=after)).fetchone()[0]
+        with warehouse.registered(con, "old", old), warehouse.registered(con, "keys", keys):
+            kind = con.execute(
+                "SELECT CASE WHEN o.golden_id IS NULL THEN 'i' WHEN o.row_hash = k.row_hash "
+                "THEN 's' ELSE 'u' END AS kind FROM keys k LEFT JOIN old o USING (golden_id) "
+                "ORDER BY k.pos"
+            ).fetchnumpy()["kind"]
+            con.execute(
+                "CREATE TEMP TABLE gone AS SELECT golden_id, status FROM old "
+                "ANTI JOIN keys USING (golden_id)"
+            )
+            retire = con.execute(
+                "SELECT golden_id FROM gone WHERE status IS DISTINCT FROM 'retired'"
+            ).df()
+            after = (
+                "(SELECT golden_id, row_hash FROM keys "
+                "UNION ALL SELECT golden_id, 'retired' FROM gone)"
+            )
+            digest = con.execute(_CONTENT_HASH_SQL.format(rows=after)).fetchone()[0]
     finally:
         con.close()
     current = current.assign(row_hash=keys["row_hash"].to_numpy())
