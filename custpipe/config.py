@@ -7,6 +7,7 @@ system. Everything is validated when loaded; an error names the file and the key
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +68,23 @@ def check_timezone(value: str) -> str:
             "'Europe/Berlin' or 'Asia/Shanghai')"
         ) from exc
     return value
+
+
+def daily_cron_time(cron: str) -> tuple[int, int]:
+    """(hour, minute) of a daily cron such as '0 2 * * *', else ValueError.
+
+    The nightly schedule runs once per business date, so only a daily cron is meaningful:
+    minute and hour as numbers, the other three fields '*'.
+    """
+    fields = str(cron).split()
+    if len(fields) == 5 and fields[2:] == ["*", "*", "*"]:
+        minute, hour = fields[0], fields[1]
+        if minute.isdigit() and hour.isdigit() and int(minute) < 60 and int(hour) < 24:
+            return int(hour), int(minute)
+    raise ValueError(
+        f"{cron!r} is not a daily cron: use 'MINUTE HOUR * * *' with a minute 0-59 and an "
+        "hour 0-23, such as '0 2 * * *' (the nightly run, once per business date)"
+    )
 
 
 class _Strict(BaseModel):
@@ -429,6 +447,28 @@ class PipelineConfig(_Strict):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _daily_cron(cls, value: str) -> str:
+        daily_cron_time(value)
+        return value
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _start_date(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD (e.g. 2026-01-01)")
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
+        return value
+
+    @property
+    def schedule_time(self) -> tuple[int, int]:
+        """(hour, minute) of the nightly schedule, in the pipeline's `timezone`."""
+        return daily_cron_time(self.schedule_cron)
 
     @model_validator(mode="after")
     def _references(self) -> PipelineConfig:

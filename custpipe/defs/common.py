@@ -1,11 +1,16 @@
-"""Small helpers shared by the Dagster assets (no business rules here)."""
+"""Small helpers shared by the Dagster assets (no business rules here: those are in
+custpipe.gates; this only maps its checks and results to Dagster)."""
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
+from custpipe.gates import CHECKS, FILE_KEYS, NOT_BUILT, GateResult
+
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer of the DuckDB file at a time (dagster.yaml)
 PARTITION_TAG = "dagster/partition"
+_SEVERITY = {"block": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
 def run_business_date(context: dg.AssetExecutionContext) -> date | None:
@@ -23,3 +28,34 @@ def md_table(rows: list[dict], columns: list[str]) -> dg.MetadataValue:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     body = "".join("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |\n" for r in rows)
     return dg.MetadataValue.md(head + body)
+
+
+def check_spec(name: str, source: str | None = None) -> dg.AssetCheckSpec:
+    """The Dagster spec of a registered check (custpipe.gates.CHECKS) on its asset."""
+    check = CHECKS[name]
+    return dg.AssetCheckSpec(
+        name,
+        asset=dg.AssetKey(check.asset_path(source)),
+        blocking=check.blocking,
+        description=check.description.replace("<source>", source or "<source>"),
+    )
+
+
+def _metadata_value(key: str, value):
+    if isinstance(value, list):
+        return md_table(value, list(value[0]) if value else [])
+    if key in FILE_KEYS and value != NOT_BUILT:
+        return dg.MetadataValue.path(str(Path(value)))
+    return value
+
+
+def check_result(result: GateResult, source: str | None = None) -> dg.AssetCheckResult:
+    """A gate's result as the Dagster asset check result of its check."""
+    return dg.AssetCheckResult(
+        check_name=result.check,
+        asset_key=dg.AssetKey(CHECKS[result.check].asset_path(source)),
+        passed=result.passed,
+        severity=_SEVERITY[result.severity],
+        description=result.description,
+        metadata={k: _metadata_value(k, v) for k, v in result.metadata.items()},
+    )

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, md_table
+from custpipe.defs.common import WAREHOUSE_POOL, check_result, check_spec, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.matching.consolidate import Matcher, consolidate, load_matcher
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
-from custpipe.quality.gx_runner import validate_frame
+from custpipe.quality.validate import validate_golden
 
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
 XREF = dg.AssetKey(["mdm", "customer_xref"])
@@ -47,49 +47,27 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 (REVIEW, "mdm.match_review: uncertain pairs awaiting a data steward."),
             )
         ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                "conservation",
-                asset=XREF,
-                blocking=True,
-                description="Every staged record is in exactly one of "
-                "mdm.customer_xref or the latest quality.quarantine.",
-            ),
-            dg.AssetCheckSpec(
-                "golden_suite_passes",
-                asset=GOLDEN,
-                blocking=True,
-                description="The golden_customers GX suite has no failed 'block' rule.",
-            ),
-        ],
+        check_specs=[check_spec(gates.CONSERVATION), check_spec(gates.GOLDEN_SUITE_PASSES)],
         pool=WAREHOUSE_POOL,
     )
     def consolidated(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
-        settings = custpipe.settings
-        trust = {name: s.trust for name, s in cfg.sources.items()}
+        settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
+        trust = {name: s.trust for name, s in run_cfg.sources.items()}
         with warehouse.connect(settings.warehouse_path) as con:
             result = consolidate(
                 con,
                 context.run_id,
                 trust,
-                cfg.publish.erp_source,
-                matcher(cfg, settings),
-                survivorship=cfg.survivorship.build(),
+                run_cfg.publish.erp_source,
+                matcher(run_cfg, settings),
+                survivorship=run_cfg.survivorship.build(),
             )
-            report = conservation_report(con, list(cfg.sources))
-            golden = con.execute("SELECT * FROM mdm.golden_customers").df()
+            report = conservation_report(con, list(run_cfg.sources))
+            suite, golden_rows = validate_golden(con, settings, run_cfg.quality.results_limit)
             review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
                 GROUP BY 1 ORDER BY 1""").df()
-        suite = validate_frame(
-            golden,
-            "golden_customers",
-            expectations_dir=settings.expectations_dir,
-            gx_dir=settings.gx_dir,
-            id_column="golden_id",
-            results_limit=custpipe.pipeline.quality.results_limit,
-        )
         yield dg.MaterializeResult(
             asset_key=GOLDEN,
             metadata={
@@ -121,36 +99,12 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             metadata={
                 "pairs": result.review_pairs,
                 "steward_sheet": dg.MetadataValue.path(str(sheet)),
-                "note": f"match probability from {cfg.matching.review} up to "
-                f"{cfg.matching.auto_merge} (auto-merge), records in different clusters, not "
+                "note": f"match probability from {run_cfg.matching.review} up to "
+                f"{run_cfg.matching.auto_merge} (auto-merge), records in different clusters, not "
                 "decided by a steward; per-field comparison level and weight in `explanation`",
             },
         )
-        yield dg.AssetCheckResult(
-            check_name="conservation",
-            asset_key=XREF,
-            passed=report.ok,
-            description=report.summary(),
-            metadata={
-                "staged": report.staged,
-                "in_xref": report.in_xref,
-                "quarantined": report.quarantined,
-                "in_both": report.in_both,
-                "in_neither": report.in_neither,
-                "landing_rows": report.landing_rows,
-                "landing_staged": report.landing_staged,
-                "orphan_xref_rows": report.orphans,
-            },
-        )
-        blocked = [o.rule for o in suite.failures("block")]
-        yield dg.AssetCheckResult(
-            check_name="golden_suite_passes",
-            asset_key=GOLDEN,
-            passed=not blocked,
-            description=("blocked by: " + ", ".join(blocked))
-            if blocked
-            else "no blocking rule failed",
-            metadata={"rows_evaluated": len(golden), "blocking_rules_failed": len(blocked)},
-        )
+        yield check_result(gates.conservation(report))
+        yield check_result(gates.golden_suite_passes(suite, golden_rows))
 
     return consolidated

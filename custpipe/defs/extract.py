@@ -4,8 +4,9 @@ from datetime import date
 
 import dagster as dg
 
+from custpipe import gates
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import md_table
+from custpipe.defs.common import check_result, check_spec, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality.validate import validate_landing
 from custpipe.sources.extract import SchemaDriftError, extract_dataset
@@ -17,9 +18,6 @@ def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=cfg.partitions_start, timezone=cfg.timezone)
 
 
-RAW_CHECK = "raw_shape"
-
-
 class ExtractConfig(dg.Config):
     """Run configuration of an extract asset."""
 
@@ -28,7 +26,7 @@ class ExtractConfig(dg.Config):
 
 def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
     """The extract asset of one source: raw rows of each dataset into the landing zone."""
-    source = cfg.sources[source_name]
+    source = cfg.sources[source_name]  # the graph's shape; the run reads custpipe.source()
 
     @dg.asset(
         key=["extract", source_name],
@@ -39,21 +37,13 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"python", "parquet"},
         tags={"source": source_name},
-        check_specs=[
-            dg.AssetCheckSpec(
-                RAW_CHECK,
-                asset=dg.AssetKey(["extract", source_name]),
-                blocking=True,
-                description=f"The raw customer extract passes expectations/raw_{source_name}.json "
-                "(mapped columns present, record ids present and unique): a broken export "
-                "stops here, before it is mapped.",
-            )
-        ],
+        check_specs=[check_spec(gates.RAW_SHAPE, source_name)],
     )
     def _extract(
         context: dg.AssetExecutionContext, config: ExtractConfig, custpipe: CustpipeResource
     ):
         business_date = date.fromisoformat(context.partition_key)
+        source = custpipe.source(source_name)  # this run's configuration
         try:
             results = [
                 extract_dataset(
@@ -86,12 +76,12 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             }
         )
         customers = next((r for r in results if r.dataset == "customers"), None)
-        yield raw_check(custpipe, source, customers.path if customers else None)
+        yield check_result(raw_check(custpipe, source, customers.path if customers else None))
 
     return _extract
 
 
-def raw_check(custpipe: CustpipeResource, source, landing_path) -> dg.AssetCheckResult:
+def raw_check(custpipe: CustpipeResource, source, landing_path) -> gates.GateResult:
     """Run the source's raw suite over its new customer landing folder (counts only)."""
     quality = custpipe.pipeline.quality
     outcome, rows = (None, 0)
@@ -103,29 +93,4 @@ def raw_check(custpipe: CustpipeResource, source, landing_path) -> dg.AssetCheck
             quality.results_limit,
             quality.include_values_in_docs,
         )
-    if outcome is None:
-        return dg.AssetCheckResult(
-            check_name=RAW_CHECK,
-            passed=True,
-            description=f"no raw suite: add expectations/raw_{source.name}.json to check the "
-            "extract's shape before mapping",
-        )
-    blocked = [o.rule for o in outcome.failures("block")]
-    table = [
-        {"rule": o.rule, "severity": o.severity, "evaluated": o.evaluated, "failed": o.failed}
-        for o in outcome.outcomes
-    ]
-    docs = dg.MetadataValue.path(str(outcome.docs_index)) if outcome.docs_index else "not built"
-    return dg.AssetCheckResult(
-        check_name=RAW_CHECK,
-        passed=not blocked,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed",
-        metadata={
-            "suite": outcome.suite_name,
-            "rows_evaluated": rows,
-            "blocking_rules_failed": len(blocked),
-            "rules": md_table(table, ["rule", "severity", "evaluated", "failed"]),
-            "data_docs": docs,
-        },
-    )
+    return gates.raw_shape(outcome, rows, source.name)

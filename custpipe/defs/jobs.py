@@ -28,20 +28,13 @@ def build_nightly_schedule(
     job: "dg.UnresolvedAssetJobDefinition", cfg: PipelineConfig
 ) -> dg.ScheduleDefinition:
     """Runs `nightly` after each business date ends; stopped until turned on in the UI/CLI."""
-    hour, minute = _hour_minute(cfg.schedule_cron)
+    hour, minute = cfg.schedule_time  # validated with the configuration
     return dg.build_schedule_from_partitioned_job(
         job,
         hour_of_day=hour,
         minute_of_hour=minute,
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
-
-
-def _hour_minute(cron: str) -> tuple[int, int]:
-    minute, hour, *_ = cron.split()
-    if not (minute.isdigit() and hour.isdigit()):
-        raise ValueError(f"schedule_cron '{cron}': use a daily cron like '0 2 * * *'")
-    return int(hour), int(minute)
 
 
 def build_train_model_job(cfg: PipelineConfig) -> dg.JobDefinition:
@@ -60,9 +53,9 @@ def build_train_model_job(cfg: PipelineConfig) -> dg.JobDefinition:
     ) -> dg.Output[None]:
         from custpipe.matching.model import train_and_save
 
-        settings = custpipe.settings
-        path = Path(settings.expand(cfg.matching.model))
-        trust = {name: s.trust for name, s in cfg.sources.items()}
+        settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
+        path = Path(settings.expand(run_cfg.matching.model))
+        trust = {name: s.trust for name, s in run_cfg.sources.items()}
         model = train_and_save(settings.warehouse_path, path, trust)
         context.log.info(f"match model written to {path}; review and commit it")
         return dg.Output(

@@ -8,8 +8,8 @@ from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
-from custpipe.matching.golden_ids import successors
 from custpipe.publish.erp import PublishRefused, export_delta, publish
+from custpipe.publish.inputs import golden_for_publish, merge_successors
 from custpipe.sources.extract import resolve_url
 
 PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
@@ -40,12 +40,9 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: PublishRunConfig, custpipe: CustpipeResource
     ):
         with warehouse.connect(custpipe.settings.warehouse_path, read_only=True) as con:
-            golden = con.execute("SELECT * FROM mdm.golden_customers ORDER BY golden_id").df()
-            history = con.execute(
-                "SELECT event, golden_id, related_golden_id FROM mdm.golden_id_history "
-                "ORDER BY recorded_at"
-            ).df()
-        target = cfg.publish
+            golden = golden_for_publish(con)
+            merged_into = merge_successors(con)
+        target = custpipe.pipeline.publish  # this run's configuration
         url = resolve_url(target.connection, f"publish.{target.table}", custpipe.settings)
         limit = None if config.allow_mass_retire else target.max_retire_share
         try:
@@ -56,7 +53,7 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 context.run_id,
                 dry_run=config.dry_run,
                 max_retire_share=limit,
-                merged_into=successors(history),
+                merged_into=merged_into,
             )
         except PublishRefused as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc

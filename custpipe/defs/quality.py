@@ -4,17 +4,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, md_table
+from custpipe.defs.common import WAREHOUSE_POOL, check_result, check_spec, md_table
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.validate import validate_source
 from custpipe.retention import apply_retention
-
-SUITE_CHECK = "suite_passes"
-ROWS_CHECK = "rows_quarantined"
-VOLUME_CHECK = "volume_stable"
 
 
 def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -29,27 +25,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         description=f"Great Expectations validation of '{source_name}' staged customers: rows "
         "failing a quarantine rule go to quality.quarantine with every rule they failed.",
         check_specs=[
-            dg.AssetCheckSpec(
-                SUITE_CHECK,
-                asset=key,
-                blocking=True,
-                description="No 'block' expectation failed and no more than "
-                "quality.max_quarantine_rate of the rows were quarantined (systemic problem).",
-            ),
-            dg.AssetCheckSpec(
-                VOLUME_CHECK,
-                asset=key,
-                blocking=True,
-                description="The source did not lose more than quality.max_volume_drop of its "
-                "rows since its last non-empty validation that passed its suite and this check "
-                "(an empty or truncated export blocks; a second such night blocks too).",
-            ),
-            dg.AssetCheckSpec(
-                ROWS_CHECK,
-                asset=key,
-                description="Share of rows held back by 'quarantine' rules stays under "
-                "quality.quarantine_warn_rate (warns).",
-            ),
+            check_spec(name, source_name)
+            for name in (gates.SUITE_PASSES, gates.VOLUME_STABLE, gates.ROWS_QUARANTINED)
         ],
         kinds={"great_expectations", "duckdb"},
         tags={"source": source_name},
@@ -73,54 +50,22 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         )
         outcome = v.outcome
         docs = dg.MetadataValue.path(str(outcome.docs_index)) if outcome.docs_index else "not built"
-        rate = round(v.quarantined / v.rows, 4) if v.rows else 0.0
         yield dg.MaterializeResult(
             metadata={
                 "suite": v.suite,
                 "rows_evaluated": v.rows,
                 "rows_quarantined": v.quarantined,
-                "quarantine_rate": rate,
+                "quarantine_rate": gates.rate(v.quarantined, v.rows),
                 "rules": table,
                 "data_docs": docs,
             }
         )
-        blocked = v.blocking_rules(quality.max_quarantine_rate)
-        yield dg.AssetCheckResult(
-            check_name=SUITE_CHECK,
-            passed=not blocked,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=("blocked by: " + ", ".join(blocked))
-            if blocked
-            else "no blocking rule failed",
-            metadata={
-                "suite": v.suite,
-                "rows_evaluated": v.rows,
-                "blocking_rules_failed": len(blocked),
-                "rules": table,
-                "data_docs": docs,
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name=VOLUME_CHECK,
-            passed=v.volume_ok,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{v.rows} rows now, {v.baseline_rows} at the baseline (the last "
-            "validation that was not empty, passed its suite and this check) "
-            f"(drop {v.volume_drop:.1%}, limit {quality.max_volume_drop:.0%})",
-            metadata={
-                "rows": v.rows,
-                "baseline_rows": v.baseline_rows or 0,
-                "drop": round(v.volume_drop, 4),
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name=ROWS_CHECK,
-            passed=rate <= quality.quarantine_warn_rate,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"{v.quarantined} of {v.rows} rows quarantined ({rate:.1%}; warns above "
-            f"{quality.quarantine_warn_rate:.0%})",
-            metadata={"rows_quarantined": v.quarantined, "quarantine_rate": rate},
-        )
+        for result in (
+            gates.suite_passes(v, quality.max_quarantine_rate),
+            gates.volume_stable(v),
+            gates.rows_quarantined(v, quality.quarantine_warn_rate),
+        ):
+            yield check_result(result, source_name)
 
     return _validate
 
@@ -174,8 +119,8 @@ def build_retention_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         settings = custpipe.settings
         now = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
-            result = apply_retention(con, settings, cfg.retention, now)
-        days = cfg.retention.model_dump()
+            result = apply_retention(con, settings, custpipe.pipeline.retention, now)
+        days = custpipe.pipeline.retention.model_dump()
         return dg.MaterializeResult(
             metadata={f"removed_{kind}": n for kind, n in result.removed.items()}
             | {

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, md_table
+from custpipe.defs.common import WAREHOUSE_POOL, check_result, check_spec, md_table
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
 from custpipe.quality.validate import validate_orders
@@ -16,7 +16,8 @@ DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
 
 
 def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
-    """recon.order_discrepancies, with a non-blocking check reporting counts by kind."""
+    """recon.order_discrepancies, with two warning checks (custpipe.gates): findings by kind,
+    and the orders suite. Neither blocks: order problems never hold back the customer master."""
     order_sources = [name for name, s in cfg.sources.items() if s.orders is not None]
 
     @dg.asset(
@@ -27,28 +28,20 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         description="recon.order_discrepancies: one row per order finding (status/amount "
         "mismatch, missing in a system, unknown or duplicate customer, duplicate order).",
         check_specs=[
-            dg.AssetCheckSpec(
-                "no_discrepancies",
-                asset=DISCREPANCIES,
-                description="Warns when the share of orders with findings exceeds "
-                "reconcile.discrepancy_warn_rate.",
-            ),
-            dg.AssetCheckSpec(
-                "orders_suite_passes",
-                asset=DISCREPANCIES,
-                description="The staged orders pass the 'orders' GX suite.",
-            ),
+            check_spec(gates.NO_DISCREPANCIES),
+            check_spec(gates.ORDERS_SUITE_PASSES),
         ],
         kinds={"duckdb"},
     )
     def order_discrepancies(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
-        rc = cfg.reconcile
+        run_cfg = custpipe.pipeline  # this run's configuration
+        rc = run_cfg.reconcile
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
             counts = reconcile_orders(
                 con,
                 context.run_id,
                 rc.system_of_record,
-                cfg.publish.erp_source,
+                run_cfg.publish.erp_source,
                 rc.amount_tolerance,
                 rc.date_window_days,
             )
@@ -57,36 +50,15 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 custpipe.settings,
                 context.run_id,
                 datetime.now(UTC).replace(tzinfo=None),
-                custpipe.pipeline.quality.results_limit,
+                run_cfg.quality.results_limit,
             )
-        failed_rules = [o for o in suite.outcomes if not o.success]
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
         )
         yield dg.MaterializeResult(
             metadata={"orders": orders, "findings": sum(counts.values()), "by_kind": table}
         )
-        findings = sum(counts.values())
-        rate = round(findings / orders, 4) if orders else 0.0
-        yield dg.AssetCheckResult(
-            check_name="no_discrepancies",
-            passed=rate <= rc.discrepancy_warn_rate,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"{findings} findings for {orders} orders ({rate:.1%}; warns above "
-            f"{rc.discrepancy_warn_rate:.0%})",
-            metadata={"findings": findings, "finding_rate": rate, "by_kind": table},
-        )
-        yield dg.AssetCheckResult(
-            check_name="orders_suite_passes",
-            passed=not failed_rules,
-            severity=dg.AssetCheckSeverity.ERROR if suite.blocked else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "orders_evaluated": orders,
-                "rules": md_table(
-                    rules.to_dict("records"),
-                    ["rule", "severity", "evaluated", "failed", "pass_rate"],
-                ),
-            },
-        )
+        yield check_result(gates.no_discrepancies(counts, orders, rc.discrepancy_warn_rate))
+        yield check_result(gates.orders_suite_passes(suite, rules.to_dict("records"), orders))
 
     return order_discrepancies

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from custpipe.config import PipelineConfig, load_config
+from custpipe.config import PipelineConfig, SourceConfig, load_config
 from custpipe.settings import Settings
 
 
@@ -32,5 +32,21 @@ class CustpipeResource(dg.ConfigurableResource):
 
     @cached_property
     def pipeline(self) -> PipelineConfig:
-        """The validated pipeline configuration."""
+        """The validated pipeline configuration of this run, loaded once per resource.
+
+        Every decision of a run (thresholds, trust, targets, sources) reads this object; the
+        configuration loaded with the definitions only shapes the graph (which assets exist).
+        """
         return load_config(self.settings.config_dir)
+
+    def source(self, name: str) -> SourceConfig:
+        """The run's configuration of source `name`; a Failure if it is no longer configured."""
+        source = self.pipeline.sources.get(name)
+        if source is None:
+            raise dg.Failure(
+                description=f"source '{name}' is in the loaded definitions but no longer in "
+                f"{self.settings.config_dir / 'sources'}: reload the code location (or "
+                "restore the source file), then run again",
+                allow_retries=False,
+            )
+        return source

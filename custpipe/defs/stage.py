@@ -14,7 +14,6 @@ from custpipe.mapping.stage import issue_rows, stage_source, standardisation_cou
 
 def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
     """The staging asset of one source: `staging.customers` (and `staging.orders`) rows."""
-    source = cfg.sources[source_name]
 
     @dg.asset(
         key=["staging", source_name],
@@ -29,7 +28,7 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
     def _stage(
         context: dg.AssetExecutionContext, custpipe: CustpipeResource
     ) -> dg.MaterializeResult:
-        settings = custpipe.settings
+        settings, source = custpipe.settings, custpipe.source(source_name)
         business_date = run_business_date(context)
         started = time.perf_counter()
         meta: dict = {}

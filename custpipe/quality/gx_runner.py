@@ -224,6 +224,22 @@ def required_columns(suite: dict[str, Any]) -> list[str]:
     return list(seen)
 
 
+def columns_named(suite: dict[str, Any]) -> list[str] | None:
+    """Every column a suite reads or checks for, in first-use order; None when a rule needs
+    the table's whole column list (a table-shape rule other than a set match that allows
+    extra columns). Reading only these gives the same verdicts as reading every column."""
+    named = dict.fromkeys(required_columns(suite))
+    for exp in suite.get("expectations") or []:
+        if not table_shape(exp):
+            continue
+        kwargs = exp.get("kwargs") or {}
+        allows_extra = kwargs.get("exact_match", True) is False
+        if exp.get("type") != "expect_table_columns_to_match_set" or not allows_extra:
+            return None
+        named.update(dict.fromkeys(kwargs.get("column_set") or []))
+    return list(named)
+
+
 def _result_format(id_column: str, include_values: bool) -> dict[str, Any]:
     return {
         "result_format": "COMPLETE",

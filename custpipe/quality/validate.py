@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import SourceConfig
 from custpipe.quality.gx_runner import (
     SuiteOutcome,
+    columns_named,
     load_suite_names,
     read_suite,
     required_columns,
@@ -20,7 +24,7 @@ from custpipe.quality.gx_runner import (
 )
 from custpipe.quality.quarantine import hold_back, rule_rows
 from custpipe.settings import Settings
-from custpipe.sources.extract import mark_rejected, read_landing
+from custpipe.sources.extract import mark_rejected
 
 #: The volume check's limit unless the caller passes quality.max_volume_drop.
 DEFAULT_MAX_VOLUME_DROP = 0.2
@@ -46,7 +50,7 @@ class SourceValidation:
     @property
     def volume_ok(self) -> bool:
         """The volume check's outcome: no more than `max_volume_drop` lost since the baseline."""
-        return self.volume_drop <= self.max_volume_drop
+        return gates.volume_within(self.volume_drop, self.max_volume_drop)
 
     @property
     def quarantine_rate(self) -> float:
@@ -54,11 +58,10 @@ class SourceValidation:
         return self.quarantined / self.rows if self.rows else 0.0
 
     def blocking_rules(self, max_quarantine_rate: float = 1.0) -> list[str]:
-        """Failed `block` rules, plus the quarantine rate when it is above the limit."""
-        rules = [o.rule for o in self.outcome.failures("block")]
-        if self.quarantine_rate > max_quarantine_rate:
-            rules.append(f"quarantine_rate {self.quarantine_rate:.1%} > {max_quarantine_rate:.0%}")
-        return rules
+        """Failed `block` rules, plus the quarantine rate when it is above the limit
+        (decided by :func:`custpipe.gates.suite_blockers`)."""
+        failed = [o.rule for o in self.outcome.failures("block")]
+        return gates.suite_blockers(failed, self.quarantine_rate, max_quarantine_rate)
 
 
 def volume_drop(rows: int, baseline: int | None) -> float:
@@ -186,7 +189,7 @@ def validate_source(
     }
     held, rules = hold_back(outcome, staged, source, run_id, at, descriptions)
     quarantined = int(held["source_id"].nunique()) if len(held) else 0
-    volume_ok = volume_drop(len(staged), baseline) <= max_volume_drop
+    volume_ok = gates.volume_within(volume_drop(len(staged), baseline), max_volume_drop)
     run_row = pd.DataFrame(
         [
             {
@@ -249,10 +252,43 @@ def validate_orders(
     return outcome, rules, len(staged)
 
 
+def validate_golden(
+    con: duckdb.DuckDBPyConnection, settings: Settings, results_limit: int = 30
+) -> tuple[SuiteOutcome, int]:
+    """Run the `golden_customers` suite over the golden records, reading only the columns its
+    rules name. Returns (outcome, rows evaluated)."""
+    suite = read_suite(settings.expectations_dir, "golden_customers")
+    golden = suite_columns(con, "mdm.golden_customers", suite, ["golden_id"])
+    outcome = validate_frame(
+        golden,
+        "golden_customers",
+        expectations_dir=settings.expectations_dir,
+        gx_dir=settings.gx_dir,
+        id_column="golden_id",
+        results_limit=results_limit,
+    )
+    return outcome, len(golden)
+
+
 def raw_suite_for(source: str, expectations_dir) -> str | None:
     """The suite of a source's raw customer extract (`raw_<source>`), if the folder has one."""
     name = f"raw_{source}"
     return name if name in load_suite_names(expectations_dir) else None
+
+
+def read_landing_columns(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    """One landing folder as a frame of strings, with only `columns` (those a part lacks are
+    left out, as a whole read would lack them too; None: every column). Parts may differ in
+    columns, as in :func:`custpipe.sources.extract.read_landing_table`."""
+    parts = sorted(Path(path).glob("part-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"landing folder {path} holds no part-*.parquet files")
+    tables = []
+    for part in parts:
+        have = pq.read_schema(part).names
+        wanted = have if columns is None else [c for c in columns if c in have]
+        tables.append(pq.read_table(part, columns=wanted))
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 def validate_landing(
@@ -271,7 +307,9 @@ def validate_landing(
     suite = raw_suite_for(source.name, settings.expectations_dir)
     if suite is None:
         return None, 0
-    raw = read_landing(landing_path)
+    raw = read_landing_columns(
+        landing_path, columns_named(read_suite(settings.expectations_dir, suite))
+    )
     outcome = validate_frame(
         raw,
         suite,

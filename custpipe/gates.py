@@ -1,0 +1,362 @@
+"""Every check of the nightly run, decided here: what blocks the publish, and what only warns.
+
+Each gate is a function that returns one :class:`GateResult` (passed, severity, description,
+metadata of plain JSON-able values: counts, rule names, codes — never customer values). The
+Dagster layer (`custpipe/defs/`) only turns results into asset check results, and builds its
+check specs from :data:`CHECKS`, the registry below: name, asset, blocking or not, what a
+failure means for on-call and what to do. README.md's "What blocks the publish" lists the same
+blocking checks (a test compares them with the built definitions).
+
+No Dagster import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from custpipe.quality.conservation import ConservationReport
+    from custpipe.quality.gx_runner import SuiteOutcome
+    from custpipe.quality.validate import SourceValidation
+
+Severity = Literal["block", "warn"]
+
+#: Metadata keys whose value is a local file (the Dagster layer shows them as a link).
+FILE_KEYS = frozenset({"data_docs"})
+NOT_BUILT = "not built"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One asset check of the graph: where it runs, whether it blocks, what to do about it."""
+
+    name: str
+    asset: str  # "extract/<source>": one check per configured source; else one asset
+    blocking: bool
+    description: str  # the check's description in Dagster
+    on_call: str  # what a failure means for the on-call engineer
+    action: str  # what to do about it
+
+    @property
+    def severity(self) -> Severity:
+        """'block' for a blocking check, else 'warn'."""
+        return "block" if self.blocking else "warn"
+
+    @property
+    def per_source(self) -> bool:
+        """True when every configured source has this check on its own asset."""
+        return "<source>" in self.asset
+
+    def asset_path(self, source: str | None = None) -> list[str]:
+        """The asset key path of the check (for one source, when it runs per source)."""
+        if self.per_source:
+            if source is None:
+                raise ValueError(f"check {self.name!r} runs per source: name the source")
+            return self.asset.replace("<source>", source).split("/")
+        return self.asset.split("/")
+
+
+RAW_SHAPE = "raw_shape"
+SUITE_PASSES = "suite_passes"
+VOLUME_STABLE = "volume_stable"
+ROWS_QUARANTINED = "rows_quarantined"
+CONSERVATION = "conservation"
+GOLDEN_SUITE_PASSES = "golden_suite_passes"
+NO_DISCREPANCIES = "no_discrepancies"
+ORDERS_SUITE_PASSES = "orders_suite_passes"
+
+CHECKS: dict[str, Check] = {
+    c.name: c
+    for c in (
+        Check(
+            RAW_SHAPE,
+            "extract/<source>",
+            True,
+            "The raw customer extract passes expectations/raw_<source>.json (mapped columns "
+            "present, record ids present and unique): a broken export stops here, before it "
+            "is mapped.",
+            "The source delivered a broken export (a mapped column is gone, record ids are "
+            "missing or duplicated). Its landing folder is marked rejected and never staged; "
+            "nothing of that night reaches the golden records or the ERP.",
+            "Read the failed rule in the check's `rules`; have the source system's owner "
+            "deliver the export again, then rerun the night (the next extraction starts from "
+            "the watermark before the rejected folder).",
+        ),
+        Check(
+            SUITE_PASSES,
+            "quality/<source>",
+            True,
+            "No 'block' expectation failed and no more than quality.max_quarantine_rate of the "
+            "rows were quarantined (systemic problem).",
+            "The source's staged customers failed a 'block' rule of its suite, or more than "
+            "quality.max_quarantine_rate (20 %) of its rows were quarantined: a systemic "
+            "problem, so consolidation and the publish stop.",
+            "Open the check's `rules` and `data_docs`; fix the mapping or the export (or the "
+            "suite, by a reviewed change), then rerun the night.",
+        ),
+        Check(
+            VOLUME_STABLE,
+            "quality/<source>",
+            True,
+            "The source did not lose more than quality.max_volume_drop of its rows since its "
+            "last non-empty validation that passed its suite and this check (an empty or "
+            "truncated export blocks; a second such night blocks too).",
+            "The source lost more than quality.max_volume_drop (20 %) of its rows since its "
+            "baseline: an empty or truncated export, which would retire customers in the ERP.",
+            "Check the export with the source system's owner. Broken: deliver it again and "
+            "rerun. A genuine drop (a clean-up at the source): `custpipe accept-volume SOURCE "
+            "--by NAME --why TEXT`, then rerun.",
+        ),
+        Check(
+            ROWS_QUARANTINED,
+            "quality/<source>",
+            False,
+            "Share of rows held back by 'quarantine' rules stays under "
+            "quality.quarantine_warn_rate (warns).",
+            "More than quality.quarantine_warn_rate (5 %) of the source's rows were "
+            "quarantined; the rest were published.",
+            "Nothing tonight; the data stewards work through quality.quarantine.",
+        ),
+        Check(
+            CONSERVATION,
+            "mdm/customer_xref",
+            True,
+            "Every staged record is in exactly one of mdm.customer_xref or the latest "
+            "quality.quarantine.",
+            "A record was lost or doubled between landing, staging, the cross-reference and "
+            "the quarantine (a defect, not bad data): the publish stops.",
+            "Read the counts in the check's description; rerun the night once (an "
+            "interrupted run heals); if it fails again, escalate to the custpipe developers.",
+        ),
+        Check(
+            GOLDEN_SUITE_PASSES,
+            "mdm/golden_customers",
+            True,
+            "The golden_customers GX suite has no failed 'block' rule.",
+            "A golden record has no ID, a duplicated ID or no name: the ERP would receive "
+            "broken rows, so the publish stops.",
+            "A defect of consolidation or survivorship: rerun once; if it fails again, "
+            "escalate to the custpipe developers with the run id.",
+        ),
+        Check(
+            NO_DISCREPANCIES,
+            "recon/order_discrepancies",
+            False,
+            "Warns when the share of orders with findings exceeds reconcile.discrepancy_warn_rate.",
+            "More orders than reconcile.discrepancy_warn_rate (5 %) disagree across systems.",
+            "Nothing tonight; finance works through recon.order_discrepancies.",
+        ),
+        Check(
+            ORDERS_SUITE_PASSES,
+            "recon/order_discrepancies",
+            False,
+            "The staged orders pass the 'orders' GX suite (warns: order data problems are "
+            "findings for reconciliation and never hold back the customer master).",
+            "Some staged orders fail the 'orders' suite; the customer publish is not affected.",
+            "Nothing tonight; the owners of the order systems fix the rules' findings.",
+        ),
+    )
+}
+
+
+def blocking_checks() -> list[Check]:
+    """The checks that stop the publish when they fail."""
+    return [c for c in CHECKS.values() if c.blocking]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict of one check: plain values only (counts, rule names; no customer values).
+
+    `metadata` values are JSON-able; a list of dicts is a table (one dict per row).
+    """
+
+    check: str
+    passed: bool
+    severity: Severity
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def blocks(self) -> bool:
+        """True when this result stops the publish."""
+        return not self.passed and self.severity == "block"
+
+
+def _result(check: str, passed: bool, description: str, **metadata: Any) -> GateResult:
+    return GateResult(check, bool(passed), CHECKS[check].severity, description, metadata)
+
+
+def _blocked_text(blocked: list[str]) -> str:
+    return ("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed"
+
+
+def _docs(outcome: SuiteOutcome) -> str:
+    return str(outcome.docs_index) if outcome.docs_index else NOT_BUILT
+
+
+def _rule_table(outcome: SuiteOutcome) -> list[dict]:
+    return [
+        {"rule": o.rule, "severity": o.severity, "evaluated": o.evaluated, "failed": o.failed}
+        for o in outcome.outcomes
+    ]
+
+
+def scorecard_table(rows: Iterable[Mapping]) -> list[dict]:
+    """Scorecard rows (rule, severity, evaluated, failed, pass_rate) as plain dicts."""
+    columns = ("rule", "severity", "evaluated", "failed", "pass_rate")
+    return [{c: _plain(r[c]) for c in columns} for r in rows]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+# --- the decisions -------------------------------------------------------------------------
+
+
+def suite_blockers(
+    failed_block_rules: Iterable[str], quarantine_rate: float, max_quarantine_rate: float
+) -> list[str]:
+    """What blocks a source's suite: its failed `block` rules, plus the quarantine rate when
+    more than `max_quarantine_rate` of the rows were held back (a systemic problem)."""
+    rules = list(failed_block_rules)
+    if quarantine_rate > max_quarantine_rate:
+        rules.append(f"quarantine_rate {quarantine_rate:.1%} > {max_quarantine_rate:.0%}")
+    return rules
+
+
+def volume_within(drop: float, max_volume_drop: float) -> bool:
+    """The volume rule: a source may lose at most `max_volume_drop` of its baseline's rows."""
+    return drop <= max_volume_drop
+
+
+def rate(part: int, whole: int) -> float:
+    """`part / whole` rounded to 4 places; 0.0 for nothing."""
+    return round(part / whole, 4) if whole else 0.0
+
+
+# --- one gate per check --------------------------------------------------------------------
+
+
+def raw_shape(outcome: SuiteOutcome | None, rows: int, source: str) -> GateResult:
+    """The raw suite over a source's new customer extract (None: the source has none)."""
+    if outcome is None:
+        return _result(
+            RAW_SHAPE,
+            True,
+            f"no raw suite: add expectations/raw_{source}.json to check the extract's shape "
+            "before mapping",
+        )
+    blocked = [o.rule for o in outcome.failures("block")]
+    return _result(
+        RAW_SHAPE,
+        not blocked,
+        _blocked_text(blocked),
+        suite=outcome.suite_name,
+        rows_evaluated=rows,
+        blocking_rules_failed=len(blocked),
+        rules=_rule_table(outcome),
+        data_docs=_docs(outcome),
+    )
+
+
+def suite_passes(v: SourceValidation, max_quarantine_rate: float) -> GateResult:
+    """A source's staged suite: no failed `block` rule, quarantine rate within the limit."""
+    blocked = suite_blockers(
+        [o.rule for o in v.outcome.failures("block")], v.quarantine_rate, max_quarantine_rate
+    )
+    return _result(
+        SUITE_PASSES,
+        not blocked,
+        _blocked_text(blocked),
+        suite=v.suite,
+        rows_evaluated=v.rows,
+        blocking_rules_failed=len(blocked),
+        rules=scorecard_table(v.rules.to_dict("records")),
+        data_docs=_docs(v.outcome),
+    )
+
+
+def volume_stable(v: SourceValidation) -> GateResult:
+    """The source kept its volume: at most `v.max_volume_drop` lost since the baseline."""
+    return _result(
+        VOLUME_STABLE,
+        volume_within(v.volume_drop, v.max_volume_drop),
+        f"{v.rows} rows now, {v.baseline_rows} at the baseline (the last validation that was "
+        "not empty, passed its suite and this check) "
+        f"(drop {v.volume_drop:.1%}, limit {v.max_volume_drop:.0%})",
+        rows=v.rows,
+        baseline_rows=v.baseline_rows or 0,
+        drop=round(v.volume_drop, 4),
+    )
+
+
+def rows_quarantined(v: SourceValidation, warn_rate: float) -> GateResult:
+    """Warns when more than `warn_rate` of the source's rows were quarantined."""
+    share = rate(v.quarantined, v.rows)
+    return _result(
+        ROWS_QUARANTINED,
+        share <= warn_rate,
+        f"{v.quarantined} of {v.rows} rows quarantined ({share:.1%}; warns above {warn_rate:.0%})",
+        rows_quarantined=v.quarantined,
+        quarantine_rate=share,
+    )
+
+
+def conservation(report: ConservationReport) -> GateResult:
+    """No record lost or doubled between landing, staging, xref and quarantine."""
+    return _result(
+        CONSERVATION,
+        report.ok,
+        report.summary(),
+        staged=report.staged,
+        in_xref=report.in_xref,
+        quarantined=report.quarantined,
+        in_both=report.in_both,
+        in_neither=report.in_neither,
+        landing_rows=report.landing_rows,
+        landing_staged=report.landing_staged,
+        orphan_xref_rows=report.orphans,
+    )
+
+
+def golden_suite_passes(outcome: SuiteOutcome, rows: int) -> GateResult:
+    """The golden records' suite: no failed `block` rule."""
+    blocked = [o.rule for o in outcome.failures("block")]
+    return _result(
+        GOLDEN_SUITE_PASSES,
+        not blocked,
+        _blocked_text(blocked),
+        rows_evaluated=rows,
+        blocking_rules_failed=len(blocked),
+    )
+
+
+def orders_suite_passes(outcome: SuiteOutcome, rules: Iterable[Mapping], orders: int) -> GateResult:
+    """The staged orders' suite: warns on any failed rule, never blocks."""
+    failed = [o.rule for o in outcome.failures()]
+    return _result(
+        ORDERS_SUITE_PASSES,
+        not failed,
+        ("failed: " + ", ".join(failed)) if failed else "every orders rule passed",
+        orders_evaluated=orders,
+        rules_failed=len(failed),
+        rules=scorecard_table(rules),
+    )
+
+
+def no_discrepancies(counts: Mapping[str, int], orders: int, warn_rate: float) -> GateResult:
+    """Warns when more than `warn_rate` of the orders have reconciliation findings."""
+    findings = int(sum(counts.values()))
+    share = rate(findings, orders)
+    return _result(
+        NO_DISCREPANCIES,
+        share <= warn_rate,
+        f"{findings} findings for {orders} orders ({share:.1%}; warns above {warn_rate:.0%})",
+        findings=findings,
+        finding_rate=share,
+        by_kind=[{"kind": k, "findings": int(n)} for k, n in counts.items()],
+    )
