@@ -15,42 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CUSTOMER_FIELDS: tuple[str, ...] = (
-    "party_type",
-    "name",
-    "given_name",
-    "family_name",
-    "birth_date",
-    "national_id",
-    "tax_id",
-    "email",
-    "phone",
-    "street",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "segment",
-    "status",
-    "is_deleted",
-    "created_at",
-    "source_updated_at",
-)
-ORDER_FIELDS: tuple[str, ...] = (
-    "order_number",
-    "customer_ref",
-    "order_date",
-    "amount",
-    "currency",
-    "status",
-)
-ORDER_LINE_FIELDS: tuple[str, ...] = (
-    "order_number",
-    "line_number",
-    "product",
-    "quantity",
-    "line_amount",
-)
+from custpipe import catalogue
+
+# the canonical fields a mapping file may map, declared in custpipe/catalogue.py
+CUSTOMER_FIELDS: tuple[str, ...] = catalogue.canonical_fields("customers")
+ORDER_FIELDS: tuple[str, ...] = catalogue.canonical_fields("orders")
+ORDER_LINE_FIELDS: tuple[str, ...] = catalogue.canonical_fields("order_lines")
 TRANSFORMS = ("strip_leading_zeros", "digits_only", "upper", "lower", "infer_party_type")
 
 

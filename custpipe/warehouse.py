@@ -14,17 +14,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-DDL = (Path(__file__).parent / "warehouse.sql").read_text(encoding="utf-8")
+from custpipe import catalogue
 
-CONTRACT_TABLES: tuple[str, ...] = (
-    "staging.customers",
-    "quality.quarantine",
-    "mdm.golden_customers",
-    "mdm.customer_xref",
-    "mdm.match_review",
-    "recon.order_discrepancies",
-    "quality.scorecard",
-)
+#: The warehouse's schemas and tables, generated from the catalogue (custpipe/catalogue.py).
+DDL = catalogue.ddl()
+
+CONTRACT_TABLES: tuple[str, ...] = catalogue.contract_tables()
 
 
 log = logging.getLogger(__name__)
@@ -349,17 +344,11 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: object) -> Iter
     con.unregister(name)
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Add the contract columns a warehouse built by an older custpipe lacks; return them."""
-    reference = duckdb.connect()
-    try:
-        reference.execute(DDL)
-        wanted = reference.execute(
-            "SELECT table_schema, table_name, column_name, data_type "
-            "FROM information_schema.columns"
-        ).fetchall()
-    finally:
-        reference.close()
+def migrate(
+    con: duckdb.DuckDBPyConnection, tables: tuple[catalogue.Table, ...] | None = None
+) -> list[str]:
+    """Add the catalogue's columns a warehouse built by an older custpipe lacks (nullable,
+    at the end of the table); return them as `schema.table.column`."""
     have = {
         (s, t, c)
         for s, t, c in con.execute(
@@ -367,10 +356,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
     }
     added = []
-    for schema, table, column, data_type in wanted:
-        if (schema, table, column) not in have:
-            con.execute(f'ALTER TABLE {schema}.{table} ADD COLUMN "{column}" {data_type}')
-            added.append(f"{schema}.{table}.{column}")
+    for table in catalogue.tables() if tables is None else tables:
+        for column in table.columns:
+            if (table.schema, table.name, column.name) not in have:
+                con.execute(
+                    f'ALTER TABLE {table.qualified_name} ADD COLUMN "{column.name}" {column.type}'
+                )
+                added.append(f"{table.qualified_name}.{column.name}")
     return added
 
 

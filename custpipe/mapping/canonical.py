@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from custpipe import catalogue
 from custpipe.config import (
     CUSTOMER_FIELDS,
     ORDER_FIELDS,
@@ -35,63 +36,10 @@ from custpipe.standardize import (
     to_iso2,
 )
 
-STAGED_CUSTOMER_COLUMNS: tuple[str, ...] = (
-    "source_system",
-    "source_id",
-    "party_type",
-    "name",
-    "name_key",
-    "given_name",
-    "family_name",
-    "birth_date",
-    "national_id",
-    "tax_id",
-    "tax_id_valid",
-    "email",
-    "email_valid",
-    "phone",
-    "phone_valid",
-    "street",
-    "city",
-    "region",
-    "postal_code",
-    "postal_code_valid",
-    "country",
-    "segment",
-    "segment_raw",
-    "status",
-    "is_deleted",
-    "created_at",
-    "source_updated_at",
-    "source_values",
-    "mapping_errors",
-    "record_hash",
-)
-STAGED_ORDER_COLUMNS: tuple[str, ...] = (
-    "source_system",
-    "source_id",
-    "order_number",
-    "customer_ref",
-    "order_date",
-    "amount",
-    "currency",
-    "status",
-    "source_values",
-    "mapping_errors",
-)
-
-
-STAGED_ORDER_LINE_COLUMNS: tuple[str, ...] = (
-    "source_system",
-    "source_id",
-    "order_number",
-    "line_number",
-    "product",
-    "quantity",
-    "line_amount",
-    "source_values",
-    "mapping_errors",
-)
+# the staged frames' columns, derived from custpipe/catalogue.py
+STAGED_CUSTOMER_COLUMNS: tuple[str, ...] = catalogue.staged_columns("customers")
+STAGED_ORDER_COLUMNS: tuple[str, ...] = catalogue.staged_columns("orders")
+STAGED_ORDER_LINE_COLUMNS: tuple[str, ...] = catalogue.staged_columns("order_lines")
 
 
 def _start(raw: pd.DataFrame, dataset: DatasetConfig, source: SourceConfig, fields: tuple):

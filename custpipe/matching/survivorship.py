@@ -18,26 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custpipe import catalogue
+
 RULES = ("valid", "trust", "recent", "complete", "frequent")
 DEFAULT_RULES: tuple[str, ...] = ("valid", "trust")  # then the standing preference
 
-# attribute -> the validity flag the `valid` rule reads (None: the attribute has none)
-GOLDEN_ATTRIBUTES: dict[str, str | None] = {
-    "party_type": None,
-    "name": None,
-    "name_key": None,
-    "given_name": None,
-    "family_name": None,
-    "tax_id": "tax_id_valid",
-    "email": "email_valid",
-    "phone": "phone_valid",
-    "street": None,
-    "city": None,
-    "region": None,
-    "postal_code": "postal_code_valid",
-    "country": None,
-    "segment": None,
-}
+# attribute -> the validity flag the `valid` rule reads (None: the attribute has none),
+# declared with each field in custpipe/catalogue.py
+GOLDEN_ATTRIBUTES: dict[str, str | None] = catalogue.golden_attributes()
 
 SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
 

@@ -15,43 +15,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from custpipe import warehouse
+from custpipe import catalogue, warehouse
 from custpipe.csv_safe import write_csv
 from custpipe.secrets import mask_url, redact
 
-PUBLISHED_COLUMNS: tuple[str, ...] = (
-    "erp_customer_number",
-    "party_type",
-    "name",
-    "street",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "phone",
-    "email",
-    "tax_id",
-    "segment",
-    "status",
-)
+# The published golden columns in the ERP table's order (the row hash joins them in it),
+# declared with each field in custpipe/catalogue.py
+PUBLISHED_COLUMNS: tuple[str, ...] = catalogue.published_columns()
 # The published shape: the most characters each published text column holds. The staged
 # suites quarantine a record whose value does not fit (rule value_fits_published_length,
 # kept equal to these limits by a test), so a publish never fails on a value's length.
-PUBLISHED_LENGTHS: dict[str, int] = {
-    "erp_customer_number": 64,
-    "party_type": 16,
-    "name": 400,
-    "street": 400,
-    "city": 200,
-    "region": 200,
-    "postal_code": 32,
-    "country": 2,
-    "phone": 64,
-    "email": 254,
-    "tax_id": 64,
-    "segment": 64,
-    "status": 16,
-}
+PUBLISHED_LENGTHS: dict[str, int] = catalogue.published_lengths()
 BATCH_ROWS = int(os.environ.get("CUSTPIPE_PUBLISH_BATCH_ROWS", "5000"))
 
 
@@ -82,32 +56,34 @@ class PublishResult:
         return self.inserted + self.updated + self.retired
 
 
+_SA_TYPES = {"TIMESTAMP": sa.DateTime, "INTEGER": sa.Integer}
+
+
+def sa_table(table: catalogue.Table, name: str, metadata: sa.MetaData) -> sa.Table:
+    """The catalogue's `table` as a SQLAlchemy table called `name`."""
+    return sa.Table(
+        name,
+        metadata,
+        *(
+            sa.Column(
+                c.name,
+                sa.String(c.length) if c.type == "VARCHAR" else _SA_TYPES[c.type],
+                primary_key=c.name in table.primary_key,
+                nullable=c.nullable,
+            )
+            for c in table.columns
+        ),
+    )
+
+
 def target_table(name: str, metadata: sa.MetaData) -> sa.Table:
-    """The ERP inbound table: one row per golden customer."""
-    cols = [sa.Column("golden_id", sa.String(32), primary_key=True)]
-    cols += [sa.Column(c, sa.String(PUBLISHED_LENGTHS[c])) for c in PUBLISHED_COLUMNS]
-    cols += [
-        sa.Column("merged_into", sa.String(32)),  # for retired rows: the golden ID that absorbed it
-        sa.Column("row_hash", sa.String(64), nullable=False),
-        sa.Column("published_at", sa.DateTime, nullable=False),
-        sa.Column("run_id", sa.String(64)),
-    ]
-    return sa.Table(name, metadata, *cols)
+    """The ERP inbound table: one row per golden customer (shape: the catalogue's)."""
+    return sa_table(catalogue.published_table(), name, metadata)
 
 
 def log_table(name: str, metadata: sa.MetaData) -> sa.Table:
     """The publish log beside the target: one row per publish (counts, content hash)."""
-    return sa.Table(
-        f"{name}_LOG",
-        metadata,
-        sa.Column("run_id", sa.String(64), primary_key=True),
-        sa.Column("published_at", sa.DateTime, primary_key=True),  # a run may publish twice
-        sa.Column("inserted", sa.Integer, nullable=False),
-        sa.Column("updated", sa.Integer, nullable=False),
-        sa.Column("retired", sa.Integer, nullable=False),
-        sa.Column("unchanged", sa.Integer, nullable=False),
-        sa.Column("content_hash", sa.String(64), nullable=False),
-    )
+    return sa_table(catalogue.publish_log_table(), f"{name}_LOG", metadata)
 
 
 # columns a target table created by an older custpipe may lack: added when publishing

@@ -6,27 +6,12 @@ from datetime import datetime
 
 import pandas as pd
 
+from custpipe import catalogue
 from custpipe.quality.gx_runner import SuiteOutcome
 
-QUARANTINE_COLUMNS = [
-    "source_system",
-    "source_id",
-    "rule",
-    "severity",
-    "description",
-    "run_id",
-    "quarantined_at",
-]
-SCORECARD_COLUMNS = [
-    "run_id",
-    "run_at",
-    "source_system",
-    "rule",
-    "severity",
-    "evaluated",
-    "failed",
-    "pass_rate",
-]
+# the columns of quality.quarantine and quality.scorecard (custpipe/catalogue.py)
+QUARANTINE_COLUMNS = list(catalogue.table("quality.quarantine").column_names)
+SCORECARD_COLUMNS = list(catalogue.table("quality.scorecard").column_names)
 
 
 def quarantine_rows(

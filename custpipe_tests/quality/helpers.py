@@ -14,33 +14,11 @@ from stdnum.gb import vat as gb_vat
 from stdnum.iso7064 import mod_11_10
 from stdnum.nl import bsn
 
+from custpipe.mapping.canonical import STAGED_CUSTOMER_COLUMNS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
-STAGED_COLUMNS = [
-    "source_system",
-    "source_id",
-    "party_type",
-    "name",
-    "name_key",
-    "given_name",
-    "family_name",
-    "tax_id",
-    "tax_id_valid",
-    "email",
-    "email_valid",
-    "phone",
-    "phone_valid",
-    "street",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "segment",
-    "segment_raw",
-    "is_deleted",
-    "source_updated_at",
-]
 
 _COUNTRIES = np.array(["DE", "FR", "AT", "CH", "NL", "US", "GB"], dtype=object)
 _SEGMENTS = np.array(["A", "B", "C"], dtype=object)
@@ -139,4 +117,4 @@ def make_staged_frame(n: int, source_system: str = "erp") -> pd.DataFrame:
             + pd.to_timedelta(idx, unit="min"),
         }
     )
-    return frame[STAGED_COLUMNS]
+    return frame[[c for c in STAGED_CUSTOMER_COLUMNS if c in frame]]  # in staged order
