@@ -111,3 +111,28 @@ def test_custpipe_check_names_a_malformed_suite_and_a_broken_model(tmp_path, mon
     assert main(["check"]) == 2
     err = capsys.readouterr().err
     assert "match_model.json" in err and "train-model" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "bad"),
+    [
+        ("schedule_cron", '"0 2 * * *"', '"0 2 * * 1"'),  # weekly: the run is per business date
+        ("schedule_cron", '"0 2 * * *"', '"61 2 * * *"'),
+        ("schedule_cron", '"0 2 * * *"', '"@daily"'),
+        ("timezone", "timezone: UTC", "timezone: Mars/Olympus"),
+        ("partitions_start", '"2026-01-01"', '"2026-02-30"'),
+        ("partitions_start", '"2026-01-01"', '"01.01.2026"'),
+    ],
+)
+def test_schedule_timezone_and_start_date_are_validated_with_the_config(config_dir, key, old, bad):
+    edit(config_dir / "pipeline.yaml", old, bad)
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    message = str(err.value)
+    assert "pipeline.yaml" in message and f"  - {key}: " in message, message
+
+
+def test_the_schedule_time_comes_from_the_validated_cron(config_dir):
+    assert load_config(config_dir).schedule_time == (2, 0)
+    edit(config_dir / "pipeline.yaml", '"0 2 * * *"', '"30 23 * * *"')
+    assert load_config(config_dir).schedule_time == (23, 30)

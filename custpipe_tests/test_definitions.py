@@ -129,3 +129,45 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
 def test_failure_alert_sensor_runs_by_default():
     sensor = defs.resolve_sensor_def("nightly_failure_alert")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def _readme_checks() -> dict[str, list[tuple[str, str, str, str]]]:
+    """The check tables of README.md's "What blocks the publish": blocking, then warning."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## What blocks the publish\n", 1)[1].split("\n## ", 1)[0]
+    tables, current = [], None
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            current.append((cells[0].strip("`"), cells[1].strip("`"), cells[2], cells[3]))
+        elif line.startswith("|---"):
+            current = []
+            tables.append(current)
+    assert len(tables) == 2, "README: expected a blocking and a warning table"
+    return {"blocking": tables[0], "warning": tables[1]}
+
+
+def test_readme_lists_every_blocking_check_of_the_definitions_and_no_other(tmp_path):
+    from custpipe.gates import CHECKS
+    from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR
+
+    d = build_definitions(Settings(DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR))
+    graph = d.resolve_asset_graph()
+    built = {True: set(), False: set()}
+    for key in graph.asset_check_keys:
+        built[graph.get_check_spec(key).blocking].add((key.name, key.asset_key.to_user_string()))
+    readme = _readme_checks()
+    for blocking, rows in ((True, readme["blocking"]), (False, readme["warning"])):
+        listed = {
+            (name, asset.replace("<source>", s))
+            for name, asset, _, _ in rows
+            for s in (SOURCES if "<source>" in asset else [""])
+        }
+        assert listed == built[blocking], "README.md 'What blocks the publish' is out of date"
+        for name, asset, on_call, action in rows:  # the text is the registry's
+            check = CHECKS[name]
+            assert (check.blocking, check.asset) == (blocking, asset), name
+            assert (on_call, action) == (check.on_call, check.action), name
+    assert readme["blocking"] and readme["warning"]

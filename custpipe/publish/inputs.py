@@ -38,9 +38,8 @@ SELECT golden_id, arg_max(current_id, len(path)) AS successor FROM walk GROUP BY
 def golden_for_publish(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The golden records with only `golden_id` and the published columns, by golden_id."""
     listed = ", ".join(f'"{c}"' for c in ("golden_id", *PUBLISHED_COLUMNS))
-    reader = con.execute(
-        f"SELECT {listed} FROM mdm.golden_customers ORDER BY golden_id"
-    ).fetch_record_batch(BATCH_ROWS)
+    reader = con.sql(f"SELECT {listed} FROM mdm.golden_customers ORDER BY golden_id")
+    reader = reader.to_arrow_reader(BATCH_ROWS)
     return pa.Table.from_batches(list(reader), schema=reader.schema).to_pandas()
 
 
