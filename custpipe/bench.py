@@ -255,9 +255,9 @@ def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
 
     from custpipe import warehouse
     from custpipe.config import load_config
-    from custpipe.matching.consolidate import accepted_nodes
     from custpipe.matching.evaluate import evaluate_matches
     from custpipe.matching.model import _splink_linker, match_input, train_model
+    from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
@@ -267,13 +267,13 @@ def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
     sampler.start()
     started = time.time()
     with warehouse.connect(data_dir / "warehouse.duckdb", read_only=True) as con:
-        accepted_nodes(con, trust)
-        model = train_model(con, "baseline")
-        linker = _splink_linker(match_input(con), model.splink)
+        ws = accepted_nodes(con, trust)
+        model = train_model(ws, "baseline")
+        linker = _splink_linker(match_input(ws), model.splink)
         scored = linker.inference.predict(threshold_match_probability=0.5, warning_mode="never")
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(scored, 0.99)
         labels = clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]]
-        nodes = con.execute("SELECT node, source_system, source_id FROM nodes").df()
+        nodes = con.execute(f"SELECT node, source_system, source_id FROM {ws.nodes}").df()
     seconds = time.time() - started
     sampler.stop()
     xref = nodes.merge(labels, left_on="node", right_on="unique_id").rename(

@@ -201,9 +201,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from custpipe import warehouse
     from custpipe.config import load_config
-    from custpipe.matching.consolidate import accepted_nodes
     from custpipe.matching.evaluate import evaluate_blocking, evaluate_matches
     from custpipe.matching.model import MatchModel, candidate_pairs
+    from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
@@ -215,10 +215,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = load_config(settings.config_dir)
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
         xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
-        accepted_nodes(con, {name: s.trust for name, s in cfg.sources.items()})
-        nodes = con.execute("SELECT node, source_system, source_id FROM nodes").df()
+        ws = accepted_nodes(con, {name: s.trust for name, s in cfg.sources.items()})
+        nodes = con.execute(f"SELECT node, source_system, source_id FROM {ws.nodes}").df()
         model = MatchModel.load(Path(settings.expand(cfg.matching.model)))
-        blocking = evaluate_blocking(candidate_pairs(con, model), nodes, truth)
+        blocking = evaluate_blocking(candidate_pairs(ws, model), nodes, truth)
     quality = evaluate_matches(xref, truth)
     figures = quality.as_dict() | {
         "candidate_pairs": blocking.candidate_pairs,

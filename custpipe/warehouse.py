@@ -327,12 +327,14 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame)
 def registered(con: duckdb.DuckDBPyConnection, name: str, frame: object) -> Iterator[str]:
     """`frame` (pandas or Arrow) readable by SQL on `con` as `name` for the block; yields `name`.
 
-    Unregistered when the block ends (a result the block left partly fetched is run to its
-    end first: DuckDB unregisters nothing under an unfinished result). If the block failed
+    Unregistered when the block ends. A result left partly fetched on `con` (before the block
+    or in it) is run to its end first: DuckDB registers and unregisters nothing under an
+    unfinished result, where a plain execute() would have replaced it. If the block failed
     inside a transaction, DuckDB has aborted that transaction: unregistering would raise a
     follow-up error ("transaction is aborted") that hides the block's own, so it is skipped
     (the rollback drops a registration made inside the transaction).
     """
+    con.complete()
     con.register(name, frame)
     try:
         yield name

@@ -68,3 +68,8 @@ def test_replace_table_from_a_query_keeps_the_ddl_and_counts_rows(con):
     ]
     with pytest.raises(duckdb.ConstraintException):  # the primary key came back with the DDL
         con.execute("INSERT INTO t VALUES (0, 'again')")
+
+
+def test_a_result_left_partly_fetched_does_not_block_an_append(con):
+    con.execute("SELECT * FROM range(10)").fetchone()  # an unfinished result on `con`
+    assert warehouse.append_rows(con, "main.t", pd.DataFrame({"a": [1], "b": ["x"]})) == 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from custpipe import warehouse
 from custpipe.matching.decisions import (
@@ -16,11 +16,12 @@ from custpipe.matching.decisions import (
     apply_cannot_links,
     load_decisions,
 )
-from custpipe.matching.golden_ids import assign_golden_ids
+from custpipe.matching.golden_ids import assign_golden_ids_sql
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
-from custpipe.matching.model import MatchModel, predict_pairs
+from custpipe.matching.model import MatchModel, score_pairs
 from custpipe.matching.review import review_queue
 from custpipe.matching.survivorship import Survivorship, survivorship_sql
+from custpipe.matching.workspace import MatchWorkspace, match_workspace
 
 DEFAULT_SURVIVORSHIP = Survivorship()
 
@@ -64,33 +65,6 @@ class ConsolidationResult:
     seconds: dict[str, float] = field(default_factory=dict)  # 'matching', 'survivorship'
 
 
-def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> int:
-    """Temp tables `trust` and `nodes`: the staged records of the sources in `trust`, minus
-    those in their source's latest quarantine, numbered by (source_system, source_id).
-
-    Only configured sources take part: a source removed from the configuration leaves its
-    old staged rows behind, and they must not link or hold golden records.
-    """
-    trust_frame = pd.DataFrame(  # noqa: F841 (read by DuckDB below)
-        {"source_system": list(trust), "trust": list(trust.values())}
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE trust AS SELECT * FROM trust_frame")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE latest_validation AS
-        SELECT source_system, arg_max(run_id, validated_at) AS run_id
-        FROM quality.validation_runs GROUP BY source_system;
-        CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
-        FROM staging.customers s
-        WHERE s.source_system IN (SELECT source_system FROM trust)
-          AND NOT EXISTS (
-            SELECT 1 FROM quality.quarantine q
-            JOIN latest_validation v USING (source_system, run_id)
-            WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
-    """)
-    return con.execute("SELECT count(*) FROM nodes").fetchone()[0]
-
-
 def consolidate(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -105,77 +79,124 @@ def consolidate(
     Accepted = staged records not in the latest quarantine of their source. Records link on
     the definite `rules` (same valid tax ID, same personal e-mail) and on model pairs at or
     above `matcher.auto_merge`; model pairs between the thresholds go to the review queue.
+    Everything but the review queue (small) stays in DuckDB; the workspace's temp relations
+    are dropped at the end.
     """
-    records = accepted_nodes(con, trust)
-    started = time.perf_counter()
-    build_edges(con, rules)
-    scored = predict_pairs(con, matcher.model, matcher.review)
-    linked = scored.loc[scored["probability"] >= matcher.auto_merge, ["a", "b"]]  # noqa: F841
-    con.execute(f"INSERT INTO edges SELECT a, b, '{MODEL_RULE}' FROM linked")
-    edges = con.execute("SELECT count(*) FROM edges").fetchone()[0]
-    load_decisions(con)
-    must_links = add_must_links(con)
-    rounds = connected_components(con)
-    priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
-    priority[MODEL_RULE] = len(priority)
-    splits = apply_cannot_links(con, priority)
-    matched = time.perf_counter()
+    with match_workspace(con, trust) as ws:
+        started = time.perf_counter()
+        build_edges(ws, rules)
+        score_pairs(ws, matcher.model, matcher.review)
+        con.execute(
+            f"INSERT INTO {ws.edges} SELECT a, b, '{MODEL_RULE}' FROM {ws.scored} "
+            "WHERE probability >= $auto_merge",
+            {"auto_merge": matcher.auto_merge},
+        )
+        (edges,) = con.execute(f"SELECT count(*) FROM {ws.edges}").fetchone()
+        load_decisions(ws)
+        must_links = add_must_links(ws)
+        rounds = connected_components(ws)
+        priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
+        priority[MODEL_RULE] = len(priority)
+        splits = apply_cannot_links(ws, priority)
+        review = review_queue(ws, matcher.model, matcher.auto_merge).assign(run_id=run_id)
+        matched = time.perf_counter()
 
-    members = con.execute("""
+        _assign_golden_ids(ws)
+        now_utc = datetime.now(UTC).replace(tzinfo=None)  # every stored stamp is naive UTC
+        stamps = {"run_id": run_id, "now": now_utc}
+        with warehouse.transaction(con):
+            golden = warehouse.replace_table_from(
+                con,
+                "mdm.golden_customers",
+                _golden_sql(ws, survivorship),
+                stamps | {"erp_source": erp_source},
+            )
+            warehouse.replace_table_from(
+                con, "mdm.customer_xref", _xref_sql(ws), {"run_id": run_id}
+            )
+            warehouse.replace_table(con, "mdm.match_review", review)
+            con.execute(
+                f"""INSERT INTO mdm.golden_id_history BY NAME
+                SELECT event, golden_id, related_golden_id, members, $run_id AS run_id,
+                       $now AS recorded_at
+                FROM {ws.id_events} ORDER BY ord, label, golden_id""",
+                stamps,
+            )
+        events = dict(
+            con.execute(
+                f"SELECT event, count(*) FROM {ws.id_events} GROUP BY event "
+                "ORDER BY count(*) DESC, event"
+            ).fetchall()
+        )
+        return ConsolidationResult(
+            records=ws.records,
+            edges=edges,
+            golden=golden,
+            merged_records=ws.records - golden,
+            rounds=rounds,
+            events=events,
+            review_pairs=len(review),
+            must_links=must_links,
+            cannot_link_splits=splits,
+            seconds={
+                "matching": round(matched - started, 3),
+                "survivorship": round(time.perf_counter() - matched, 3),
+            },
+        )
+
+
+def _assign_golden_ids(ws: MatchWorkspace) -> None:
+    """Make `ws.assigned` (label -> golden ID) and `ws.id_events` from the clusters of
+    `ws.labels` and last run's xref (copied to `ws.previous`), and `ws.first_seen`: the
+    first run of each golden ID kept, read before the golden table is rebuilt."""
+    con = ws.con
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.members} AS
         SELECT l.label, n.source_system || ':' || n.source_id AS member_key, t.trust
-        FROM labels l JOIN nodes n USING (node) JOIN trust t USING (source_system)
-    """).df()
-    previous = con.execute("""
-        SELECT source_system || ':' || source_id AS member_key, golden_id FROM mdm.customer_xref
-    """).df()
-    assigned, history = assign_golden_ids(members, previous)
-    con.register("_assigned", assigned)
-    golden = con.execute(survivorship_sql(survivorship), {"erp_source": erp_source}).df()
-    golden = golden.merge(assigned, on="label").drop(columns=["label"])
-    first_seen = con.execute("SELECT golden_id, first_seen_run FROM mdm.golden_customers").df()
-    golden = golden.merge(first_seen, on="golden_id", how="left")
-    golden["first_seen_run"] = golden["first_seen_run"].fillna(run_id)
-    golden["run_id"] = run_id
-    now_utc = pd.Timestamp.now(tz="UTC").tz_localize(None)  # every stored stamp is naive UTC
-    golden["updated_at"] = now_utc
-    xref = con.execute(
-        """
+        FROM {ws.labels} l JOIN {ws.nodes} n USING (node) JOIN {ws.trust} t USING (source_system);
+        CREATE OR REPLACE TEMP TABLE {ws.previous} AS
+        SELECT source_system || ':' || source_id AS member_key, golden_id FROM mdm.customer_xref;
+    """)
+    assign_golden_ids_sql(
+        con,
+        ws.members,
+        ws.previous,
+        votes=ws.votes,
+        fresh=ws.fresh,
+        assigned=ws.assigned,
+        id_events=ws.id_events,
+    )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.first_seen} AS
+        SELECT golden_id, first_seen_run FROM mdm.golden_customers
+        WHERE golden_id IN (SELECT golden_id FROM {ws.assigned})
+    """)
+
+
+def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship) -> str:
+    """The golden records: survivorship per cluster with its golden ID; a kept ID keeps its
+    first run. Parameters $erp_source, $run_id, $now."""
+    golden = survivorship_sql(survivorship, nodes=ws.nodes, labels=ws.labels, trust=ws.trust)
+    return f"""
+        SELECT g.* EXCLUDE (label), a.golden_id,
+               coalesce(f.first_seen_run, $run_id) AS first_seen_run, $run_id AS run_id,
+               $now AS updated_at
+        FROM ({golden}) g JOIN {ws.assigned} a USING (label)
+        LEFT JOIN {ws.first_seen} f USING (golden_id)
+    """
+
+
+def _xref_sql(ws: MatchWorkspace) -> str:
+    """Every accepted record with its golden ID and the rules that linked it. Parameter
+    $run_id."""
+    return f"""
         WITH node_rules AS (  -- the rules that linked each record, either end of an edge
             SELECT node, string_agg(DISTINCT rule, ',' ORDER BY rule) AS match_rule
-            FROM (SELECT a AS node, rule FROM edges UNION ALL SELECT b, rule FROM edges)
+            FROM (SELECT a AS node, rule FROM {ws.edges} UNION ALL SELECT b, rule FROM {ws.edges})
             GROUP BY node
         )
         SELECT n.source_system, n.source_id, a.golden_id,
                coalesce(r.match_rule, 'singleton') AS match_rule, $run_id AS run_id
-        FROM nodes n JOIN labels l USING (node) JOIN _assigned a ON a.label = l.label
+        FROM {ws.nodes} n JOIN {ws.labels} l USING (node) JOIN {ws.assigned} a USING (label)
         LEFT JOIN node_rules r USING (node)
-    """,
-        {"run_id": run_id},
-    ).df()
-    con.unregister("_assigned")
-    survived = time.perf_counter()
-    review = review_queue(con, scored, matcher.model, matcher.auto_merge).assign(run_id=run_id)
-    reviewed = time.perf_counter()
-    history["run_id"] = run_id
-    history["recorded_at"] = now_utc
-
-    with warehouse.transaction(con):
-        warehouse.replace_table(con, "mdm.golden_customers", golden)
-        warehouse.replace_table(con, "mdm.customer_xref", xref)
-        warehouse.replace_table(con, "mdm.match_review", review)
-        warehouse.append_rows(con, "mdm.golden_id_history", history)
-    return ConsolidationResult(
-        records=records,
-        edges=edges,
-        golden=len(golden),
-        merged_records=records - len(golden),
-        rounds=rounds,
-        events=history["event"].value_counts().to_dict(),
-        review_pairs=len(review),
-        must_links=must_links,
-        cannot_link_splits=splits,
-        seconds={
-            "matching": round(matched - started + reviewed - survived, 3),
-            "survivorship": round(survived - matched + time.perf_counter() - reviewed, 3),
-        },
-    )
+    """

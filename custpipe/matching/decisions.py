@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from custpipe import warehouse
+from custpipe.matching.workspace import MatchWorkspace
 
 DECISIONS = ("must_link", "cannot_link")
 MUST_LINK_RULE = "steward_must_link"
@@ -54,10 +55,10 @@ def record_decision(
     warehouse.append_rows(con, "mdm.steward_decisions", row)
 
 
-def load_decisions(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp table `decided` (a, b, decision) over `nodes`: the latest decision per pair."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE decided AS
+def load_decisions(ws: MatchWorkspace) -> None:
+    """Make `ws.decided` (a, b, decision) over `ws.nodes`: the latest decision per pair."""
+    ws.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.decided} AS
         WITH latest AS (
             SELECT least(l, r) AS x, greatest(l, r) AS y,
                    arg_max(decision, decided_at) AS decision
@@ -67,17 +68,20 @@ def load_decisions(con: duckdb.DuckDBPyConnection) -> None:
             GROUP BY 1, 2
         )
         SELECT a.node AS a, b.node AS b, latest.decision FROM latest
-        JOIN nodes a ON a.source_system || ':' || a.source_id = latest.x
-        JOIN nodes b ON b.source_system || ':' || b.source_id = latest.y
+        JOIN {ws.nodes} a ON a.source_system || ':' || a.source_id = latest.x
+        JOIN {ws.nodes} b ON b.source_system || ':' || b.source_id = latest.y
     """)
 
 
-def add_must_links(con: duckdb.DuckDBPyConnection) -> int:
-    """Append the must-link pairs to temp table `edges`."""
-    con.execute(f"""
-        INSERT INTO edges SELECT a, b, '{MUST_LINK_RULE}' FROM decided WHERE decision = 'must_link'
+def add_must_links(ws: MatchWorkspace) -> int:
+    """Append the must-link pairs of `ws.decided` to `ws.edges`; return how many."""
+    ws.con.execute(f"""
+        INSERT INTO {ws.edges}
+        SELECT a, b, '{MUST_LINK_RULE}' FROM {ws.decided} WHERE decision = 'must_link'
     """)
-    return con.execute("SELECT count(*) FROM decided WHERE decision = 'must_link'").fetchone()[0]
+    return ws.con.execute(
+        f"SELECT count(*) FROM {ws.decided} WHERE decision = 'must_link'"
+    ).fetchone()[0]
 
 
 def constrained_components(
@@ -116,11 +120,13 @@ def constrained_components(
     return labels
 
 
-def apply_cannot_links(con: duckdb.DuckDBPyConnection, rule_priority: dict[str, int]) -> int:
-    """Split the clusters in temp table `labels` that hold a cannot-linked pair; return splits."""
-    conflicts = con.execute("""
-        SELECT DISTINCT la.label FROM decided d
-        JOIN labels la ON la.node = d.a JOIN labels lb ON lb.node = d.b
+def apply_cannot_links(ws: MatchWorkspace, rule_priority: dict[str, int]) -> int:
+    """Split the clusters of `ws.labels` that hold a cannot-linked pair of `ws.decided`,
+    rebuilding them from `ws.edges`; return the number of splits."""
+    con = ws.con
+    conflicts = con.execute(f"""
+        SELECT DISTINCT la.label FROM {ws.decided} d
+        JOIN {ws.labels} la ON la.node = d.a JOIN {ws.labels} lb ON lb.node = d.b
         WHERE d.decision = 'cannot_link' AND la.label = lb.label
     """).fetchall()
     if not conflicts:
@@ -129,24 +135,27 @@ def apply_cannot_links(con: duckdb.DuckDBPyConnection, rule_priority: dict[str, 
     nodes = [
         r[0]
         for r in con.execute(
-            "SELECT node FROM labels WHERE list_contains($c, label)", {"c": clusters}
+            f"SELECT node FROM {ws.labels} WHERE list_contains($c, label)", {"c": clusters}
         ).fetchall()
     ]
     edges = [
         (a, b, rule_priority.get(rule, len(rule_priority)))
         for a, b, rule in con.execute(
-            "SELECT e.a, e.b, e.rule FROM edges e JOIN labels l ON l.node = e.a "
+            f"SELECT e.a, e.b, e.rule FROM {ws.edges} e JOIN {ws.labels} l ON l.node = e.a "
             "WHERE list_contains($c, l.label)",
             {"c": clusters},
         ).fetchall()
     ]
-    forbidden = con.execute("SELECT a, b FROM decided WHERE decision = 'cannot_link'").fetchall()
+    forbidden = con.execute(
+        f"SELECT a, b FROM {ws.decided} WHERE decision = 'cannot_link'"
+    ).fetchall()
     in_scope = set(nodes)
     labels = constrained_components(
         nodes, edges, [(a, b) for a, b in forbidden if a in in_scope and b in in_scope]
     )
-    relabel = pd.DataFrame({"node": list(labels), "label": list(labels.values())})  # noqa: F841
-    con.execute("""
-        UPDATE labels SET label = r.label FROM relabel r WHERE labels.node = r.node
-    """)
+    relabel = pd.DataFrame({"node": list(labels), "label": list(labels.values())})
+    with warehouse.registered(con, "relabel", relabel):
+        con.execute(f"""
+            UPDATE {ws.labels} SET label = r.label FROM relabel r WHERE {ws.labels}.node = r.node
+        """)
     return len(set(labels.values())) - len(clusters)

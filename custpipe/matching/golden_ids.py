@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import duckdb
 import pandas as pd
+
+from custpipe import warehouse
 
 
 def new_golden_id(member_key: str, taken: set[str]) -> str:
@@ -99,3 +102,137 @@ def successors(history: pd.DataFrame) -> dict[str, str]:
             current = step[current]
         out[gid] = current
     return out
+
+
+# The rules of assign_golden_ids in SQL, over relations named by the caller (see
+# assign_golden_ids_sql). Each old ID goes to the cluster holding most of its old members
+# (ties: the most trusted of those members, then the larger cluster, then the smaller
+# label); each cluster keeps the old ID it holds most members of (ties: the smaller ID).
+_VOTES_SQL = """
+CREATE OR REPLACE TEMP TABLE {votes} AS
+WITH sizes AS (SELECT label, count(*) AS size FROM {members} GROUP BY label),
+voted AS (
+    SELECT m.label, p.golden_id, count(*) AS votes, min(m.trust) AS best_trust
+    FROM {members} m JOIN {previous} p USING (member_key)
+    GROUP BY m.label, p.golden_id
+),
+owned AS (
+    SELECT v.*, s.size,
+           row_number() OVER (PARTITION BY v.golden_id
+                              ORDER BY v.votes DESC, v.best_trust, s.size DESC, v.label) = 1
+               AS owner,
+           row_number() OVER (PARTITION BY v.label ORDER BY v.votes DESC, v.golden_id) = 1
+               AS top_old
+    FROM voted v JOIN sizes s USING (label)
+)
+SELECT *, owner AND row_number() OVER (PARTITION BY label, owner
+                                      ORDER BY votes DESC, golden_id) = 1 AS kept
+FROM owned
+"""
+
+# A fresh ID for each cluster that kept none: 'G' and 12 hex digits of sha1(first member
+# key), the first run of digits that is no old ID (new_golden_id's loop, in SQL).
+_FRESH_SQL = """
+CREATE OR REPLACE TEMP TABLE {fresh} AS
+WITH taken AS (SELECT DISTINCT golden_id FROM {previous}),
+fresh AS (
+    SELECT label, count(*) AS size, min(member_key) AS first_key
+    FROM {members} m
+    WHERE NOT EXISTS (SELECT 1 FROM {votes} v WHERE v.kept AND v.label = m.label)
+    GROUP BY label
+),
+hashed AS (SELECT *, upper(sha1(first_key)) AS digest FROM fresh),
+retried AS (  -- rare: the first 12 digits are an old ID (e.g. the other part of a split)
+    SELECT h.label, arg_min('G' || substr(h.digest, s.start + 1, 12), s.start) AS golden_id
+    FROM hashed h CROSS JOIN range(1, 28) s(start)
+    WHERE EXISTS (SELECT 1 FROM taken t WHERE t.golden_id = 'G' || substr(h.digest, 1, 12))
+      AND NOT EXISTS (
+          SELECT 1 FROM taken t WHERE t.golden_id = 'G' || substr(h.digest, s.start + 1, 12))
+    GROUP BY h.label
+)
+SELECT h.label, h.size, h.first_key,
+       CASE WHEN t.golden_id IS NULL THEN 'G' || substr(h.digest, 1, 12) ELSE r.golden_id END
+           AS golden_id
+FROM hashed h
+LEFT JOIN taken t ON t.golden_id = 'G' || substr(h.digest, 1, 12)
+LEFT JOIN retried r USING (label)
+"""
+
+_ASSIGNED_SQL = """
+CREATE OR REPLACE TEMP TABLE {assigned} AS
+SELECT label, golden_id FROM {votes} WHERE kept
+UNION ALL SELECT label, golden_id FROM {fresh}
+"""
+
+# History events in assign_golden_ids' order: new IDs by label (a split when the cluster's
+# members had IDs another cluster kept), merged IDs by ID, then retired IDs by ID.
+_EVENTS_SQL = """
+CREATE OR REPLACE TEMP TABLE {id_events} AS
+SELECT 0 AS ord, f.label,
+       CASE WHEN v.golden_id IS NULL THEN 'created' ELSE 'split' END AS event,
+       f.golden_id, v.golden_id AS related_golden_id, f.size AS members
+FROM {fresh} f LEFT JOIN {votes} v ON v.label = f.label AND v.top_old
+UNION ALL
+SELECT 1, NULL, 'merged', v.golden_id, a.golden_id, v.votes
+FROM {votes} v JOIN {assigned} a USING (label)
+WHERE v.owner AND NOT EXISTS (SELECT 1 FROM {votes} k WHERE k.kept AND k.golden_id = v.golden_id)
+UNION ALL
+SELECT DISTINCT 2, NULL::BIGINT, 'retired', p.golden_id, NULL, 0
+FROM {previous} p WHERE NOT EXISTS (SELECT 1 FROM {votes} v WHERE v.golden_id = p.golden_id)
+"""
+
+
+def assign_golden_ids_sql(
+    con: duckdb.DuckDBPyConnection,
+    members: str,
+    previous: str,
+    *,
+    votes: str,
+    fresh: str,
+    assigned: str,
+    id_events: str,
+) -> None:
+    """:func:`assign_golden_ids` inside DuckDB, same rules and same IDs, over relations.
+
+    Reads `members` (label, member_key, trust) and `previous` (member_key, golden_id); makes
+    `assigned` (label, golden_id) and `id_events` (ord, label, event, golden_id,
+    related_golden_id, members: ordered by ord, label, golden_id like the frame), with
+    `votes` and `fresh` as its working tables.
+    """
+    names = {
+        "members": members,
+        "previous": previous,
+        "votes": votes,
+        "fresh": fresh,
+        "assigned": assigned,
+        "id_events": id_events,
+    }
+    con.execute(_VOTES_SQL.format(**names))
+    con.execute(_FRESH_SQL.format(**names))
+    clashes, unset = con.execute(
+        f"SELECT count(*) - count(DISTINCT golden_id), count(*) - count(golden_id) FROM {fresh}"
+    ).fetchone()
+    if unset:
+        raise RuntimeError("could not derive a free golden id")  # pragma: no cover
+    if clashes:  # two new clusters' first keys share 48 bits of sha1: new_golden_id's loop
+        _assign_fresh_in_order(con, previous, fresh)
+    con.execute(_ASSIGNED_SQL.format(**names))
+    con.execute(_EVENTS_SQL.format(**names))
+
+
+def _assign_fresh_in_order(con: duckdb.DuckDBPyConnection, previous: str, fresh: str) -> None:
+    """Re-derive the IDs of `fresh` one cluster at a time in label order, each avoiding the
+    old IDs and the IDs given before it (exactly assign_golden_ids' loop)."""
+    taken = {r[0] for r in con.execute(f"SELECT DISTINCT golden_id FROM {previous}").fetchall()}
+    rows = con.execute(f"SELECT label, first_key FROM {fresh} ORDER BY label").fetchall()
+    ids = []
+    for label, first_key in rows:
+        gid = new_golden_id(first_key, taken)
+        taken.add(gid)
+        ids.append((label, gid))
+    frame = pd.DataFrame(ids, columns=["label", "golden_id"])
+    with warehouse.registered(con, "fresh_in_order", frame):
+        con.execute(
+            f"UPDATE {fresh} SET golden_id = o.golden_id FROM fresh_in_order o "
+            f"WHERE {fresh}.label = o.label"
+        )

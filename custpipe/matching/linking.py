@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
+from custpipe.matching.workspace import MatchWorkspace
 
 
 @dataclass(frozen=True)
@@ -32,44 +32,47 @@ DEFAULT_RULES: tuple[LinkRule, ...] = (
 )
 
 
-def build_edges(con: duckdb.DuckDBPyConnection, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> int:
-    """From temp table `nodes` (node, staged columns) build temp table `edges` (a, b, rule)."""
+def build_edges(ws: MatchWorkspace, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> int:
+    """From `ws.nodes` (node, staged columns) make `ws.edges` (a, b, rule); return its size."""
     parts = [
         f"""SELECT node, min(node) OVER (PARTITION BY k) AS other, '{r.name}' AS rule
-            FROM (SELECT node, ({r.key}) AS k FROM nodes WHERE {r.when}) WHERE k IS NOT NULL"""
+            FROM (SELECT node, ({r.key}) AS k FROM {ws.nodes} WHERE {r.when}) WHERE k IS NOT NULL"""
         for r in rules
     ]
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE edges AS
+    ws.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.edges} AS
         SELECT node AS a, other AS b, rule FROM ({" UNION ALL ".join(parts)}) WHERE node <> other
     """)
-    return con.execute("SELECT count(*) FROM edges").fetchone()[0]
+    return ws.con.execute(f"SELECT count(*) FROM {ws.edges}").fetchone()[0]
 
 
-def connected_components(con: duckdb.DuckDBPyConnection, max_rounds: int = 100) -> int:
-    """Label every node of temp table `nodes` with its component's smallest node -> `labels`."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE undirected AS
-        SELECT a, b FROM edges UNION SELECT b, a FROM edges;
-        CREATE OR REPLACE TEMP TABLE labels AS SELECT node, node AS label FROM nodes;
+def connected_components(ws: MatchWorkspace, max_rounds: int = 100) -> int:
+    """Make `ws.labels` (node, label): each node of `ws.nodes` labelled with the smallest node
+    of its component over `ws.edges`; return the rounds it took."""
+    con = ws.con
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
+        SELECT a, b FROM {ws.edges} UNION SELECT b, a FROM {ws.edges};
+        CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT node, node AS label FROM {ws.nodes};
     """)
     for rounds in range(1, max_rounds + 1):
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE next_labels AS
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {ws.next_labels} AS
             WITH spread AS (
                 SELECT l.node, least(l.label, coalesce(min(n.label), l.label)) AS label
-                FROM labels l
-                LEFT JOIN undirected u ON u.a = l.node
-                LEFT JOIN labels n ON n.node = u.b
+                FROM {ws.labels} l
+                LEFT JOIN {ws.undirected} u ON u.a = l.node
+                LEFT JOIN {ws.labels} n ON n.node = u.b
                 GROUP BY l.node, l.label
             )
             SELECT s.node, least(s.label, j.label) AS label   -- pointer jumping
             FROM spread s JOIN spread j ON j.node = s.label
         """)
-        changed = con.execute("""
-            SELECT count(*) FROM next_labels n JOIN labels l USING (node) WHERE n.label <> l.label
+        changed = con.execute(f"""
+            SELECT count(*) FROM {ws.next_labels} n JOIN {ws.labels} l USING (node)
+            WHERE n.label <> l.label
         """).fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT * FROM next_labels")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT * FROM {ws.next_labels}")
         if changed == 0:
             return rounds
     raise RuntimeError(f"clustering did not converge in {max_rounds} rounds")

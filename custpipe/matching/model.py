@@ -28,10 +28,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from custpipe import warehouse
 from custpipe.matching.linking import ROLE_ADDRESS
+from custpipe.matching.workspace import MatchWorkspace, match_workspace
 
-# One row per record to match, from temp table `nodes`; weak values are nulled so that
-# they are no evidence (an invalid tax ID, a role e-mail address).
+# One row per record to match, from the workspace's `nodes` relation; weak values are nulled
+# so that they are no evidence (an invalid tax ID, a role e-mail address).
 MATCH_INPUT_SQL = f"""
 SELECT node AS unique_id,
        party_type,
@@ -48,8 +50,8 @@ SELECT node AS unique_id,
        CASE WHEN postal_code_valid IS NOT FALSE THEN postal_code END AS postal_code,
        lower(strip_accents(city)) AS city_key,
        country
-FROM nodes
-"""
+FROM {{nodes}}
+"""  # {nodes}: the workspace's relation (str.replace, the text has braces)
 
 
 @dataclass(frozen=True)
@@ -195,20 +197,20 @@ def _splink_linker(frame: Any, settings: dict[str, Any]):
     return Linker(table, settings, log_level=logging.WARNING)
 
 
-def match_input(con: duckdb.DuckDBPyConnection):
-    """The records to match (from temp table `nodes`) as an Arrow table."""
+def match_input(ws: MatchWorkspace):
+    """The records to match (from `ws.nodes`), canonical match columns only, as Arrow."""
     # execute(), not sql(): the caller's connection may hold a partly fetched result, which
     # DuckDB lets execute() replace; the extra copy it warns about is one small table.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-        return con.execute(MATCH_INPUT_SQL).to_arrow_table()
+        return ws.con.execute(MATCH_INPUT_SQL.replace("{nodes}", ws.nodes)).to_arrow_table()
 
 
-def train_model(con: duckdb.DuckDBPyConnection, trained_on: str, seed: int = 42) -> MatchModel:
-    """Train m/u parameters on the records of temp table `nodes` (deterministic for a seed)."""
+def train_model(ws: MatchWorkspace, trained_on: str, seed: int = 42) -> MatchModel:
+    """Train m/u parameters on the records of `ws.nodes` (deterministic for a seed)."""
     from splink import block_on
 
-    frame = match_input(con)
+    frame = match_input(ws)
     linker = _splink_linker(frame, _settings())
     train = linker.training
     # the prior from pairs that near-certainly match, whichever identifiers the sources carry
@@ -256,17 +258,17 @@ def train_and_save(
     """Train on the warehouse's accepted staged records and write the model file."""
     import datetime as dt
 
-    from custpipe import warehouse
-    from custpipe.matching.consolidate import accepted_nodes
-
-    with warehouse.connect(warehouse_path, read_only=True) as con:
-        records = accepted_nodes(con, trust)
-        if records < 100:
+    trained_on = f"{dt.datetime.now(dt.UTC).date().isoformat()}, seed {seed}"
+    with (
+        warehouse.connect(warehouse_path, read_only=True) as con,
+        match_workspace(con, trust) as ws,
+    ):
+        if ws.records < 100:
             raise ValueError(
-                f"{warehouse_path}: only {records} accepted records; run the nightly job on "
+                f"{warehouse_path}: only {ws.records} accepted records; run the nightly job on "
                 "representative data before training a match model"
             )
-        model = train_model(con, f"{dt.datetime.now(dt.UTC).date().isoformat()}, seed {seed}", seed)
+        model = train_model(ws, trained_on, seed)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
     return model
@@ -282,36 +284,39 @@ def _level_labels(settings: dict[str, Any]) -> dict[str, dict[int, str]]:
     return labels
 
 
-def predict_pairs(
-    con: duckdb.DuckDBPyConnection, model: MatchModel, min_probability: float
-) -> pd.DataFrame:
-    """Scored candidate pairs at or above `min_probability`: a, b (nodes), probability, and
-    per compared field its comparison level (`gamma_<field>`) and match weight (`mw_<field>`).
+def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -> int:
+    """Make `ws.scored`: the candidate pairs scored at or above `min_probability` — a, b
+    (nodes), probability, and per compared field its comparison level (`gamma_<field>`) and
+    match weight (`mw_<field>`); return how many. The pairs go from Splink's database to the
+    workspace in Arrow batches, never whole into pandas.
     """
-    frame = match_input(con)
-    settings = model.settings_for(frame.num_rows)
-    linker = _splink_linker(frame, settings)
+    frame = match_input(ws)
+    linker = _splink_linker(frame, model.settings_for(frame.num_rows))
+    del frame  # Splink holds what it needs
     scored = linker.inference.predict(
         threshold_match_probability=min_probability, warning_mode="never"
     )
-    fields = compared_fields(model)
-    columns = ", ".join(f"gamma_{f}, mw_{f}" for f in fields)
-    pairs = (
-        scored.as_duckdbpyrelation()
-        .query(
-            "p",
-            f"SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS "
-            f"probability, {columns} FROM p ORDER BY a, b",
-        )
-        .df()
+    columns = ", ".join(f"gamma_{f}, mw_{f}" for f in compared_fields(model))
+    pairs = scored.as_duckdbpyrelation().query(
+        "p",
+        f"SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS probability, "
+        f"{columns} FROM p ORDER BY a, b",
     )
+    with warehouse.registered(ws.con, "splink_pairs", pairs.to_arrow_reader(100_000)):
+        ws.con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.scored} AS SELECT * FROM splink_pairs")
     scored.drop_table_from_database_and_remove_from_cache()
-    return pairs
+    return ws.con.execute(f"SELECT count(*) FROM {ws.scored}").fetchone()[0]
 
 
-def candidate_pairs(con: duckdb.DuckDBPyConnection, model: MatchModel) -> pd.DataFrame:
+def predict_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -> pd.DataFrame:
+    """:func:`score_pairs`, returned as a frame ordered by (a, b)."""
+    score_pairs(ws, model, min_probability)
+    return ws.con.execute(f"SELECT * FROM {ws.scored} ORDER BY a, b").df()
+
+
+def candidate_pairs(ws: MatchWorkspace, model: MatchModel) -> pd.DataFrame:
     """Every pair the model's blocking rules put up for scoring (a, b nodes), unscored."""
-    frame = match_input(con)
+    frame = match_input(ws)
     linker = _splink_linker(frame, model.settings_for(frame.num_rows))
     blocked = linker.inference.compute_blocked_pairs_for_predict()
     pairs = (

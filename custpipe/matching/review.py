@@ -4,36 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from custpipe.csv_safe import write_csv
 from custpipe.matching.model import MatchModel, explain
+from custpipe.matching.workspace import MatchWorkspace
 
 
-def review_queue(
-    con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, model: MatchModel, auto_merge: float
-) -> pd.DataFrame:
+def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd.DataFrame:
     """Model-scored pairs below `auto_merge` whose records ended in different clusters and
     that no steward has decided yet, each with its per-field explanation.
 
-    `scored` comes from :func:`predict_pairs` (already at or above the review threshold);
-    temp tables `nodes`, `labels` and `decided` are read from `con`.
+    Reads `ws.scored` (pairs already at or above the review threshold, see
+    :func:`score_pairs`), `ws.labels`, `ws.nodes` and `ws.decided`; only the queue's pairs
+    leave DuckDB.
     """
-    uncertain = scored[scored["probability"] < auto_merge]  # noqa: F841 (read by DuckDB)
-    keep = con.execute("""
-        SELECT s.a, s.b,
+    pairs = ws.con.execute(
+        f"""
+        SELECT s.*,
                na.source_system AS left_source_system, na.source_id AS left_source_id,
                nb.source_system AS right_source_system, nb.source_id AS right_source_id
-        FROM (SELECT a, b FROM uncertain) s
-        JOIN labels la ON la.node = s.a JOIN labels lb ON lb.node = s.b
-        JOIN nodes na ON na.node = s.a JOIN nodes nb ON nb.node = s.b
-        WHERE la.label <> lb.label
-          AND NOT EXISTS (SELECT 1 FROM decided d
+        FROM {ws.scored} s
+        JOIN {ws.labels} la ON la.node = s.a JOIN {ws.labels} lb ON lb.node = s.b
+        JOIN {ws.nodes} na ON na.node = s.a JOIN {ws.nodes} nb ON nb.node = s.b
+        WHERE s.probability < $auto_merge AND la.label <> lb.label
+          AND NOT EXISTS (SELECT 1 FROM {ws.decided} d
                           WHERE least(d.a, d.b) = least(s.a, s.b)
                             AND greatest(d.a, d.b) = greatest(s.a, s.b))
-    """).df()
-    pairs = keep.merge(uncertain, on=["a", "b"])
+        ORDER BY s.a, s.b
+        """,
+        {"auto_merge": auto_merge},
+    ).df()
     queue = pd.DataFrame(
         {
             "left_source_system": pairs["left_source_system"],

@@ -72,8 +72,11 @@ def _rank(survivorship: Survivorship, attribute: str) -> str:
     return "[" + ", ".join([t for t in terms if t] + ["pref"]) + "]::DOUBLE[]"
 
 
-def survivorship_sql(survivorship: Survivorship) -> str:
-    """The golden-record query over temp tables `nodes`, `labels` and `trust`."""
+def survivorship_sql(
+    survivorship: Survivorship, nodes: str = "nodes", labels: str = "labels", trust: str = "trust"
+) -> str:
+    """The golden-record query (one row per label) over the relations `nodes` (node, staged
+    columns), `labels` (node, label) and `trust` (source_system, trust)."""
     attrs = ",\n    ".join(
         f"arg_min({a}, {_rank(survivorship, a)}) FILTER (WHERE {a} IS NOT NULL) AS {a}"
         for a in GOLDEN_ATTRIBUTES
@@ -94,4 +97,7 @@ def survivorship_sql(survivorship: Survivorship) -> str:
         attribute_sources=sources,
         completeness=completeness,
         frequencies=frequencies,
+        nodes=nodes,
+        labels=labels,
+        trust=trust,
     )

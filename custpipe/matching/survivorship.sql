@@ -7,7 +7,7 @@ WITH ranked AS (
            row_number() OVER (PARTITION BY l.label ORDER BY t.trust, m.is_deleted,
                               m.source_updated_at DESC NULLS LAST, m.source_system, m.source_id) AS pref,
            {completeness} AS completeness{frequencies}
-    FROM nodes m JOIN labels l USING (node) JOIN trust t USING (source_system)
+    FROM {nodes} m JOIN {labels} l USING (node) JOIN {trust} t USING (source_system)
 )
 SELECT
     label,

@@ -235,12 +235,13 @@ REVIEW_ROWS = [
 
 
 def _scored_pairs(con) -> dict[tuple[str, str], float]:
-    from custpipe.matching.consolidate import accepted_nodes
     from custpipe.matching.model import predict_pairs
+    from custpipe.matching.workspace import accepted_nodes
 
-    accepted_nodes(con, TRUST)
-    ids = dict(con.execute("SELECT node, source_id FROM nodes").fetchall())
-    scored = predict_pairs(con, MODEL, 0.0001)
+    ws = accepted_nodes(con, TRUST)
+    ids = dict(con.execute(f"SELECT node, source_id FROM {ws.nodes}").fetchall())
+    scored = predict_pairs(ws, MODEL, 0.0001)
+    ws.drop()
     return {
         tuple(sorted((ids[a], ids[b]))): p
         for a, b, p in zip(scored.a, scored.b, scored.probability, strict=True)
@@ -502,14 +503,14 @@ def test_a_broken_model_file_is_named_with_what_to_do(tmp_path):
 
 
 def test_training_without_any_strong_identifier_says_what_is_missing(con):
-    from custpipe.matching.consolidate import accepted_nodes
     from custpipe.matching.model import train_model
+    from custpipe.matching.workspace import accepted_nodes
 
     rows = [  # different names, nothing shared: no duplicate to learn from
         {"source_system": "erp", "source_id": f"K{i}", "name_key": f"firm{i}x{i * 7}"}
         for i in range(60)
     ]
     load(con, rows)
-    accepted_nodes(con, TRUST)
+    ws = accepted_nodes(con, TRUST)
     with pytest.raises(ValueError, match="cannot train: no two records"):
-        train_model(con, "test")
+        train_model(ws, "test")

@@ -13,9 +13,10 @@ from faker import Faker
 
 from custpipe.config import SourceConfig
 from custpipe.mapping.canonical import stage_customers
-from custpipe.matching.consolidate import Matcher, accepted_nodes, consolidate
+from custpipe.matching.consolidate import Matcher, consolidate
 from custpipe.matching.evaluate import evaluate_matches
 from custpipe.matching.model import MatchModel, train_model
+from custpipe.matching.workspace import match_workspace
 from custpipe.warehouse import DDL, append_rows
 
 REGISTER_A = """
@@ -138,8 +139,8 @@ def test_two_person_registers_match_with_mapping_files_only():
         ),
     )
     trust = {"register_a": 1, "register_b": 2}
-    accepted_nodes(con, trust)
-    model = train_model(con, "test", seed=1)  # the explicit training step
+    with match_workspace(con, trust) as ws:
+        model = train_model(ws, "test", seed=1)  # the explicit training step
     assert model.trained_records == len(a) + len(b)
     trained = MatchModel(model.splink, model.trained_records, model.trained_on)
     result = consolidate(con, "r1", trust, "register_a", Matcher(trained))

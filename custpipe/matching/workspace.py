@@ -1,0 +1,113 @@
+"""The matching stage's DuckDB workspace: its connection and the temp relations it builds.
+
+Every step of matching and consolidation takes the workspace and reads or makes relations
+by the names it holds, so a reader sees where each relation is made and read:
+
+==================  =====================================================  ==================
+relation            columns                                                made by
+==================  =====================================================  ==================
+trust               source_system, trust (lower = more trusted)            accepted_nodes
+nodes               node, the staged columns: the accepted records         accepted_nodes
+edges               a, b, rule: links between nodes                        build_edges (+ model
+                                                                           pairs, must-links)
+scored              a, b, probability, gamma_<field>, mw_<field>           score_pairs
+decided             a, b, decision: the latest steward decision per pair   load_decisions
+labels              node, label: the cluster of each node                  connected_components
+                                                                           (apply_cannot_links)
+previous            member_key, golden_id: last run's xref                 assign_golden_ids_sql
+assigned            label, golden_id                                       assign_golden_ids_sql
+id_events           ord, label, event, golden_id, related_golden_id, …     assign_golden_ids_sql
+==================  =====================================================  ==================
+
+This module imports nothing else from `custpipe.matching`, so every matching module can
+import it without a circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields
+
+import duckdb
+import pandas as pd
+
+from custpipe import warehouse
+
+
+@dataclass(frozen=True)
+class MatchWorkspace:
+    """One matching stage: its connection, how many records it matches, and the names of the
+    temp relations its steps make and read (see the module docstring)."""
+
+    con: duckdb.DuckDBPyConnection
+    records: int
+    trust: str = "trust"
+    latest_validation: str = "latest_validation"
+    nodes: str = "nodes"
+    edges: str = "edges"
+    scored: str = "scored_pairs"
+    decided: str = "decided"
+    undirected: str = "undirected"
+    next_labels: str = "next_labels"
+    labels: str = "labels"
+    members: str = "cluster_members"
+    previous: str = "previous_xref"
+    votes: str = "id_votes"
+    fresh: str = "fresh_ids"
+    assigned: str = "assigned_ids"
+    id_events: str = "id_events"
+    first_seen: str = "first_seen"
+
+    def relations(self) -> tuple[str, ...]:
+        """The names of every temp relation of the workspace."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.type == "str")
+
+    def drop(self) -> None:
+        """Drop the workspace's temp relations (those that exist)."""
+        for name in self.relations():
+            self.con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+
+
+def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> MatchWorkspace:
+    """A workspace on `con` with `trust` and `nodes`: the staged records of the sources in
+    `trust`, minus those in their source's latest quarantine, numbered by
+    (source_system, source_id).
+
+    Only configured sources take part: a source removed from the configuration leaves its
+    old staged rows behind, and they must not link or hold golden records.
+    """
+    ws = MatchWorkspace(con, records=0)
+    frame = pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())})
+    with warehouse.registered(con, "configured_trust", frame):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.trust} AS SELECT * FROM configured_trust")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.latest_validation} AS
+        SELECT source_system, arg_max(run_id, validated_at) AS run_id
+        FROM quality.validation_runs GROUP BY source_system;
+        CREATE OR REPLACE TEMP TABLE {ws.nodes} AS
+        SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
+        FROM staging.customers s
+        WHERE s.source_system IN (SELECT source_system FROM {ws.trust})
+          AND NOT EXISTS (
+            SELECT 1 FROM quality.quarantine q
+            JOIN {ws.latest_validation} v USING (source_system, run_id)
+            WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
+    """)
+    (records,) = con.execute(f"SELECT count(*) FROM {ws.nodes}").fetchone()
+    return MatchWorkspace(con, records=records)
+
+
+@contextmanager
+def match_workspace(
+    con: duckdb.DuckDBPyConnection, trust: dict[str, int]
+) -> Iterator[MatchWorkspace]:
+    """:func:`accepted_nodes` for the block; its temp relations are dropped when it ends."""
+    ws = accepted_nodes(con, trust)
+    try:
+        yield ws
+    except BaseException:
+        with suppress(duckdb.Error):  # the block's own error is the one to report
+            ws.drop()
+        raise
+    ws.drop()
