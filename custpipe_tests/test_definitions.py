@@ -171,3 +171,20 @@ def test_readme_lists_every_blocking_check_of_the_definitions_and_no_other(tmp_p
             assert (check.blocking, check.asset) == (blocking, asset), name
             assert (on_call, action) == (check.on_call, check.action), name
     assert readme["blocking"] and readme["warning"]
+
+
+def test_every_gate_result_maps_to_a_check_of_the_graph():
+    from custpipe.defs.common import check_result
+    from custpipe.gates import CHECKS, GateResult
+
+    keys = set(_graph().asset_check_keys)
+    for check in CHECKS.values():
+        source = "crm" if check.per_source else None
+        rules = [{"rule": "id_unique", "failed": 2}]
+        result = GateResult(check.name, False, check.severity, "x", {"n": 1, "rules": rules})
+        mapped = check_result(result, source)
+        assert dg.AssetCheckKey(mapped.asset_key, mapped.check_name) in keys, check.name
+        expected = dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN
+        assert mapped.severity == expected and mapped.passed is False
+        assert mapped.metadata["rules"].value.startswith("| rule | failed |\n")
+        assert "| id_unique | 2 |" in mapped.metadata["rules"].value

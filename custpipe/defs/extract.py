@@ -76,7 +76,8 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             }
         )
         customers = next((r for r in results if r.dataset == "customers"), None)
-        yield check_result(raw_check(custpipe, source, customers.path if customers else None))
+        landing = customers.path if customers else None
+        yield check_result(raw_check(custpipe, source, landing), source_name)
 
     return _extract
 
