@@ -514,3 +514,32 @@ def test_training_without_any_strong_identifier_says_what_is_missing(con):
     ws = accepted_nodes(con, TRUST)
     with pytest.raises(ValueError, match="cannot train: no two records"):
         train_model(ws, "test")
+
+
+def _temp_tables(con) -> set[str]:
+    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_the_workspace_names_every_relation_of_the_stage_once():
+    from custpipe.matching.workspace import MatchWorkspace
+
+    names = MatchWorkspace(con=None, records=0).relations()
+    assert {"nodes", "trust", "edges", "labels", "decided", "scored_pairs"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_consolidation_drops_its_temp_relations(con):
+    load(con, ROWS)
+    assert run(con, "run1").golden == 3
+    assert _temp_tables(con) == set()
+
+
+def test_the_workspace_is_dropped_when_its_block_fails(con):
+    from custpipe.matching.workspace import match_workspace
+
+    load(con, ROWS)
+    with pytest.raises(ZeroDivisionError), match_workspace(con, TRUST) as ws:
+        assert ws.records == 5 and ws.nodes in _temp_tables(con)
+        raise ZeroDivisionError
+    assert _temp_tables(con) == set()
