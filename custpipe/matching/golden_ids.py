@@ -29,6 +29,9 @@ def assign_golden_ids(
     and optionally `trust` (lower = more trusted source; breaks ties between the parts of a split).
     `previous`: last run's xref with `member_key`, `golden_id`.
     Returns (label -> golden_id frame, history events frame with event/golden_id/related_golden_id).
+
+    The readable statement of the rules: consolidation runs :func:`assign_golden_ids_sql`,
+    the same rules in DuckDB, and the tests hold the two equal.
     """
     if "trust" not in members:
         members = members.assign(trust=0)

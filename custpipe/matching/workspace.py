@@ -3,21 +3,19 @@
 Every step of matching and consolidation takes the workspace and reads or makes relations
 by the names it holds, so a reader sees where each relation is made and read:
 
-==================  =====================================================  ==================
-relation            columns                                                made by
-==================  =====================================================  ==================
-trust               source_system, trust (lower = more trusted)            accepted_nodes
-nodes               node, the staged columns: the accepted records         accepted_nodes
-edges               a, b, rule: links between nodes                        build_edges (+ model
-                                                                           pairs, must-links)
-scored              a, b, probability, gamma_<field>, mw_<field>           score_pairs
-decided             a, b, decision: the latest steward decision per pair   load_decisions
-labels              node, label: the cluster of each node                  connected_components
-                                                                           (apply_cannot_links)
-previous            member_key, golden_id: last run's xref                 assign_golden_ids_sql
-assigned            label, golden_id                                       assign_golden_ids_sql
-id_events           ord, label, event, golden_id, related_golden_id, …     assign_golden_ids_sql
-==================  =====================================================  ==================
+- `trust` (source_system, trust; lower = more trusted), `nodes` (node, the staged columns
+  of the accepted records): :func:`accepted_nodes`
+- `edges` (a, b, rule): `linking.build_edges`, then model pairs (`consolidate`) and
+  must-links (`decisions.add_must_links`)
+- `scored` (a, b, probability, gamma_<field>, mw_<field>): `model.score_pairs`
+- `decided` (a, b, decision; the latest steward decision per pair):
+  `decisions.load_decisions`
+- `labels` (node, label: the cluster of each node): `linking.connected_components`,
+  split by `decisions.apply_cannot_links`
+- `members`, `previous` (last run's xref), `assigned` (label, golden_id), `id_events`,
+  `first_seen`: `consolidate._assign_golden_ids` (with `golden_ids.assign_golden_ids_sql`)
+- `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
+  the steps above
 
 This module imports nothing else from `custpipe.matching`, so every matching module can
 import it without a circle.
