@@ -150,7 +150,10 @@ class Catalogue:
         same = [i for i, f in enumerate(fields) if f.dataset == new.dataset]
         at = same[-1] + 1
         if after is not None:
-            at = next(i for i in same if fields[i].name == after) + 1
+            named = [i for i in same if fields[i].name == after]
+            if not named:
+                raise ValueError(f"no {new.dataset} field {after!r} to add {new.name!r} after")
+            at = named[0] + 1
         fields.insert(at, new)
         return Catalogue(tuple(fields))
 
