@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from custpipe import catalogue
 
@@ -314,9 +315,11 @@ def upsert_rows(
         return append_rows(con, table, frame)
 
 
-def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Insert `frame` into `table` matching columns by name."""
-    if frame.empty:
+def append_rows(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | pa.Table
+) -> int:
+    """Insert `frame` (a pandas frame or an Arrow table) into `table` matching columns by name."""
+    if len(frame) == 0:
         return 0
     with registered(con, "incoming_rows", frame):
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")

@@ -10,9 +10,11 @@ import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custpipe import catalogue
 from custpipe.config import (
@@ -114,32 +116,66 @@ def merge_issues(parts: list[list[MappingIssue]]) -> list[MappingIssue]:
     return list(merged.values())
 
 
-def _in_parallel(stager, raw: pd.DataFrame, source: SourceConfig):
-    """Run `stager` over one chunk of `raw` per core in forked workers (small frames: here)."""
+def _as_arrow(result: tuple[pd.DataFrame, list[MappingIssue]]):
+    """A worker's staged frame as an Arrow table (compact to send back and to insert); the
+    frame itself when a column holds values Arrow cannot type (mixed types)."""
+    frame, issues = result
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False), issues
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return frame, issues
+
+
+def _stage_chunk(stager, arrow: bool, raw: pd.DataFrame, source: SourceConfig):
+    result = stager(raw, source)
+    return _as_arrow(result) if arrow else result
+
+
+def _in_parallel(stager, raw: pd.DataFrame, source: SourceConfig, arrow: bool = False):
+    """Run `stager` over one chunk of `raw` per core in forked workers (small frames: here).
+
+    With `arrow`, the staged rows come back as one Arrow table when every chunk converts
+    (workers send Arrow buffers, not millions of pickled Python strings, and the parent
+    never holds them as pandas objects), else as one pandas frame.
+    """
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or len(raw) < PARALLEL_MIN_ROWS or "fork" not in mp.get_all_start_methods():
-        return stager(raw, source)
+        return _stage_chunk(stager, arrow, raw, source)
     raw = raw.reset_index(drop=True)
     size = -(-len(raw) // workers)
     chunks = [raw.iloc[i : i + size] for i in range(0, len(raw), size)]
     with ProcessPoolExecutor(
         workers, mp_context=mp.get_context("fork"), initializer=_serial_worker
     ) as pool:
-        results = list(pool.map(stager, chunks, [source] * len(chunks)))
-    staged = pd.concat([r[0] for r in results], ignore_index=True)
-    return staged, merge_issues([r[1] for r in results])
+        stage_chunk = partial(_stage_chunk, stager, arrow)
+        results = list(pool.map(stage_chunk, chunks, [source] * len(chunks)))
+    return _concat([r[0] for r in results]), merge_issues([r[1] for r in results])
+
+
+def _concat(parts: list) -> pd.DataFrame | pa.Table:
+    """Staged chunks as one Arrow table when they are Arrow tables of compatible types (a
+    column missing its values in one chunk is typed by the others), else one pandas frame."""
+    if all(isinstance(p, pa.Table) for p in parts):
+        try:
+            return pa.concat_tables(parts, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column typed differently per chunk
+            parts = [p.to_pandas() for p in parts]
+    frames = [p.to_pandas() if isinstance(p, pa.Table) else p for p in parts]
+    return pd.concat(frames, ignore_index=True)
 
 
 def stage_customers(
-    raw: pd.DataFrame, source: SourceConfig
-) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    raw: pd.DataFrame, source: SourceConfig, arrow: bool = False
+) -> tuple[pd.DataFrame | pa.Table, list[MappingIssue]]:
     """Raw customer rows of one source -> canonical, standardised staged rows (same count).
 
-    Large frames are split into one chunk per core, staged in forked worker processes.
+    Large frames are split into one chunk per core, staged in forked worker processes; with
+    `arrow` the rows may come back as an Arrow table (see :func:`_in_parallel`).
     """
-    staged, issues = _in_parallel(_stage_customers, raw, source)
-    for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
-        staged[col] = staged[col].astype("boolean")
+    staged, issues = _in_parallel(_stage_customers, raw, source, arrow)
+    if isinstance(staged, pd.DataFrame):
+        for col in ("tax_id_valid", "email_valid", "phone_valid", "postal_code_valid"):
+            staged[col] = staged[col].astype("boolean")
     return staged, issues
 
 
@@ -218,11 +254,11 @@ def _number(mapped: pd.DataFrame, field: str) -> pd.Series:
 
 
 def stage_orders(
-    raw: pd.DataFrame, source: SourceConfig
-) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    raw: pd.DataFrame, source: SourceConfig, arrow: bool = False
+) -> tuple[pd.DataFrame | pa.Table, list[MappingIssue]]:
     """Raw order rows of one source -> canonical staged orders (same count), in parallel
     like :func:`stage_customers` when large."""
-    return _in_parallel(_stage_orders, raw, source)
+    return _in_parallel(_stage_orders, raw, source, arrow)
 
 
 def _stage_orders(
@@ -244,10 +280,10 @@ def _stage_orders(
 
 
 def stage_order_lines(
-    raw: pd.DataFrame, source: SourceConfig
-) -> tuple[pd.DataFrame, list[MappingIssue]]:
+    raw: pd.DataFrame, source: SourceConfig, arrow: bool = False
+) -> tuple[pd.DataFrame | pa.Table, list[MappingIssue]]:
     """Raw order-line rows of one source -> canonical staged lines (same count)."""
-    return _in_parallel(_stage_order_lines, raw, source)
+    return _in_parallel(_stage_order_lines, raw, source, arrow)
 
 
 def _stage_order_lines(

@@ -213,6 +213,18 @@ def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) 
     return int(rows["added"].sum())
 
 
+def _with_columns(staged: pd.DataFrame | pa.Table, **columns) -> pd.DataFrame | pa.Table:
+    """`staged` (a pandas frame or an Arrow table) with `columns` added: an array per row,
+    or one value for every row."""
+    if isinstance(staged, pd.DataFrame):
+        return staged.assign(**columns)
+    rows = staged.num_rows
+    for name, value in columns.items():
+        values = value if isinstance(value, np.ndarray) else [value] * rows
+        staged = staged.append_column(name, pa.array(values))
+    return staged
+
+
 def _stage_landing(
     con: duckdb.DuckDBPyConnection,
     source: SourceConfig,
@@ -257,10 +269,11 @@ def _stage_landing(
         if not changed.any():
             continue
         started = time.perf_counter()
-        staged, found = stager(raw[changed], source)
+        staged, found = stager(raw[changed], source, arrow=mode != "incremental")
         seconds += time.perf_counter() - started
         issues.append(found)
-        staged = staged.assign(
+        staged = _with_columns(
+            staged,
             raw_hash=hashes.to_numpy()[start : start + len(raw)][changed],
             business_date=business_date,
             landing_path=str(path),

@@ -101,9 +101,9 @@ def test_unchanged_rows_are_kept_not_mapped_again(crm, monkeypatch):
     con.execute(warehouse.DDL)
     seen: list[list[str]] = []
 
-    def spy(raw, src):
+    def spy(raw, src, arrow=False):
         seen.append(sorted(raw["Id"]))
-        return canonical.stage_customers(raw, src)
+        return canonical.stage_customers(raw, src, arrow)
 
     monkeypatch.setattr(stage, "DATASETS", (("customers", spy, "staging.customers"),))
     extract_dataset(full, "customers", settings, day)
