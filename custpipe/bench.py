@@ -525,7 +525,56 @@ def format_report(report: dict) -> str:
         lines.append(
             f"\ngrowth {small['scale']:,} -> {big['scale']:,} records: {ratio:.1f}x the time"
         )
+    checked = targets(report)
+    if checked:
+        lines.append("\ntargets:")
+        for what, measured, ok in checked:
+            lines.append(f"  {'met    ' if ok else 'NOT MET'}  {what}: {measured}")
     return "\n".join(lines)
+
+
+#: the first run at a million source records: peak memory (MB) and end-to-end seconds
+TARGET_PEAK_MB_1M = 3 * 1024
+TARGET_SECONDS_1M = 180.0
+#: no stage's peak memory grows faster than its input: 10x the records, at most 5x the memory
+TARGET_PEAK_GROWTH = 5.0
+
+
+def targets(report: dict) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for the targets the report's scales allow checking."""
+    by_scale = {res["scale"]: res["runs"][0] for res in report["scales"] if res["runs"]}
+    out = []
+    first = by_scale.get(1_000_000)
+    if first:
+        out.append(
+            (
+                f"1,000,000 records, first run, peak memory <= {TARGET_PEAK_MB_1M:,} MB",
+                f"{first['peak_mb']:,} MB",
+                first["peak_mb"] <= TARGET_PEAK_MB_1M,
+            )
+        )
+        out.append(
+            (
+                f"1,000,000 records, first run, end to end <= {TARGET_SECONDS_1M:.0f} s",
+                f"{first['seconds']:.1f} s",
+                first["seconds"] <= TARGET_SECONDS_1M,
+            )
+        )
+    small = by_scale.get(100_000)
+    if first and small:
+        for stage, figures in first["stages"].items():
+            before = small["stages"].get(stage, {}).get("peak_mb")
+            if not before:
+                continue
+            growth = figures["peak_mb"] / before
+            out.append(
+                (
+                    f"peak memory of '{stage}', 100k -> 1M, <= {TARGET_PEAK_GROWTH:.0f}x",
+                    f"{before:,.0f} -> {figures['peak_mb']:,.0f} MB, {growth:.1f}x",
+                    growth <= TARGET_PEAK_GROWTH,
+                )
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,3 +54,27 @@ def test_the_child_reads_the_url_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv(bench.CHILD_URL_ENV)
     with pytest.raises(SystemExit, match=bench.CHILD_URL_ENV):
         bench.main(["--publish-one", "7", "0.5", str(out)])
+
+
+def _run(seconds: float, peak: int, stages: dict) -> dict:
+    return {"seconds": seconds, "peak_mb": peak, "stages": stages}
+
+
+def test_the_report_says_which_targets_are_met():
+    from custpipe import bench
+
+    report = {
+        "scales": [
+            {"scale": 100_000, "runs": [_run(30, 1000, {"match": {"peak_mb": 500}})]},
+            {
+                "scale": 1_000_000,
+                "runs": [_run(200, 3000, {"match": {"peak_mb": 2600}, "new": {"peak_mb": 9}})],
+            },
+        ]
+    }
+    checked = {what: (measured, ok) for what, measured, ok in bench.targets(report)}
+    assert checked["1,000,000 records, first run, peak memory <= 3,072 MB"] == ("3,000 MB", True)
+    assert checked["1,000,000 records, first run, end to end <= 180 s"] == ("200.0 s", False)
+    assert checked["peak memory of 'match', 100k -> 1M, <= 5x"] == ("500 -> 2,600 MB, 5.2x", False)
+    assert len(checked) == 3  # a stage without a 100k figure has no growth to check
+    assert bench.targets({"scales": [report["scales"][0]]}) == []  # 100k alone: no target
