@@ -51,7 +51,7 @@ def cutoff(days: int | None, now: datetime) -> datetime | None:
 
 
 # the quarantine rows of each source's latest validation: consolidation holds those records
-# back (matching.consolidate.accepted_nodes), so they are kept whatever their age
+# back (matching.workspace.accepted_nodes), so they are kept whatever their age
 _LATEST_QUARANTINE = """
     NOT EXISTS (
         SELECT 1 FROM (

@@ -151,3 +151,16 @@ def require_server(url: str, name: str) -> None:
         pytest.skip(message)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def empty_warehouse():
+    """An in-memory DuckDB holding the warehouse's tables, empty."""
+    import duckdb
+
+    from custpipe.warehouse import DDL
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    yield con
+    con.close()

@@ -175,13 +175,9 @@ def test_expression_errors_carry_no_row_values():
     assert "Zhang" not in str(err.value) and "TRY_CAST" in str(err.value)
 
 
-def test_parallel_staging_gives_the_serial_result(monkeypatch):
-    from custpipe.config import load_config
-    from custpipe.mapping import canonical
-    from custpipe.settings import DEFAULT_CONFIG_DIR
-
-    source = load_config(DEFAULT_CONFIG_DIR).sources["erp"]
-    raw = pd.DataFrame(
+def _erp_customers(**columns) -> pd.DataFrame:
+    """400 raw ERP customer rows (KNA1 columns) of every kind of value; `columns` replace some."""
+    return pd.DataFrame(
         {
             "KUNNR": [f"{i:010d}" for i in range(400)],
             "NAME1": [f"Firma {i % 37} GmbH" if i % 5 else "张伟" for i in range(400)],
@@ -199,7 +195,17 @@ def test_parallel_staging_gives_the_serial_result(monkeypatch):
             "LOEVM": ["", "X", "", ""] * 100,
             "AEDAT": ["20261101", "2026-11-01", None, "20261102"] * 100,
         }
+        | columns
     )
+
+
+def test_parallel_staging_gives_the_serial_result(monkeypatch):
+    from custpipe.config import load_config
+    from custpipe.mapping import canonical
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    source = load_config(DEFAULT_CONFIG_DIR).sources["erp"]
+    raw = _erp_customers()
     serial, serial_issues = canonical.stage_customers(raw, source)
     monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
     parallel, parallel_issues = canonical.stage_customers(raw, source)
@@ -262,24 +268,9 @@ def test_parallel_staging_in_arrow_stores_what_serial_pandas_stores(monkeypatch)
     from custpipe.settings import DEFAULT_CONFIG_DIR
 
     cfg = load_config(DEFAULT_CONFIG_DIR)
-    customers = pd.DataFrame(
-        {
-            "KUNNR": [f"{i:010d}" for i in range(400)],
-            "NAME1": ["Müller GmbH", None, "  ACME  Ltd ", "李雷"] * 100,
-            "NAME2": [None] * 400,
-            "STRAS": ["Hauptstr. 1"] * 400,
-            "ORT01": ["Berlin"] * 400,
-            "PSTLZ": ["10115", "1067", None, "ABCDE"] * 100,
-            "REGIO": ["BE"] * 400,
-            "LAND1": ["DE", "CN", "US", "XX"] * 100,
-            "TELF1": ["030 1234567", "+86 138 1234 5678", "bad", None] * 100,
-            "SMTP_ADDR": ["a@b.de", "bad", None, "X@Y.COM"] * 100,
-            "STCD1": ["DE136695976", "DE123", None, "91110000802100433B"] * 100,
-            "KTOKD": ["Z001", "Z002", "Z001", "Z009"] * 100,
-            "KDGRP": ["01", "02", "09", None] * 100,
-            "LOEVM": ["", "X", "", ""] * 100,
-            "AEDAT": [None] * 200 + ["20261101", "2026-11-01", None, "20261102"] * 50,
-        }
+    customers = _erp_customers(
+        NAME1=["Müller GmbH", None, "  ACME  Ltd ", "李雷"] * 100,
+        AEDAT=[None] * 200 + ["20261101", "2026-11-01", None, "20261102"] * 50,
     )
     orders = pd.DataFrame(
         {

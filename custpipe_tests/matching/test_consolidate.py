@@ -1,13 +1,12 @@
 import json
 
-import duckdb
 import pandas as pd
 import pytest
 
 from custpipe.matching.consolidate import Matcher, consolidate
 from custpipe.matching.model import MatchModel
 from custpipe.settings import DEFAULT_CONFIG_DIR
-from custpipe.warehouse import DDL, append_rows
+from custpipe.warehouse import append_rows
 
 TRUST = {"erp": 1, "crm": 2, "sales": 3}
 
@@ -35,11 +34,8 @@ def run(con, run_id, matcher=MATCHER):
 
 
 @pytest.fixture
-def con():
-    c = duckdb.connect()
-    c.execute(DDL)
-    yield c
-    c.close()
+def con(empty_warehouse):
+    return empty_warehouse
 
 
 def load(con, rows, quarantined=()):

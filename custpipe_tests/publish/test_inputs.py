@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pytest
 
 from custpipe.matching.golden_ids import successors
 from custpipe.publish.erp import PUBLISHED_COLUMNS
 from custpipe.publish.inputs import golden_for_publish, merge_successors
-from custpipe.warehouse import DDL, append_rows
+from custpipe.warehouse import append_rows
 
 
 @pytest.fixture
-def con():
-    c = duckdb.connect()
-    c.execute(DDL)
-    yield c
-    c.close()
+def con(empty_warehouse):
+    return empty_warehouse
 
 
 def history(con, events: list[tuple[str, str, str | None]]) -> pd.DataFrame:
