@@ -8,8 +8,19 @@ from custpipe.config import PipelineConfig
 from custpipe.defs.common import WAREHOUSE_POOL
 from custpipe.defs.extract import daily_partitions
 from custpipe.defs.resources import CustpipeResource
+from custpipe.memory import release_memory
 
 NIGHTLY = "nightly"
+
+
+@dg.success_hook(name="release_memory_after_step")
+def _release_after_success(context: dg.HookContext) -> None:
+    release_memory()
+
+
+@dg.failure_hook(name="release_memory_after_failed_step")
+def _release_after_failure(context: dg.HookContext) -> None:
+    release_memory()
 
 
 def build_nightly_job(cfg: PipelineConfig) -> "dg.UnresolvedAssetJobDefinition":
@@ -21,6 +32,8 @@ def build_nightly_job(cfg: PipelineConfig) -> "dg.UnresolvedAssetJobDefinition":
         description="Extract every source for the business date, stage, validate, consolidate, "
         "reconcile orders, publish to the ERP, update the scorecard.",
         tags={"team": "customer-data"},
+        # steps of an in-process run share one process: each gives back what it freed
+        hooks={_release_after_success, _release_after_failure},
     )
 
 

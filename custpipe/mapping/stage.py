@@ -166,7 +166,7 @@ def pending_landings(
 
 # Landing data is staged this many rows at a time, so a dataset of millions of rows (order
 # lines) never sits in memory as pandas objects all at once.
-BATCH_ROWS = int(os.environ.get("CUSTPIPE_STAGE_BATCH_ROWS", "500000"))
+BATCH_ROWS = int(os.environ.get("CUSTPIPE_STAGE_BATCH_ROWS", "200000"))
 
 
 def _batches(landing: pa.Table, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
