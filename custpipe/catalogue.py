@@ -29,6 +29,7 @@ class Column:
     nullable: bool = True
     description: str = ""
     length: int | None = None  # the most characters of a published text column
+    added_later: bool = False  # published table: custpipe adds it to an existing ERP table
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Published:
 
     position: int
     length: int
+    coded: bool = False  # a code of a closed set (an in-set rule holds it), not free text
+    staged_as: str | None = None  # a column that is no field: the staged column it publishes
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _text(name: str, description: str = "", nullable: bool = True) -> Column:
 FIELDS: tuple[Field, ...] = (
     # customers, in staged column order
     Field("party_type", "customers", "'person' or 'company'", golden=True,
-          published=Published(2, 16)),
+          published=Published(2, 16, coded=True)),
     Field("name", "customers", "full name of the person or company", golden=True,
           published=Published(3, 400)),
     Field("name_key", "customers", "order- and accent-insensitive key of the name (matching)",
@@ -113,9 +116,9 @@ FIELDS: tuple[Field, ...] = (
     Field("postal_code", "customers", "postal code, normalised per country", validated=True,
           golden=True, published=Published(7, 32)),
     Field("country", "customers", "ISO 3166-1 alpha-2 country code", golden=True,
-          published=Published(8, 2)),
+          published=Published(8, 2, coded=True)),
     Field("segment", "customers", "customer segment (crosswalked)", golden=True,
-          published=Published(12, 64)),
+          published=Published(12, 64, coded=True)),
     Field("segment_raw", "customers", "the source's segment code before the crosswalk",
           mapped=False),
     Field("status", "customers", "the source's status code"),
@@ -258,7 +261,10 @@ def _golden_table(catalogue: Catalogue) -> Table:
 
 
 # golden columns that are no canonical field, with their place in the ERP table
-_PUBLISHED_GOLDEN_COLUMNS = {"erp_customer_number": Published(1, 64), "status": Published(13, 16)}
+_PUBLISHED_GOLDEN_COLUMNS = {
+    "erp_customer_number": Published(1, 64, staged_as="source_id"),  # an ERP member's source id
+    "status": Published(13, 16, coded=True),
+}
 
 
 def _fixed_tables() -> tuple[Table, ...]:
@@ -418,6 +424,17 @@ def published_lengths(catalogue: Catalogue = CATALOGUE) -> dict[str, int]:
     return {name: p.length for name, p in published_positions(catalogue).items()}
 
 
+def published_text_bounds(catalogue: Catalogue = CATALOGUE) -> dict[str, int]:
+    """Staged customer column -> the most characters of the published free-text column its
+    value reaches unchanged, in the ERP table's order: what the staged suites' rule
+    `value_fits_published_length` checks (codes are held by their in-set rules instead)."""
+    return {
+        p.staged_as or name: p.length
+        for name, p in published_positions(catalogue).items()
+        if not p.coded
+    }
+
+
 def published_table(catalogue: Catalogue = CATALOGUE) -> Table:
     """The ERP inbound table (its name is configured: `publish.table`): one row per golden
     customer. Types are portable SQL; text columns carry their length."""
@@ -437,6 +454,7 @@ def published_table(catalogue: Catalogue = CATALOGUE) -> Table:
                 True,
                 "for retired rows: the golden ID that absorbed it",
                 32,
+                added_later=True,  # older custpipe versions created the table without it
             ),
             Column("row_hash", "VARCHAR", False, "SHA-256 of the published values", 64),
             Column("published_at", "TIMESTAMP", False, "when the row was written (UTC)"),
@@ -445,6 +463,11 @@ def published_table(catalogue: Catalogue = CATALOGUE) -> Table:
         "golden customer as the ERP reads it (retired rows stay, with status 'retired')",
         primary_key=("golden_id",),
     )
+
+
+def columns_added_later(catalogue: Catalogue = CATALOGUE) -> tuple[str, ...]:
+    """Published columns an existing ERP table may lack: the publish adds them itself."""
+    return tuple(c.name for c in published_table(catalogue).columns if c.added_later)
 
 
 def publish_log_table() -> Table:

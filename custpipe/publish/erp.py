@@ -87,7 +87,8 @@ def log_table(name: str, metadata: sa.MetaData) -> sa.Table:
 
 
 # columns a target table created by an older custpipe may lack: added when publishing
-_ADDED_LATER = ("merged_into",)
+# (declared in the catalogue: `added_later` on the published table's column)
+_ADDED_LATER: tuple[str, ...] = catalogue.columns_added_later()
 
 
 def _compatible(expected: sa.types.TypeEngine, found: sa.types.TypeEngine) -> bool:

@@ -22,10 +22,12 @@ Importing this module defines and registers, in GX's expectation and metric regi
     Companies (party type ``company``) in one of ``countries`` must have a tax ID that passes
     the check digit above; all other rows pass.
 ``expect_row_values_to_fit_published_columns`` (multicolumn map, kwargs ``column_list``,
-``max_lengths`` aligned with it)
+``max_lengths`` aligned with it; both optional)
     Every value of the row fits its published text column of ``max_lengths[i]`` characters:
     not longer, no NUL character, encodable as UTF-8 (what PostgreSQL and MariaDB refuse in a
     VARCHAR). One expectation for all columns: GX's cost is per expectation and per row.
+    Left out, both come from the table catalogue (every staged column published as free
+    text, its published length); an explicit length may be stricter, never wider.
 ``expect_column_values_to_not_be_formula_payloads`` (multicolumn map, kwargs ``column_list``)
     No value of the row's text fields is a spreadsheet formula (:func:`looks_like_formula`:
     ``=`` at the start, or ``+``/``-``/``@`` followed by formula syntax). Placeholders such
@@ -86,6 +88,7 @@ from great_expectations.render.renderer_configuration import (  # noqa: E402
     RendererValueType,
 )
 
+from custpipe.quality.published_length import complete_kwargs  # noqa: E402
 from custpipe.standardize._util import evaluate  # noqa: E402
 from custpipe.standardize.countries import iso2_value  # noqa: E402
 from custpipe.standardize.phones import fast_valid_e164  # noqa: E402
@@ -558,6 +561,8 @@ class ExpectRowValuesToFitPublishedColumns(MulticolumnMapExpectation):
     ``max_lengths[i]`` is the length of the column that ``column_list[i]`` is published to. A
     value longer than that, holding a NUL character or not encodable as UTF-8 fails:
     PostgreSQL and MariaDB would refuse it and the whole publish with it. Missing values pass.
+    Left out, ``max_lengths`` are the catalogue's lengths and ``column_list`` every staged
+    column published as free text (:mod:`custpipe.quality.published_length`).
     """
 
     max_lengths: list[int]
@@ -577,6 +582,11 @@ class ExpectRowValuesToFitPublishedColumns(MulticolumnMapExpectation):
 
     class Config:
         title = "Expect row values to fit the published columns"
+
+    @pydantic.root_validator(pre=True)
+    def _from_the_catalogue(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        # column_list and max_lengths left out of the suite come from custpipe.catalogue
+        return complete_kwargs(values)
 
     @pydantic.validator("max_lengths")
     def _positive(cls, v: list[int]) -> list[int]:  # noqa: N805

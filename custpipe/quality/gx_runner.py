@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custpipe.quality import published_length
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 if TYPE_CHECKING:
@@ -120,7 +122,12 @@ def load_suite_names(expectations_dir: Path) -> list[str]:
 
 
 def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
-    """Read and sanity-check one suite file; raise a clear error if absent or malformed."""
+    """Read and sanity-check one suite file; raise a clear error if absent or malformed.
+
+    The length rule (``expect_row_values_to_fit_published_columns``) comes back with the
+    ``column_list`` and ``max_lengths`` it leaves out filled in from the table catalogue
+    (:mod:`custpipe.quality.published_length`); a length wider than the published column's
+    is refused."""
     expectations_dir = Path(expectations_dir)
     path = expectations_dir / f"{suite_name}.json"
     if not path.is_file():
@@ -158,7 +165,21 @@ def read_suite(expectations_dir: Path, suite_name: str) -> dict[str, Any]:
                 f"Suite {suite_name!r} expectation #{i} ({exp.get('type')}) has no 'id'; "
                 "give every expectation a unique UUID so GX does not rewrite the file"
             )
+        if exp["type"] == published_length.EXPECTATION_TYPE:
+            _complete_published_length(path, suite_name, i, exp)
     return data
+
+
+def _complete_published_length(path: Path, suite_name: str, i: int, exp: dict) -> None:
+    """Fill the length rule's columns and lengths from the catalogue (as GX's copy of the
+    expectation does), or raise SuiteDefinitionError naming the suite and the rule."""
+    try:
+        exp["kwargs"] = published_length.complete_kwargs(exp.get("kwargs") or {})
+    except ValueError as exc:
+        rule = (exp.get("meta") or {}).get("rule")
+        raise SuiteDefinitionError(
+            f"Suite {suite_name!r} ({path}), expectation #{i} (rule {rule!r}): {exc}"
+        ) from None
 
 
 def _check_structure(path: Path, data: Any, fix: str) -> None:
