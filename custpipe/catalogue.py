@@ -66,6 +66,7 @@ class Published:
     length: int
     coded: bool = False  # a code of a closed set (an in-set rule holds it), not free text
     staged_as: str | None = None  # a column that is no field: the staged column it publishes
+    added_later: bool = False  # the publish adds it to an existing ERP table that lacks it
 
 
 @dataclass(frozen=True)
@@ -445,8 +446,8 @@ def published_table(catalogue: Catalogue = CATALOGUE) -> Table:
         (
             Column("golden_id", "VARCHAR", False, golden["golden_id"].description, 32),
             *(
-                Column(n, "VARCHAR", True, golden[n].description, length)
-                for n, length in published_lengths(catalogue).items()
+                Column(n, "VARCHAR", True, golden[n].description, p.length, p.added_later)
+                for n, p in published_positions(catalogue).items()
             ),
             Column(
                 "merged_into",

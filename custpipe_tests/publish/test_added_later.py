@@ -20,11 +20,15 @@ def test_the_columns_custpipe_adds_itself_come_from_the_catalogue():
     assert all(shape[name].nullable for name in erp._ADDED_LATER)
 
 
-def test_a_new_published_field_is_not_added_to_an_existing_erp_table_silently():
-    website = Field("website", "customers", "web", golden=True, published=Published(14, 200))
+@pytest.mark.parametrize(("added_later", "expected"), [(False, ()), (True, ("website",))])
+def test_a_new_published_field_is_added_to_an_existing_erp_table_only_when_declared_so(
+    added_later, expected
+):
+    published = Published(14, 200, added_later=added_later)
+    website = Field("website", "customers", "web", golden=True, published=published)
     extended = catalogue.CATALOGUE.with_field(website)
     assert "website" in catalogue.published_table(extended).column_names
-    assert catalogue.columns_added_later(extended) == ("merged_into",)
+    assert catalogue.columns_added_later(extended) == (*expected, "merged_into")
 
 
 def _problems_without(column: str) -> list[str]:
