@@ -508,3 +508,34 @@ def load_config(config_dir: Path) -> PipelineConfig:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise _explain(pipeline_file, exc) from None  # (no password through the chain)
+
+
+def run_config_copy(config_dir: Path, data_dir: Path, run_id: str) -> Path:
+    """The configuration folder of run `run_id`: a copy of `config_dir` made when a step of
+    the run first asks (after the original is validated), read by every later step.
+
+    A multiprocess run loads the configuration once per step process; someone editing
+    `config/` during the night would otherwise give the run's steps different settings.
+    The copy lives in `<data>/runs/<run_id>/config` and is also the record of what the run
+    used.
+    """
+    import os
+    import shutil
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):
+        raise ValueError(f"run id {run_id!r}: letters, digits, '_', '.', '-' only")
+    target = Path(data_dir) / "runs" / run_id / "config"
+    if target.is_dir():
+        return target
+    load_config(config_dir)  # errors name the files the user edits, not the copy
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".config-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(config_dir, staging)
+    try:
+        os.rename(staging, target)  # atomic; another step of the run may have been first
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -4,8 +4,9 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
-from custpipe.config import PipelineConfig, SourceConfig, load_config
+from custpipe.config import PipelineConfig, SourceConfig, load_config, run_config_copy
 from custpipe.settings import Settings
 
 
@@ -15,6 +16,11 @@ class CustpipeResource(dg.ConfigurableResource):
     config_dir: str
     data_dir: str
     expectations_dir: str
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Remember the run: its steps read one copy of the configuration (see `pipeline`)."""
+        self._run_id = context.run_id
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CustpipeResource":
@@ -32,12 +38,19 @@ class CustpipeResource(dg.ConfigurableResource):
 
     @cached_property
     def pipeline(self) -> PipelineConfig:
-        """The validated pipeline configuration of this run, loaded once per resource.
+        """The validated pipeline configuration of this run.
 
-        Every decision of a run (thresholds, trust, targets, sources) reads this object; the
+        Every decision of a run (thresholds, trust, targets, sources) reads it; the
         configuration loaded with the definitions only shapes the graph (which assets exist).
+        In a run, it is read from the run's own copy of the configuration folder, made by the
+        run's first step (`<data>/runs/<run_id>/config`): a run whose steps run in separate
+        processes still decides everything on one configuration, even if `config/` is edited
+        during the night.
         """
-        return load_config(self.settings.config_dir)
+        if self._run_id is None:  # outside a run (a sensor, a test)
+            return load_config(self.settings.config_dir)
+        copy = run_config_copy(self.settings.config_dir, self.settings.data_dir, self._run_id)
+        return load_config(copy)
 
     def source(self, name: str) -> SourceConfig:
         """The run's configuration of source `name`; a Failure if it is no longer configured."""
