@@ -15,10 +15,22 @@ import pandas as pd
 import sqlalchemy as sa
 
 #: columns whose value differs from run to run on identical input
-RUN_SPECIFIC = {"run_id", "updated_at", "first_seen_run", "published_at", "recorded_at"}
+RUN_SPECIFIC = {
+    "run_id",
+    "updated_at",
+    "first_seen_run",
+    "published_at",
+    "recorded_at",
+    "staged_at",
+    "quarantined_at",
+    "landing_path",  # absolute: differs between two deployment folders
+    "raw_hash",  # salted with a hash of the staging code itself
+}
 
 WAREHOUSE_TABLES = (
+    "staging.customers",
     "mdm.golden_customers",
+    "mdm.golden_id_history",
     "mdm.customer_xref",
     "mdm.match_review",
     "recon.order_discrepancies",
@@ -40,8 +52,6 @@ def fingerprint(warehouse_path: Path, erp_url: str, erp_table: str) -> dict[str,
     try:
         for table in WAREHOUSE_TABLES:
             frame = con.execute(f"SELECT * FROM {table}").df()
-            if table == "quality.quarantine":
-                frame = frame.drop(columns=["quarantined_at"], errors="ignore")
             out[table] = {"rows": len(frame), "sha256": frame_hash(frame)}
     finally:
         con.close()

@@ -24,7 +24,7 @@ from custpipe.secrets import mask_url, redact
 PUBLISHED_COLUMNS: tuple[str, ...] = catalogue.published_columns()
 # The published shape: the most characters each published text column holds. The staged
 # suites quarantine a record whose value does not fit (rule value_fits_published_length,
-# kept equal to these limits by a test), so a publish never fails on a value's length.
+# its columns and lengths filled from the catalogue), so a publish never fails on a length.
 PUBLISHED_LENGTHS: dict[str, int] = catalogue.published_lengths()
 BATCH_ROWS = int(os.environ.get("CUSTPIPE_PUBLISH_BATCH_ROWS", "5000"))
 
