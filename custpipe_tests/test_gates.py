@@ -102,10 +102,14 @@ def test_suite_passes_blocks_on_block_rules_and_on_the_quarantine_rate():
     assert_plain(too_many)
 
 
-def test_the_core_validation_and_the_gate_agree_on_what_blocks():
+def test_suite_blockers_lists_the_failed_block_rules_then_a_quarantine_rate_over_the_limit():
+    assert gates.suite_blockers(["id_present"], 0.5, 0.2) == [
+        "id_present",
+        "quarantine_rate 50.0% > 20%",
+    ]
+    assert gates.suite_blockers([], 0.2, 0.2) == []  # at the limit is not over it
     v = validation(outcome(("id_present", "block")), quarantined=5)
-    assert v.blocking_rules(0.2) == gates.suite_blockers(["id_present"], 0.5, 0.2)
-    assert len(suite_passes(v, 0.2).description.split(", ")) == 2
+    assert suite_passes(v, 0.2).description == "blocked by: id_present, quarantine_rate 50.0% > 20%"
 
 
 def test_volume_stable_blocks_a_drop_beyond_the_limit():

@@ -308,12 +308,6 @@ def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -
     return ws.con.execute(f"SELECT count(*) FROM {ws.scored}").fetchone()[0]
 
 
-def predict_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -> pd.DataFrame:
-    """:func:`score_pairs`, returned as a frame ordered by (a, b)."""
-    score_pairs(ws, model, min_probability)
-    return ws.con.execute(f"SELECT * FROM {ws.scored} ORDER BY a, b").df()
-
-
 def candidate_pairs(ws: MatchWorkspace, model: MatchModel) -> pd.DataFrame:
     """Every pair the model's blocking rules put up for scoring (a, b nodes), unscored."""
     frame = match_input(ws)

@@ -57,12 +57,6 @@ class SourceValidation:
         """Share of the source's rows held back."""
         return self.quarantined / self.rows if self.rows else 0.0
 
-    def blocking_rules(self, max_quarantine_rate: float = 1.0) -> list[str]:
-        """Failed `block` rules, plus the quarantine rate when it is above the limit
-        (decided by :func:`custpipe.gates.suite_blockers`)."""
-        failed = [o.rule for o in self.outcome.failures("block")]
-        return gates.suite_blockers(failed, self.quarantine_rate, max_quarantine_rate)
-
 
 def volume_drop(rows: int, baseline: int | None) -> float:
     """Share of `baseline` rows lost in `rows` (0 when it grew or there is no baseline)."""

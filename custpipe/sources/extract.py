@@ -347,8 +347,3 @@ def read_landing_table(path: Path) -> pa.Table:
     if not parts:
         raise FileNotFoundError(f"landing folder {path} holds no part-*.parquet files")
     return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
-
-
-def read_landing(path: Path) -> pd.DataFrame:
-    """Read one landing folder back as a frame of strings (parts may differ in columns)."""
-    return read_landing_table(path).to_pandas()

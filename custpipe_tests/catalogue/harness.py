@@ -28,14 +28,14 @@ import duckdb
 import pandas as pd
 import yaml
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import load_source
 from custpipe.mapping.stage import stage_source
 from custpipe.quality import validate as validate_module
 from custpipe.quality.gx_runner import validate_frame as _validate_frame
 from custpipe.quality.validate import validate_landing, validate_source
 from custpipe.settings import DEFAULT_EXPECTATIONS_DIR, Settings
-from custpipe.sources.extract import extract_dataset, read_landing
+from custpipe.sources.extract import extract_dataset, read_landing_table
 
 SOURCE = "hostile"
 BASE_DAY = date(2026, 11, 26)
@@ -250,8 +250,11 @@ class Bench:
             if validate:
                 v = validate_source(con, self.settings, SOURCE, run_id, now)
                 night.rows = v.rows
-                night.blocked = v.blocking_rules(MAX_QUARANTINE_RATE)
-                if v.volume_drop > MAX_VOLUME_DROP:
+                failed = [o.rule for o in v.outcome.failures("block")]
+                night.blocked = gates.suite_blockers(
+                    failed, v.quarantine_rate, MAX_QUARANTINE_RATE
+                )
+                if not gates.volume_within(v.volume_drop, MAX_VOLUME_DROP):
                     night.blocked.append("volume_stable")
         return night
 
@@ -538,10 +541,10 @@ def conservation(case: Case, bench: Bench, night: Night, quarantine: bool = True
     """Every raw record id of the input ends exactly once in accepted staging or quarantine
     (as many times as the input holds it), and the input's rows all reached the landing."""
     if night.rejected:  # a rejected extraction is never staged: the warehouse keeps the old
-        landed = read_landing(night.landing["customers"])
+        landed = read_landing_table(night.landing["customers"]).to_pandas()
         assert len(landed) == len(case.ids or GOOD_IDS)
         return
-    landed = read_landing(night.landing["customers"])
+    landed = read_landing_table(night.landing["customers"]).to_pandas()
     ident = bench.source["customers"]["id"]
     landed_ids = Counter(
         None if v is None or not str(v).strip() else str(v).strip() for v in landed[ident]
@@ -556,7 +559,7 @@ def conservation(case: Case, bench: Bench, night: Night, quarantine: bool = True
     if quarantine:
         q = bench.quarantine(night.run_id)
         assert set(q["source_id"]) <= set(staged), f"{case.id}: quarantine of unstaged ids"
-    orders_in = read_landing(night.landing["orders"])
+    orders_in = read_landing_table(night.landing["orders"]).to_pandas()
     orders_ids = Counter(
         bench.query("SELECT source_id FROM staging.orders WHERE source_system = ?", [SOURCE])[
             "source_id"

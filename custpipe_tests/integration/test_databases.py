@@ -12,7 +12,7 @@ from custpipe.config import SourceConfig
 from custpipe.mapping.canonical import stage_customers
 from custpipe.publish.erp import PUBLISHED_COLUMNS, publish
 from custpipe.settings import Settings
-from custpipe.sources.extract import extract_dataset, read_landing
+from custpipe.sources.extract import extract_dataset, read_landing_table
 from custpipe.standardize import company_name_key
 
 KNA1 = pd.DataFrame(
@@ -53,7 +53,7 @@ def test_extract_and_stage_a_real_table(server_url, table_name, tmp_path):
     source = source_for(server_url, table_name)
     result = extract_dataset(source, "customers", settings, date(2026, 11, 27))
     assert result.rows == 3
-    raw = read_landing(result.path)
+    raw = read_landing_table(result.path).to_pandas()
     assert raw.sort_values("KUNNR")["NAME1"].tolist() == KNA1["NAME1"].tolist()
     staged, issues = stage_customers(raw, source)
     staged = staged.set_index("source_id")
@@ -195,7 +195,8 @@ def test_incremental_extraction_on_a_real_table(server_url, table_name, tmp_path
     second = extract_dataset(source, "customers", settings, date(2026, 11, 28))
     assert second.mode == "incremental"
     # the row at the old watermark (3 Nov) is read again; the rows before it are not
-    assert sorted(read_landing(second.path)["NAME1"]) == ["ACME Incorporated", "Müller AG"]
+    names = read_landing_table(second.path).to_pandas()["NAME1"]
+    assert sorted(names) == ["ACME Incorporated", "Müller AG"]
 
 
 def test_a_killed_publish_leaves_the_server_table_unchanged(server_url, table_name):

@@ -9,7 +9,7 @@ from custpipe.config import load_config
 from custpipe.quality.gx_runner import columns_named, read_suite
 from custpipe.quality.validate import read_landing_columns, validate_landing
 from custpipe.settings import DEFAULT_CONFIG_DIR, Settings
-from custpipe.sources.extract import read_landing
+from custpipe.sources.extract import read_landing_table
 from custpipe_tests.quality.helpers import EXPECTATIONS_DIR
 
 CRM = load_config(DEFAULT_CONFIG_DIR).sources["crm"]
@@ -44,10 +44,9 @@ def test_only_the_named_columns_are_read(tmp_path):
     named = columns_named(read_suite(EXPECTATIONS_DIR, "raw_crm"))
     read = read_landing_columns(folder, named)
     assert "Notes" not in read.columns and len(read) == 3
-    assert set(read.columns) == set(read_landing(folder).columns) - {"Notes"}
-    assert (
-        read_landing_columns(folder, None).columns.tolist() == read_landing(folder).columns.tolist()
-    )
+    landed = read_landing_table(folder).column_names
+    assert set(read.columns) == set(landed) - {"Notes"}
+    assert read_landing_columns(folder, None).columns.tolist() == landed
 
 
 def test_a_clean_extract_passes_and_a_broken_one_fails_as_before(tmp_path):

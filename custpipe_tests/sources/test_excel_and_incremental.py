@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from custpipe.config import SourceConfig
 from custpipe.settings import Settings
-from custpipe.sources.extract import SchemaDriftError, extract_dataset, read_landing
+from custpipe.sources.extract import SchemaDriftError, extract_dataset, read_landing_table
 from custpipe.sources.readers import SourceReadError
 
 DAY = date(2026, 11, 27)
@@ -50,7 +50,7 @@ def test_excel_sheet_is_read_as_text_in_chunks(tmp_path):
         s.sources_dir / "dealers.xlsx", {"Notes": [("x",)], "Kunden": rows + [(None,) * 3]}
     )
     result = extract_dataset(xlsx_source(sheet="Kunden", chunk_size=2), "customers", s, DAY)
-    back = read_landing(result.path)
+    back = read_landing_table(result.path).to_pandas()
     assert result.rows == 5 and len(list(result.path.glob("part-*"))) == 3
     assert back["Kundennr"].tolist() == ["1000", "1001", "1002", "1003", "1004"]
     assert back["PLZ"].tolist() == ["01067"] * 5  # text cells keep their leading zero
@@ -103,9 +103,10 @@ def test_incremental_extraction_by_watermark_and_full_refresh(tmp_path):
     second = extract_dataset(source, "customers", s, DAY)
     assert second.mode == "incremental"
     # rows at the watermark (10) are read again; 9 < 10 is not (an integer watermark, not text)
-    assert sorted(read_landing(second.path)["Id"]) == ["a", "b", "c"]
+    assert sorted(read_landing_table(second.path).to_pandas()["Id"]) == ["a", "b", "c"]
     third = extract_dataset(source, "customers", s, DAY)
-    assert sorted(read_landing(third.path)["Id"]) == ["a"]  # only the newest mark (12)
+    third_ids = read_landing_table(third.path).to_pandas()["Id"]
+    assert sorted(third_ids) == ["a"]  # only the newest mark (12)
     full = extract_dataset(source, "customers", s, DAY, full_refresh=True)
     assert (full.mode, full.rows) == ("full", 3)
     engine.dispose()

@@ -11,7 +11,7 @@ from custpipe.sources.extract import (
     SchemaDriftError,
     extract_dataset,
     latest_landing,
-    read_landing,
+    read_landing_table,
 )
 from custpipe.sources.readers import SourceReadError
 
@@ -51,7 +51,7 @@ def test_gbk_csv_with_chinese_headers_lands_as_parquet_parts(tmp_path):
     )
     assert result.rows == 3 and result.extra_columns == ("备注",)
     assert len(list(result.path.glob("part-*.parquet"))) == 2  # chunk_size 2
-    back = read_landing(latest_landing(s, "sales", "customers", DAY))
+    back = read_landing_table(latest_landing(s, "sales", "customers", DAY)).to_pandas()
     assert back["客户名称"].tolist() == ["北京华为有限公司", "上海", "深圳"]
     assert back["备注"].tolist() == [None, "x", None]
     manifest = json.loads((result.path / "manifest.json").read_text())
@@ -95,7 +95,7 @@ def test_undeclared_encoding_is_detected_with_a_warning(tmp_path):
     frame = pd.DataFrame({"客户编号": [f"S-{i}" for i in range(60)], "客户名称": names})
     frame.to_csv(s.sources_dir / "c.csv", index=False, encoding="gb18030")
     result = extract_dataset(csv_source("{sources}/c.csv", None), "customers", s, DAY)
-    assert read_landing(result.path)["客户名称"].tolist() == names
+    assert read_landing_table(result.path).to_pandas()["客户名称"].tolist() == names
     assert len(result.notes) == 1 and "not UTF-8 and declares no encoding" in result.notes[0]
     assert json.loads((result.path / "manifest.json").read_text())["notes"] == list(result.notes)
 
@@ -107,7 +107,7 @@ def test_utf8_with_byte_order_mark_needs_no_declaration(tmp_path):
         s.sources_dir / "c.csv", index=False, encoding="utf-8-sig"
     )
     result = extract_dataset(csv_source("{sources}/c.csv", None), "customers", s, DAY)
-    assert read_landing(result.path).columns.tolist() == ["客户编号", "客户名称"]
+    assert read_landing_table(result.path).to_pandas().columns.tolist() == ["客户编号", "客户名称"]
     assert result.notes == ()
 
 
@@ -132,7 +132,7 @@ def test_semicolons_and_quotes(tmp_path):
             },
         }
     )
-    back = read_landing(extract_dataset(source, "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(source, "customers", s, DAY).path).to_pandas()
     assert back["客户名称"].tolist() == ["Acme; Inc.", "It's"]
 
 
@@ -173,7 +173,7 @@ def test_sql_source_streams_a_table(tmp_path):
         }
     )
     result = extract_dataset(source, "customers", s, DAY)
-    back = read_landing(result.path)
+    back = read_landing_table(result.path).to_pandas()
     assert back.to_dict("list") == {
         "KUNNR": ["0001", "0002", "0003"],
         "NAME1": ["A", "B", None],
@@ -198,7 +198,7 @@ def test_jsonl_nested_objects_are_flattened(tmp_path):
             },
         }
     )
-    back = read_landing(extract_dataset(source, "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(source, "customers", s, DAY).path).to_pandas()
     assert back["address.city"].tolist() == ["Köln", None]
 
 

@@ -14,7 +14,7 @@ from custpipe.config import SourceConfig
 from custpipe.mapping.apply import map_fields
 from custpipe.settings import Settings
 from custpipe.sources import readers
-from custpipe.sources.extract import extract_dataset, read_landing
+from custpipe.sources.extract import extract_dataset, read_landing_table
 from custpipe.sources.extract import source_path as _source_path
 from custpipe.sources.readers import SourceReadError
 
@@ -79,7 +79,7 @@ def test_xlsx_date_cells_arrive_as_iso_text_and_map_as_dates(s):
     sheet["D4"].number_format = "yyyy/mm/dd"
     book.save(s.sources_dir / "c.xlsx")
     config = source("xlsx", "c.xlsx", None)
-    back = read_landing(extract_dataset(config, "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(config, "customers", s, DAY).path).to_pandas()
     assert back["updated"].tolist() == ["2026-11-27", "2026-11-27 08:30:05", "2026-01-02"]
     mapping = SourceConfig.model_validate(
         {
@@ -108,7 +108,8 @@ def test_xlsx_date_cells_map_whatever_date_format_the_mapping_declares(s, declar
     typed = {"%d.%m.%Y": "27.11.2026", "%Y/%m/%d": "2026/11/27"}.get(declared, "2026/11/27 10:00")
     sheet.append(["361", "B", "Y", typed])  # a date typed as text, in the declared format
     book.save(s.sources_dir / "c.xlsx")
-    back = read_landing(extract_dataset(source("xlsx", "c.xlsx", None), "customers", s, DAY).path)
+    landed = extract_dataset(source("xlsx", "c.xlsx", None), "customers", s, DAY)
+    back = read_landing_table(landed.path).to_pandas()
     mapping = SourceConfig.model_validate(
         {
             "name": "files",
@@ -148,7 +149,7 @@ def test_a_real_latin1_file_declared_latin1_is_read_not_refused(s, names):
         }
     )
     frame.to_csv(s.sources_dir / "c.csv", index=False, encoding="latin-1")
-    back = read_landing(extract_dataset(csv("latin-1"), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(csv("latin-1"), "customers", s, DAY).path).to_pandas()
     assert back["name"].tolist() == names and set(back["city"]) == {"WEIßENFELS"}
 
 
@@ -176,7 +177,7 @@ def test_real_latin1_file_declared_latin1_still_reads(s):
     (s.sources_dir / "c.csv").write_bytes(
         "id,name,city\n1,Müller & Söhne GmbH,Köln\n2,Société Générale,Paris\n".encode("latin-1")
     )
-    back = read_landing(extract_dataset(csv("latin-1"), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(csv("latin-1"), "customers", s, DAY).path).to_pandas()
     assert back["name"].tolist() == ["Müller & Söhne GmbH", "Société Générale"]
 
 
@@ -191,7 +192,8 @@ def test_empty_csv_is_an_error_not_a_pandas_exception(s):
 def test_header_only_csv_lands_zero_rows(s):
     (s.sources_dir / "c.csv").write_text("id,name,city\n", encoding="utf-8")
     result = extract_dataset(csv(), "customers", s, DAY)
-    assert result.rows == 0 and read_landing(result.path).columns.tolist() == ["id", "name", "city"]
+    assert result.rows == 0
+    assert read_landing_table(result.path).column_names == ["id", "name", "city"]
 
 
 def test_latin1_jsonl_declared_utf8_names_the_line(s):
@@ -283,7 +285,7 @@ def test_a_dangling_symlink_names_link_and_target(s):
 )
 def test_utf16_and_byte_order_marks(s, data, encoding):
     (s.sources_dir / "c.csv").write_bytes(data)
-    back = read_landing(extract_dataset(csv(encoding), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(csv(encoding), "customers", s, DAY).path).to_pandas()
     assert back.columns.tolist() == ["id", "name", "city"]
     assert back.iloc[0].tolist() == ["1", "Müller", "北京"]
 
@@ -297,7 +299,7 @@ def test_mixed_newlines_and_quoted_newlines(s):
     (s.sources_dir / "c.csv").write_bytes(
         b'id,name,city\r\n1,A,X\n2,"B\nline two",Y\r3,C,Z\r\n4,"D\r\nE",W'
     )
-    back = read_landing(extract_dataset(csv(), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(csv(), "customers", s, DAY).path).to_pandas()
     assert back["id"].tolist() == ["1", "2", "3", "4"]
     assert back["name"].tolist()[1] == "B\nline two"
     assert back["city"].tolist() == ["X", "Y", "Z", "W"]
@@ -308,7 +310,7 @@ def test_mixed_newlines_in_json_lines(s):
         b'{"id": "1", "name": "A", "city": "X"}\r\n{"id": "2", "name": "B", "city": "Y"}\n'
         b'{"id": "3", "name": "C\\nD", "city": "Z"}'
     )
-    back = read_landing(extract_dataset(jsonl(), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(jsonl(), "customers", s, DAY).path).to_pandas()
     assert back["id"].tolist() == ["1", "2", "3"] and back["name"][2] == "C\nD"
 
 
@@ -330,7 +332,7 @@ def test_a_wrong_delimiter_says_check_delimiter(s):
 def test_a_10_mb_field_lands_whole(s):
     big = "x" * 10_000_000
     (s.sources_dir / "c.csv").write_text(f"id,name,city\n1,{big},X\n2,B,Y\n", encoding="utf-8")
-    back = read_landing(extract_dataset(csv(), "customers", s, DAY).path)
+    back = read_landing_table(extract_dataset(csv(), "customers", s, DAY).path).to_pandas()
     assert len(back["name"][0]) == 10_000_000 and back["id"].tolist() == ["1", "2"]
 
 
@@ -351,7 +353,7 @@ def test_a_header_naming_a_column_twice_is_an_error(s):
 def test_a_nul_byte_in_a_field_is_removed_not_a_truncation(s):
     (s.sources_dir / "c.csv").write_bytes(b"id,name,city\n1,Null\x00byte GmbH,X\n2,B,Y\n")
     result = extract_dataset(csv(), "customers", s, DAY)
-    assert read_landing(result.path)["name"].tolist() == ["Nullbyte GmbH", "B"]
+    assert read_landing_table(result.path).to_pandas()["name"].tolist() == ["Nullbyte GmbH", "B"]
     assert any("NUL" in n for n in result.notes)
 
 
