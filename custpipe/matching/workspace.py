@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
@@ -59,7 +59,24 @@ class MatchWorkspace:
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.type == "str")
+        return (
+            self.trust,
+            self.latest_validation,
+            self.nodes,
+            self.edges,
+            self.scored,
+            self.decided,
+            self.undirected,
+            self.next_labels,
+            self.labels,
+            self.members,
+            self.previous,
+            self.votes,
+            self.fresh,
+            self.assigned,
+            self.id_events,
+            self.first_seen,
+        )
 
     def drop(self) -> None:
         """Drop the workspace's temp relations (those that exist)."""
@@ -100,12 +117,13 @@ def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> Mat
 def match_workspace(
     con: duckdb.DuckDBPyConnection, trust: dict[str, int]
 ) -> Iterator[MatchWorkspace]:
-    """:func:`accepted_nodes` for the block; its temp relations are dropped when it ends."""
-    ws = accepted_nodes(con, trust)
+    """:func:`accepted_nodes` for the block; its temp relations are dropped when it ends,
+    and those made before a failure of `accepted_nodes` itself are dropped too."""
+    made = MatchWorkspace(con, records=0)  # the names, to drop whatever exists at the end
     try:
-        yield ws
+        yield accepted_nodes(con, trust)
     except BaseException:
-        with suppress(duckdb.Error):  # the block's own error is the one to report
-            ws.drop()
+        with suppress(duckdb.Error):  # the error raised is the one to report
+            made.drop()
         raise
-    ws.drop()
+    made.drop()

@@ -231,17 +231,16 @@ REVIEW_ROWS = [
 
 
 def _scored_pairs(con) -> dict[tuple[str, str], float]:
-    from custpipe.matching.model import predict_pairs
-    from custpipe.matching.workspace import accepted_nodes
+    from custpipe.matching.model import score_pairs
+    from custpipe.matching.workspace import match_workspace
 
-    ws = accepted_nodes(con, TRUST)
-    ids = dict(con.execute(f"SELECT node, source_id FROM {ws.nodes}").fetchall())
-    scored = predict_pairs(ws, MODEL, 0.0001)
-    ws.drop()
-    return {
-        tuple(sorted((ids[a], ids[b]))): p
-        for a, b, p in zip(scored.a, scored.b, scored.probability, strict=True)
-    }
+    with match_workspace(con, TRUST) as ws:
+        score_pairs(ws, MODEL, 0.0001)
+        scored = con.execute(f"""
+            SELECT na.source_id, nb.source_id, s.probability FROM {ws.scored} s
+            JOIN {ws.nodes} na ON na.node = s.a JOIN {ws.nodes} nb ON nb.node = s.b
+        """).fetchall()
+    return {tuple(sorted((a, b))): p for a, b, p in scored}
 
 
 @pytest.mark.parametrize(("auto_merge", "review"), [(0.99, 0.5), (0.9999999, 0.5)])
@@ -538,4 +537,34 @@ def test_the_workspace_is_dropped_when_its_block_fails(con):
     with pytest.raises(ZeroDivisionError), match_workspace(con, TRUST) as ws:
         assert ws.records == 5 and ws.nodes in _temp_tables(con)
         raise ZeroDivisionError
+    assert _temp_tables(con) == set()
+
+
+def test_relations_made_before_the_nodes_query_fails_are_dropped(con):
+    import duckdb
+
+    from custpipe.matching.workspace import match_workspace
+
+    load(con, ROWS)
+    con.execute("DROP TABLE quality.validation_runs")  # the nodes query reads it
+    with (
+        pytest.raises(duckdb.CatalogException, match="validation_runs"),
+        match_workspace(con, TRUST),
+    ):
+        pytest.fail("the block must not run when the workspace cannot be built")
+    assert _temp_tables(con) == set()  # `trust` was made before the failing query
+
+
+def test_drop_drops_a_temp_table_of_every_relation_the_workspace_names(con):
+    from dataclasses import fields
+
+    from custpipe.matching.workspace import MatchWorkspace
+
+    ws = MatchWorkspace(con, records=0)
+    named = {getattr(ws, f.name) for f in fields(ws) if isinstance(getattr(ws, f.name), str)}
+    assert set(ws.relations()) == named  # a relation added to the class is listed, too
+    for name in ws.relations():
+        con.execute(f"CREATE TEMP TABLE {name} (x INTEGER)")
+    assert _temp_tables(con) == named
+    ws.drop()
     assert _temp_tables(con) == set()
