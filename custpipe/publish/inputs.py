@@ -1,7 +1,8 @@
 """What the publish reads from the warehouse: the published columns and the merge successors.
 
-Only `golden_id` and the published columns of the golden records leave DuckDB (in Arrow
-batches); the successors of merged-away golden IDs are computed in SQL over
+Only `golden_id` and the published columns of the golden records leave DuckDB, as one Arrow
+table turned into a frame: what saves memory is the columns left unread, not batching (the
+frame holds every row); the successors of merged-away golden IDs are computed in SQL over
 `mdm.golden_id_history`, so the append-only history never leaves the database.
 """
 
@@ -9,11 +10,8 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from custpipe.publish.erp import PUBLISHED_COLUMNS
-
-BATCH_ROWS = 100_000
 
 # The last merge of each golden ID is its step (a later merge overrides an earlier one), and
 # a chain of steps is followed to its end, stopping before a golden ID already on the path,
@@ -38,9 +36,8 @@ SELECT golden_id, arg_max(current_id, len(path)) AS successor FROM walk GROUP BY
 def golden_for_publish(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The golden records with only `golden_id` and the published columns, by golden_id."""
     listed = ", ".join(f'"{c}"' for c in ("golden_id", *PUBLISHED_COLUMNS))
-    reader = con.sql(f"SELECT {listed} FROM mdm.golden_customers ORDER BY golden_id")
-    reader = reader.to_arrow_reader(BATCH_ROWS)
-    return pa.Table.from_batches(list(reader), schema=reader.schema).to_pandas()
+    query = f"SELECT {listed} FROM mdm.golden_customers ORDER BY golden_id"
+    return con.sql(query).to_arrow_table().to_pandas()
 
 
 def merge_successors(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
