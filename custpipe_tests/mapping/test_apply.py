@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pandas as pd
 import pytest
 
@@ -199,7 +201,34 @@ def _erp_customers(**columns) -> pd.DataFrame:
     )
 
 
-def test_parallel_staging_gives_the_serial_result(monkeypatch):
+@contextmanager
+def _two_forked_workers():
+    """Stage every frame of more than 10 rows in a pool of 2 forked workers, whatever the
+    machine's cores (on one core `_in_parallel` would silently stage serially); yields the
+    (workers, chunks) of each pool that staged, so a test can check the pool really ran."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from custpipe.mapping import canonical
+
+    pools: list[tuple[int, int]] = []
+
+    class CountingPool(ProcessPoolExecutor):
+        def __init__(self, workers, *args, **kwargs):
+            super().__init__(workers, *args, **kwargs)
+            self.workers = workers
+
+        def map(self, fn, chunks, *iterables, **kwargs):
+            pools.append((self.workers, len(chunks)))
+            return super().map(fn, chunks, *iterables, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical.os, "cpu_count", lambda: 2)
+        patch.setattr(canonical, "ProcessPoolExecutor", CountingPool)
+        patch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
+        yield pools
+
+
+def test_parallel_staging_gives_the_serial_result():
     from custpipe.config import load_config
     from custpipe.mapping import canonical
     from custpipe.settings import DEFAULT_CONFIG_DIR
@@ -207,13 +236,14 @@ def test_parallel_staging_gives_the_serial_result(monkeypatch):
     source = load_config(DEFAULT_CONFIG_DIR).sources["erp"]
     raw = _erp_customers()
     serial, serial_issues = canonical.stage_customers(raw, source)
-    monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
-    parallel, parallel_issues = canonical.stage_customers(raw, source)
+    with _two_forked_workers() as pools:
+        parallel, parallel_issues = canonical.stage_customers(raw, source)
+    assert pools == [(2, 2)]
     pd.testing.assert_frame_equal(serial, parallel)
     assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
 
 
-def test_parallel_order_staging_equals_serial(monkeypatch):
+def test_parallel_order_staging_equals_serial():
     from custpipe.config import load_config
     from custpipe.mapping import canonical
     from custpipe.settings import DEFAULT_CONFIG_DIR
@@ -230,8 +260,9 @@ def test_parallel_order_staging_equals_serial(monkeypatch):
         }
     )
     serial, serial_issues = canonical.stage_orders(raw, source)
-    monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
-    parallel, parallel_issues = canonical.stage_orders(raw, source)
+    with _two_forked_workers() as pools:
+        parallel, parallel_issues = canonical.stage_orders(raw, source)
+    assert pools == [(2, 2)]
     pd.testing.assert_frame_equal(serial, parallel)
     assert sorted(map(str, serial_issues)) == sorted(map(str, parallel_issues))
     assert serial_issues  # the unknown status code 'Z' is reported either way
@@ -257,8 +288,8 @@ def _stored(frame, table: str) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM {table} ORDER BY source_id, source_values").df()
 
 
-def test_parallel_staging_in_arrow_stores_what_serial_pandas_stores(monkeypatch):
-    """Workers send Arrow tables; a column empty in one chunk and typed in the other (here
+def test_parallel_staging_in_arrow_stores_what_serial_pandas_stores():
+    """Two workers send Arrow tables; a column empty in one chunk and typed in the other (here
     the change date, None in the first half) is typed by the other; the stored rows equal
     those of the serial pandas path."""
     import pyarrow as pa
@@ -287,9 +318,9 @@ def test_parallel_staging_in_arrow_stores_what_serial_pandas_stores(monkeypatch)
         (canonical.stage_orders, orders, "staging.orders"),
     ):
         serial, serial_issues = stager(raw, cfg.sources["erp"])
-        monkeypatch.setattr(canonical, "PARALLEL_MIN_ROWS", 10)
-        parallel, parallel_issues = stager(raw, cfg.sources["erp"], arrow=True)
-        monkeypatch.undo()
+        with _two_forked_workers() as pools:
+            parallel, parallel_issues = stager(raw, cfg.sources["erp"], arrow=True)
+        assert pools == [(2, 2)]
         assert isinstance(parallel, pa.Table)
         assert parallel.num_rows == 400
         pd.testing.assert_frame_equal(_stored(serial, table), _stored(parallel, table))
