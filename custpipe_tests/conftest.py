@@ -164,3 +164,19 @@ def empty_warehouse():
     con.execute(DDL)
     yield con
     con.close()
+
+
+def stage_landed(con, tmp_path: Path, ids: list[str], source: str = "erp") -> Path:
+    """Staged customer records `ids` of `source`, each in one landing folder that counts them."""
+    import json
+
+    import pandas as pd
+
+    from custpipe.warehouse import append_rows
+
+    landing = tmp_path / "landing" / "2026-11-27" / source / "20261128T000000Z" / "customers"
+    landing.mkdir(parents=True)
+    (landing / "manifest.json").write_text(json.dumps({"rows": len(ids)}))
+    staged = {"source_system": source, "source_id": ids, "landing_path": str(landing)}
+    append_rows(con, "staging.customers", pd.DataFrame(staged))
+    return landing

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -30,7 +29,8 @@ from custpipe.quality.conservation import conservation_report
 from custpipe.quality.gx_runner import ExpectationOutcome, SuiteOutcome
 from custpipe.quality.quarantine import rule_rows
 from custpipe.quality.validate import SourceValidation
-from custpipe.warehouse import DDL, append_rows
+from custpipe.warehouse import append_rows
+from custpipe_tests.conftest import stage_landed
 
 AT = pd.Timestamp("2026-11-28 02:00")
 
@@ -130,19 +130,13 @@ def test_rows_quarantined_only_warns():
 
 
 @pytest.fixture
-def warehouse(tmp_path):
-    con = duckdb.connect()
-    con.execute(DDL)
-    landing = tmp_path / "landing" / "2026-11-27" / "erp" / "20261128T000000Z" / "customers"
-    landing.mkdir(parents=True)
-    (landing / "manifest.json").write_text(json.dumps({"rows": 2}))
-    staged = {"source_system": "erp", "source_id": ["1", "2"], "landing_path": str(landing)}
-    append_rows(con, "staging.customers", pd.DataFrame(staged))
+def warehouse(empty_warehouse, tmp_path):
+    con = empty_warehouse
+    stage_landed(con, tmp_path, ["1", "2"])
     run = [{"run_id": "r", "source_system": "erp", "validated_at": AT}]
     append_rows(con, "quality.validation_runs", pd.DataFrame(run))
     append_rows(con, "mdm.golden_customers", pd.DataFrame({"golden_id": ["G1"]}))
-    yield con
-    con.close()
+    return con
 
 
 def test_conservation_blocks_a_lost_record(warehouse):

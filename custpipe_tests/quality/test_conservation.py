@@ -5,23 +5,14 @@ import pandas as pd
 import pytest
 
 from custpipe.quality.conservation import conservation_report
-from custpipe.warehouse import DDL, append_rows
+from custpipe.warehouse import append_rows
+from custpipe_tests.conftest import stage_landed
 
 
 @pytest.fixture
-def con(tmp_path):
-    c = duckdb.connect()
-    c.execute(DDL)
-    landing = tmp_path / "landing" / "2026-11-27" / "erp" / "20261128T000000Z" / "customers"
-    landing.mkdir(parents=True)
-    (landing / "manifest.json").write_text(json.dumps({"rows": 3}))
-    append_rows(
-        c,
-        "staging.customers",
-        pd.DataFrame(
-            {"source_system": "erp", "source_id": ["1", "2", "3"], "landing_path": str(landing)}
-        ),
-    )
+def con(empty_warehouse, tmp_path):
+    c = empty_warehouse
+    landing = stage_landed(c, tmp_path, ["1", "2", "3"])
     append_rows(
         c,
         "quality.validation_runs",
@@ -35,8 +26,7 @@ def con(tmp_path):
         pd.DataFrame([{"source_system": "erp", "source_id": "3", "rule": "x", "run_id": "r"}]),
     )
     append_rows(c, "mdm.golden_customers", pd.DataFrame({"golden_id": ["G1"]}))
-    yield c, landing
-    c.close()
+    return c, landing
 
 
 def xref(con, ids):
