@@ -276,14 +276,10 @@ def test_naive_iso_stamps_without_a_colon_are_local_time_too(value, utc):
     assert out["source_updated_at"].tolist() == [pd.Timestamp(utc)]
 
 
-def test_a_missing_id_is_no_twin_of_id_zero():
-    import duckdb
-
-    from custpipe import warehouse
+def test_a_missing_id_is_no_twin_of_id_zero(empty_warehouse):
     from custpipe.mapping.stage import flag_duplicate_ids
 
-    con = duckdb.connect()
-    con.execute(warehouse.DDL)
+    con = empty_warehouse
     con.execute(
         "INSERT INTO staging.customers (source_system, source_id) "
         "VALUES ('s', '0'), ('s', NULL), ('s', '7'), ('t', '5'), ('t', NULL), ('t', '005')"

@@ -66,14 +66,10 @@ def test_nothing_failed_nothing_held():
     assert rules["failed"].tolist() == [0]
 
 
-def test_validation_fetches_only_the_columns_its_rules_read():
-    import duckdb
-
-    from custpipe import warehouse
+def test_validation_fetches_only_the_columns_its_rules_read(empty_warehouse):
     from custpipe.quality.validate import suite_columns
 
-    con = duckdb.connect()
-    con.execute(warehouse.DDL)
+    con = empty_warehouse
     con.execute(
         "INSERT INTO staging.customers (source_system, source_id, email, phone, source_values) "
         "VALUES ('crm', '1', 'a@b.de', '+4930123456', '{\"x\": 1}'), ('erp', '2', NULL, NULL, '{}')"
