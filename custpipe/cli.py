@@ -132,10 +132,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for suite_name in suites:
         read_suite(settings.expectations_dir, suite_name)  # a malformed suite names its file
     model_path = Path(settings.expand(cfg.matching.model))
-    MatchModel.load(model_path)  # a broken model file names the file and the fix
+    model = MatchModel.load(model_path)  # a broken model file names the file and the fix
+    model.check_settings(cfg.match_settings(), model_path)  # trained under these settings
     print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
     print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} are valid")
-    print(f"  match model {model_path} is valid")
+    print(f"  match model {model_path} is valid and trained under the configured settings")
     for name, source in cfg.sources.items():
         suite = f"staged_customers_{name}"
         suite = suite if suite in suites else "staged_customers (default)"
@@ -187,7 +188,8 @@ def cmd_train_model(args: argparse.Namespace) -> int:
     cfg = load_config(settings.config_dir)
     path = Path(args.out or settings.expand(cfg.matching.model))
     trust = {name: s.trust for name, s in cfg.sources.items()}
-    model = train_and_save(settings.warehouse_path, path, trust, seed=args.seed)
+    match = cfg.match_settings()
+    model = train_and_save(settings.warehouse_path, path, trust, match, seed=args.seed)
     print(f"match model trained on {model.trained_records:,} records, written to {path}")
     print("  commit it: the nightly run predicts with this file")
     return 0

@@ -22,7 +22,9 @@ def matcher(cfg: PipelineConfig, settings) -> Matcher:
     """The configured match model and thresholds."""
     m = cfg.matching
     try:
-        return load_matcher(Path(settings.expand(m.model)), m.auto_merge, m.review)
+        return load_matcher(
+            Path(settings.expand(m.model)), m.auto_merge, m.review, cfg.match_settings()
+        )
     except (FileNotFoundError, ValueError) as exc:  # only a trained model file can fix it
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 

@@ -69,7 +69,7 @@ def build_train_model_job(cfg: PipelineConfig) -> dg.JobDefinition:
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         path = Path(settings.expand(run_cfg.matching.model))
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
-        model = train_and_save(settings.warehouse_path, path, trust)
+        model = train_and_save(settings.warehouse_path, path, trust, run_cfg.match_settings())
         context.log.info(f"match model written to {path}; review and commit it")
         return dg.Output(
             None,

@@ -20,6 +20,7 @@ from custpipe.matching.golden_ids import assign_golden_ids_sql
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 from custpipe.matching.model import MatchModel, score_pairs
 from custpipe.matching.review import review_queue
+from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import Survivorship, survivorship_sql
 from custpipe.matching.workspace import MatchWorkspace, match_workspace
 
@@ -35,6 +36,8 @@ class Matcher:
     model: MatchModel
     auto_merge: float = 0.99  # at or above: linked
     review: float = 0.80  # between review and auto_merge: to the steward queue
+    # two records with different valid values of one of these never link automatically
+    exclusions: tuple[str, ...] = EXCLUDABLE
 
     def __post_init__(self) -> None:
         if not 0 < self.review <= self.auto_merge <= 1:
@@ -44,9 +47,17 @@ class Matcher:
             )
 
 
-def load_matcher(path: Path, auto_merge: float, review: float) -> Matcher:
-    """The saved model at `path` with the configured thresholds."""
-    return Matcher(MatchModel.load(path), auto_merge=auto_merge, review=review)
+def load_matcher(
+    path: Path, auto_merge: float, review: float, settings: MatchSettings | None = None
+) -> Matcher:
+    """The saved model at `path` with the configured thresholds; with `settings`, a model
+    trained under other blocking rules or comparisons is refused and the settings'
+    exclusions apply."""
+    model = MatchModel.load(path)
+    if settings is None:
+        return Matcher(model, auto_merge=auto_merge, review=review)
+    model.check_settings(settings, path)
+    return Matcher(model, auto_merge, review, tuple(settings.exclusions))
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,14 @@ The file holds Splink's settings with the trained m/u parameters under "splink" 
 custpipe's own figures under "custpipe" (the number of records it was trained on, which
 rescales the prior for a run of another size, and the training date).
 
-Comparisons and blocking rules read canonical columns only (see `MATCH_INPUT_SQL`), so any
-configured source takes part without code: persons are compared on their name key (given
-and family name, order-insensitive), birth date and national ID; companies on the name key
-with legal forms removed and the tax ID; both on e-mail, phone, street, postcode and city.
-Given and family names are not compared again apart from the name key: one fact counted
-three times would break the model's independence assumption.
+What the model compares and which pairs it scores are data: `matching:` in pipeline.yaml,
+read by `custpipe.matching.settings`. Comparisons and blocking rules read canonical match
+columns only (see `MATCH_INPUT_SQL`), so any configured source takes part without code. The
+demo deployment compares persons on their name key (given and family name,
+order-insensitive), birth date and national ID; companies on the name key with legal forms
+removed and the tax ID; both on e-mail, phone, street, postcode and city. Given and family
+names are not compared again apart from the name key: one fact counted three times would
+break the model's independence assumption.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ import pandas as pd
 
 from custpipe import warehouse
 from custpipe.matching.linking import ROLE_ADDRESS
+from custpipe.matching.settings import (
+    BLOCKING_FUNCTIONS,
+    MatchSettings,
+    block_on_rule,
+    derived_columns,
+    derived_in_rules,
+    parse_derived,
+    parse_term,
+    shape_differences,
+    splink_settings,
+)
 from custpipe.matching.workspace import MatchWorkspace, match_workspace
 
 # One row per record to match, from the workspace's `nodes` relation; weak values are nulled
@@ -38,7 +51,6 @@ MATCH_INPUT_SQL = f"""
 SELECT node AS unique_id,
        party_type,
        name_key,
-       left(name_key, 4) AS name_prefix,
        CAST(birth_date AS VARCHAR) AS birth_date,
        upper(regexp_replace(national_id, '[^0-9A-Za-z]', '', 'g')) AS national_id,
        CASE WHEN tax_id_valid THEN tax_id END AS tax_id,
@@ -49,6 +61,9 @@ SELECT node AS unique_id,
            AS street_key,
        CASE WHEN postal_code_valid IS NOT FALSE THEN postal_code END AS postal_code,
        lower(strip_accents(city)) AS city_key,
+       nullif(lower(strip_accents(trim(given_name))), '') AS given_name,
+       nullif(lower(strip_accents(trim(family_name))), '') AS family_name,
+       nullif(lower(strip_accents(trim(region))), '') AS region,
        country
 FROM {{nodes}}
 """  # {nodes}: the workspace's relation (str.replace, the text has braces)
@@ -92,6 +107,17 @@ class MatchModel:
             "splink": self.splink,
         }
         Path(path).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def check_settings(self, settings: MatchSettings, path: Path | str = "the match model") -> None:
+        """Refuse a model trained under other blocking rules or comparisons than `settings`
+        (the deployment's `matching:` section, less the columns no source maps)."""
+        differences = shape_differences(self.splink, splink_settings(settings))
+        if differences:
+            raise ValueError(
+                f"{path} was trained under other matching settings than pipeline.yaml's "
+                f"`matching:` section ({'; '.join(differences)}); retrain it with `custpipe "
+                "train-model` (or the train_match_model job), review the diff and commit it"
+            )
 
     def settings_for(self, records: int) -> dict[str, Any]:
         """Splink settings with the prior rescaled to a run of `records` records.
@@ -152,39 +178,6 @@ def _model_problem(data: Any) -> str | None:
     return None
 
 
-def _settings() -> dict[str, Any]:
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
-
-    creator = SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="unique_id",
-        comparisons=[
-            cl.JaroWinklerAtThresholds("name_key", [0.95, 0.88]),
-            cl.LevenshteinAtThresholds("birth_date", [1]),
-            cl.ExactMatch("national_id"),
-            cl.ExactMatch("tax_id"),
-            cl.ExactMatch("email"),
-            cl.ExactMatch("phone"),
-            cl.JaroWinklerAtThresholds("street_key", [0.95, 0.85]),
-            cl.ExactMatch("postal_code"),
-            cl.ExactMatch("city_key"),
-        ],
-        blocking_rules_to_generate_predictions=[
-            block_on("party_type", "country", "name_key"),
-            block_on("party_type", "country", "postal_code", "name_prefix"),
-            block_on("party_type", "phone"),
-            block_on("party_type", "email"),
-            block_on("country", "tax_id"),
-            block_on("national_id"),
-            block_on("party_type", "birth_date", "postal_code"),
-            block_on("country", "postal_code", "street_key"),
-        ],
-        additional_columns_to_retain=[],
-    )
-    return creator.create_settings_dict(sql_dialect_str="duckdb")
-
-
 def _splink_linker(frame: Any, settings: dict[str, Any]):
     from splink import DuckDBAPI, Linker
 
@@ -197,63 +190,103 @@ def _splink_linker(frame: Any, settings: dict[str, Any]):
     return Linker(table, settings, log_level=logging.WARNING)
 
 
-def match_input(ws: MatchWorkspace):
-    """The records to match (from `ws.nodes`), canonical match columns only, as Arrow."""
+def phonetic_key(function: str, value: str | None) -> str | None:
+    """Soundex or Metaphone code of a value's letters (None for no letters)."""
+    import jellyfish
+
+    letters = "".join(ch for ch in value or "" if ch.isalpha() or ch == " ").strip()
+    if not letters:
+        return None
+    if function == "soundex":
+        return jellyfish.soundex(letters.replace(" ", ""))
+    return jellyfish.metaphone(letters) or None
+
+
+def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
+    """The records to match (from `ws.nodes`), canonical match columns only, as Arrow, plus
+    the `derived` blocking columns (such as 'name_key_prefix4', 'family_name_soundex')."""
+    import pyarrow as pa
+
+    sql_parts, python_parts = [], []
+    for name in derived:
+        parsed = parse_derived(name)
+        if parsed is None:
+            raise ValueError(f"'{name}' is not a derived match column")
+        column, function, n = parsed
+        template = BLOCKING_FUNCTIONS[function][1]
+        if template is None:
+            python_parts.append((name, column, function))
+        else:
+            sql_parts.append(f"{template.format(col=column, n=n)} AS {name}")
+    query = MATCH_INPUT_SQL.replace("{nodes}", ws.nodes)
+    if sql_parts:
+        query = f"SELECT *, {', '.join(sql_parts)} FROM ({query})"
     # execute(), not sql(): the caller's connection may hold a partly fetched result, which
     # DuckDB lets execute() replace; the extra copy it warns about is one small table.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-        return ws.con.execute(MATCH_INPUT_SQL.replace("{nodes}", ws.nodes)).to_arrow_table()
+        table = ws.con.execute(query).to_arrow_table()
+    for name, column, function in python_parts:
+        values = [phonetic_key(function, v) for v in table.column(column).to_pylist()]
+        table = table.append_column(name, pa.array(values, type=pa.string()))
+    return table
 
 
-def train_model(ws: MatchWorkspace, trained_on: str, seed: int = 42) -> MatchModel:
-    """Train m/u parameters on the records of `ws.nodes` (deterministic for a seed)."""
-    from splink import block_on
+def check_trainable(settings: MatchSettings) -> None:
+    """Raise if a training rule names a column the model never sees."""
+    for rule in settings.training.deterministic_rules + settings.training.em_rules:
+        for term in rule:
+            parse_term(term)
 
-    frame = match_input(ws)
-    linker = _splink_linker(frame, _settings())
+
+def train_model(
+    ws: MatchWorkspace, trained_on: str, settings: MatchSettings | None = None, seed: int = 42
+) -> MatchModel:
+    """Train m/u parameters on the records of `ws.nodes` (deterministic for a seed) for the
+    blocking rules and comparisons of `settings` (default: the demo deployment's)."""
+    from splink.internals.exceptions import EMTrainingException
+
+    settings = settings or MatchSettings()
+    check_trainable(settings)
+    frame = match_input(ws, derived_columns(settings))
+    linker = _splink_linker(frame, splink_settings(settings))
     train = linker.training
+    rules = settings.training
     # the prior from pairs that near-certainly match, whichever identifiers the sources carry
     try:
         train.estimate_probability_two_random_records_match(
-            [
-                block_on("country", "tax_id"),
-                block_on("party_type", "email"),
-                block_on("national_id"),
-                block_on("party_type", "name_key", "birth_date"),
-                block_on("party_type", "name_key", "postal_code", "street_key"),
-            ],
-            recall=0.7,
+            [block_on_rule(r) for r in rules.deterministic_rules], recall=rules.recall
         )
     except ValueError as exc:  # Splink: log of a zero probability
         raise ValueError(
-            "cannot train: no two records agree on a strong identifier (tax ID, e-mail, national "
-            "ID, name + birth date, name + full address), so the share of duplicates cannot be "
-            "estimated; map those fields, or stage more data"
+            "cannot train: no two records agree on a rule of matching.training."
+            "deterministic_rules (by default: tax ID, e-mail, national ID, name + birth date, "
+            "name + full address), so the share of duplicates cannot be estimated; map those "
+            "fields, add a rule, or stage more data"
         ) from exc
-    train.estimate_u_using_random_sampling(max_pairs=5e6, seed=seed)
-    from splink.internals.exceptions import EMTrainingException
-
-    for field, rule in (
-        ("name key", block_on("party_type", "country", "name_key")),
-        ("postcode", block_on("postal_code")),
-    ):
+    train.estimate_u_using_random_sampling(max_pairs=rules.u_sample_pairs, seed=seed)
+    for rule in rules.em_rules:
         try:
             train.estimate_parameters_using_expectation_maximisation(
-                rule, record_sample_proportion=1.0
+                block_on_rule(rule), record_sample_proportion=1.0
             )
         except EMTrainingException as exc:
             raise ValueError(
-                f"cannot train: no two records share a {field}, so the model has no pairs to "
-                "learn from; stage more data, or check the mapping of that field"
+                f"cannot train: no two records agree on the training rule {rule} "
+                "(matching.training.em_rules), so the model has no pairs to learn from; "
+                "stage more data, or check the mapping of those fields"
             ) from exc
-    settings = linker.misc.save_model_to_json()
-    settings.pop("linker_uid", None)
-    return MatchModel(settings, frame.num_rows, trained_on)
+    trained = linker.misc.save_model_to_json()
+    trained.pop("linker_uid", None)
+    return MatchModel(trained, frame.num_rows, trained_on)
 
 
 def train_and_save(
-    warehouse_path: Path, model_path: Path, trust: dict[str, int], seed: int = 42
+    warehouse_path: Path,
+    model_path: Path,
+    trust: dict[str, int],
+    settings: MatchSettings | None = None,
+    seed: int = 42,
 ) -> MatchModel:
     """Train on the warehouse's accepted staged records and write the model file."""
     import datetime as dt
@@ -268,7 +301,7 @@ def train_and_save(
                 f"{warehouse_path}: only {ws.records} accepted records; run the nightly job on "
                 "representative data before training a match model"
             )
-        model = train_model(ws, trained_on, seed)
+        model = train_model(ws, trained_on, settings, seed)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
     return model
@@ -290,7 +323,7 @@ def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -
     match weight (`mw_<field>`); return how many. The pairs go from Splink's database to the
     workspace in Arrow batches, never whole into pandas.
     """
-    frame = match_input(ws)
+    frame = match_input(ws, derived_in_rules(model.splink))
     linker = _splink_linker(frame, model.settings_for(frame.num_rows))
     del frame  # Splink holds what it needs
     scored = linker.inference.predict(
@@ -310,7 +343,7 @@ def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -
 
 def candidate_pairs(ws: MatchWorkspace, model: MatchModel) -> pd.DataFrame:
     """Every pair the model's blocking rules put up for scoring (a, b nodes), unscored."""
-    frame = match_input(ws)
+    frame = match_input(ws, derived_in_rules(model.splink))
     linker = _splink_linker(frame, model.settings_for(frame.num_rows))
     blocked = linker.inference.compute_blocked_pairs_for_predict()
     pairs = (
