@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from custpipe import catalogue
+from custpipe.matching.settings import MatchSettings
 
 # the canonical fields a mapping file may map, declared in custpipe/catalogue.py
 CUSTOMER_FIELDS: tuple[str, ...] = catalogue.canonical_fields("customers")
@@ -364,8 +365,9 @@ class RetentionConfig(_Strict):
     landing: int | None = Field(default=90, ge=0)
 
 
-class MatchingConfig(_Strict):
-    """The probabilistic match model and its thresholds (match probabilities)."""
+class MatchingConfig(MatchSettings):
+    """The probabilistic match model, its shape (blocking rules, comparisons, training rules,
+    exclusions; see custpipe.matching.settings) and its thresholds (match probabilities)."""
 
     model: str = "{config}/match_model.json"  # trained by `custpipe train-model`
     auto_merge: float = Field(default=0.99, gt=0, le=1)  # at or above: linked
@@ -434,6 +436,17 @@ class PipelineConfig(_Strict):
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
         return value
+
+    def mapped_customer_fields(self) -> set[str]:
+        """The canonical customer fields some configured source maps."""
+        return {f for s in self.sources.values() for f in s.customers.fields}
+
+    def match_settings(self) -> MatchSettings:
+        """The matching settings less the comparisons of columns no source maps: what
+        `train-model` trains and what the nightly run checks the model file against."""
+        return MatchSettings(
+            **{k: getattr(self.matching, k) for k in MatchSettings.model_fields}
+        ).mapped(self.mapped_customer_fields())
 
     @property
     def schedule_time(self) -> tuple[int, int]:
