@@ -85,18 +85,22 @@ def add_must_links(ws: MatchWorkspace) -> int:
 
 
 def constrained_components(
-    nodes: list[int], edges: list[tuple[int, int, int]], forbidden: list[tuple[int, int]]
+    nodes: list[int],
+    edges: list[tuple[int, int, int]],
+    forbidden: list[tuple[int, int]] | list[tuple[int, int, str]],
+    skipped: list[tuple[int, int, str]] | None = None,
 ) -> dict[int, int]:
-    """Union-find over `edges` (a, b, priority: lower first) that never joins a forbidden pair.
+    """Union-find over `edges` (a, b, priority: lower first) that never joins a forbidden pair
+    (a, b, optionally the reason). Each edge left out is appended to `skipped` (when given)
+    as (a, b, the reason of one forbidden pair it would have joined; '' if none was given).
 
     Returns node -> label (the smallest node of its component).
     """
     parent = {n: n for n in nodes}
     members = {n: {n} for n in nodes}
-    banned: dict[int, set[int]] = {n: set() for n in nodes}
-    for a, b in forbidden:
-        banned[a].add(b)
-        banned[b].add(a)
+    banned: dict[int, dict[int, str]] = {n: {} for n in nodes}
+    for a, b, *reason in forbidden:
+        banned[a][b] = banned[b][a] = reason[0] if reason else ""
 
     def root(n: int) -> int:
         while parent[n] != n:
@@ -109,8 +113,14 @@ def constrained_components(
         if ra == rb:
             continue
         small, big = sorted((ra, rb), key=lambda r: len(members[r]))
-        if any(banned[n] & members[big] for n in members[small]):
-            continue  # this edge would join two records a steward said are different
+        clash = next(
+            (banned[n][m] for n in members[small] for m in banned[n].keys() & members[big]),
+            None,
+        )
+        if clash is not None:  # the edge would join two records known to be different
+            if skipped is not None:
+                skipped.append((a, b, clash))
+            continue
         parent[small] = big
         members[big] |= members.pop(small)
     labels = {}
@@ -120,15 +130,39 @@ def constrained_components(
     return labels
 
 
-def apply_cannot_links(ws: MatchWorkspace, rule_priority: dict[str, int]) -> int:
-    """Split the clusters of `ws.labels` that hold a cannot-linked pair of `ws.decided`,
-    rebuilding them from `ws.edges`; return the number of splits."""
+STEWARD_CANNOT_LINK = "steward cannot-link"
+
+
+def apply_cannot_links(
+    ws: MatchWorkspace, rule_priority: dict[str, int], excluded: pd.DataFrame | None = None
+) -> int:
+    """Split the clusters of `ws.labels` that hold a cannot-linked pair of `ws.decided` or an
+    `excluded` pair (a, b, reason; see `exclusions.exclusion_pairs`), rebuilding them from
+    `ws.edges`; make `ws.kept_apart` (a, b, rule, reason): the edges left out for an
+    exclusion. Return the number of splits."""
     con = ws.con
-    conflicts = con.execute(f"""
-        SELECT DISTINCT la.label FROM {ws.decided} d
-        JOIN {ws.labels} la ON la.node = d.a JOIN {ws.labels} lb ON lb.node = d.b
-        WHERE d.decision = 'cannot_link' AND la.label = lb.label
-    """).fetchall()
+    excluded = excluded if excluded is not None else pd.DataFrame({"a": [], "b": [], "reason": []})
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {ws.kept_apart} "
+        "(a BIGINT, b BIGINT, rule VARCHAR, reason VARCHAR)"
+    )
+    forbidden = [
+        (a, b, STEWARD_CANNOT_LINK)
+        for a, b in con.execute(
+            f"SELECT a, b FROM {ws.decided} WHERE decision = 'cannot_link'"
+        ).fetchall()
+    ] + list(
+        zip(excluded["a"].astype(int), excluded["b"].astype(int), excluded["reason"], strict=True)
+    )
+    if not forbidden:
+        return 0
+    label_of = pd.DataFrame({"a": [f[0] for f in forbidden], "b": [f[1] for f in forbidden]})
+    with warehouse.registered(con, "forbidden_pairs", label_of):
+        conflicts = con.execute(f"""
+            SELECT DISTINCT la.label FROM forbidden_pairs f
+            JOIN {ws.labels} la ON la.node = f.a JOIN {ws.labels} lb ON lb.node = f.b
+            WHERE la.label = lb.label
+        """).fetchall()
     if not conflicts:
         return 0
     clusters = [c[0] for c in conflicts]
@@ -138,21 +172,38 @@ def apply_cannot_links(ws: MatchWorkspace, rule_priority: dict[str, int]) -> int
             f"SELECT node FROM {ws.labels} WHERE list_contains($c, label)", {"c": clusters}
         ).fetchall()
     ]
-    edges = [
-        (a, b, rule_priority.get(rule, len(rule_priority)))
-        for a, b, rule in con.execute(
-            f"SELECT e.a, e.b, e.rule FROM {ws.edges} e JOIN {ws.labels} l ON l.node = e.a "
-            "WHERE list_contains($c, l.label)",
-            {"c": clusters},
-        ).fetchall()
-    ]
-    forbidden = con.execute(
-        f"SELECT a, b FROM {ws.decided} WHERE decision = 'cannot_link'"
+    rows = con.execute(
+        f"SELECT e.a, e.b, e.rule FROM {ws.edges} e JOIN {ws.labels} l ON l.node = e.a "
+        "WHERE list_contains($c, l.label) ORDER BY e.a, e.b, e.rule",
+        {"c": clusters},
     ).fetchall()
+    edges = [(a, b, rule_priority.get(rule, len(rule_priority))) for a, b, rule in rows]
+    rule_of = {}
+    for a, b, rule in rows:  # the strongest rule of each edge names it in the review queue
+        key = (min(a, b), max(a, b))
+        if key not in rule_of or rule_priority.get(rule, 99) < rule_priority.get(rule_of[key], 99):
+            rule_of[key] = rule
     in_scope = set(nodes)
+    skipped: list[tuple[int, int, str]] = []
     labels = constrained_components(
-        nodes, edges, [(a, b) for a, b in forbidden if a in in_scope and b in in_scope]
+        nodes,
+        edges,
+        [(a, b, why) for a, b, why in forbidden if a in in_scope and b in in_scope],
+        skipped,
     )
+    kept_apart = pd.DataFrame(
+        [
+            (min(a, b), max(a, b), rule_of[(min(a, b), max(a, b))], why)
+            for a, b, why in skipped
+            if why != STEWARD_CANNOT_LINK and labels[a] != labels[b]
+        ],
+        columns=["a", "b", "rule", "reason"],
+    ).drop_duplicates(["a", "b"])
+    with warehouse.registered(con, "kept_apart_edges", kept_apart):
+        con.execute(
+            f"INSERT INTO {ws.kept_apart} SELECT a::BIGINT, b::BIGINT, rule::VARCHAR, "
+            "reason::VARCHAR FROM kept_apart_edges"
+        )
     relabel = pd.DataFrame({"node": list(labels), "label": list(labels.values())})
     with warehouse.registered(con, "relabel", relabel):
         con.execute(f"""

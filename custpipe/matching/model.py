@@ -361,21 +361,26 @@ def compared_fields(model: MatchModel) -> list[str]:
 
 
 def explain(pairs: pd.DataFrame, model: MatchModel) -> list[str]:
-    """Per pair, JSON naming each compared field's level and match weight (missing: omitted).
+    """Per pair, JSON naming each compared field's level and match weight (missing or not
+    scored: omitted); a pair an exclusion kept apart (columns `kept_apart`, `linked_by`)
+    also names the reason and the rule that linked it.
 
-    Field names and comparison levels only, never the records' values.
+    Field names, rules and comparison levels only, never the records' values.
     """
     fields = compared_fields(model)
     labels = _level_labels(model.splink)
     out = []
     for row in pairs.to_dict("records"):
-        parts = {
-            f: {
-                "level": labels[f].get(int(row[f"gamma_{f}"]), "?"),
+        parts: dict[str, Any] = {}
+        if isinstance(row.get("kept_apart"), str):
+            parts = {"kept_apart": row["kept_apart"], "linked_by": row.get("linked_by")}
+        for f in fields:
+            gamma = row.get(f"gamma_{f}")
+            if gamma is None or pd.isna(gamma) or int(gamma) == -1:
+                continue
+            parts[f] = {
+                "level": labels[f].get(int(gamma), "?"),
                 "weight": round(float(row[f"mw_{f}"]), 2),
             }
-            for f in fields
-            if int(row[f"gamma_{f}"]) != -1
-        }
         out.append(json.dumps(parts, ensure_ascii=False))
     return out

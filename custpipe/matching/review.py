@@ -12,26 +12,37 @@ from custpipe.matching.workspace import MatchWorkspace
 
 
 def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd.DataFrame:
-    """Model-scored pairs below `auto_merge` whose records ended in different clusters and
-    that no steward has decided yet, each with its per-field explanation.
+    """The pairs a steward should decide, each with its per-field explanation: model-scored
+    pairs below `auto_merge`, and links an exclusion left out (`ws.kept_apart`, such as two
+    records sharing an e-mail address with different valid tax IDs; their explanation names
+    the reason and the rule that linked them), whose records ended in different clusters and
+    that no steward has decided yet.
 
     Reads `ws.scored` (pairs already at or above the review threshold, see
-    :func:`score_pairs`), `ws.labels`, `ws.nodes` and `ws.decided`; only the queue's pairs
-    leave DuckDB.
+    :func:`score_pairs`), `ws.kept_apart`, `ws.labels`, `ws.nodes` and `ws.decided`; only the
+    queue's pairs leave DuckDB.
     """
     pairs = ws.con.execute(
         f"""
-        SELECT s.*,
+        WITH candidates AS (
+            SELECT a, b, reason AS kept_apart, rule AS linked_by FROM {ws.kept_apart}
+            UNION ALL
+            SELECT a, b, NULL, NULL FROM {ws.scored} s
+            WHERE s.probability < $auto_merge
+              AND NOT EXISTS (SELECT 1 FROM {ws.kept_apart} k WHERE k.a = s.a AND k.b = s.b)
+        )
+        SELECT c.a, c.b, c.kept_apart, c.linked_by, s.* EXCLUDE (a, b),
                na.source_system AS left_source_system, na.source_id AS left_source_id,
                nb.source_system AS right_source_system, nb.source_id AS right_source_id
-        FROM {ws.scored} s
-        JOIN {ws.labels} la ON la.node = s.a JOIN {ws.labels} lb ON lb.node = s.b
-        JOIN {ws.nodes} na ON na.node = s.a JOIN {ws.nodes} nb ON nb.node = s.b
-        WHERE s.probability < $auto_merge AND la.label <> lb.label
+        FROM candidates c
+        LEFT JOIN {ws.scored} s ON s.a = c.a AND s.b = c.b
+        JOIN {ws.labels} la ON la.node = c.a JOIN {ws.labels} lb ON lb.node = c.b
+        JOIN {ws.nodes} na ON na.node = c.a JOIN {ws.nodes} nb ON nb.node = c.b
+        WHERE la.label <> lb.label
           AND NOT EXISTS (SELECT 1 FROM {ws.decided} d
-                          WHERE least(d.a, d.b) = least(s.a, s.b)
-                            AND greatest(d.a, d.b) = greatest(s.a, s.b))
-        ORDER BY s.a, s.b
+                          WHERE least(d.a, d.b) = least(c.a, c.b)
+                            AND greatest(d.a, d.b) = greatest(c.a, c.b))
+        ORDER BY c.a, c.b
         """,
         {"auto_merge": auto_merge},
     ).df()
@@ -48,6 +59,7 @@ def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd
     return queue.sort_values(
         ["score", "left_source_system", "left_source_id", "right_source_system"],
         ascending=[False, True, True, True],
+        na_position="first",  # links an exclusion kept apart (no score below auto-merge) first
         ignore_index=True,
     )
 

@@ -11,7 +11,9 @@ by the names it holds, so a reader sees where each relation is made and read:
 - `decided` (a, b, decision; the latest steward decision per pair):
   `decisions.load_decisions`
 - `labels` (node, label: the cluster of each node): `linking.connected_components`,
-  split by `decisions.apply_cannot_links`
+  split by `decisions.apply_cannot_links` (steward cannot-links and the exclusions of
+  `exclusions.exclusion_pairs`), which makes `kept_apart` (a, b, rule, reason): the links
+  an exclusion left out, for the review queue
 - `members`, `previous` (last run's xref), `assigned` (label, golden_id), `id_events`,
   `first_seen`: `consolidate._assign_golden_ids` (with `golden_ids.assign_golden_ids_sql`)
 - `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
@@ -56,6 +58,7 @@ class MatchWorkspace:
     assigned: str = "assigned_ids"
     id_events: str = "id_events"
     first_seen: str = "first_seen"
+    kept_apart: str = "kept_apart"
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
@@ -76,6 +79,7 @@ class MatchWorkspace:
             self.assigned,
             self.id_events,
             self.first_seen,
+            self.kept_apart,
         )
 
     def drop(self) -> None:
