@@ -1,0 +1,189 @@
+"""Matching settings as data: a deployment's own blocking rules and comparisons, checked,
+trained and predicted with; a model trained under other settings is refused."""
+
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from custpipe.config import ConfigError, MatchingConfig, SourceConfig, load_config
+from custpipe.mapping.canonical import stage_customers
+from custpipe.matching.consolidate import Matcher, consolidate, load_matcher
+from custpipe.matching.evaluate import evaluate_matches
+from custpipe.matching.model import candidate_pairs, match_input, phonetic_key, train_model
+from custpipe.matching.settings import MatchSettings
+from custpipe.matching.workspace import match_workspace
+from custpipe.settings import DEFAULT_CONFIG_DIR
+from custpipe.warehouse import DDL, append_rows
+from custpipe_tests.matching.test_person_sources import REGISTER_A, REGISTER_B, registers
+
+OWN = {
+    "blocking_rules": [
+        ["birth_date", "soundex(family_name)"],
+        ["national_id"],
+        ["prefix(postal_code, 3)", "year(birth_date)", "metaphone(given_name)"],
+    ],
+    "comparisons": {
+        "given_name": {"method": "name"},
+        "family_name": {"method": "jaro_winkler", "thresholds": [0.92], "term_frequency": True},
+        "birth_date": {"method": "date", "thresholds": ["1 month", "1 year"]},
+        "national_id": {"method": "id"},
+        "street_key": {"method": "damerau_levenshtein", "thresholds": [1, 2]},
+        "postal_code": "exact",
+    },
+    "training": {
+        "deterministic_rules": [["national_id"], ["family_name", "given_name", "birth_date"]],
+        "em_rules": [["birth_date"], ["national_id"]],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def registers_warehouse():
+    a, b, truth = registers(400)
+    con = duckdb.connect()
+    con.execute(DDL)
+    for name, text, raw in (("register_a", REGISTER_A, a), ("register_b", REGISTER_B, b)):
+        source = SourceConfig.model_validate(yaml.safe_load(text) | {"name": name})
+        staged, _ = stage_customers(raw.astype(object), source)
+        append_rows(con, "staging.customers", staged)
+    runs = {"run_id": "v1", "source_system": ["register_a", "register_b"]}
+    append_rows(
+        con, "quality.validation_runs", pd.DataFrame(runs | {"validated_at": pd.Timestamp(0)})
+    )
+    return con, truth
+
+
+TRUST = {"register_a": 1, "register_b": 2}
+
+
+def test_a_deployment_with_its_own_rules_and_comparisons_trains_and_predicts_with_them(
+    registers_warehouse,
+):
+    con, truth = registers_warehouse
+    settings = MatchSettings.model_validate(OWN)
+    with match_workspace(con, TRUST) as ws:
+        model = train_model(ws, "test", settings, seed=1)
+        pairs = candidate_pairs(ws, model)
+        derived = ["family_name_soundex", "postal_code_prefix3", "birth_date_year"]
+        frame = match_input(ws, [*derived, "given_name_metaphone"]).to_pandas()
+    rules = [r["blocking_rule"] for r in model.splink["blocking_rules_to_generate_predictions"]]
+    assert len(rules) == 3
+    assert "family_name_soundex" in rules[0] and "national_id" in rules[1]
+    assert all(c in rules[2] for c in ("postal_code_prefix3", "birth_date_year"))
+    compared = {c["output_column_name"]: c for c in model.splink["comparisons"]}
+    assert list(compared) == list(OWN["comparisons"])
+    tf = [lv.get("tf_adjustment_column") for lv in compared["family_name"]["comparison_levels"]]
+    assert "family_name" in tf
+    labels = [lv["label_for_charts"] for lv in compared["national_id"]["comparison_levels"]]
+    assert any("Damerau-Levenshtein" in label and "<= 1" in label for label in labels)
+
+    # the candidates are exactly the pairs agreeing on every term of some configured rule
+    rec = frame.set_index("unique_id")
+    rules_as_columns = [
+        ["birth_date", "family_name_soundex"],
+        ["national_id"],
+        ["postal_code_prefix3", "birth_date_year", "given_name_metaphone"],
+    ]
+    expected = set()
+    for columns in rules_as_columns:
+        keyed = rec[columns].dropna().reset_index()
+        joined = keyed.merge(keyed, on=columns)
+        joined = joined[joined["unique_id_x"] < joined["unique_id_y"]]
+        assert len(joined), columns  # every rule contributes pairs
+        expected |= set(zip(joined["unique_id_x"], joined["unique_id_y"], strict=True))
+    assert set(zip(pairs["a"], pairs["b"], strict=True)) == expected
+
+    result = consolidate(con, "r1", TRUST, "register_a", Matcher(model))
+    xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
+    quality = evaluate_matches(xref, truth)
+    assert quality.precision >= 0.98 and quality.recall >= 0.95, quality.as_dict()
+    assert result.golden == xref["golden_id"].nunique()
+
+
+def test_a_model_trained_under_other_settings_is_refused_with_the_fix(registers_warehouse):
+    con, _ = registers_warehouse
+    own = MatchSettings.model_validate(OWN)
+    path = DEFAULT_CONFIG_DIR / "match_model.json"  # trained under the demo settings
+    with pytest.raises(ValueError) as refused:
+        load_matcher(path, 0.99, 0.8, own)
+    message = str(refused.value)
+    assert "match_model.json" in message and "custpipe train-model" in message
+    assert "blocking rules in the model" in message  # what differs: 8 rules vs 3
+    assert "'given_name' is compared in the configuration, not in the model" in message
+
+    one_more_level = MatchSettings.model_validate(
+        OWN | {"comparisons": OWN["comparisons"] | {"postal_code": {"method": "id"}}}
+    )
+    with match_workspace(con, TRUST) as ws:
+        model = train_model(ws, "test", own, seed=1)
+    model.check_settings(own)  # its own settings: accepted
+    with pytest.raises(ValueError, match="'postal_code' is compared differently"):
+        model.check_settings(one_more_level)
+
+
+def test_custpipe_check_refuses_a_model_trained_under_other_settings(tmp_path, monkeypatch, capsys):
+    from custpipe.cli import main
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    pipeline = config / "pipeline.yaml"
+    text = pipeline.read_text(encoding="utf-8")
+    pipeline.write_text(text.replace("    city_key: exact\n", "    city_key: {method: id}\n"))
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(config))
+    monkeypatch.setenv("CUSTPIPE_DATA", str(tmp_path / "data"))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "'city_key' is compared differently" in err and "train-model" in err
+
+
+@pytest.mark.parametrize(
+    ("matching", "named"),
+    [
+        ({"blocking_rules": [["postcode"]]}, "'postcode' is not a match column"),
+        ({"blocking_rules": [["initials(name_key)"]]}, "unknown function 'initials'"),
+        ({"blocking_rules": [["prefix(name_key)"]]}, "prefix(name_key, N)"),
+        ({"blocking_rules": [["soundex(family_name, 2)"]]}, "soundex(family_name)"),
+        ({"comparisons": {"shoe_size": "exact"}}, "'shoe_size' is not a match column"),
+        ({"comparisons": {"email": "fuzzy"}}, "method"),
+        ({"comparisons": {"email": {"method": "jaro_winkler"}}}, "needs thresholds"),
+        ({"comparisons": {"email": {"method": "jaro", "thresholds": [1.5]}}}, "(0, 1]"),
+        ({"comparisons": {"phone": {"method": "levenshtein", "thresholds": [0.5]}}}, "whole"),
+        ({"comparisons": {"birth_date": {"method": "date", "thresholds": ["2 weeks"]}}}, "unit"),
+        ({"comparisons": {"country": "exact"}}, "for blocking"),
+        ({"exclusions": ["email"]}, "exclusions"),
+        ({"training": {"em_rules": [[]]}}, "non-empty list"),
+    ],
+)
+def test_bad_matching_settings_name_the_problem(matching, named):
+    with pytest.raises(ValueError, match=None) as bad:
+        MatchingConfig.model_validate(matching)
+    assert named in str(bad.value)
+
+
+def test_a_bad_blocking_rule_in_pipeline_yaml_names_the_file_and_key(tmp_path):
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    pipeline = config / "pipeline.yaml"
+    text = pipeline.read_text(encoding="utf-8")
+    pipeline.write_text(text.replace("- [party_type, phone]", "- [party_type, fone]"))
+    with pytest.raises(ConfigError) as bad:
+        load_config(config)
+    assert "pipeline.yaml" in str(bad.value) and "matching.blocking_rules" in str(bad.value)
+    assert "'fone' is not a match column" in str(bad.value)
+
+
+def test_comparisons_of_columns_no_source_maps_are_left_out():
+    cfg = load_config(DEFAULT_CONFIG_DIR)
+    configured = set(cfg.matching.comparisons)
+    effective = set(cfg.match_settings().comparisons)
+    # no demo source maps a birth date or a national ID
+    assert configured - effective == {"birth_date", "national_id"}
+
+
+def test_phonetic_keys():
+    assert phonetic_key("soundex", "müller") == phonetic_key("soundex", "mueller") == "M460"
+    assert phonetic_key("metaphone", "Smith") == phonetic_key("metaphone", "Smyth")
+    assert phonetic_key("soundex", "1234") is None and phonetic_key("metaphone", None) is None
