@@ -324,10 +324,12 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
         Table("mdm", "match_review", (
             _text("left_source_system"), _text("left_source_id"), _text("right_source_system"),
             _text("right_source_id"), Column("score", "DOUBLE"), _text("explanation"), _RUN_ID,
-        ), "uncertain pair awaiting a steward: the model's match probability (`score`) is "
-           "between the review and auto-merge thresholds and the two records ended in different "
-           "clusters; `explanation` (JSON) gives, per compared field, the comparison level and "
-           "its match weight — never the values", contract=True,
+        ), "pair awaiting a steward, its two records in different clusters: uncertain (the "
+           "model's match probability `score` is between the review and auto-merge "
+           "thresholds), or linked but kept apart by an exclusion (different valid tax or "
+           "national IDs; `score` empty when only a definite rule linked them); `explanation` "
+           "(JSON) gives, per compared field, the comparison level and its match weight, and "
+           "`kept_apart` / `linked_by` for an exclusion — never the values", contract=True,
             key_columns=("left_*", "right_*", "score")),
         Table("mdm", "steward_decisions", (
             _text("left_source_system", nullable=False), _text("left_source_id", nullable=False),
