@@ -195,53 +195,126 @@ def cmd_train_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Compare the consolidated customers with a ground-truth file."""
-    import json
-
+def read_truth(path: Path):
+    """A ground-truth CSV (source_system, source_id, entity_id) as text columns."""
     import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no ground truth at {path}: give --truth CSV (columns source_system, source_id, "
+            "entity_id), or `custpipe evaluate --blocking` for the blocking counts without one"
+        )
+    truth = pd.read_csv(path, dtype=str)
+    missing = {"source_system", "source_id", "entity_id"} - set(truth.columns)
+    if missing:
+        raise ValueError(f"{path}: columns {sorted(missing)} are missing")
+    return truth
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Compare the consolidated customers with a ground-truth file; with --blocking, count
+    the candidate pairs of each blocking rule of the match model (no ground truth needed)."""
+    import json
 
     from custpipe import warehouse
     from custpipe.config import load_config
-    from custpipe.matching.evaluate import evaluate_blocking, evaluate_matches
-    from custpipe.matching.model import MatchModel, candidate_pairs
+    from custpipe.matching.blocking import analyse_blocking
+    from custpipe.matching.evaluate import evaluate_matches, not_consolidated
+    from custpipe.matching.model import MatchModel
     from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
     truth_path = Path(args.truth or settings.sources_dir / "ground_truth" / "customers.csv")
-    truth = pd.read_csv(truth_path, dtype=str)
-    missing = {"source_system", "source_id", "entity_id"} - set(truth.columns)
-    if missing:
-        raise ValueError(f"{truth_path}: columns {sorted(missing)} are missing")
+    with_truth = bool(args.truth) or truth_path.is_file() or not args.blocking
+    truth = read_truth(truth_path) if with_truth else None
     cfg = load_config(settings.config_dir)
+    model_path = Path(settings.expand(cfg.matching.model))
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
-        xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
         ws = accepted_nodes(con, {name: s.trust for name, s in cfg.sources.items()})
-        nodes = con.execute(f"SELECT node, source_system, source_id FROM {ws.nodes}").df()
-        model = MatchModel.load(Path(settings.expand(cfg.matching.model)))
-        blocking = evaluate_blocking(candidate_pairs(ws, model), nodes, truth)
-    quality = evaluate_matches(xref, truth)
-    figures = quality.as_dict() | {
-        "candidate_pairs": blocking.candidate_pairs,
-        "blocking_recall": round(blocking.recall, 4),
-    }
-    print(f"match quality against {truth_path} ({figures['records']:,} records in both):")
+        blocking = analyse_blocking(ws, MatchModel.load(model_path), truth)
+        figures: dict = {"accepted_records": blocking.records}
+        if truth is not None:
+            xref = con.execute(
+                "SELECT source_system, source_id, golden_id FROM mdm.customer_xref"
+            ).df()
+            missing = not_consolidated(xref, truth)
+            with warehouse.registered(con, "truth_missing", missing):
+                (staged,) = con.execute(
+                    "SELECT count(*) FROM truth_missing t WHERE EXISTS (SELECT 1 FROM "
+                    "staging.customers s WHERE s.source_system = t.source_system "
+                    "AND s.source_id = t.source_id)"
+                ).fetchone()
+    if truth is not None:
+        quality = evaluate_matches(xref, truth)
+        figures |= quality.as_dict() | {
+            "unconsolidated_quarantined": int(staged),
+            "unconsolidated_never_staged": quality.unconsolidated - int(staged),
+            "candidate_pairs": blocking.candidate_pairs,
+            "blocking_recall": round(blocking.blocking_recall, 4),
+        }
+        _print_match_quality(truth_path, figures, quality, blocking)
+    else:
+        figures["candidate_pairs"] = blocking.candidate_pairs
+        print(f"no ground truth at {truth_path}: blocking counts only (--truth CSV adds recall)")
+    if args.blocking:
+        figures["blocking_rules"] = blocking.as_dict()["rules"]
+        _print_blocking(model_path, blocking)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+        print(f"  written to {args.json}")
+    return 0
+
+
+def _print_match_quality(truth_path: Path, figures: dict, quality, blocking) -> None:
+    total = quality.records + quality.unconsolidated
+    print(
+        f"match quality against {truth_path} ({total:,} truth records, "
+        f"{quality.records:,} consolidated):"
+    )
     for key in ("precision", "recall", "f1", "exact_cluster_rate"):
         print(f"  {key:<20} {figures[key]:.4f}")
+    print(
+        f"  {'recall consolidated':<20} {figures['recall_consolidated']:.4f} (among the "
+        "consolidated records only)"
+    )
     print(
         f"  pairs predicted {quality.predicted_pairs:,}, true {quality.true_pairs:,}, "
         f"correct {quality.true_positive_pairs:,}"
     )
     print(
-        f"  blocking: {blocking.candidate_pairs:,} candidate pairs; "
-        f"{blocking.true_pairs_blocked:,} of {blocking.true_pairs:,} true pairs among them "
-        f"(blocking recall {blocking.recall:.4f})"
+        f"  not consolidated: {quality.unconsolidated:,} truth record(s) "
+        f"({figures['unconsolidated_quarantined']:,} quarantined, "
+        f"{figures['unconsolidated_never_staged']:,} never staged); their true pairs count "
+        "as missed"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
-        print(f"  written to {args.json}")
-    return 0
+    print(
+        f"  blocking: {blocking.candidate_pairs:,} candidate pairs; "
+        f"{blocking.true_pairs_blocked:,} of the {blocking.true_pairs:,} true pairs among "
+        f"the accepted records are among them (blocking recall {figures['blocking_recall']:.4f})"
+    )
+
+
+def _print_blocking(model_path: Path, blocking) -> None:
+    with_truth = blocking.true_pairs is not None
+    print(
+        f"blocking rules of {model_path} on {blocking.records:,} accepted records (a pair "
+        "counts under the first rule that makes it):"
+    )
+    head = f"  {'#':>2} {'pairs':>12} {'cumulative':>12}"
+    if with_truth:
+        head += f" {'true pairs':>11} {'cumulative':>11} {'recall':>7}"
+    print(head + "  rule")
+    for i, rule in enumerate(blocking.rules):
+        line = f"  {i + 1:>2} {rule.pairs:>12,} {rule.cumulative_pairs:>12,}"
+        if with_truth:
+            line += (
+                f" {rule.true_pairs:>11,} {rule.cumulative_true_pairs:>11,}"
+                f" {blocking.recall(i):>7.4f}"
+            )
+        print(f"{line}  {rule.rule}")
+    if with_truth:
+        print(f"  true pairs among the accepted records: {blocking.true_pairs:,}")
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -376,11 +449,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="model file (default: matching.model of the config)")
     train.add_argument("--seed", type=int, default=42, help="seed of the random u-sampling")
     train.set_defaults(func=cmd_train_model)
-    evaluate = sub.add_parser("evaluate", help="match precision/recall against a ground truth")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="match precision/recall against a ground truth; --blocking: pairs per blocking rule",
+    )
     evaluate.add_argument(
         "--truth",
         help="CSV with source_system, source_id, entity_id "
         "(default: the demo's ground_truth/customers.csv)",
+    )
+    evaluate.add_argument(
+        "--blocking",
+        action="store_true",
+        help="per blocking rule of the match model: candidate pairs, new and cumulative (with "
+        "a ground truth also true pairs and recall; without one, counts only)",
     )
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -132,6 +132,11 @@ class ReaderConfig(_Strict):
     sheet: str | None = None  # xlsx: the worksheet (default: the first)
     watermark: str | None = None  # sql: extract only rows at or above the last maximum
     chunk_size: int = Field(default=100_000, gt=0)
+    # csv: remove the spaces around each header name ('id, given_name' -> 'given_name'), so
+    # the mapping names columns plainly; values keep theirs (standardisation cleans text).
+    # Default: true, except for a mapping that names a column with spaces around it (written
+    # for the header as the file spells it; see DatasetConfig._header_as_mapped).
+    strip_header: bool = True
 
     @model_validator(mode="after")
     def _location(self) -> ReaderConfig:
@@ -145,6 +150,11 @@ class ReaderConfig(_Strict):
             raise ValueError("'watermark' (incremental extraction) is for 'sql' readers")
         if len(self.quotechar) != 1 or len(self.delimiter) != 1:
             raise ValueError("'delimiter' and 'quotechar' must be one character each")
+        if not self.strip_header and self.kind != "csv":  # (true: a dumped config's default)
+            raise ValueError(
+                "'strip_header' is for 'csv' readers (an xlsx header is always stripped; SQL, "
+                "JSON Lines and Parquet names are taken as they are): remove it"
+            )
         if self.path:
             _check_placeholders(self.path, "path", PATH_PLACEHOLDERS)
         if self.query:
@@ -212,11 +222,50 @@ class DatasetConfig(_Strict):
             return {k: ({"column": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _header_as_mapped(cls, data: Any) -> Any:
+        """A CSV mapping that names a column with spaces around it (' given_name') was
+        written for the header as the file spells it: unless the reader says otherwise, its
+        header is kept as it is (strip_header false), so such a deployment reads as before."""
+        if not isinstance(data, dict) or not isinstance(data.get("reader"), dict):
+            return data
+        reader, fields = data["reader"], data.get("fields")
+        rules = fields.values() if isinstance(fields, dict) else ()
+        if (
+            reader.get("kind") == "csv"
+            and "strip_header" not in reader
+            and _spaced_names(data.get("id"), rules)
+        ):
+            data = data | {"reader": reader | {"strip_header": False}}
+        return data
+
     @model_validator(mode="after")
     def _required_mapped(self) -> DatasetConfig:
         missing = [f for f in self.required if f not in self.fields]
         if missing:
-            raise ValueError(f"required field(s) {missing} are not mapped in 'fields'")
+            hint = ""
+            if "name" in missing and {"given_name", "family_name"} & set(self.fields):
+                hint = (
+                    " ('name' is derived from given_name and family_name here: require those, "
+                    "or leave it to the suites' name_required rule, which quarantines a record "
+                    "without a name)"
+                )
+            raise ValueError(f"required field(s) {missing} are not mapped in 'fields'{hint}")
+        return self
+
+    @model_validator(mode="after")
+    def _names_fit_header(self) -> DatasetConfig:
+        if self.reader.kind == "csv" and self.reader.strip_header:
+            spaced = _spaced_names(self.id, [r.model_dump() for r in self.fields.values()])
+            if spaced:
+                plain = ", ".join(repr(c.strip()) for c in spaced)
+                raise ValueError(
+                    f"the mapping names column(s) {', '.join(map(repr, spaced))} with spaces "
+                    "around them, but the reader removes the spaces around the header's names "
+                    f"(strip_header: true): write {plain}, or set 'strip_header: false' in the "
+                    "reader to read the header as the file spells it"
+                )
         return self
 
     def mentioned_in_expressions(self, columns: list[str]) -> list[str]:
@@ -236,6 +285,23 @@ class DatasetConfig(_Strict):
         for rule in self.fields.values():
             cols.extend(c for c in rule.source_columns() if c not in cols)
         return cols
+
+
+def _spaced_names(id_column: Any, rules: Any) -> list[str]:
+    """Source column names with spaces around them that a dataset mapping reads: its `id`,
+    and per field rule (a column name, or a rule as a dict) its `column`, `concat` and the
+    double-quoted names in its `expr`."""
+    names: list[Any] = [id_column]
+    for rule in rules:
+        if isinstance(rule, str):
+            names.append(rule)
+        elif isinstance(rule, dict):
+            names.append(rule.get("column"))
+            if isinstance(rule.get("concat"), list):
+                names.extend(rule["concat"])
+            if isinstance(rule.get("expr"), str):
+                names.extend(re.findall(r'"([^"]*)"', rule["expr"]))
+    return sorted({n for n in names if isinstance(n, str) and n != n.strip()})
 
 
 class ConnectionConfig(_Strict):
@@ -304,8 +370,12 @@ class SourceConfig(_Strict):
                 raise ValueError(f"order_lines.fields: required field(s) {missing} are not mapped")
             if self.orders is None:
                 raise ValueError("order_lines: the source has no 'orders' the lines belong to")
-        if "name" not in self.customers.fields:
-            raise ValueError("customers.fields: the required field 'name' is not mapped")
+        if not {"name", "given_name", "family_name"} & set(self.customers.fields):
+            raise ValueError(
+                "customers.fields: no name is mapped: map 'name' (a company's or a person's "
+                "full name), or for persons 'given_name' and/or 'family_name' (the name is "
+                "then 'given family')"
+            )
         return self
 
     def datasets(self) -> dict[str, DatasetConfig]:
@@ -318,10 +388,17 @@ class SourceConfig(_Strict):
         return out
 
 
+# The default of reconcile.system_of_record and publish.erp_source: this source if it is
+# configured, else none (PipelineConfig._references).
+DEFAULT_ERP = "erp"
+
+
 class ReconcileConfig(_Strict):
     """Order reconciliation settings."""
 
-    system_of_record: str = "erp"
+    # the source whose orders the others are compared with; None (null): orders are not
+    # compared across systems, only each system's own findings are reported
+    system_of_record: str | None = DEFAULT_ERP
     amount_tolerance: float = Field(default=0.01, ge=0)
     # orders whose numbers differ pair up on (golden customer, amount, date within N days)
     date_window_days: int = Field(default=3, ge=0)
@@ -334,7 +411,9 @@ class PublishConfig(_Strict):
 
     connection: ConnectionConfig
     table: str = "ZCUST_INBOUND"
-    erp_source: str = "erp"
+    # the source whose (active) record ids are the golden customers' ERP customer numbers;
+    # None (null): the golden customers carry no ERP customer number
+    erp_source: str | None = DEFAULT_ERP
     # refuse a publish that would retire more than this share of the active rows (override
     # for one run with the publish asset's `allow_mass_retire` config)
     max_retire_share: float = Field(default=0.05, ge=0, le=1)
@@ -453,6 +532,24 @@ class PipelineConfig(_Strict):
         """(hour, minute) of the nightly schedule, in the pipeline's `timezone`."""
         return daily_cron_time(self.schedule_cron)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_references(cls, data: Any) -> Any:
+        """reconcile.system_of_record and publish.erp_source left out mean the source 'erp'
+        where one is configured, else none (a deployment without an ERP or without orders)."""
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+            return data
+        if DEFAULT_ERP in data["sources"]:
+            return data
+        data = dict(data)
+        for section, key in (("reconcile", "system_of_record"), ("publish", "erp_source")):
+            part = data.get(section, {})
+            if isinstance(part, dict) and key not in part:
+                data[section] = part | {key: None}
+            elif isinstance(part, BaseModel) and key not in part.model_fields_set:
+                data[section] = part.model_copy(update={key: None})
+        return data
+
     @model_validator(mode="after")
     def _references(self) -> PipelineConfig:
         if not self.sources:
@@ -465,9 +562,10 @@ class PipelineConfig(_Strict):
             "publish.erp_source": self.publish.erp_source,
         }
         for key, ref in refs.items():
-            if ref not in self.sources:
+            if ref is not None and ref not in self.sources:
                 raise ValueError(
-                    f"{key}: '{ref}' is not a configured source ({sorted(self.sources)})"
+                    f"{key}: '{ref}' is not a configured source ({sorted(self.sources)}); "
+                    "name one of them, or write null for none"
                 )
         return self
 

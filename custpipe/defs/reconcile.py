@@ -55,9 +55,12 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
         )
-        yield dg.MaterializeResult(
-            metadata={"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        metadata = {"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        metadata["system_of_record"] = rc.system_of_record or (
+            "none configured: orders are not compared across systems, only each system's "
+            "own findings are reported"
         )
+        yield dg.MaterializeResult(metadata=metadata)
         yield check_result(gates.no_discrepancies(counts, orders, rc.discrepancy_warn_rate))
         yield check_result(gates.orders_suite_passes(suite, rules.to_dict("records"), orders))
 

@@ -72,17 +72,26 @@ def _code_fingerprint() -> str:
 STAGING_VERSION = 4  # 2: number formats, time zones, escapes; 3, 4: issue-13 review fixes
 
 
+# Reader settings that act when a source is extracted, not when a landing folder is staged
+# (the landing holds the header as it was read): a change of them restages nothing.
+_EXTRACT_ONLY = {"reader": {"strip_header"}}
+
+
+def _mapping_json(source: SourceConfig, dataset: str) -> str:
+    return source.datasets()[dataset].model_dump_json(exclude=_EXTRACT_ONLY)
+
+
 def restage_fingerprint(source: SourceConfig, dataset: str) -> str:
     """Changes when the dataset's mapping file (its fields or the source's timezone) changes,
     or STAGING_VERSION is bumped."""
-    config = source.datasets()[dataset].model_dump_json()
+    config = _mapping_json(source, dataset)
     zone = source.timezone or "UTC"
     return hashlib.sha1(f"{config}\x1f{zone}\x1f{STAGING_VERSION}".encode()).hexdigest()
 
 
 def mapping_fingerprint(source: SourceConfig, dataset: str) -> str:
     """Changes whenever the dataset's mapping or the staging code changes."""
-    config = source.datasets()[dataset].model_dump_json() + (source.timezone or "UTC")
+    config = _mapping_json(source, dataset) + (source.timezone or "UTC")
     return hashlib.sha1((config + _code_fingerprint()).encode()).hexdigest()
 
 

@@ -14,15 +14,20 @@ FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8"
 
 def find_discrepancies(
     con: duckdb.DuckDBPyConnection,
-    system_of_record: str,
-    erp_source: str,
+    system_of_record: str | None,
+    erp_source: str | None,
     tolerance: float,
     date_window_days: int = 3,
 ) -> pd.DataFrame:
     """Every finding of the staged orders: duplicates, mismatches, missing, unknown customers.
 
     Orders pair across systems by number; unpaired ones by (golden customer, order date
-    within `date_window_days`, amount within `tolerance`) as a fallback.
+    within `date_window_days`, amount within `tolerance`) as a fallback. Without a
+    `system_of_record` (None) no order is compared across systems (no status_mismatch,
+    amount_mismatch, order_number_mismatch, missing_in_<system>, duplicate_customer);
+    every system's own findings (duplicate or numberless orders, unknown or quarantined
+    customers, lines, codes, values) are still made. Without an `erp_source` there are no
+    ERP customer numbers, so no duplicate_customer finding.
     """
     params = {
         "sor": system_of_record,
@@ -36,8 +41,8 @@ def find_discrepancies(
 def reconcile_orders(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
-    system_of_record: str,
-    erp_source: str,
+    system_of_record: str | None,
+    erp_source: str | None,
     tolerance: float,
     date_window_days: int = 3,
 ) -> dict[str, int]:

@@ -6,6 +6,9 @@
 -- order_number_mismatch rather than two orders missing in each other's system. Where a
 -- source has order lines, an order whose lines do not add up to its amount (within $tol) is
 -- a line_total_mismatch; lines whose order header is absent are lines_without_order.
+-- $sor NULL (no system of record): `sor` and `oth` are empty (nothing equals NULL), so no
+-- order is compared across systems and only each system's own findings remain; $erp_source
+-- NULL (no ERP customer numbers): no duplicate_customer finding.
 WITH o AS (
     SELECT s.*, x.golden_id
     FROM staging.orders s

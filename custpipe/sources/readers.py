@@ -537,16 +537,31 @@ def _check_header(path: Path, encoding: str, reader: ReaderConfig, source: str) 
 
 
 def _check_unique(header: list, path: Path, source: str) -> None:
-    seen: dict[str, int] = {}
+    """Two header names equal once the spaces around them are removed fail (also where the
+    header is read as it is: 'name' and ' name' would be told apart by one space)."""
+    seen: dict[str, tuple[int, str]] = {}
     for i, name in enumerate(header, start=1):
         key = str(name).strip()
         if key in seen and key:
+            first, spelt = seen[key]
+            how = (
+                f" — written {spelt!r} and {str(name)!r}: the same name once the spaces around "
+                "it are removed"
+                if spelt != str(name)
+                else ""
+            )
             raise SourceReadError(
                 f"source '{source}': {path}: the header names column '{key}' twice (columns "
-                f"{seen[key]} and {i}); which one the mapping means is unknown. Rename or "
+                f"{first} and {i}{how}); which one the mapping means is unknown. Rename or "
                 "remove one of them in the export."
             )
-        seen[key] = i
+        seen[key] = (i, str(name))
+
+
+def _stripped_names(columns: list) -> list[str]:
+    """Header names without the spaces around them; a name of spaces only becomes
+    'Unnamed: <position>', as pandas names an empty header cell."""
+    return [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(columns)]
 
 
 def _csv_chunks(
@@ -569,6 +584,8 @@ def _csv_chunks(
         )
         for chunk in chunks:
             columns = len(chunk.columns)
+            if reader.strip_header:  # 'id, given_name' names 'given_name' (values untouched)
+                chunk.columns = _stripped_names(list(chunk.columns))
             yield _as_strings(chunk)
     except pd.errors.EmptyDataError:
         raise SourceReadError(
@@ -603,7 +620,8 @@ def _csv_chunks(
 def read_csv(
     path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Stream a delimited text file in its declared (or detected) encoding."""
+    """Stream a delimited text file in its declared (or detected) encoding; with the
+    reader's `strip_header` (the default) the header's names lose the spaces around them."""
     notes = notes if notes is not None else []
     _require_file(path, source, notes)
     yield from _guarded(path, source, _csv_chunks(path, reader, source, notes))
