@@ -81,7 +81,7 @@ def consolidate(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
     trust: dict[str, int],
-    erp_source: str,
+    erp_source: str | None,
     matcher: Matcher,
     rules: tuple[LinkRule, ...] = DEFAULT_RULES,
     survivorship: Survivorship = DEFAULT_SURVIVORSHIP,
