@@ -61,7 +61,11 @@ def test_the_deployment_is_one_csv_source_of_persons_in_australia():
     assert source.orders is None
     assert source.customers.fields["party_type"].const == "person"
     assert source.customers.fields["country"].const == "AU"
-    assert cfg.publish.erp_source == cfg.reconcile.system_of_record == "febrl"
+    assert "name" not in source.customers.fields  # built from given and family name
+    assert cfg.publish.erp_source is None  # no ERP, no orders to reconcile
+    assert cfg.reconcile.system_of_record is None
+    # every compared column is mapped: none is left out of the model
+    assert set(cfg.match_settings().comparisons) == set(cfg.matching.comparisons)
 
 
 def test_febrl1_stages_every_record_and_quarantines_none(tmp_path):
@@ -113,7 +117,7 @@ def _result(name: str, mine: tuple[float, float], theirs: float) -> dict:
     precision, f1 = mine
     return {
         "set": name,
-        "custpipe": {"all": {"precision": precision, "f1": f1}},
+        "custpipe": {"quality": {"precision": precision, "f1": f1}},
         "splink": {"f1": theirs},
     }
 
