@@ -145,7 +145,7 @@ def quarantine_counts(con, trust: dict[str, int]) -> dict[str, int]:
         """,
         [list(trust)],
     ).fetchall()
-    out = {rule: int(n) for rule, n in rows}
+    out = {rule: int(n) for rule, n in sorted(rows)}
     out.setdefault("(records)", 0)
     return out
 
