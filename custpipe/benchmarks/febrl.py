@@ -8,7 +8,7 @@ new deployment (`examples/febrl/`: pipeline.yaml and one mapping file, no code):
 1. copy the set's CSV into a fresh data folder as the source's export, and the deployment
    folder beside it (so the model trained below is that set's own);
 2. run the nightly job once (extract, stage, validate; consolidation has no model yet);
-3. train the match model on the staged records (`custpipe train-model`'s function);
+3. train the match model on the staged records (`custpipe train-model`, in this process);
 4. run the nightly job again and compare `mdm.customer_xref` with the truth.
 
 Beside it, on the same CSV, Splink's documented FEBRL workflow (docs/demos/examples/duckdb/
