@@ -262,6 +262,7 @@ def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
     from custpipe.config import load_config
     from custpipe.matching.evaluate import evaluate_matches
     from custpipe.matching.model import _splink_linker, match_input, train_model
+    from custpipe.matching.settings import derived_in_rules
     from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
 
@@ -273,8 +274,8 @@ def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
     started = time.time()
     with warehouse.connect(data_dir / "warehouse.duckdb", read_only=True) as con:
         ws = accepted_nodes(con, trust)
-        model = train_model(ws, "baseline")
-        linker = _splink_linker(match_input(ws), model.splink)
+        model = train_model(ws, "baseline", cfg.match_settings())
+        linker = _splink_linker(match_input(ws, derived_in_rules(model.splink)), model.splink)
         scored = linker.inference.predict(threshold_match_probability=0.5, warning_mode="never")
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(scored, 0.99)
         labels = clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]]
