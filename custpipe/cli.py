@@ -213,14 +213,14 @@ def read_truth(path: Path):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Compare the consolidated customers with a ground-truth file; with --blocking, count
-    the candidate pairs of each blocking rule of the match model (no ground truth needed)."""
+    the candidate pairs of each configured blocking rule (no ground truth or model needed)."""
     import json
 
     from custpipe import warehouse
     from custpipe.config import load_config
-    from custpipe.matching.blocking import analyse_blocking
+    from custpipe.matching.blocking import analyse_blocking, check_model_file
     from custpipe.matching.evaluate import evaluate_matches, not_consolidated
-    from custpipe.matching.model import MatchModel
+    from custpipe.matching.settings import splink_settings
     from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
 
@@ -229,27 +229,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with_truth = bool(args.truth) or truth_path.is_file() or not args.blocking
     truth = read_truth(truth_path) if with_truth else None
     cfg = load_config(settings.config_dir)
+    configured = splink_settings(cfg.match_settings())  # blocking needs no trained model
     model_path = Path(settings.expand(cfg.matching.model))
+    model = check_model_file(model_path, cfg.match_settings())
+    figures: dict = {"model_file": model.as_dict(model_path), "blocking_rules_of": "pipeline.yaml"}
+    _print_model_file(model)
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
         ws = accepted_nodes(con, {name: s.trust for name, s in cfg.sources.items()})
-        blocking = analyse_blocking(ws, MatchModel.load(model_path), truth)
-        figures: dict = {"accepted_records": blocking.records}
+        blocking = analyse_blocking(ws, configured, truth)
+        figures["accepted_records"] = blocking.records
         if truth is not None:
             xref = con.execute(
                 "SELECT source_system, source_id, golden_id FROM mdm.customer_xref"
             ).df()
-            missing = not_consolidated(xref, truth)
-            with warehouse.registered(con, "truth_missing", missing):
-                (staged,) = con.execute(
-                    "SELECT count(*) FROM truth_missing t WHERE EXISTS (SELECT 1 FROM "
-                    "staging.customers s WHERE s.source_system = t.source_system "
-                    "AND s.source_id = t.source_id)"
-                ).fetchone()
+            quarantined, staged_other = _staged_not_consolidated(ws, not_consolidated(xref, truth))
     if truth is not None:
         quality = evaluate_matches(xref, truth)
         figures |= quality.as_dict() | {
-            "unconsolidated_quarantined": int(staged),
-            "unconsolidated_never_staged": quality.unconsolidated - int(staged),
+            "unconsolidated_quarantined": quarantined,
+            "unconsolidated_staged_later_or_unconfigured": staged_other,
+            "unconsolidated_never_staged": quality.unconsolidated - quarantined - staged_other,
             "candidate_pairs": blocking.candidate_pairs,
             "blocking_recall": round(blocking.blocking_recall, 4),
         }
@@ -259,18 +258,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"no ground truth at {truth_path}: blocking counts only (--truth CSV adds recall)")
     if args.blocking:
         figures["blocking_rules"] = blocking.as_dict()["rules"]
-        _print_blocking(model_path, blocking)
+        _print_blocking(settings.config_dir / "pipeline.yaml", blocking)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
         print(f"  written to {args.json}")
     return 0
 
 
+def _staged_not_consolidated(ws, missing) -> tuple[int, int]:
+    """Of the truth records without a golden record (`missing`: source_system, source_id),
+    those staged and in their source's latest quarantine (a configured source), and the
+    other staged ones (staged after the last consolidation, or of an unconfigured source)."""
+    from custpipe import warehouse
+
+    with warehouse.registered(ws.con, "truth_missing", missing):
+        quarantined, other = ws.con.execute(f"""
+            WITH staged AS (
+                SELECT t.source_system IN (SELECT source_system FROM {ws.trust}) AND EXISTS (
+                    SELECT 1 FROM quality.quarantine q
+                    JOIN {ws.latest_validation} v USING (source_system, run_id)
+                    WHERE q.source_system = t.source_system AND q.source_id = t.source_id
+                ) AS held
+                FROM truth_missing t
+                WHERE EXISTS (SELECT 1 FROM staging.customers s
+                              WHERE s.source_system = t.source_system
+                                AND s.source_id = t.source_id)
+            )
+            SELECT count(*) FILTER (WHERE held), count(*) FILTER (WHERE NOT held) FROM staged
+        """).fetchone()
+    return int(quarantined), int(other)
+
+
+def _print_model_file(model) -> None:
+    if model.state == "same":
+        return
+    if model.rules_differ is None:
+        print("no usable match model file: analysing pipeline.yaml's blocking rules")
+    elif model.rules_differ:
+        print(
+            "pipeline.yaml's blocking rules differ from the model file's: analysing "
+            "pipeline.yaml's; retrain before the next run"
+        )
+    print(f"model file: {model.message}")
+
+
 def _print_match_quality(truth_path: Path, figures: dict, quality, blocking) -> None:
     total = quality.records + quality.unconsolidated
     print(
         f"match quality against {truth_path} ({total:,} truth records, "
-        f"{quality.records:,} consolidated):"
+        f"{quality.records:,} consolidated; of the last consolidation):"
     )
     for key in ("precision", "recall", "f1", "exact_cluster_rate"):
         print(f"  {key:<20} {figures[key]:.4f}")
@@ -285,21 +321,24 @@ def _print_match_quality(truth_path: Path, figures: dict, quality, blocking) -> 
     print(
         f"  not consolidated: {quality.unconsolidated:,} truth record(s) "
         f"({figures['unconsolidated_quarantined']:,} quarantined, "
+        f"{figures['unconsolidated_staged_later_or_unconfigured']:,} staged after the last "
+        "consolidation or of an unconfigured source, "
         f"{figures['unconsolidated_never_staged']:,} never staged); their true pairs count "
         "as missed"
     )
     print(
-        f"  blocking: {blocking.candidate_pairs:,} candidate pairs; "
+        f"  blocking (pipeline.yaml's rules): {blocking.candidate_pairs:,} candidate pairs; "
         f"{blocking.true_pairs_blocked:,} of the {blocking.true_pairs:,} true pairs among "
         f"the accepted records are among them (blocking recall {figures['blocking_recall']:.4f})"
     )
 
 
-def _print_blocking(model_path: Path, blocking) -> None:
+def _print_blocking(pipeline_file: Path, blocking) -> None:
     with_truth = blocking.true_pairs is not None
     print(
-        f"blocking rules of {model_path} on {blocking.records:,} accepted records (a pair "
-        "counts under the first rule that makes it):"
+        f"blocking rules of {pipeline_file} (matching.blocking_rules) on "
+        f"{blocking.records:,} accepted records (a pair counts under the first rule that "
+        "makes it):"
     )
     head = f"  {'#':>2} {'pairs':>12} {'cumulative':>12}"
     if with_truth:
@@ -461,8 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--blocking",
         action="store_true",
-        help="per blocking rule of the match model: candidate pairs, new and cumulative (with "
-        "a ground truth also true pairs and recall; without one, counts only)",
+        help="per blocking rule of pipeline.yaml's matching section (no trained model needed: "
+        "try a rule before train-model): candidate pairs, new and cumulative (with a ground "
+        "truth also true pairs and recall; without one, counts only)",
     )
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -1,25 +1,28 @@
-"""Blocking analysis: what each blocking rule of the saved match model puts up for scoring.
+"""Blocking analysis: what each blocking rule puts up for scoring.
 
-The rules are read from the model file's Splink settings
-(`splink.blocking_rules_to_generate_predictions`), in their order, and the candidate pairs
-are the ones the nightly run scores: Splink's blocked pairs for prediction, each tagged with
-the first rule that makes it (a pair an earlier rule already made is not counted again).
-With a ground truth, each rule's true pairs (both records of one entity) and the cumulative
-blocking recall: the share of the true pairs among the matched records that some rule up to
-this one blocks. Counts only; never a record's values.
+The rules are those of a Splink settings dict, in their order: `custpipe evaluate --blocking`
+analyses the configured ones (pipeline.yaml's `matching:` section, `settings.splink_settings`),
+so a deployment sees what a new rule costs before it trains a model with it; blocking needs no
+trained parameter. The candidate pairs are the ones the nightly run would score: Splink's
+blocked pairs for prediction, each tagged with the first rule that makes it (a pair an
+earlier rule already made is not counted again). With a ground truth, each rule's true pairs
+(both records of one entity) and the cumulative blocking recall: the share of the true pairs
+among the matched records that some rule up to this one blocks. Counts only; never a
+record's values.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from custpipe.matching.model import MatchModel, _splink_linker, match_input
-from custpipe.matching.settings import derived_in_rules
+from custpipe.matching.settings import MatchSettings, derived_in_rules, splink_settings
 from custpipe.matching.workspace import MatchWorkspace
 
 
@@ -27,7 +30,7 @@ from custpipe.matching.workspace import MatchWorkspace
 class RuleCount:
     """One blocking rule: the pairs it adds to those of the rules before it, and the totals."""
 
-    rule: str  # the rule's SQL, as the model file holds it
+    rule: str  # the rule's SQL, as Splink's settings hold it
     pairs: int  # candidate pairs this rule makes that no earlier rule made
     cumulative_pairs: int  # candidate pairs of this rule and every earlier one
     true_pairs: int | None = None  # of `pairs`, those of one entity (with a truth)
@@ -36,7 +39,7 @@ class RuleCount:
 
 @dataclass(frozen=True)
 class BlockingAnalysis:
-    """Per blocking rule of a model, in its order, on one set of records."""
+    """Per blocking rule of a Splink settings dict, in its order, on one set of records."""
 
     records: int  # records blocked (the accepted records)
     rules: tuple[RuleCount, ...]
@@ -111,8 +114,9 @@ GROUP BY p.rule
 def count_blocked_pairs(
     frame: Any, splink: dict[str, Any], entities: pd.DataFrame | None = None
 ) -> BlockingAnalysis:
-    """Blocking analysis of `frame` (the match input: `unique_id` and the columns the model
-    reads, Arrow or pandas) under the rules of the Splink settings `splink`.
+    """Blocking analysis of `frame` (the match input: `unique_id` and the columns the rules
+    read, derived ones included; Arrow or pandas) under the rules of the Splink settings
+    `splink` (trained or not).
 
     `entities` (unique_id, entity_id), if given, is the ground truth of the records: a
     record without an entity is in no true pair.
@@ -125,7 +129,7 @@ def count_blocked_pairs(
         known = entities[["unique_id", "entity_id"]].dropna().drop_duplicates("unique_id")
     by_rule: dict[int, tuple[int, int]] = {}
     if rules and records > 1:
-        linker = _splink_linker(frame, json.loads(json.dumps(splink)))  # the model's own rules
+        linker = _splink_linker(frame, json.loads(json.dumps(splink)))  # Splink may mutate it
         blocked = linker.inference.compute_blocked_pairs_for_predict()
         reader = blocked.as_duckdbpyrelation().to_arrow_reader(100_000)
         with duckdb.connect() as con:
@@ -150,15 +154,17 @@ def count_blocked_pairs(
 
 
 def analyse_blocking(
-    ws: MatchWorkspace, model: MatchModel, truth: pd.DataFrame | None = None
+    ws: MatchWorkspace, splink: dict[str, Any], truth: pd.DataFrame | None = None
 ) -> BlockingAnalysis:
-    """Blocking analysis of the workspace's accepted records (`ws.nodes`) under the saved
-    `model`'s rules; `truth` (source_system, source_id, entity_id) adds the true pairs.
+    """Blocking analysis of the workspace's accepted records (`ws.nodes`) under the rules of
+    the Splink settings `splink` (the configured ones, or a model file's); `truth`
+    (source_system, source_id, entity_id) adds the true pairs.
 
-    A truth record that is not among the accepted records (quarantined, never staged) is in
+    The derived columns the rules read (such as 'name_key_prefix4') are computed first. A
+    truth record that is not among the accepted records (quarantined, never staged) is in
     no candidate pair and is left out here (the match recall of `evaluate` counts it).
     """
-    frame = match_input(ws, derived_in_rules(model.splink))
+    frame = match_input(ws, derived_in_rules(splink))
     entities = None
     if truth is not None:
         nodes = ws.con.execute(f"SELECT node, source_system, source_id FROM {ws.nodes}").df()
@@ -166,4 +172,48 @@ def analyse_blocking(
             truth[["source_system", "source_id", "entity_id"]],
             on=["source_system", "source_id"],
         ).rename(columns={"node": "unique_id"})
-    return count_blocked_pairs(frame, model.splink, entities)
+    return count_blocked_pairs(frame, splink, entities)
+
+
+@dataclass(frozen=True)
+class ModelFileCheck:
+    """The match model file beside the configured settings: what `evaluate` tells the user."""
+
+    state: str  # "same", "differs" (other settings), "missing", "unreadable"
+    rules_differ: bool | None  # its blocking rules are not the configured ones (None: unread)
+    message: str | None = None  # the problem and the fix (None when the same)
+
+    def as_dict(self, path: Path | str) -> dict[str, Any]:
+        """The check for reports and JSON."""
+        return {
+            "path": str(path),
+            "state": self.state,
+            "blocking_rules_differ": self.rules_differ,
+            "message": self.message,
+        }
+
+
+def check_model_file(path: Path | str, settings: MatchSettings) -> ModelFileCheck:
+    """Compare the model file at `path` with the configured matching `settings` (the
+    deployment's `PipelineConfig.match_settings()`), never raising for the file: a blocking
+    analysis needs no trained model, so a missing, damaged or outdated file is reported.
+    """
+    path = Path(path)
+    if not path.exists():
+        return ModelFileCheck(
+            "missing",
+            None,
+            f"no match model file at {path} yet: run `custpipe train-model` (or the "
+            "train_match_model job) before the first run",
+        )
+    try:
+        model = MatchModel.load(path)
+    except ValueError as exc:  # reported to the user, with the file and the fix
+        return ModelFileCheck("unreadable", None, str(exc))
+    configured = splink_settings(settings)
+    rules_differ = blocking_rules(model.splink) != blocking_rules(configured)
+    try:
+        model.check_settings(settings, path)
+    except ValueError as exc:  # the retrain message, naming what differs
+        return ModelFileCheck("differs", rules_differ, str(exc))
+    return ModelFileCheck("same", rules_differ)
