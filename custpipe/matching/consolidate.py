@@ -16,7 +16,7 @@ from custpipe.matching.decisions import (
     apply_cannot_links,
     load_decisions,
 )
-from custpipe.matching.exclusions import exclusion_pairs
+from custpipe.matching.exclusions import conflicting_identifiers
 from custpipe.matching.golden_ids import assign_golden_ids_sql
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 from custpipe.matching.model import MatchModel, score_pairs
@@ -109,8 +109,8 @@ def consolidate(
         rounds = connected_components(ws)
         priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
         priority[MODEL_RULE] = len(priority)
-        excluded = exclusion_pairs(ws, matcher.exclusions)
-        splits = apply_cannot_links(ws, priority, excluded)
+        conflicting = conflicting_identifiers(ws, matcher.exclusions)
+        splits = apply_cannot_links(ws, priority, conflicting)
         review = review_queue(ws, matcher.model, matcher.auto_merge).assign(run_id=run_id)
         matched = time.perf_counter()
 

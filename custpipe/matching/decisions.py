@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from custpipe import warehouse
+from custpipe.matching.exclusions import REASONS, conflict
 from custpipe.matching.workspace import MatchWorkspace
 
 DECISIONS = ("must_link", "cannot_link")
@@ -87,20 +88,32 @@ def add_must_links(ws: MatchWorkspace) -> int:
 def constrained_components(
     nodes: list[int],
     edges: list[tuple[int, int, int]],
-    forbidden: list[tuple[int, int]] | list[tuple[int, int, str]],
+    forbidden: list[tuple[int, int]],
     skipped: list[tuple[int, int, str]] | None = None,
+    identifiers: dict[int, dict[str, str]] | None = None,
+    overriding: int | None = None,
 ) -> dict[int, int]:
-    """Union-find over `edges` (a, b, priority: lower first) that never joins a forbidden pair
-    (a, b, optionally the reason). Each edge left out is appended to `skipped` (when given)
-    as (a, b, the reason of one forbidden pair it would have joined; '' if none was given).
+    """Union-find over `edges` (a, b, priority: lower first) that never joins a forbidden
+    (cannot-linked) pair, nor two components holding conflicting `identifiers` (node ->
+    {identifier: valid value}; see `exclusions.conflict`) — except by an edge of priority
+    `overriding` (a steward's must-link), which only a cannot-link stops. Each edge left out
+    is appended to `skipped` (when given) as (a, b, reason): `STEWARD_CANNOT_LINK` or the
+    exclusion's reason (`exclusions.REASONS`).
+
+    Each component keeps the set of its identifier values, so the check costs the size of
+    the two components, never the square of a cluster.
 
     Returns node -> label (the smallest node of its component).
     """
     parent = {n: n for n in nodes}
     members = {n: {n} for n in nodes}
-    banned: dict[int, dict[int, str]] = {n: {} for n in nodes}
-    for a, b, *reason in forbidden:
-        banned[a][b] = banned[b][a] = reason[0] if reason else ""
+    banned: dict[int, set[int]] = {n: set() for n in nodes}
+    for a, b in forbidden:
+        banned[a].add(b)
+        banned[b].add(a)
+    values: dict[int, dict[str, set[str]]] = {
+        n: {k: {v} for k, v in (identifiers or {}).get(n, {}).items()} for n in nodes
+    }
 
     def root(n: int) -> int:
         while parent[n] != n:
@@ -108,21 +121,30 @@ def constrained_components(
             n = parent[n]
         return n
 
-    for a, b, _ in sorted(edges, key=lambda e: (e[2], min(e[0], e[1]), max(e[0], e[1]))):
+    def clash(small: int, big: int, priority: int) -> str | None:
+        if any(banned[n] & members[big] for n in members[small]):
+            return STEWARD_CANNOT_LINK
+        if priority == overriding:
+            return None
+        for key, mine in values[small].items():
+            if conflict(mine, values[big].get(key, set())):
+                return REASONS[key]
+        return None
+
+    for a, b, priority in sorted(edges, key=lambda e: (e[2], min(e[0], e[1]), max(e[0], e[1]))):
         ra, rb = root(a), root(b)
         if ra == rb:
             continue
         small, big = sorted((ra, rb), key=lambda r: len(members[r]))
-        clash = next(
-            (banned[n][m] for n in members[small] for m in banned[n].keys() & members[big]),
-            None,
-        )
-        if clash is not None:  # the edge would join two records known to be different
+        why = clash(small, big, priority)
+        if why is not None:  # the edge would join two records known to be different
             if skipped is not None:
-                skipped.append((a, b, clash))
+                skipped.append((a, b, why))
             continue
         parent[small] = big
         members[big] |= members.pop(small)
+        for key, mine in values.pop(small).items():
+            values[big].setdefault(key, set()).update(mine)
     labels = {}
     for group in members.values():
         label = min(group)
@@ -134,38 +156,27 @@ STEWARD_CANNOT_LINK = "steward cannot-link"
 
 
 def apply_cannot_links(
-    ws: MatchWorkspace, rule_priority: dict[str, int], excluded: pd.DataFrame | None = None
+    ws: MatchWorkspace, rule_priority: dict[str, int], identifiers: pd.DataFrame | None = None
 ) -> int:
-    """Split the clusters of `ws.labels` that hold a cannot-linked pair of `ws.decided` or an
-    `excluded` pair (a, b, reason; see `exclusions.exclusion_pairs`), rebuilding them from
-    `ws.edges`; make `ws.kept_apart` (a, b, rule, reason): the edges left out for an
-    exclusion. Return the number of splits."""
+    """Split the clusters of `ws.labels` that hold a cannot-linked pair of `ws.decided` or
+    conflicting `identifiers` (label, node, identifier, value; see
+    `exclusions.conflicting_identifiers`), rebuilding them from `ws.edges` strongest rule
+    first; make `ws.kept_apart` (a, b, rule, reason): the edges an exclusion left out.
+    Return the number of splits."""
     con = ws.con
-    excluded = excluded if excluded is not None else pd.DataFrame({"a": [], "b": [], "reason": []})
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {ws.kept_apart} "
         "(a BIGINT, b BIGINT, rule VARCHAR, reason VARCHAR)"
     )
-    forbidden = [
-        (a, b, STEWARD_CANNOT_LINK)
-        for a, b in con.execute(
-            f"SELECT a, b FROM {ws.decided} WHERE decision = 'cannot_link'"
-        ).fetchall()
-    ] + list(
-        zip(excluded["a"].astype(int), excluded["b"].astype(int), excluded["reason"], strict=True)
-    )
-    if not forbidden:
+    steward = con.execute(f"""
+        SELECT DISTINCT la.label FROM {ws.decided} d
+        JOIN {ws.labels} la ON la.node = d.a JOIN {ws.labels} lb ON lb.node = d.b
+        WHERE d.decision = 'cannot_link' AND la.label = lb.label
+    """).fetchall()
+    ids = identifiers if identifiers is not None else pd.DataFrame(columns=["label", "node"])
+    clusters = sorted({c[0] for c in steward} | {int(x) for x in ids["label"]})
+    if not clusters:
         return 0
-    label_of = pd.DataFrame({"a": [f[0] for f in forbidden], "b": [f[1] for f in forbidden]})
-    with warehouse.registered(con, "forbidden_pairs", label_of):
-        conflicts = con.execute(f"""
-            SELECT DISTINCT la.label FROM forbidden_pairs f
-            JOIN {ws.labels} la ON la.node = f.a JOIN {ws.labels} lb ON lb.node = f.b
-            WHERE la.label = lb.label
-        """).fetchall()
-    if not conflicts:
-        return 0
-    clusters = [c[0] for c in conflicts]
     nodes = [
         r[0]
         for r in con.execute(
@@ -177,19 +188,30 @@ def apply_cannot_links(
         "WHERE list_contains($c, l.label) ORDER BY e.a, e.b, e.rule",
         {"c": clusters},
     ).fetchall()
-    edges = [(a, b, rule_priority.get(rule, len(rule_priority))) for a, b, rule in rows]
-    rule_of = {}
+    unknown = len(rule_priority)  # a rule without a priority comes last
+    edges = [(a, b, rule_priority.get(rule, unknown)) for a, b, rule in rows]
+    rule_of: dict[tuple[int, int], str] = {}
     for a, b, rule in rows:  # the strongest rule of each edge names it in the review queue
         key = (min(a, b), max(a, b))
-        if key not in rule_of or rule_priority.get(rule, 99) < rule_priority.get(rule_of[key], 99):
+        if key not in rule_of or rule_priority.get(rule, unknown) < rule_priority.get(
+            rule_of[key], unknown
+        ):
             rule_of[key] = rule
+    forbidden = con.execute(
+        f"SELECT a, b FROM {ws.decided} WHERE decision = 'cannot_link'"
+    ).fetchall()
     in_scope = set(nodes)
+    node_ids: dict[int, dict[str, str]] = {}
+    for node, key, value in ids[["node", "identifier", "value"]].itertuples(index=False):
+        node_ids.setdefault(int(node), {})[key] = value
     skipped: list[tuple[int, int, str]] = []
     labels = constrained_components(
         nodes,
         edges,
-        [(a, b, why) for a, b, why in forbidden if a in in_scope and b in in_scope],
+        [(a, b) for a, b in forbidden if a in in_scope and b in in_scope],
         skipped,
+        node_ids,
+        overriding=rule_priority.get(MUST_LINK_RULE),
     )
     kept_apart = pd.DataFrame(
         [

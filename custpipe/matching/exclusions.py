@@ -2,85 +2,80 @@
 
 In a customer master two different valid tax IDs mean two legal entities, and two different
 valid national ID numbers two people, whatever else the records share (an e-mail address, a
-phone, a name). Such pairs are kept apart like a steward's cannot-link
-(`decisions.apply_cannot_links`) and the links that would have joined them go to the review
-queue instead. A steward's must-link on the pair overrides the exclusion.
+phone, a name). Clusters holding such values are rebuilt like a steward's cannot-link
+(`decisions.apply_cannot_links`): no link may join two parts whose values conflict, and each
+link left out goes to the review queue instead. A steward's must-link overrides.
+
+Two valid values conflict only when more than one edit or one transposition of neighbours
+apart: some schemes carry no check digit (a US EIN), and a one-digit typo of the same number
+must not split a customer.
 """
 
 from __future__ import annotations
 
+import jellyfish
 import pandas as pd
 
-from custpipe import warehouse
 from custpipe.matching.workspace import MatchWorkspace
 from custpipe.standardize.national_ids import national_id_valid
 
 REASONS = {
-    "tax_id": "different valid tax IDs",
-    "national_id": "different valid national IDs",
+    "tax_id": "would join different valid tax IDs",
+    "national_id": "would join different valid national IDs",
 }
 
-_CONFLICTING = """
+_VALUES = """
     WITH ids AS (
-        SELECT l.label, n.node, {value} AS v
+        SELECT l.label, n.node, n.country, {value} AS v
         FROM {labels} l JOIN {nodes} n USING (node)
         WHERE {where}
     ),
-    conflicted AS (SELECT label FROM ids GROUP BY label HAVING count(DISTINCT v) > 1)
-    SELECT label, node, v FROM ids WHERE label IN (SELECT label FROM conflicted)
+    several AS (SELECT label FROM ids GROUP BY label HAVING count(DISTINCT v) > 1)
+    SELECT label, node, country, v FROM ids WHERE label IN (SELECT label FROM several)
+    ORDER BY label, node
 """
 
 
-def _conflicting_values(ws: MatchWorkspace, identifier: str) -> pd.DataFrame:
-    """(label, node, v): the valid values of `identifier` in clusters holding two different."""
+def conflict(left: set[str], right: set[str]) -> bool:
+    """Whether some value of `left` and some of `right` are more than one edit or one
+    transposition of neighbours apart."""
+    return any(jellyfish.damerau_levenshtein_distance(x, y) > 1 for x in left for y in right)
+
+
+def _values(ws: MatchWorkspace, identifier: str) -> pd.DataFrame:
+    """(label, node, value): the valid values of `identifier` in clusters holding two or more
+    distinct ones."""
     if identifier == "tax_id":
         value, where = "tax_id", "n.tax_id_valid AND n.tax_id IS NOT NULL"
     else:  # national IDs: normalised here, validated in Python by their country's checksum
         value = "upper(regexp_replace(n.national_id, '[^0-9A-Za-z]', '', 'g'))"
         where = "n.national_id IS NOT NULL"
-    sql = _CONFLICTING.format(value=value, where=where, labels=ws.labels, nodes=ws.nodes)
+    sql = _VALUES.format(value=value, where=where, labels=ws.labels, nodes=ws.nodes)
     frame = ws.con.execute(sql).df()
     if identifier == "national_id" and len(frame):
-        countries = dict(
-            ws.con.execute(
-                f"SELECT node, country FROM {ws.nodes} WHERE list_contains($n, node)",
-                {"n": frame["node"].tolist()},
-            ).fetchall()
-        )
-        valid = [
-            national_id_valid(countries.get(n), v)
-            for n, v in zip(frame["node"], frame["v"], strict=True)
-        ]
+        valid = [national_id_valid(c, v) for c, v in zip(frame["country"], frame["v"], strict=True)]
         frame = frame[valid]
-        frame = frame[frame.groupby("label")["v"].transform("nunique") > 1]
-    return frame
+    return frame[["label", "node", "v"]].rename(columns={"v": "value"})
 
 
-def exclusion_pairs(ws: MatchWorkspace, identifiers: tuple[str, ...]) -> pd.DataFrame:
-    """Pairs (a, b, reason) of records in one cluster of `ws.labels` whose valid values of
-    one of `identifiers` differ, less the pairs a steward must-linked (`ws.decided`)."""
+def conflicting_identifiers(ws: MatchWorkspace, identifiers: tuple[str, ...]) -> pd.DataFrame:
+    """(label, node, identifier, value): the valid identifier values of the clusters of
+    `ws.labels` where two of them conflict (see :func:`conflict`) — the clusters
+    `decisions.apply_cannot_links` rebuilds."""
     parts = []
     for identifier in identifiers:
-        values = _conflicting_values(ws, identifier)
+        values = _values(ws, identifier)
         if values.empty:
             continue
-        pairs = values.merge(values, on="label", suffixes=("_a", "_b"))
-        pairs = pairs[(pairs["node_a"] < pairs["node_b"]) & (pairs["v_a"] != pairs["v_b"])]
-        parts.append(
-            pd.DataFrame(
-                {"a": pairs["node_a"], "b": pairs["node_b"], "reason": REASONS[identifier]}
-            )
-        )
+        distinct = values.groupby("label")["value"].agg(lambda v: sorted(set(v)))
+        conflicted = [
+            label
+            for label, vals in distinct.items()
+            if any(conflict({x}, set(vals[i + 1 :])) for i, x in enumerate(vals))
+        ]
+        values = values[values["label"].isin(conflicted)]
+        parts.append(values.assign(identifier=identifier))
+    columns = ["label", "node", "identifier", "value"]
     if not parts:
-        return pd.DataFrame({"a": [], "b": [], "reason": []})
-    pairs = pd.concat(parts, ignore_index=True).drop_duplicates(["a", "b"])
-    with warehouse.registered(ws.con, "excluded_pairs", pairs):
-        overridden = ws.con.execute(f"""
-            SELECT e.a, e.b FROM excluded_pairs e JOIN {ws.decided} d
-              ON least(d.a, d.b) = e.a AND greatest(d.a, d.b) = e.b
-            WHERE d.decision = 'must_link'
-        """).fetchall()
-    if overridden:
-        keep = ~pd.Series(list(zip(pairs["a"], pairs["b"], strict=True))).isin(overridden)
-        pairs = pairs[keep.values]
-    return pairs.reset_index(drop=True)
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]

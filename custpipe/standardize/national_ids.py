@@ -1,8 +1,9 @@
 """Personal national identity numbers, validated by their country's check digits (stdnum).
 
-Only countries whose personal ID number carries a checksum python-stdnum can verify are
-listed; for any other country a national ID is never 'valid', so it never keeps two records
-apart on its own (see `custpipe.matching.exclusions`).
+Only countries whose personal ID number carries a check digit python-stdnum verifies are
+listed (not the US SSN, nor the Danish CPR number, whose check digit was dropped in 2007);
+for any other country a national ID is never 'valid', so it never keeps two records apart on
+its own (see `custpipe.matching.exclusions`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from stdnum.exceptions import ValidationError
 # ISO 3166 alpha-2 -> the python-stdnum module of the personal ID number
 NATIONAL_ID_MODULES: dict[str, str] = {
     "AU": "au.tfn", "BE": "be.nn", "BG": "bg.egn", "BR": "br.cpf", "CH": "ch.ssn",
-    "CL": "cl.rut", "CN": "cn.ric", "CZ": "cz.rc", "DE": "de.idnr", "DK": "dk.cpr",
+    "CL": "cl.rut", "CN": "cn.ric", "CZ": "cz.rc", "DE": "de.idnr",
     "EE": "ee.ik", "ES": "es.dni", "FI": "fi.hetu", "FR": "fr.nir", "GR": "gr.amka",
     "HR": "hr.oib", "IE": "ie.pps", "IN": "in_.aadhaar", "IS": "is_.kennitala",
     "IT": "it.codicefiscale", "KR": "kr.rrn", "LT": "lt.asmens", "MX": "mx.curp",
     "NL": "nl.bsn", "NO": "no.fodselsnummer", "PL": "pl.pesel", "PT": "pt.cc", "RO": "ro.cnp",
-    "SE": "se.personnummer", "SK": "sk.rc", "TR": "tr.tckimlik", "US": "us.ssn",
+    "SE": "se.personnummer", "SK": "sk.rc", "TR": "tr.tckimlik",
     "ZA": "za.idnr",
 }  # fmt: skip
 

@@ -1,11 +1,15 @@
 """Different valid tax IDs (or national IDs) never link automatically; the pair is reviewed."""
 
 import json
+import shutil
 
 import pytest
 
-from custpipe.matching.consolidate import Matcher
-from custpipe.matching.decisions import record_decision
+from custpipe.config import load_config
+from custpipe.matching.consolidate import Matcher, load_matcher
+from custpipe.matching.decisions import constrained_components, record_decision
+from custpipe.matching.exclusions import conflict
+from custpipe.settings import DEFAULT_CONFIG_DIR
 from custpipe.standardize.national_ids import national_id_valid
 from custpipe_tests.matching.test_consolidate import MODEL, load, run
 
@@ -23,7 +27,7 @@ FIRMS = [
         "source_id": f"K{i}",
         "name": f"Firm {name} GmbH",
         "name_key": f"firm {name}",
-        "tax_id": f"DE{900_000_000 + i}",
+        "tax_id": f"DE{(i + 1) * 111_111_111}",  # far apart: not one typo of another
         "tax_id_valid": True,
         "email": SHARED,
         "email_valid": True,
@@ -47,7 +51,7 @@ def test_seven_firms_sharing_an_email_with_different_valid_tax_ids_stay_seven(co
     review = con.execute("SELECT * FROM mdm.match_review").df()
     kept = [json.loads(e) for e in review["explanation"]]
     assert len(review) == 6  # every left-out link (the e-mail rule's 6) goes to the steward
-    assert all(e["kept_apart"] == "different valid tax IDs" for e in kept)
+    assert all(e["kept_apart"] == "would join different valid tax IDs" for e in kept)
     assert all(e["linked_by"] == "same_email" for e in kept)
     reviewed = set(review["left_source_id"]) | set(review["right_source_id"])
     assert reviewed == {f"K{i}" for i in range(7)}
@@ -118,11 +122,11 @@ def test_different_valid_national_ids_keep_two_people_apart(con):
     golden = golden_of(con)
     assert golden["P1"] != golden["P2"]
     review = con.execute("SELECT explanation FROM mdm.match_review").fetchall()
-    assert json.loads(review[0][0])["kept_apart"] == "different valid national IDs"
+    assert json.loads(review[0][0])["kept_apart"] == "would join different valid national IDs"
 
 
-def test_national_ids_without_a_checksum_rule_do_not_keep_people_apart(con):
-    # a typo in an ID no checksum can verify (here: an 8-digit number under NL's 9-digit BSN)
+def test_national_ids_that_are_not_valid_do_not_keep_people_apart(con):
+    # an 8-digit number under NL's 9-digit BSN: not a valid ID, no evidence of two people
     rows = [
         PERSON | {"source_system": "erp", "source_id": "P1", "name": "Jan Jansen",
                   "name_key": "jan jansen", "national_id": "11122233"},
@@ -134,3 +138,68 @@ def test_national_ids_without_a_checksum_rule_do_not_keep_people_apart(con):
     golden = golden_of(con)
     assert golden["P1"] == golden["P2"]
     assert not national_id_valid("NL", "11122233")
+
+
+def test_us_social_security_numbers_never_keep_people_apart():
+    # the SSN carries no check digit: a typo of one is as 'valid' as the number itself
+    assert not national_id_valid("US", "536-90-4399")
+    assert not national_id_valid("DK", "2110625629")  # CPR check digit dropped in 2007
+
+
+def test_valid_ids_one_typo_apart_do_not_keep_records_apart(con):
+    # US EINs carry no check digit: one digit off, or two neighbours swapped, is one firm
+    rows = [
+        dict(FIRMS[0], tax_id="US123456789"),
+        dict(FIRMS[1], tax_id="US123456788"),  # one digit off
+        dict(FIRMS[2], tax_id="US123456798"),  # the last two swapped
+    ]
+    load(con, rows)
+    run(con, "r1")
+    assert len(set(golden_of(con).values())) == 1
+    assert not conflict({"US123456789"}, {"US123456788", "US123456798"})
+    assert conflict({"US123456789"}, {"US987654321"})
+
+
+def test_steward_must_links_join_records_whatever_a_third_record_holds(con):
+    # K0 and C0 share a tax ID, K1 has another; all three share the e-mail. The steward says
+    # K0 = K1 and K0 = C0: one customer, although C0 and K1 differ in tax ID
+    rows = [FIRMS[0], FIRMS[1], dict(FIRMS[0], source_system="crm", source_id="C0")]
+    load(con, rows)
+    record_decision(con, "erp:K0", "erp:K1", "must_link", "ann", "tax ID re-registered")
+    record_decision(con, "erp:K0", "crm:C0", "must_link", "ann", "same firm")
+    run(con, "r1")
+    assert len(set(golden_of(con).values())) == 1
+    assert con.execute("SELECT count(*) FROM mdm.match_review").fetchone()[0] == 0
+
+
+def test_exclusions_switched_off_in_pipeline_yaml_reach_the_matcher(tmp_path):
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    pipeline = config / "pipeline.yaml"
+    text = pipeline.read_text(encoding="utf-8")
+    pipeline.write_text(text.replace("exclusions: [tax_id, national_id]", "exclusions: []"))
+    cfg = load_config(config)
+    matcher = load_matcher(config / "match_model.json", 0.99, 0.8, cfg.match_settings())
+    assert matcher.exclusions == ()
+    default = load_config(DEFAULT_CONFIG_DIR).match_settings()
+    assert load_matcher(config / "match_model.json", 0.99, 0.8, default).exclusions == (
+        "tax_id",
+        "national_id",
+    )
+
+
+def test_a_large_cluster_of_conflicting_tax_ids_splits_without_pairwise_work():
+    # 20,000 firms behind one bookkeeper's e-mail (a star of links), each with a tax ID of its
+    # own: the check keeps each part's identifier values, never the 200 million pairs
+    n = 20_000
+    nodes = list(range(1, n + 1))
+    edges = [(1, node, 2) for node in nodes[1:]]
+    ids = {node: {"tax_id": f"T{node * 7919:012d}"} for node in nodes}
+    skipped: list = []
+    labels = constrained_components(nodes, edges, [], skipped, ids, overriding=0)
+    assert len(set(labels.values())) == n
+    assert len(skipped) == n - 1
+    assert {why for _, _, why in skipped} == {"would join different valid tax IDs"}
+    # the same star as steward must-links (priority 0 = overriding) joins them all
+    must = [(a, b, 0) for a, b, _ in edges]
+    assert len(set(constrained_components(nodes, must, [], None, ids, 0).values())) == 1
