@@ -78,3 +78,134 @@ def test_the_report_says_which_targets_are_met():
     assert checked["peak memory of 'match', 100k -> 1M, <= 5x"] == ("500 -> 2,600 MB, 5.2x", False)
     assert len(checked) == 3  # a stage without a 100k figure has no growth to check
     assert bench.targets({"scales": [report["scales"][0]]}) == []  # 100k alone: no target
+
+
+def _scale(scale: int, custpipe: dict, baseline: dict) -> dict:
+    """One scale's figures in `bench_scale`'s shape (one run)."""
+    run = {
+        "label": "first run",
+        "seconds": 30.0,
+        "peak_mb": 1000,
+        "rows_published": 10,
+        "stages": {"match": {"seconds": 1.0, "peak_mb": 500}},
+        "standardise_customers": {"rows": 100, "seconds": 1.0},
+    }
+    return {
+        "scale": scale,
+        "generation": {"source_records": scale, "order_rows": 0, "seconds": 1.0, "cached": True},
+        "runs": [run],
+        "matching": {"custpipe": custpipe, "baseline": baseline},
+        "records_per_second": 100,
+        "rerun_share": 0.5,
+        "change_share": 0.5,
+    }
+
+
+def test_the_match_figures_give_f1_over_every_truth_record_and_among_the_consolidated():
+    from custpipe.bench import quality_figures
+    from custpipe.matching.evaluate import MatchQuality
+
+    # 100 true pairs; 10 of them lost to quarantined records, 88 of the other 90 found
+    quality = MatchQuality(
+        records=180,
+        predicted_pairs=88,
+        true_pairs=100,
+        true_positive_pairs=88,
+        exact_clusters=0,
+        entities=100,
+        unconsolidated=20,
+        true_pairs_consolidated=90,
+    )
+    figures = quality_figures(quality)
+    assert figures["precision"] == 1.0
+    assert figures["recall"] == 0.88 and figures["f1"] == round(2 * 0.88 / 1.88, 4)
+    assert figures["recall_consolidated"] == round(88 / 90, 4)
+    assert figures["f1_consolidated"] == round(2 * (88 / 90) / (1 + 88 / 90), 4)
+    assert figures["unconsolidated"] == 20
+
+
+def test_the_report_prints_both_f1_figures_for_custpipe_and_the_baseline():
+    from custpipe import bench
+
+    mine = {"seconds": 7.8, "f1": 0.9912, "f1_consolidated": 0.9992, "unconsolidated": 1234}
+    base = {"seconds": 160.3, "peak_mb": 3176, "f1": 0.9915, "f1_consolidated": 0.9994}
+    text = bench.format_report({"machine": {}, "scales": [_scale(1_000_000, mine, base)]})
+    line = next(x for x in text.splitlines() if x.strip().startswith("matching:"))
+    custpipe_part, baseline_part = line.split("Splink")
+    assert "F1 0.9912 over every truth record (0.9992 among the consolidated" in custpipe_part
+    assert "1,234 not consolidated" in custpipe_part
+    assert "F1 0.9915 over every truth record (0.9994 among the consolidated" in baseline_part
+    # a bench.json written before both figures were recorded still formats
+    old = {"seconds": 1.0, "peak_mb": 1, "f1": 0.9994}
+    text = bench.format_report({"machine": {}, "scales": [_scale(100_000, old, old)]})
+    assert "custpipe 1.0 s, F1 0.9994;" in text
+
+
+def _bench_with_fake_scale(monkeypatch, febrl_run) -> None:
+    """`custpipe bench` with one fake scale and `febrl_run` as the FEBRL benchmark."""
+    from custpipe import bench
+    from custpipe.benchmarks import febrl
+
+    figures = {"seconds": 1.0, "peak_mb": 1, "f1": 0.99, "f1_consolidated": 0.995}
+    monkeypatch.setattr(
+        bench, "bench_scale", lambda root, scale, *a: _scale(scale, figures, figures)
+    )
+    monkeypatch.setattr(febrl, "run", febrl_run)
+
+
+def test_a_failed_febrl_benchmark_is_recorded_and_printed_and_the_figures_are_written(
+    tmp_path, monkeypatch, capsys
+):
+    import subprocess
+
+    from custpipe import bench
+
+    def fails(*args, **kwargs):
+        raise subprocess.CalledProcessError(1, ["python", "-m", "custpipe.benchmarks.febrl"])
+
+    _bench_with_fake_scale(monkeypatch, fails)
+    code = bench.main(["--scale", "1000", "--publish-url", "", "--out", str(tmp_path)])
+    assert code == 1  # the bench says it failed, after writing everything it has
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert [s["scale"] for s in report["scales"]] == [1000]
+    assert report["febrl"]["error"].startswith("CalledProcessError: Command")
+    printed = capsys.readouterr()
+    assert "FEBRL: FAILED: CalledProcessError" in printed.out
+    assert "bench: the FEBRL benchmark FAILED: CalledProcessError" in printed.err
+
+
+def test_a_failed_febrl_set_is_recorded_and_the_other_sets_still_run(tmp_path, monkeypatch):
+    from custpipe import bench
+    from custpipe.benchmarks import febrl
+
+    def bench_set(root, name, deployment=None):
+        if name == "febrl2":
+            raise RuntimeError("febrl2: `custpipe train-model` failed (exit 2); see x.log")
+        return {"set": name, "stub": True}
+
+    monkeypatch.setattr(febrl, "bench_set", bench_set)
+    figures = bench._febrl(tmp_path)
+    assert [s["set"] for s in figures["sets"]] == list(febrl.SETS)  # febrl3, febrl4 still ran
+    failed = figures["sets"][1]
+    assert failed == {
+        "set": "febrl2",
+        "error": "RuntimeError: febrl2: `custpipe train-model` failed (exit 2); see x.log",
+    }
+    report = {"febrl": {"sets": [failed]}}
+    assert bench.febrl_failures(report) == [f"FEBRL febrl2: {failed['error']}"]
+    text = febrl.format_results([failed])
+    assert "febrl2  FAILED: RuntimeError" in text
+    assert "NOT MET  febrl2: custpipe F1" in text
+
+
+def test_the_scale_figures_are_written_before_the_febrl_benchmark_starts(tmp_path, monkeypatch):
+    from custpipe import bench
+
+    def interrupted(*args, **kwargs):
+        assert json.loads((tmp_path / "bench.json").read_text())["scales"][0]["scale"] == 1000
+        raise KeyboardInterrupt  # not caught: the run stops, the scale figures are on disk
+
+    _bench_with_fake_scale(monkeypatch, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["--scale", "1000", "--publish-url", "", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "bench.json").read_text())["scales"][0]["scale"] == 1000

@@ -105,32 +105,3 @@ def evaluate_matches(xref: pd.DataFrame, truth: pd.DataFrame) -> MatchQuality:
         unconsolidated=len(both) - len(found),
         true_pairs_consolidated=_pairs(found.groupby("entity_id").size()),
     )
-
-
-@dataclass(frozen=True)
-class BlockingQuality:
-    """How many candidate pairs the model's blocking rules make, and how many true pairs."""
-
-    candidate_pairs: int
-    true_pairs: int
-    true_pairs_blocked: int
-
-    @property
-    def recall(self) -> float:
-        """Share of true same-customer pairs that some blocking rule puts up for scoring."""
-        return self.true_pairs_blocked / self.true_pairs if self.true_pairs else 1.0
-
-
-def evaluate_blocking(
-    candidates: pd.DataFrame, nodes: pd.DataFrame, truth: pd.DataFrame
-) -> BlockingQuality:
-    """`candidates` (a, b node pairs), `nodes` (node, source_system, source_id) vs `truth`.
-
-    True pairs are counted among the records present in both `nodes` and `truth`.
-    """
-    entity = nodes.merge(truth, on=["source_system", "source_id"])[["node", "entity_id"]]
-    sizes = entity.groupby("entity_id").size()
-    by_node = entity.set_index("node")["entity_id"]
-    left, right = candidates["a"].map(by_node), candidates["b"].map(by_node)
-    blocked = int((left.notna() & (left == right)).sum())
-    return BlockingQuality(len(candidates), _pairs(sizes), blocked)

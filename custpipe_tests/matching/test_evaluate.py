@@ -46,21 +46,6 @@ def test_perfect_match():
     assert (q.precision, q.recall, q.f1, q.exact_clusters) == (1.0, 1.0, 1.0, 2)
 
 
-def test_blocking_recall_counts_true_pairs_among_the_candidates():
-    from custpipe.matching.evaluate import evaluate_blocking
-
-    nodes = pd.DataFrame(
-        {"node": [1, 2, 3, 4, 5], "source_system": "s", "source_id": ["a", "b", "c", "d", "e"]}
-    )
-    truth = pd.DataFrame(  # entities: {a, b, c} (3 pairs) and {d, e} (1 pair)
-        {"source_system": "s", "source_id": list("abcde"), "entity_id": list("XXXYY")}
-    )
-    candidates = pd.DataFrame({"a": [1, 1, 3, 2], "b": [2, 4, 5, 3]})  # a-b, a-d, c-e, b-c
-    quality = evaluate_blocking(candidates, nodes, truth)
-    assert (quality.candidate_pairs, quality.true_pairs, quality.true_pairs_blocked) == (4, 4, 2)
-    assert quality.recall == 0.5
-
-
 def test_truth_records_not_consolidated_are_missed_not_left_out():
     """c1 was quarantined (not in the xref): its two true pairs count as missed."""
     truth = frame(
