@@ -39,7 +39,6 @@ from custpipe.matching.settings import (
     derived_columns,
     derived_in_rules,
     parse_derived,
-    parse_term,
     shape_differences,
     splink_settings,
 )
@@ -111,7 +110,7 @@ class MatchModel:
     def check_settings(self, settings: MatchSettings, path: Path | str = "the match model") -> None:
         """Refuse a model trained under other blocking rules or comparisons than `settings`
         (the deployment's `matching:` section, less the columns no source maps)."""
-        differences = shape_differences(self.splink, splink_settings(settings))
+        differences = shape_differences(self.splink, splink_settings(settings), settings.left_out)
         if differences:
             raise ValueError(
                 f"{path} was trained under other matching settings than pipeline.yaml's "
@@ -191,14 +190,18 @@ def _splink_linker(frame: Any, settings: dict[str, Any]):
 
 
 def phonetic_key(function: str, value: str | None) -> str | None:
-    """Soundex or Metaphone code of a value's letters (None for no letters)."""
+    """Soundex, Metaphone or primary Double Metaphone code of a value's letters (None for
+    no letters)."""
     import jellyfish
+    from doublemetaphone import doublemetaphone
 
     letters = "".join(ch for ch in value or "" if ch.isalpha() or ch == " ").strip()
     if not letters:
         return None
     if function == "soundex":
         return jellyfish.soundex(letters.replace(" ", ""))
+    if function == "dmetaphone":
+        return doublemetaphone(letters)[0] or None
     return jellyfish.metaphone(letters) or None
 
 
@@ -232,13 +235,6 @@ def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
     return table
 
 
-def check_trainable(settings: MatchSettings) -> None:
-    """Raise if a training rule names a column the model never sees."""
-    for rule in settings.training.deterministic_rules + settings.training.em_rules:
-        for term in rule:
-            parse_term(term)
-
-
 def train_model(
     ws: MatchWorkspace, trained_on: str, settings: MatchSettings | None = None, seed: int = 42
 ) -> MatchModel:
@@ -247,7 +243,6 @@ def train_model(
     from splink.internals.exceptions import EMTrainingException
 
     settings = settings or MatchSettings()
-    check_trainable(settings)
     frame = match_input(ws, derived_columns(settings))
     linker = _splink_linker(frame, splink_settings(settings))
     train = linker.training
@@ -329,7 +324,10 @@ def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -
     scored = linker.inference.predict(
         threshold_match_probability=min_probability, warning_mode="never"
     )
-    columns = ", ".join(f"gamma_{f}, mw_{f}" for f in compared_fields(model))
+    columns = ", ".join(
+        [f"gamma_{f}, mw_{f}" for f in compared_fields(model)]
+        + [f"mw_tf_adj_{f}" for f in tf_fields(model)]
+    )
     pairs = scored.as_duckdbpyrelation().query(
         "p",
         f"SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS probability, "
@@ -355,19 +353,29 @@ def candidate_pairs(ws: MatchWorkspace, model: MatchModel) -> pd.DataFrame:
     return pairs
 
 
+def tf_fields(model: MatchModel) -> list[str]:
+    """The compared fields whose agreement is adjusted by term frequency."""
+    return [
+        c["output_column_name"]
+        for c in model.splink["comparisons"]
+        if any(lv.get("tf_adjustment_column") for lv in c["comparison_levels"])
+    ]
+
+
 def compared_fields(model: MatchModel) -> list[str]:
     """The canonical fields the model compares, in its order."""
     return [c["output_column_name"] for c in model.splink["comparisons"]]
 
 
 def explain(pairs: pd.DataFrame, model: MatchModel) -> list[str]:
-    """Per pair, JSON naming each compared field's level and match weight (missing or not
-    scored: omitted); a pair an exclusion kept apart (columns `kept_apart`, `linked_by`)
-    also names the reason and the rule that linked it.
+    """Per pair, JSON naming each compared field's level and match weight, its term-frequency
+    adjustment included (missing or not scored: omitted); a pair an exclusion kept apart
+    (columns `kept_apart`, `linked_by`) also names the reason and the rule that linked it.
 
     Field names, rules and comparison levels only, never the records' values.
     """
     fields = compared_fields(model)
+    tf = set(tf_fields(model))
     labels = _level_labels(model.splink)
     out = []
     for row in pairs.to_dict("records"):
@@ -378,9 +386,9 @@ def explain(pairs: pd.DataFrame, model: MatchModel) -> list[str]:
             gamma = row.get(f"gamma_{f}")
             if gamma is None or pd.isna(gamma) or int(gamma) == -1:
                 continue
-            parts[f] = {
-                "level": labels[f].get(int(gamma), "?"),
-                "weight": round(float(row[f"mw_{f}"]), 2),
-            }
+            weight = float(row[f"mw_{f}"])
+            if f in tf and not pd.isna(row.get(f"mw_tf_adj_{f}")):
+                weight += float(row[f"mw_tf_adj_{f}"])  # a rare value weighs more
+            parts[f] = {"level": labels[f].get(int(gamma), "?"), "weight": round(weight, 2)}
         out.append(json.dumps(parts, ensure_ascii=False))
     return out

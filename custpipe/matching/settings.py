@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 # match column -> the canonical fields it is made from (any one mapped: the column has values)
 MATCH_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -43,8 +43,9 @@ MATCH_COLUMNS: dict[str, tuple[str, ...]] = {
 BLOCKING_FUNCTIONS: dict[str, tuple[int, str | None]] = {
     "prefix": (1, "left({col}, {n})"),  # the first n characters
     "year": (0, "left({col}, 4)"),  # the year of an ISO date (birth_date)
-    "soundex": (0, None),  # American Soundex of the first word
+    "soundex": (0, None),  # American Soundex of the value's letters (spaces dropped)
     "metaphone": (0, None),  # Metaphone (Lawrence Philips) of the whole value
+    "dmetaphone": (0, None),  # the primary Double Metaphone code (Philips, 2000)
 }
 EXCLUDABLE = ("tax_id", "national_id")
 METHODS = (
@@ -96,6 +97,8 @@ def parse_term(term: str) -> tuple[str, str | None, int | None]:
     if number is not None and int(number) < 1:
         raise ValueError(f"blocking term {term!r}: the length must be at least 1")
     column = _known_column(inner, f"blocking term {term!r}")
+    if head == "year" and column != "birth_date":
+        raise ValueError(f"blocking term {term!r}: year() takes the date column birth_date")
     return column, head, int(number) if number is not None else None
 
 
@@ -250,6 +253,13 @@ class MatchSettings(_Strict):
     training: Training = Training()
     # two records with different valid values of any of these never link automatically
     exclusions: list[Literal[EXCLUDABLE]] = list(EXCLUDABLE)  # type: ignore[valid-type]
+    # comparisons `mapped` left out, as no configured source maps their fields
+    _left_out: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        """The configured comparisons left out because no source maps their fields."""
+        return self._left_out
 
     @field_validator("blocking_rules", mode="before")
     @classmethod
@@ -278,12 +288,15 @@ class MatchSettings(_Strict):
     def mapped(self, mapped_fields: set[str]) -> MatchSettings:
         """These settings without the comparisons of match columns no source maps."""
         kept = {c: v for c, v in self.comparisons.items() if column_mapped(c, mapped_fields)}
+        left_out = tuple(c for c in self.comparisons if c not in kept)
         if not kept:
             raise ValueError(
                 "matching.comparisons: no compared column is mapped by any source "
                 f"(compared: {', '.join(self.comparisons)}); map at least one of them"
             )
-        return self.model_copy(update={"comparisons": kept})
+        settings = self.model_copy(update={"comparisons": kept})
+        settings._left_out = left_out
+        return settings
 
 
 def column_mapped(column: str, mapped_fields: set[str]) -> bool:
@@ -386,23 +399,29 @@ def settings_shape(splink: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def shape_differences(trained: dict[str, Any], configured: dict[str, Any]) -> list[str]:
-    """How a model's settings shape differs from the configured one, in words (empty: same)."""
+def shape_differences(
+    trained: dict[str, Any], configured: dict[str, Any], left_out: tuple[str, ...] = ()
+) -> list[str]:
+    """How a model's settings shape differs from the configured one, in words (empty: same);
+    `left_out`: configured comparisons dropped because no source maps them."""
     out = []
     a, b = settings_shape(trained), settings_shape(configured)
     rules_a, rules_b = a["blocking_rules"], b["blocking_rules"]
     if len(rules_a) != len(rules_b):
         out.append(f"{len(rules_a)} blocking rules in the model, {len(rules_b)} configured")
     else:
-        changed = [
-            str(i + 1) for i, (x, y) in enumerate(zip(rules_a, rules_b, strict=True)) if x != y
-        ]
-        if changed:
-            out.append(f"blocking rule {', '.join(changed)} differs")
+        for i, (x, y) in enumerate(zip(rules_a, rules_b, strict=True)):
+            if x != y:
+                out.append(f"blocking rule {i + 1} differs (model: {x}; configured: {y})")
     for column in b["comparisons"].keys() - a["comparisons"].keys():
         out.append(f"'{column}' is compared in the configuration, not in the model")
     for column in a["comparisons"].keys() - b["comparisons"].keys():
-        out.append(f"'{column}' is compared in the model, not in the configuration")
+        why = (
+            " (pipeline.yaml lists it, but no source maps the fields it is made of)"
+            if column in left_out
+            else ""
+        )
+        out.append(f"'{column}' is compared in the model, not in the configuration{why}")
     for column in a["comparisons"].keys() & b["comparisons"].keys():
         if a["comparisons"][column] != b["comparisons"][column]:
             out.append(f"'{column}' is compared differently")

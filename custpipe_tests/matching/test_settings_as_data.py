@@ -1,6 +1,8 @@
 """Matching settings as data: a deployment's own blocking rules and comparisons, checked,
 trained and predicted with; a model trained under other settings is refused."""
 
+import json
+import logging
 import shutil
 
 import duckdb
@@ -12,7 +14,15 @@ from custpipe.config import ConfigError, MatchingConfig, SourceConfig, load_conf
 from custpipe.mapping.canonical import stage_customers
 from custpipe.matching.consolidate import Matcher, consolidate, load_matcher
 from custpipe.matching.evaluate import evaluate_matches
-from custpipe.matching.model import candidate_pairs, match_input, phonetic_key, train_model
+from custpipe.matching.model import (
+    candidate_pairs,
+    explain,
+    match_input,
+    phonetic_key,
+    score_pairs,
+    tf_fields,
+    train_model,
+)
 from custpipe.matching.settings import MatchSettings
 from custpipe.matching.workspace import match_workspace
 from custpipe.settings import DEFAULT_CONFIG_DIR
@@ -24,6 +34,7 @@ OWN = {
         ["birth_date", "soundex(family_name)"],
         ["national_id"],
         ["prefix(postal_code, 3)", "year(birth_date)", "metaphone(given_name)"],
+        ["dmetaphone(family_name)", "street_key"],
     ],
     "comparisons": {
         "given_name": {"method": "name"},
@@ -67,10 +78,11 @@ def test_a_deployment_with_its_own_rules_and_comparisons_trains_and_predicts_wit
     with match_workspace(con, TRUST) as ws:
         model = train_model(ws, "test", settings, seed=1)
         pairs = candidate_pairs(ws, model)
-        derived = ["family_name_soundex", "postal_code_prefix3", "birth_date_year"]
+        derived = ["family_name_soundex", "postal_code_prefix3", "birth_date_year",
+                   "family_name_dmetaphone"]  # fmt: skip
         frame = match_input(ws, [*derived, "given_name_metaphone"]).to_pandas()
     rules = [r["blocking_rule"] for r in model.splink["blocking_rules_to_generate_predictions"]]
-    assert len(rules) == 3
+    assert len(rules) == 4
     assert "family_name_soundex" in rules[0] and "national_id" in rules[1]
     assert all(c in rules[2] for c in ("postal_code_prefix3", "birth_date_year"))
     compared = {c["output_column_name"]: c for c in model.splink["comparisons"]}
@@ -86,6 +98,7 @@ def test_a_deployment_with_its_own_rules_and_comparisons_trains_and_predicts_wit
         ["birth_date", "family_name_soundex"],
         ["national_id"],
         ["postal_code_prefix3", "birth_date_year", "given_name_metaphone"],
+        ["family_name_dmetaphone", "street_key"],
     ]
     expected = set()
     for columns in rules_as_columns:
@@ -111,7 +124,7 @@ def test_a_model_trained_under_other_settings_is_refused_with_the_fix(registers_
         load_matcher(path, 0.99, 0.8, own)
     message = str(refused.value)
     assert "match_model.json" in message and "custpipe train-model" in message
-    assert "blocking rules in the model" in message  # what differs: 8 rules vs 3
+    assert "blocking rules in the model" in message  # what differs: 8 rules vs 4
     assert "'given_name' is compared in the configuration, not in the model" in message
 
     one_more_level = MatchSettings.model_validate(
@@ -147,7 +160,8 @@ def test_custpipe_check_refuses_a_model_trained_under_other_settings(tmp_path, m
         ({"blocking_rules": [["prefix(name_key)"]]}, "prefix(name_key, N)"),
         ({"blocking_rules": [["soundex(family_name, 2)"]]}, "soundex(family_name)"),
         ({"comparisons": {"shoe_size": "exact"}}, "'shoe_size' is not a match column"),
-        ({"comparisons": {"email": "fuzzy"}}, "method"),
+        ({"comparisons": {"email": "fuzzy"}}, "'exact', 'jaro_winkler'"),
+        ({"blocking_rules": [["year(name_key)"]]}, "year() takes the date column birth_date"),
         ({"comparisons": {"email": {"method": "jaro_winkler"}}}, "needs thresholds"),
         ({"comparisons": {"email": {"method": "jaro", "thresholds": [1.5]}}}, "(0, 1]"),
         ({"comparisons": {"phone": {"method": "levenshtein", "thresholds": [0.5]}}}, "whole"),
@@ -186,4 +200,67 @@ def test_comparisons_of_columns_no_source_maps_are_left_out():
 def test_phonetic_keys():
     assert phonetic_key("soundex", "müller") == phonetic_key("soundex", "mueller") == "M460"
     assert phonetic_key("metaphone", "Smith") == phonetic_key("metaphone", "Smyth")
+    assert phonetic_key("dmetaphone", "Müller") == phonetic_key("dmetaphone", "Mueller") == "MLR"
+    assert phonetic_key("dmetaphone", "Schmidt") == phonetic_key("dmetaphone", "Schmitt")
     assert phonetic_key("soundex", "1234") is None and phonetic_key("metaphone", None) is None
+    assert phonetic_key("dmetaphone", "") is None
+
+
+def test_term_frequency_weighs_agreement_on_a_rare_value_more(registers_warehouse):
+    con, _ = registers_warehouse
+    settings = MatchSettings.model_validate(OWN)
+    with match_workspace(con, TRUST) as ws:
+        model = train_model(ws, "test", settings, seed=1)
+        assert tf_fields(model) == ["given_name", "family_name"]  # name: TF on exact, as Splink
+        score_pairs(ws, model, 0.5)
+        pairs = con.execute(f"""
+            SELECT s.*, na.family_name AS surname, s.gamma_family_name AS gamma
+            FROM {ws.scored} s JOIN {ws.nodes} na ON na.node = s.a
+            WHERE s.gamma_family_name = 2  -- exact agreement (levels: exact 2, JW 1, else 0)
+        """).df()
+        counts = con.execute(
+            f"SELECT family_name AS surname, count(*) AS n FROM {ws.nodes} GROUP BY 1"
+        ).df()
+    pairs = pairs.merge(counts, on="surname")
+    common, rare = pairs["n"].max(), pairs["n"].min()
+    assert common > rare
+    tf_common = pairs.loc[pairs["n"] == common, "mw_tf_adj_family_name"].iloc[0]
+    tf_rare = pairs.loc[pairs["n"] == rare, "mw_tf_adj_family_name"].iloc[0]
+    assert tf_rare > tf_common  # the same exact agreement, worth more on a rarer surname
+    # the explanation reports the weight the score used: base weight + adjustment
+    explained = json.loads(explain(pairs.head(1), model)[0])["family_name"]["weight"]
+    base, adj = pairs.iloc[0]["mw_family_name"], pairs.iloc[0]["mw_tf_adj_family_name"]
+    assert explained == round(base + adj, 2)
+
+
+def test_training_warns_about_no_field_the_deployment_does_not_map(registers_warehouse, caplog):
+    con, _ = registers_warehouse
+    mapped = {"name", "given_name", "family_name", "street", "postal_code", "country",
+              "birth_date", "national_id", "party_type"}  # fmt: skip
+    settings = MatchSettings().mapped(mapped)
+    assert set(settings.left_out) == {"tax_id", "email", "phone", "city_key"}
+    with caplog.at_level(logging.WARNING), match_workspace(con, TRUST) as ws:
+        train_model(ws, "test", settings, seed=1)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for unmapped in ("tax_id", "email", "phone", "city_key"):
+        assert unmapped not in warned
+
+
+def test_the_nightly_run_refuses_a_model_trained_under_other_settings(tmp_path):
+    import dagster as dg
+
+    from custpipe.defs.consolidate import matcher
+    from custpipe.settings import Settings
+
+    config = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, config)
+    pipeline = config / "pipeline.yaml"
+    text = pipeline.read_text(encoding="utf-8")
+    pipeline.write_text(text.replace("    phone: exact\n", "    phone: {method: id}\n"))
+    settings = Settings(config_dir=config, data_dir=tmp_path / "data",
+                        expectations_dir=tmp_path / "expectations")  # fmt: skip
+    with pytest.raises(dg.Failure) as refused:
+        matcher(load_config(config), settings)
+    assert "'phone' is compared differently" in str(refused.value.description)
+    assert "custpipe train-model" in str(refused.value.description)
+    assert matcher(load_config(DEFAULT_CONFIG_DIR), Settings.from_env()).model is not None
