@@ -339,20 +339,6 @@ def score_pairs(ws: MatchWorkspace, model: MatchModel, min_probability: float) -
     return ws.con.execute(f"SELECT count(*) FROM {ws.scored}").fetchone()[0]
 
 
-def candidate_pairs(ws: MatchWorkspace, model: MatchModel) -> pd.DataFrame:
-    """Every pair the model's blocking rules put up for scoring (a, b nodes), unscored."""
-    frame = match_input(ws, derived_in_rules(model.splink))
-    linker = _splink_linker(frame, model.settings_for(frame.num_rows))
-    blocked = linker.inference.compute_blocked_pairs_for_predict()
-    pairs = (
-        blocked.as_duckdbpyrelation()
-        .query("p", "SELECT DISTINCT join_key_l AS a, join_key_r AS b FROM p")
-        .df()
-    )
-    blocked.drop_table_from_database_and_remove_from_cache()
-    return pairs
-
-
 def tf_fields(model: MatchModel) -> list[str]:
     """The compared fields whose agreement is adjusted by term frequency."""
     return [
