@@ -39,7 +39,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1
 bench: install  ## the benchmark: SCALE=100000 for one smaller scale (default 100k and 1M)
 	$(BIN)/custpipe bench $(if $(SCALE),--scale $(SCALE),--scale 100000 --scale 1000000) --out $(CUSTPIPE_DATA)/bench
 
-bench-febrl: install  ## custpipe's matching vs Splink's documented workflow on FEBRL 1-3 (~2 min)
+bench-febrl: install  ## custpipe's matching vs Splink's documented workflows on FEBRL 1-4 (~4 min)
 	$(BIN)/python -m custpipe.benchmarks.febrl --out $(CUSTPIPE_DATA)/bench/febrl
 
 lint: install
