@@ -328,12 +328,6 @@ def test_the_missed_pairs_of_febrl1_are_each_explained_once(febrl1_matched):
     assert missed["missed"] <= 2  # README: 2 pairs scored below auto_merge (0 with birth_date)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="custpipe.matching.model's MATCH_INPUT_SQL casts the staged birth_date (a "
-    "TIMESTAMP) to 'YYYY-MM-DD 00:00:00', which the date comparison's try_strptime('%Y-%m-%d') "
-    "cannot read: birth_date sits at its null level in every pair. Remove this mark once fixed.",
-)
 def test_every_field_examples_febrl_compares_weighs_in_some_candidate_pair(febrl1_matched):
     from custpipe.matching.workspace import match_workspace
 

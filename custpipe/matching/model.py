@@ -50,7 +50,7 @@ MATCH_INPUT_SQL = f"""
 SELECT node AS unique_id,
        party_type,
        name_key,
-       CAST(birth_date AS VARCHAR) AS birth_date,
+       strftime(birth_date, '%Y-%m-%d') AS birth_date,  -- ISO day: what `date` compares
        upper(regexp_replace(national_id, '[^0-9A-Za-z]', '', 'g')) AS national_id,
        CASE WHEN tax_id_valid THEN tax_id END AS tax_id,
        CASE WHEN email_valid AND NOT regexp_matches(email, '{ROLE_ADDRESS}') THEN email END
