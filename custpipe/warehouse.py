@@ -315,9 +315,7 @@ def upsert_rows(
         return append_rows(con, table, frame)
 
 
-def append_rows(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | pa.Table
-) -> int:
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | pa.Table) -> int:
     """Insert `frame` (a pandas frame or an Arrow table) into `table` matching columns by name."""
     if len(frame) == 0:
         return 0

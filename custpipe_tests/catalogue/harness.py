@@ -251,9 +251,7 @@ class Bench:
                 v = validate_source(con, self.settings, SOURCE, run_id, now)
                 night.rows = v.rows
                 failed = [o.rule for o in v.outcome.failures("block")]
-                night.blocked = gates.suite_blockers(
-                    failed, v.quarantine_rate, MAX_QUARANTINE_RATE
-                )
+                night.blocked = gates.suite_blockers(failed, v.quarantine_rate, MAX_QUARANTINE_RATE)
                 if not gates.volume_within(v.volume_drop, MAX_VOLUME_DROP):
                     night.blocked.append("volume_stable")
         return night
