@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -180,3 +181,18 @@ def stage_landed(con, tmp_path: Path, ids: list[str], source: str = "erp") -> Pa
     staged = {"source_system": source, "source_id": ids, "landing_path": str(landing)}
     append_rows(con, "staging.customers", pd.DataFrame(staged))
     return landing
+
+
+@pytest.fixture
+def config_dir(tmp_path) -> Path:
+    """A copy of the demo configuration folder, to edit."""
+    target = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first `old` in a configuration file by `new`; `old` must be there."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"fixture text {old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")

@@ -1,23 +1,10 @@
 import shutil
-from pathlib import Path
 
 import pytest
 
 from custpipe.config import ConfigError, load_config
 from custpipe.settings import DEFAULT_CONFIG_DIR
-
-
-@pytest.fixture
-def config_dir(tmp_path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(DEFAULT_CONFIG_DIR, target)
-    return target
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"fixture text {old!r} not in {path.name}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+from custpipe_tests.conftest import edit
 
 
 def test_demo_config_loads():

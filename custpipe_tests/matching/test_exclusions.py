@@ -1,7 +1,6 @@
 """Different valid tax IDs (or national IDs) never link automatically; the pair is reviewed."""
 
 import json
-import shutil
 
 import pytest
 
@@ -11,6 +10,7 @@ from custpipe.matching.decisions import constrained_components, record_decision
 from custpipe.matching.exclusions import conflict
 from custpipe.settings import DEFAULT_CONFIG_DIR
 from custpipe.standardize.national_ids import national_id_valid
+from custpipe_tests.conftest import edit
 from custpipe_tests.matching.test_consolidate import MODEL, load, run
 
 
@@ -172,12 +172,9 @@ def test_steward_must_links_join_records_whatever_a_third_record_holds(con):
     assert con.execute("SELECT count(*) FROM mdm.match_review").fetchone()[0] == 0
 
 
-def test_exclusions_switched_off_in_pipeline_yaml_reach_the_matcher(tmp_path):
-    config = tmp_path / "config"
-    shutil.copytree(DEFAULT_CONFIG_DIR, config)
-    pipeline = config / "pipeline.yaml"
-    text = pipeline.read_text(encoding="utf-8")
-    pipeline.write_text(text.replace("exclusions: [tax_id, national_id]", "exclusions: []"))
+def test_exclusions_switched_off_in_pipeline_yaml_reach_the_matcher(config_dir):
+    config = config_dir
+    edit(config / "pipeline.yaml", "exclusions: [tax_id, national_id]", "exclusions: []")
     cfg = load_config(config)
     matcher = load_matcher(config / "match_model.json", 0.99, 0.8, cfg.match_settings())
     assert matcher.exclusions == ()

@@ -3,7 +3,6 @@ trained and predicted with; a model trained under other settings is refused."""
 
 import json
 import logging
-import shutil
 
 import duckdb
 import pandas as pd
@@ -27,6 +26,7 @@ from custpipe.matching.settings import MatchSettings
 from custpipe.matching.workspace import match_workspace
 from custpipe.settings import DEFAULT_CONFIG_DIR
 from custpipe.warehouse import DDL, append_rows
+from custpipe_tests.conftest import edit
 from custpipe_tests.matching.test_person_sources import REGISTER_A, REGISTER_B, registers
 
 OWN = {
@@ -139,15 +139,13 @@ def test_a_model_trained_under_other_settings_is_refused_with_the_fix(registers_
         model.check_settings(one_more_level)
 
 
-def test_custpipe_check_refuses_a_model_trained_under_other_settings(tmp_path, monkeypatch, capsys):
+def test_custpipe_check_refuses_a_model_trained_under_other_settings(
+    config_dir, tmp_path, monkeypatch, capsys
+):
     from custpipe.cli import main
 
-    config = tmp_path / "config"
-    shutil.copytree(DEFAULT_CONFIG_DIR, config)
-    pipeline = config / "pipeline.yaml"
-    text = pipeline.read_text(encoding="utf-8")
-    pipeline.write_text(text.replace("    city_key: exact\n", "    city_key: {method: id}\n"))
-    monkeypatch.setenv("CUSTPIPE_CONFIG", str(config))
+    edit(config_dir / "pipeline.yaml", "    city_key: exact\n", "    city_key: {method: id}\n")
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(config_dir))
     monkeypatch.setenv("CUSTPIPE_DATA", str(tmp_path / "data"))
     assert main(["check"]) == 2
     err = capsys.readouterr().err
@@ -179,14 +177,10 @@ def test_bad_matching_settings_name_the_problem(matching, named):
     assert named in str(bad.value)
 
 
-def test_a_bad_blocking_rule_in_pipeline_yaml_names_the_file_and_key(tmp_path):
-    config = tmp_path / "config"
-    shutil.copytree(DEFAULT_CONFIG_DIR, config)
-    pipeline = config / "pipeline.yaml"
-    text = pipeline.read_text(encoding="utf-8")
-    pipeline.write_text(text.replace("- [party_type, phone]", "- [party_type, fone]"))
+def test_a_bad_blocking_rule_in_pipeline_yaml_names_the_file_and_key(config_dir):
+    edit(config_dir / "pipeline.yaml", "- [party_type, phone]", "- [party_type, fone]")
     with pytest.raises(ConfigError) as bad:
-        load_config(config)
+        load_config(config_dir)
     assert "pipeline.yaml" in str(bad.value) and "matching.blocking_rules" in str(bad.value)
     assert "'fone' is not a match column" in str(bad.value)
 
@@ -248,17 +242,14 @@ def test_training_warns_about_no_field_the_deployment_does_not_map(registers_war
         assert unmapped not in warned
 
 
-def test_the_nightly_run_refuses_a_model_trained_under_other_settings(tmp_path):
+def test_the_nightly_run_refuses_a_model_trained_under_other_settings(config_dir, tmp_path):
     import dagster as dg
 
     from custpipe.defs.consolidate import matcher
     from custpipe.settings import Settings
 
-    config = tmp_path / "config"
-    shutil.copytree(DEFAULT_CONFIG_DIR, config)
-    pipeline = config / "pipeline.yaml"
-    text = pipeline.read_text(encoding="utf-8")
-    pipeline.write_text(text.replace("    phone: exact\n", "    phone: {method: id}\n"))
+    config = config_dir
+    edit(config / "pipeline.yaml", "    phone: exact\n", "    phone: {method: id}\n")
     settings = Settings(config_dir=config, data_dir=tmp_path / "data",
                         expectations_dir=tmp_path / "expectations")  # fmt: skip
     with pytest.raises(dg.Failure) as refused:
