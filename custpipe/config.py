@@ -131,6 +131,10 @@ class ReaderConfig(_Strict):
     quotechar: str = '"'
     sheet: str | None = None  # xlsx: the worksheet (default: the first)
     watermark: str | None = None  # sql: extract only rows at or above the last maximum
+    # sql with a watermark: a full extraction when the last full one is this many business
+    # days old or more — it catches rows deleted at the source, which an incremental read
+    # never sees (staging retires them); null: only on --full-refresh
+    full_every_days: int | None = Field(default=7, ge=1)
     chunk_size: int = Field(default=100_000, gt=0)
     # csv: remove the spaces around each header name ('id, given_name' -> 'given_name'), so
     # the mapping names columns plainly; values keep theirs (standardisation cleans text).
@@ -148,6 +152,11 @@ class ReaderConfig(_Strict):
             raise ValueError(f"a '{self.kind}' reader needs 'path'")
         if self.watermark and self.kind != "sql":
             raise ValueError("'watermark' (incremental extraction) is for 'sql' readers")
+        if self.full_every_days != 7 and not self.watermark:  # 7: the default
+            raise ValueError(
+                "'full_every_days' (the periodic full extraction) is for incremental readers: "
+                "set a 'watermark', or remove it (without one every extraction is full)"
+            )
         if len(self.quotechar) != 1 or len(self.delimiter) != 1:
             raise ValueError("'delimiter' and 'quotechar' must be one character each")
         if not self.strip_header and self.kind != "csv":  # (true: a dumped config's default)

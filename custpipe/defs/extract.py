@@ -65,11 +65,17 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 )
             for note in r.notes:
                 context.log.warning(note)
-        table = [{"dataset": r.dataset, "rows": r.rows, "mode": r.mode} for r in results]
+        table = [
+            {"dataset": r.dataset, "rows": r.rows, "mode": r.mode, "why full": r.full_reason or ""}
+            for r in results
+        ]
+        for r in results:
+            if r.full_reason:
+                context.log.info(f"{source_name}.{r.dataset}: every row read — {r.full_reason}")
         yield dg.MaterializeResult(
             metadata={
                 "rows": sum(r.rows for r in results),
-                "rows_by_dataset": md_table(table, ["dataset", "rows", "mode"]),
+                "rows_by_dataset": md_table(table, ["dataset", "rows", "mode", "why full"]),
                 "warnings": len([n for r in results for n in r.notes]),
                 "landing_paths": dg.MetadataValue.md("\n".join(f"- `{r.path}`" for r in results)),
                 "unused_columns": sum(len(r.extra_columns) for r in results),

@@ -74,7 +74,7 @@ STAGING_VERSION = 4  # 2: number formats, time zones, escapes; 3, 4: issue-13 re
 
 # Reader settings that act when a source is extracted, not when a landing folder is staged
 # (the landing holds the header as it was read): a change of them restages nothing.
-_EXTRACT_ONLY = {"reader": {"strip_header"}}
+_EXTRACT_ONLY = {"reader": {"strip_header", "full_every_days"}}
 
 
 def _mapping_json(source: SourceConfig, dataset: str) -> str:

@@ -46,6 +46,7 @@ class ExtractResult:
     extra_columns: tuple[str, ...]
     mode: str = "full"  # or "incremental" (rows at or above the previous watermark only)
     notes: tuple[str, ...] = ()  # warnings for the operator (never customer values)
+    full_reason: str | None = None  # why an incremental reader read every row
 
 
 def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -> str:
@@ -205,9 +206,11 @@ def is_rejected(folder: Path) -> bool:
     return (folder / REJECTED_FILE).exists()
 
 
-def previous_manifest(settings: Settings, source: str, dataset: str) -> dict | None:
+def previous_manifest(
+    settings: Settings, source: str, dataset: str, mode: str | None = None
+) -> dict | None:
     """The manifest of the newest earlier extraction of a dataset (any business date) that
-    was not rejected."""
+    was not rejected — of that `mode` ('full', 'incremental') if given."""
     folders = sorted(
         (
             p
@@ -216,7 +219,35 @@ def previous_manifest(settings: Settings, source: str, dataset: str) -> dict | N
         ),
         key=lambda p: (p.parts[-5], p.parts[-3]),
     )
-    return json.loads(folders[-1].read_text(encoding="utf-8")) if folders else None
+    for path in reversed(folders):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if mode is None or manifest.get("mode", "full") == mode:
+            return manifest
+    return None
+
+
+def full_extraction_reason(
+    reader, before: dict | None, last_full: dict | None, business_date: date, full_refresh: bool
+) -> str | None:
+    """Why an incremental (watermarked) reader reads every row this time; None: it reads
+    only the rows at or above the last watermark."""
+    if full_refresh:
+        return "full refresh requested"
+    if before is None or not before.get("watermark_max"):
+        return "first extraction"
+    if reader.full_every_days is None:
+        return None
+    if last_full is None:  # retention removed them: the next one is due
+        return "periodic full extraction (catches deleted rows): none on record"
+    last = date.fromisoformat(last_full["business_date"])
+    age = (business_date - last).days
+    if age >= reader.full_every_days:
+        return (
+            f"periodic full extraction (catches deleted rows): the last full one was for "
+            f"{last.isoformat()}, {age} days before; reader.full_every_days is "
+            f"{reader.full_every_days}"
+        )
+    return None
 
 
 def extract_dataset(
@@ -235,9 +266,12 @@ def extract_dataset(
     dataset = source.datasets()[name]
     reader = dataset.reader
     before = previous_manifest(settings, source.name, name)
-    since = None
-    if reader.watermark and not full_refresh and before and before.get("watermark_max"):
-        since = readers.decode_watermark(before["watermark_max"])
+    since, full_reason = None, None
+    if reader.watermark:
+        last_full = previous_manifest(settings, source.name, name, mode="full")
+        full_reason = full_extraction_reason(reader, before, last_full, business_date, full_refresh)
+        if full_reason is None:
+            since = readers.decode_watermark(before["watermark_max"])
     stamp = (extracted_at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     target = settings.landing_dir / business_date.isoformat() / source.name / stamp / name
     target.mkdir(parents=True, exist_ok=False)
@@ -287,6 +321,7 @@ def extract_dataset(
         "business_date": business_date.isoformat(),
         "extracted_at": stamp,
         "mode": "incremental" if since is not None else "full",
+        "full_reason": full_reason,
         "rows": rows,
         "columns": columns,
         "extra_columns": extra,
@@ -298,7 +333,14 @@ def extract_dataset(
     }
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return ExtractResult(
-        name, target, rows, tuple(columns), tuple(extra), manifest["mode"], tuple(notes)
+        name,
+        target,
+        rows,
+        tuple(columns),
+        tuple(extra),
+        manifest["mode"],
+        tuple(notes),
+        full_reason,
     )
 
 

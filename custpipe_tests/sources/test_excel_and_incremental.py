@@ -125,3 +125,63 @@ def test_a_retyped_column_fails_the_extract(tmp_path):
     engine.dispose()
     with pytest.raises(SchemaDriftError, match=r"'Name' \(text -> integer\) changed type"):
         extract_dataset(sql_source(url, watermark=None), "customers", s, DAY)
+
+
+def test_a_periodic_full_extraction_catches_rows_deleted_at_the_source(tmp_path):
+    s = settings(tmp_path)
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9), ('b', 'B', 10)"))
+    source = sql_source(url)
+    assert source.customers.reader.full_every_days == 7  # the default
+    monday = date(2026, 11, 23)
+    first = extract_dataset(source, "customers", s, monday)
+    assert (first.mode, first.full_reason) == ("full", "first extraction")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM Account WHERE Id = 'b'"))  # an incremental read
+    for day in range(1, 7):  # never sees a deletion: six incremental nights
+        night = extract_dataset(source, "customers", s, date(2026, 11, 23 + day))
+        assert (night.mode, night.full_reason) == ("incremental", None)
+    week = extract_dataset(source, "customers", s, date(2026, 11, 30))
+    assert week.mode == "full"
+    assert "periodic full extraction" in week.full_reason
+    assert "2026-11-23, 7 days" in week.full_reason
+    assert sorted(read_landing_table(week.path).to_pandas()["Id"]) == ["a"]  # 'b' is gone
+    after = extract_dataset(source, "customers", s, date(2026, 12, 1))
+    assert after.mode == "incremental"  # the week starts again from the new full extraction
+    engine.dispose()
+
+
+def test_full_every_days_null_extracts_incrementally_until_a_full_refresh(tmp_path):
+    s = settings(tmp_path)
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9)"))
+    raw = sql_source(url).model_dump()
+    raw["customers"]["reader"]["full_every_days"] = None
+    source = SourceConfig.model_validate(raw | {"name": "crm"})
+    extract_dataset(source, "customers", s, date(2026, 11, 1))
+    later = extract_dataset(source, "customers", s, date(2026, 12, 1))
+    assert (later.mode, later.full_reason) == ("incremental", None)
+    forced = extract_dataset(source, "customers", s, date(2026, 12, 1), full_refresh=True)
+    assert (forced.mode, forced.full_reason) == ("full", "full refresh requested")
+    engine.dispose()
+
+
+def test_full_every_days_without_a_watermark_is_refused():
+    with pytest.raises(ValueError, match="'full_every_days' .* is for incremental readers"):
+        SourceConfig.model_validate(
+            {
+                "name": "crm",
+                "connection": {"url": "sqlite://"},
+                "customers": {
+                    "reader": {"kind": "sql", "table": "Account", "full_every_days": 3},
+                    "id": "Id",
+                    "fields": {"name": "Name"},
+                },
+            }
+        )
