@@ -87,13 +87,19 @@ def sql_source(url: str, table: str = "Account", watermark: str | None = "Modifi
     )
 
 
-def test_incremental_extraction_by_watermark_and_full_refresh(tmp_path):
-    s = settings(tmp_path)
+def account_table(tmp_path, values: str) -> tuple[str, sa.Engine]:
+    """A SQLite CRM with an Account table (Id, Name, Modified: the watermark) of `values`."""
     url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
-        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9), ('b', 'B', 10)"))
+        conn.execute(sa.text(f"INSERT INTO Account VALUES {values}"))
+    return url, engine
+
+
+def test_incremental_extraction_by_watermark_and_full_refresh(tmp_path):
+    s = settings(tmp_path)
+    url, engine = account_table(tmp_path, "('a', 'A', 9), ('b', 'B', 10)")
     source = sql_source(url)
     first = extract_dataset(source, "customers", s, DAY)
     assert (first.mode, first.rows) == ("full", 2)
@@ -129,11 +135,7 @@ def test_a_retyped_column_fails_the_extract(tmp_path):
 
 def test_a_periodic_full_extraction_catches_rows_deleted_at_the_source(tmp_path):
     s = settings(tmp_path)
-    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
-        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9), ('b', 'B', 10)"))
+    url, engine = account_table(tmp_path, "('a', 'A', 9), ('b', 'B', 10)")
     source = sql_source(url)
     assert source.customers.reader.full_every_days == 7  # the default
     monday = date(2026, 11, 23)
@@ -156,11 +158,7 @@ def test_a_periodic_full_extraction_catches_rows_deleted_at_the_source(tmp_path)
 
 def test_full_every_days_null_extracts_incrementally_until_a_full_refresh(tmp_path):
     s = settings(tmp_path)
-    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
-        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'A', 9)"))
+    url, engine = account_table(tmp_path, "('a', 'A', 9)")
     raw = sql_source(url).model_dump()
     raw["customers"]["reader"]["full_every_days"] = None
     source = SourceConfig.model_validate(raw | {"name": "crm"})
