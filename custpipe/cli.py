@@ -219,7 +219,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from custpipe import warehouse
     from custpipe.config import load_config
     from custpipe.matching.blocking import analyse_blocking, check_model_file
-    from custpipe.matching.evaluate import evaluate_matches, not_consolidated
+    from custpipe.matching.evaluate import (
+        evaluate_matches,
+        not_consolidated,
+        staged_not_consolidated,
+    )
     from custpipe.matching.settings import splink_settings
     from custpipe.matching.workspace import accepted_nodes
     from custpipe.settings import Settings
@@ -242,7 +246,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             xref = con.execute(
                 "SELECT source_system, source_id, golden_id FROM mdm.customer_xref"
             ).df()
-            quarantined, staged_other = _staged_not_consolidated(ws, not_consolidated(xref, truth))
+            quarantined, staged_other = staged_not_consolidated(ws, not_consolidated(xref, truth))
     if truth is not None:
         quality = evaluate_matches(xref, truth)
         figures |= quality.as_dict() | {
@@ -263,30 +267,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(figures, indent=2))
         print(f"  written to {args.json}")
     return 0
-
-
-def _staged_not_consolidated(ws, missing) -> tuple[int, int]:
-    """Of the truth records without a golden record (`missing`: source_system, source_id),
-    those staged and in their source's latest quarantine (a configured source), and the
-    other staged ones (staged after the last consolidation, or of an unconfigured source)."""
-    from custpipe import warehouse
-
-    with warehouse.registered(ws.con, "truth_missing", missing):
-        quarantined, other = ws.con.execute(f"""
-            WITH staged AS (
-                SELECT t.source_system IN (SELECT source_system FROM {ws.trust}) AND EXISTS (
-                    SELECT 1 FROM quality.quarantine q
-                    JOIN {ws.latest_validation} v USING (source_system, run_id)
-                    WHERE q.source_system = t.source_system AND q.source_id = t.source_id
-                ) AS held
-                FROM truth_missing t
-                WHERE EXISTS (SELECT 1 FROM staging.customers s
-                              WHERE s.source_system = t.source_system
-                                AND s.source_id = t.source_id)
-            )
-            SELECT count(*) FILTER (WHERE held), count(*) FILTER (WHERE NOT held) FROM staged
-        """).fetchone()
-    return int(quarantined), int(other)
 
 
 def _print_model_file(model) -> None:

@@ -119,6 +119,9 @@ class FieldRule(_Strict):
         return list(self.concat or [])
 
 
+DEFAULT_FULL_EVERY_DAYS = 7  # an incremental reader's periodic full extraction: weekly
+
+
 class ReaderConfig(_Strict):
     """Where a dataset's rows come from."""
 
@@ -134,7 +137,7 @@ class ReaderConfig(_Strict):
     # sql with a watermark: a full extraction when the last full one is this many business
     # days old or more — it catches rows deleted at the source, which an incremental read
     # never sees (staging retires them); null: only on --full-refresh
-    full_every_days: int | None = Field(default=7, ge=1)
+    full_every_days: int | None = Field(default=DEFAULT_FULL_EVERY_DAYS, ge=1)
     chunk_size: int = Field(default=100_000, gt=0)
     # csv: remove the spaces around each header name ('id, given_name' -> 'given_name'), so
     # the mapping names columns plainly; values keep theirs (standardisation cleans text).
@@ -152,7 +155,7 @@ class ReaderConfig(_Strict):
             raise ValueError(f"a '{self.kind}' reader needs 'path'")
         if self.watermark and self.kind != "sql":
             raise ValueError("'watermark' (incremental extraction) is for 'sql' readers")
-        if self.full_every_days != 7 and not self.watermark:  # 7: the default
+        if self.full_every_days != DEFAULT_FULL_EVERY_DAYS and not self.watermark:
             raise ValueError(
                 "'full_every_days' (the periodic full extraction) is for incremental readers: "
                 "set a 'watermark', or remove it (without one every extraction is full)"

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from custpipe import warehouse
+from custpipe.matching.workspace import MatchWorkspace
+
 
 @dataclass(frozen=True)
 class MatchQuality:
@@ -105,3 +108,25 @@ def evaluate_matches(xref: pd.DataFrame, truth: pd.DataFrame) -> MatchQuality:
         unconsolidated=len(both) - len(found),
         true_pairs_consolidated=_pairs(found.groupby("entity_id").size()),
     )
+
+
+def staged_not_consolidated(ws: MatchWorkspace, missing: pd.DataFrame) -> tuple[int, int]:
+    """Of the truth records without a golden record (`missing`: source_system, source_id),
+    those staged and in their source's latest quarantine (a configured source), and the
+    other staged ones (staged after the last consolidation, or of an unconfigured source)."""
+    with warehouse.registered(ws.con, "truth_missing", missing):
+        quarantined, other = ws.con.execute(f"""
+            WITH staged AS (
+                SELECT t.source_system IN (SELECT source_system FROM {ws.trust}) AND EXISTS (
+                    SELECT 1 FROM quality.quarantine q
+                    JOIN {ws.latest_validation} v USING (source_system, run_id)
+                    WHERE q.source_system = t.source_system AND q.source_id = t.source_id
+                ) AS held
+                FROM truth_missing t
+                WHERE EXISTS (SELECT 1 FROM staging.customers s
+                              WHERE s.source_system = t.source_system
+                                AND s.source_id = t.source_id)
+            )
+            SELECT count(*) FILTER (WHERE held), count(*) FILTER (WHERE NOT held) FROM staged
+        """).fetchone()
+    return int(quarantined), int(other)
