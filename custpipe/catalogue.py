@@ -342,6 +342,18 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _RUN_ID, _text("golden_id"), _text("event"), _text("related_golden_id"),
             Column("members", "BIGINT"), Column("recorded_at", ts),
         ), "golden ID created, merged, split or retired, per run"),
+        Table("ops", "stage_runs", (
+            _text("stage", nullable=False), _text("scope", "the source, or '' for all",
+            nullable=False), _RUN_ID, Column("business_date", "DATE"),
+            _text("mode", "'full' or 'incremental'"),
+            _text("reason", "why the stage recomputed in full (empty: incremental)"),
+            _text("fingerprint", "JSON: hash per part of what the results mean (model, "
+                  "settings, suite, code); a changed part forces a full recompute"),
+            Column("changed_records", "BIGINT", description="records the run worked on"),
+            _text("differences", "JSON: a full recompute's differences from the incremental "
+                  "state, rows per table (empty object: identical; null: not compared)"),
+            Column("recorded_at", ts),
+        ), "(stage, scope, run): how an incremental stage ran and why"),
         Table("recon", "order_discrepancies", (
             _text("order_id", nullable=False), _text("kind", nullable=False),
             _text("source_system"), _text("other_system"), _text("source_value"),

@@ -50,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from custpipe.definitions import build_definitions
+    from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
@@ -72,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance=instance,
         raise_on_error=False,
         run_config=run_config(defs, args),
+        tags={FULL_REFRESH_TAG: "true"} if args.full_refresh else None,
     )
     failed = [(e.step_key, failure_headline(e)) for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
@@ -435,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh",
         action="store_true",
-        help="extract every row of incremental (watermarked) sources again",
+        help="extract every row of incremental (watermarked) sources again, and recompute "
+        "every stage in full, comparing the result with the incremental state",
     )
     run.add_argument(
         "--log-level",

@@ -456,6 +456,16 @@ class RetentionConfig(_Strict):
     landing: int | None = Field(default=90, ge=0)
 
 
+class IncrementalConfig(_Strict):
+    """Incremental nights: the stages after extraction work on what changed since the last
+    run; a periodic full recompute compares itself with the incremental state."""
+
+    enabled: bool = True  # false: every night recomputes every stage in full
+    # a full recompute of every stage (compared with the incremental state) when the last
+    # one is this many days old; null: only on `custpipe run --full-refresh`
+    full_every_days: int | None = Field(default=7, ge=1)
+
+
 class MatchingConfig(MatchSettings):
     """The probabilistic match model, its shape (blocking rules, comparisons, training rules,
     exclusions; see custpipe.matching.settings) and its thresholds (match probabilities)."""
@@ -505,6 +515,7 @@ class PipelineConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
     matching: MatchingConfig = MatchingConfig()
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
+    incremental: IncrementalConfig = IncrementalConfig()
 
     @field_validator("timezone")
     @classmethod

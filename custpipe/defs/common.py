@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from custpipe.gates import CHECKS, FILE_KEYS, NOT_BUILT, GateResult
+from custpipe.incremental import FULL_REFRESH_TAG, StagePlan
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer of the DuckDB file at a time (dagster.yaml)
 PARTITION_TAG = "dagster/partition"
@@ -19,6 +20,16 @@ def run_business_date(context: dg.AssetExecutionContext) -> date | None:
         return date.fromisoformat(context.partition_key)
     tag = context.run.tags.get(PARTITION_TAG)
     return date.fromisoformat(tag) if tag else None
+
+
+def full_refresh_requested(context: dg.AssetExecutionContext) -> bool:
+    """True when the run asks every stage for a full recompute (tag custpipe/full_refresh)."""
+    return context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("true", "1", "yes")
+
+
+def plan_metadata(plan: StagePlan) -> dict:
+    """The Dagster metadata of how an incremental stage ran: its mode and, if full, why."""
+    return {"mode": plan.mode, "why_full": plan.reason or "-"}
 
 
 def md_table(rows: list[dict], columns: list[str]) -> dg.MetadataValue:
