@@ -338,6 +338,24 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _text("decided_by", nullable=False), Column("decided_at", ts, nullable=False),
             _text("reason", nullable=False),
         ), "steward's must-link or cannot-link decision on a pair, with who and why"),
+        Table("mdm", "match_pairs", (
+            _text("left_source_system", nullable=False), _text("left_source_id", nullable=False),
+            _text("right_source_system", nullable=False),
+            _text("right_source_id", nullable=False),
+            Column("weight", "DOUBLE", description="match weight without the prior: the sum "
+                   "of the compared fields' weights"),
+            Column("gammas", "INTEGER[]", description="comparison level per compared field, "
+                   "in the model's order"),
+            Column("weights", "DOUBLE[]", description="match weight per compared field"),
+            Column("tf_weights", "DOUBLE[]", description="term-frequency adjustment per "
+                   "adjusted field"),
+        ), "candidate pair the model scored at or above the review threshold, kept between "
+           "nights so a night scores only the pairs of changed records"),
+        Table("mdm", "match_records", (
+            _SOURCE_SYSTEM, _SOURCE_ID,
+            Column("input_hash", "UBIGINT", description="hash of the record's match input"),
+            Column("raw_hash", "BIGINT", description="the staged row's raw_hash when matched"),
+        ), "record matched by the last consolidation, with what it looked like then"),
         Table("mdm", "golden_id_history", (
             _RUN_ID, _text("golden_id"), _text("event"), _text("related_golden_id"),
             Column("members", "BIGINT"), Column("recorded_at", ts),

@@ -1,14 +1,29 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, check_result, check_spec, md_table
+from custpipe.defs.common import (
+    WAREHOUSE_POOL,
+    check_result,
+    check_spec,
+    full_refresh_requested,
+    md_table,
+    plan_metadata,
+    run_business_date,
+)
 from custpipe.defs.resources import CustpipeResource
-from custpipe.matching.consolidate import Matcher, consolidate, load_matcher
+from custpipe.incremental import describe_differences, plan_stage, record_stage
+from custpipe.matching.consolidate import (
+    Matcher,
+    consolidate,
+    fingerprint_parts,
+    load_matcher,
+)
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.validate import validate_golden
@@ -55,15 +70,50 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     def consolidated(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
+        chosen, rules = matcher(run_cfg, settings), run_cfg.survivorship.build()
+        erp_source, inc = run_cfg.publish.erp_source, run_cfg.incremental
+        parts = fingerprint_parts(
+            chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules
+        )
+        business_date = run_business_date(context)
         with warehouse.connect(settings.warehouse_path) as con:
+            plan = plan_stage(
+                con,
+                "consolidate",
+                "",
+                parts,
+                enabled=inc.enabled,
+                full_every_days=inc.full_every_days,
+                full_refresh=full_refresh_requested(context),
+                business_date=business_date,
+            )
+            if plan.reason:
+                context.log.info(f"consolidation recomputes in full: {plan.reason}")
             result = consolidate(
                 con,
                 context.run_id,
                 trust,
-                run_cfg.publish.erp_source,
-                matcher(run_cfg, settings),
-                survivorship=run_cfg.survivorship.build(),
+                erp_source,
+                chosen,
+                survivorship=rules,
+                incremental=plan.incremental,
+                compare=plan.compare,
             )
+            record_stage(
+                con,
+                plan,
+                context.run_id,
+                business_date,
+                datetime.now(UTC).replace(tzinfo=None),
+                result.changed_records,
+                result.differences,
+            )
+            if result.differences:
+                context.log.error(
+                    "the full consolidation differs from the incremental state it replaced: "
+                    f"{describe_differences(result.differences)} (the full result is kept; "
+                    "report this as a bug of incremental consolidation)"
+                )
             report = conservation_report(con, list(run_cfg.sources))
             suite, golden_rows = validate_golden(con, settings, run_cfg.quality.results_limit)
             review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
@@ -73,6 +123,13 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             asset_key=GOLDEN,
             metadata={
+                **plan_metadata(plan),
+                "records_scored_again": result.changed_records,
+                "golden_rebuilt": result.golden_rebuilt,
+                "golden_removed": result.golden_removed,
+                "consistency": "not compared"
+                if result.differences is None
+                else describe_differences(result.differences).replace("none", "identical"),
                 "golden_customers": result.golden,
                 "records_consolidated": result.records,
                 "duplicates_merged": result.merged_records,

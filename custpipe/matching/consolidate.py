@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from custpipe import warehouse
+from custpipe.incremental import differences, fingerprint
 from custpipe.matching.decisions import (
     MUST_LINK_RULE,
     add_must_links,
@@ -19,7 +20,8 @@ from custpipe.matching.decisions import (
 from custpipe.matching.exclusions import conflicting_identifiers
 from custpipe.matching.golden_ids import assign_golden_ids_sql
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
-from custpipe.matching.model import MatchModel, score_pairs
+from custpipe.matching.model import MatchModel
+from custpipe.matching.pairs import load_scored, refresh_pairs
 from custpipe.matching.review import review_queue
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import Survivorship, survivorship_sql
@@ -46,6 +48,33 @@ class Matcher:
                 f"matching thresholds: need 0 < review ({self.review}) <= auto_merge "
                 f"({self.auto_merge}) <= 1"
             )
+
+
+def fingerprint_parts(
+    matcher: Matcher,
+    model_path: Path,
+    trust: dict[str, int],
+    erp_source: str | None,
+    survivorship: Survivorship,
+    rules: tuple[LinkRule, ...] = DEFAULT_RULES,
+) -> dict[str, str]:
+    """What consolidated results mean: a change of any part makes the next consolidation a
+    full one (`custpipe.incremental`). The code part covers the matching package."""
+    code = b"".join(
+        p.read_bytes()
+        for p in sorted(Path(__file__).parent.glob("*.*"))
+        if p.suffix in (".py", ".sql")
+    )
+    return fingerprint(
+        model_file=Path(model_path).read_bytes(),
+        thresholds=[matcher.auto_merge, matcher.review],
+        exclusions=list(matcher.exclusions),
+        sources_and_trust=trust,
+        erp_source=erp_source,
+        survivorship=[list(survivorship.default), sorted(survivorship.attributes.items())],
+        link_rules=[list(vars(r).values()) for r in rules],
+        code=code + duckdb.__version__.encode(),
+    )
 
 
 def load_matcher(
@@ -75,6 +104,15 @@ class ConsolidationResult:
     must_links: int = 0
     cannot_link_splits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # 'matching', 'survivorship'
+    incremental: bool = False
+    changed_records: int = 0  # records scored again (new or changed match input)
+    golden_rebuilt: int = 0  # golden records built again by survivorship
+    golden_removed: int = 0  # golden records of clusters gone (IDs merged or retired)
+    differences: dict[str, int] | None = None  # a compared full run: rows differing per table
+
+
+#: The tables a consolidation writes, compared by a full run with the incremental state.
+OUTPUTS = ("mdm.golden_customers", "mdm.customer_xref", "mdm.match_review")
 
 
 def consolidate(
@@ -85,19 +123,33 @@ def consolidate(
     matcher: Matcher,
     rules: tuple[LinkRule, ...] = DEFAULT_RULES,
     survivorship: Survivorship = DEFAULT_SURVIVORSHIP,
+    incremental: bool = False,
+    compare: bool = False,
 ) -> ConsolidationResult:
-    """Rebuild mdm.golden_customers, mdm.customer_xref and mdm.match_review from accepted records.
+    """Bring mdm.golden_customers, mdm.customer_xref and mdm.match_review up to the accepted
+    records, in one transaction.
 
     Accepted = staged records not in the latest quarantine of their source. Records link on
     the definite `rules` (same valid tax ID, same personal e-mail) and on model pairs at or
     above `matcher.auto_merge`; model pairs between the thresholds go to the review queue.
+
+    `incremental`: score only the pairs of records whose match input changed (the others'
+    pairs are kept in mdm.match_pairs, see `custpipe.matching.pairs`) and rebuild only the
+    golden records of clusters that changed (members, a member's staged row, or golden ID);
+    clustering, golden IDs, the xref and the review queue are derived from every record as
+    in a full run, so both give the same tables. `compare` (a full run): the differences
+    from the incremental state it replaces are in the result's `differences`.
     Everything but the review queue (small) stays in DuckDB; the workspace's temp relations
     are dropped at the end.
     """
-    with match_workspace(con, trust) as ws:
+    with warehouse.transaction(con), match_workspace(con, trust) as ws:
         started = time.perf_counter()
+        if compare:
+            for table in OUTPUTS:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {_before(table)} AS FROM {table}")
         build_edges(ws, rules)
-        score_pairs(ws, matcher.model, matcher.review)
+        refresh = refresh_pairs(ws, matcher.model, matcher.review, incremental)
+        load_scored(ws, matcher.model, matcher.review)
         con.execute(
             f"INSERT INTO {ws.edges} SELECT a, b, '{MODEL_RULE}' FROM {ws.scored} "
             "WHERE probability >= $auto_merge",
@@ -117,30 +169,30 @@ def consolidate(
         _assign_golden_ids(ws)
         now_utc = datetime.now(UTC).replace(tzinfo=None)  # every stored stamp is naive UTC
         stamps = {"run_id": run_id, "now": now_utc}
-        with warehouse.transaction(con):
-            golden = warehouse.replace_table_from(
-                con,
-                "mdm.golden_customers",
-                _golden_sql(ws, survivorship),
-                stamps | {"erp_source": erp_source},
-            )
-            warehouse.replace_table_from(
-                con, "mdm.customer_xref", _xref_sql(ws), {"run_id": run_id}
-            )
-            warehouse.replace_table(con, "mdm.match_review", review)
-            con.execute(
-                f"""INSERT INTO mdm.golden_id_history BY NAME
-                SELECT event, golden_id, related_golden_id, members, $run_id AS run_id,
-                       $now AS recorded_at
-                FROM {ws.id_events} ORDER BY ord, label, golden_id""",
-                stamps,
-            )
+        rebuilt, removed = _write_golden(
+            ws, survivorship, stamps | {"erp_source": erp_source}, incremental
+        )
+        warehouse.replace_table_from(con, "mdm.customer_xref", _xref_sql(ws), {"run_id": run_id})
+        warehouse.replace_table(con, "mdm.match_review", review)
+        con.execute(
+            f"""INSERT INTO mdm.golden_id_history BY NAME
+            SELECT event, golden_id, related_golden_id, members, $run_id AS run_id,
+                   $now AS recorded_at
+            FROM {ws.id_events} ORDER BY ord, label, golden_id""",
+            stamps,
+        )
         events = dict(
             con.execute(
                 f"SELECT event, count(*) FROM {ws.id_events} GROUP BY event "
                 "ORDER BY count(*) DESC, event"
             ).fetchall()
         )
+        (golden,) = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()
+        diffs = None
+        if compare:
+            diffs = differences(con, {t: (_before(t), t) for t in OUTPUTS})
+            for table in OUTPUTS:
+                con.execute(f"DROP TABLE IF EXISTS {_before(table)}")
         return ConsolidationResult(
             records=ws.records,
             edges=edges,
@@ -155,7 +207,62 @@ def consolidate(
                 "matching": round(matched - started, 3),
                 "survivorship": round(time.perf_counter() - matched, 3),
             },
+            incremental=incremental,
+            changed_records=refresh.changed_records,
+            golden_rebuilt=rebuilt,
+            golden_removed=removed,
+            differences=diffs,
         )
+
+
+def _before(table: str) -> str:
+    """The temp copy of `table` a compared full run keeps of the state it replaces."""
+    return "before_" + table.replace(".", "_")
+
+
+def _write_golden(
+    ws: MatchWorkspace, survivorship: Survivorship, params: dict, incremental: bool
+) -> tuple[int, int]:
+    """Write the golden records of tonight's clusters: all of them in a full run; in an
+    incremental run only those of clusters that changed — a new golden ID, a member gained
+    or lost, or a member's staged row changed (`ws.restaged`) — and the rows of IDs no
+    cluster holds any more are removed. Returns (rows built, rows removed)."""
+    con = ws.con
+    if not incremental:
+        (removed,) = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()
+        rebuilt = warehouse.replace_table_from(
+            con, "mdm.golden_customers", _golden_sql(ws, survivorship, ws.labels), params
+        )
+        return rebuilt, removed - rebuilt if removed > rebuilt else 0
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.touched} AS
+        WITH last_size AS (SELECT golden_id, count(*) AS n FROM {ws.previous} GROUP BY golden_id),
+        changed AS (
+            SELECT DISTINCT m.label FROM {ws.members} m
+            JOIN {ws.assigned} a USING (label)
+            LEFT JOIN {ws.previous} p USING (member_key)
+            WHERE p.golden_id IS DISTINCT FROM a.golden_id
+            UNION
+            SELECT l.label FROM {ws.labels} l JOIN {ws.restaged} r USING (node)
+            UNION
+            SELECT a.label FROM {ws.assigned} a
+            LEFT JOIN last_size s USING (golden_id)
+            JOIN (SELECT label, count(*) AS n FROM {ws.members} GROUP BY label) c USING (label)
+            WHERE s.n IS DISTINCT FROM c.n
+        )
+        SELECT l.node, l.label FROM {ws.labels} l JOIN changed USING (label);
+    """)
+    (removed,) = con.execute(f"""
+        DELETE FROM mdm.golden_customers g
+        WHERE golden_id NOT IN (SELECT golden_id FROM {ws.assigned})
+           OR golden_id IN (SELECT a.golden_id FROM {ws.assigned} a
+                            WHERE a.label IN (SELECT label FROM {ws.touched}))
+    """).fetchone()
+    (rebuilt,) = con.execute(
+        "INSERT INTO mdm.golden_customers BY NAME " + _golden_sql(ws, survivorship, ws.touched),
+        params,
+    ).fetchone()
+    return rebuilt, max(removed - rebuilt, 0)
 
 
 def _assign_golden_ids(ws: MatchWorkspace) -> None:
@@ -186,10 +293,11 @@ def _assign_golden_ids(ws: MatchWorkspace) -> None:
     """)
 
 
-def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship) -> str:
-    """The golden records: survivorship per cluster with its golden ID; a kept ID keeps its
-    first run. Parameters $erp_source, $run_id, $now."""
-    golden = survivorship_sql(survivorship, nodes=ws.nodes, labels=ws.labels, trust=ws.trust)
+def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship, labels: str) -> str:
+    """The golden records of the clusters in `labels` (node, label): survivorship per
+    cluster with its golden ID; a kept ID keeps its first run. Parameters $erp_source,
+    $run_id, $now."""
+    golden = survivorship_sql(survivorship, nodes=ws.nodes, labels=labels, trust=ws.trust)
     return f"""
         SELECT g.* EXCLUDE (label), a.golden_id,
                coalesce(f.first_seen_run, $run_id) AS first_seen_run, $run_id AS run_id,

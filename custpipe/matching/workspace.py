@@ -16,6 +16,9 @@ by the names it holds, so a reader sees where each relation is made and read:
   an exclusion left out, for the review queue
 - `members`, `previous` (last run's xref), `assigned` (label, golden_id), `id_events`,
   `first_seen`: `consolidate._assign_golden_ids` (with `golden_ids.assign_golden_ids_sql`)
+- `record_state` (node, keys, input_hash, raw_hash), `changed` (node: new or changed match
+  input), `restaged` (node: new or changed staged row): `pairs.refresh_pairs`; `touched`
+  (node, label: the clusters an incremental run rebuilds): `consolidate._write_golden`
 - `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
   the steps above
 
@@ -59,6 +62,10 @@ class MatchWorkspace:
     id_events: str = "id_events"
     first_seen: str = "first_seen"
     kept_apart: str = "kept_apart"
+    record_state: str = "record_state"
+    changed: str = "changed_records"
+    restaged: str = "restaged_records"
+    touched: str = "touched_labels"
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
@@ -80,6 +87,10 @@ class MatchWorkspace:
             self.id_events,
             self.first_seen,
             self.kept_apart,
+            self.record_state,
+            self.changed,
+            self.restaged,
+            self.touched,
         )
 
     def drop(self) -> None:

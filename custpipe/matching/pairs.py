@@ -1,0 +1,230 @@
+"""The scored pairs kept from night to night, so a night scores only the pairs of what changed.
+
+`mdm.match_pairs` holds every candidate pair the model scored at or above the review
+threshold, named by its two records' keys, with its match weight *without the prior* (the
+sum of the compared fields' weights), and per field its comparison level and weight.
+`mdm.match_records` holds, per record matched, the hash of its match input (the canonical
+match columns and derived blocking keys) and its staged `raw_hash`.
+
+An incremental night (:func:`refresh_pairs` with ``incremental=True``):
+
+1. finds the records whose match input is new or changed since the last night, and those
+   gone (deleted at the source, quarantined now, or changed);
+2. removes every stored pair of a gone or changed record;
+3. has Splink score only the candidate pairs with a changed record on at least one side
+   (each blocking rule gets ``AND (l.changed OR r.changed)``: the same candidate pairs as a
+   full night, restricted) and stores those at or above the review threshold.
+
+A pair of two unchanged records scores the same as last night: the model compares only the
+two records (the deployment's model uses no term-frequency adjustment; with one, a changed
+record count changes every adjusted weight, so such a model scores every pair each night).
+The prior is what changes with the number of records (`MatchModel.settings_for`), so the
+stored weight leaves it out, the pairs are kept down to the review threshold under the
+*largest* prior (the model's own: a run at or below the training size), and
+:func:`load_scored` adds tonight's prior. A full night runs the same code over every
+record, so full and incremental nights give the same pairs and the same probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from custpipe import warehouse
+from custpipe.matching.model import (
+    MatchModel,
+    _splink_linker,
+    compared_fields,
+    match_input,
+    tf_fields,
+)
+from custpipe.matching.settings import derived_in_rules
+from custpipe.matching.workspace import MatchWorkspace
+
+
+@dataclass(frozen=True)
+class PairRefresh:
+    """What one refresh of the stored pairs did."""
+
+    changed_records: int  # records scored again (new or changed match input)
+    removed_records: int  # records whose stored pairs were removed (gone or changed)
+    scored_pairs: int  # pairs scored tonight at or above the review threshold (max prior)
+    stored_pairs: int  # pairs stored after the refresh
+
+
+def prior_weight(probability: float) -> float:
+    """The prior as a match weight: log2 of its odds."""
+    return math.log2(probability / (1 - probability))
+
+
+def _record_state(ws: MatchWorkspace, frame: pa.Table) -> None:
+    """Make `ws.record_state` (node, source_system, source_id, input_hash, raw_hash)."""
+    columns = [c for c in frame.column_names if c != "unique_id"]
+    hashed = ", ".join(f'f."{c}"' for c in columns)
+    with warehouse.registered(ws.con, "match_frame", frame):
+        ws.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {ws.record_state} AS
+            SELECT n.node, n.source_system, n.source_id, hash({hashed}) AS input_hash,
+                   n.raw_hash
+            FROM match_frame f JOIN {ws.nodes} n ON n.node = f.unique_id
+        """)
+
+
+def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
+    """Make `ws.restaged` (node): records whose staged row is new or changed since the
+    last night, and `ws.changed` (node): those whose match input is new or changed
+    (every record when not `incremental`); delete the stored pairs of records gone or
+    changed.
+    Returns (changed, removed)."""
+    con = ws.con
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.restaged} AS
+        SELECT s.node FROM {ws.record_state} s
+        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m
+                          WHERE m.source_system = s.source_system
+                            AND m.source_id = s.source_id AND m.raw_hash = s.raw_hash)
+    """)
+    if not incremental:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ws.changed} AS SELECT node FROM {ws.record_state}"
+        )
+        (removed,) = con.execute("SELECT count(*) FROM mdm.match_records").fetchone()
+        warehouse.clear_table(con, "mdm.match_pairs")
+        return ws.records, removed
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.changed} AS
+        SELECT s.node FROM {ws.record_state} s
+        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m
+                          WHERE m.source_system = s.source_system
+                            AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
+        CREATE OR REPLACE TEMP TABLE gone_records AS
+        SELECT m.source_system, m.source_id FROM mdm.match_records m
+        WHERE NOT EXISTS (SELECT 1 FROM {ws.record_state} s
+                          WHERE m.source_system = s.source_system
+                            AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
+    """)
+    (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
+    (removed,) = con.execute("SELECT count(*) FROM gone_records").fetchone()
+    con.execute("""
+        DELETE FROM mdm.match_pairs p WHERE EXISTS (
+            SELECT 1 FROM gone_records g
+            WHERE (g.source_system = p.left_source_system AND g.source_id = p.left_source_id)
+               OR (g.source_system = p.right_source_system AND g.source_id = p.right_source_id));
+        DROP TABLE gone_records;
+    """)
+    return changed, removed
+
+
+def _restricted(settings: dict, incremental: bool) -> dict:
+    """Splink settings whose blocking rules only make pairs with a changed record."""
+    if not incremental:
+        return settings
+    rules = []
+    for rule in settings["blocking_rules_to_generate_predictions"]:
+        text = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        rules.append(
+            {"blocking_rule": f"({text}) AND (l.changed OR r.changed)", "sql_dialect": "duckdb"}
+        )
+    return settings | {"blocking_rules_to_generate_predictions": rules}
+
+
+def _score_changed(
+    ws: MatchWorkspace, model: MatchModel, frame: pa.Table, review: float, incremental: bool
+) -> int:
+    """Score the candidate pairs with a changed record (every pair when not incremental)
+    under the model's own prior; append those at or above `review` to mdm.match_pairs."""
+    con = ws.con
+    (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
+    if changed == 0:
+        return 0
+    if incremental:  # Splink's blocking rules read the flag
+        with warehouse.registered(con, "match_frame", frame):
+            frame = con.execute(f"""
+                SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
+                FROM match_frame f
+            """).to_arrow_table()
+    settings = _restricted(model.settings_for(0), incremental)  # 0 records: the largest prior
+    linker = _splink_linker(frame, settings)
+    del frame
+    scored = linker.inference.predict(threshold_match_probability=review, warning_mode="never")
+    fields, tf = compared_fields(model), tf_fields(model)
+    weight = " + ".join([f"mw_{f}" for f in fields] + [f"coalesce(mw_tf_adj_{f}, 0)" for f in tf])
+    gammas = ", ".join(f"gamma_{f}" for f in fields)
+    weights = ", ".join(f"mw_{f}" for f in fields)
+    tf_weights = ", ".join(f"mw_tf_adj_{f}" for f in tf) or "NULL"
+    pairs = scored.as_duckdbpyrelation().query(
+        "p",
+        f"""SELECT unique_id_l AS a, unique_id_r AS b, {weight} AS weight,
+                   [{gammas}]::INTEGER[] AS gammas, [{weights}]::DOUBLE[] AS weights,
+                   [{tf_weights}]::DOUBLE[] AS tf_weights FROM p""",
+    )
+    with (
+        warnings.catch_warnings(),
+        warehouse.registered(con, "splink_pairs", pairs.to_arrow_reader(100_000)),
+    ):
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        (n,) = con.execute(f"""
+            INSERT INTO mdm.match_pairs BY NAME
+            SELECT na.source_system AS left_source_system, na.source_id AS left_source_id,
+                   nb.source_system AS right_source_system, nb.source_id AS right_source_id,
+                   p.weight, p.gammas, p.weights, p.tf_weights
+            FROM splink_pairs p JOIN {ws.nodes} na ON na.node = p.a
+            JOIN {ws.nodes} nb ON nb.node = p.b
+        """).fetchone()
+    scored.drop_table_from_database_and_remove_from_cache()
+    return n
+
+
+def refresh_pairs(
+    ws: MatchWorkspace, model: MatchModel, review: float, incremental: bool
+) -> PairRefresh:
+    """Bring mdm.match_pairs and mdm.match_records up to tonight's accepted records (see the
+    module docstring); a full refresh (`incremental` False) scores every candidate pair."""
+    incremental = incremental and not tf_fields(model)  # see the module docstring
+    frame = match_input(ws, derived_in_rules(model.splink))
+    _record_state(ws, frame)
+    changed, removed = _changed_records(ws, incremental)
+    scored = _score_changed(ws, model, frame, review, incremental)
+    del frame
+    warehouse.replace_table_from(
+        ws.con,
+        "mdm.match_records",
+        f"SELECT source_system, source_id, input_hash, raw_hash FROM {ws.record_state}",
+    )
+    (stored,) = ws.con.execute("SELECT count(*) FROM mdm.match_pairs").fetchone()
+    return PairRefresh(changed, removed, scored, stored)
+
+
+def load_scored(ws: MatchWorkspace, model: MatchModel, review: float) -> int:
+    """Make `ws.scored` (a, b, probability, gamma_<field>, mw_<field>, mw_tf_adj_<field>)
+    from mdm.match_pairs: tonight's probability (the prior for tonight's number of records
+    added to the stored weight) at or above `review`; return how many."""
+    prior = prior_weight(model.settings_for(ws.records)["probability_two_random_records_match"])
+    fields, tf = compared_fields(model), tf_fields(model)
+    columns = ", ".join(
+        [
+            f"p.gammas[{i + 1}] AS gamma_{f}, p.weights[{i + 1}] AS mw_{f}"
+            for i, f in enumerate(fields)
+        ]
+        + [f"p.tf_weights[{i + 1}] AS mw_tf_adj_{f}" for i, f in enumerate(tf)]
+    )
+    ws.con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {ws.scored} AS
+        SELECT * FROM (
+            SELECT na.node AS a, nb.node AS b,
+                   1 / (1 + pow(2, -($prior + p.weight))) AS probability, {columns}
+            FROM mdm.match_pairs p
+            JOIN {ws.nodes} na ON na.source_system = p.left_source_system
+                              AND na.source_id = p.left_source_id
+            JOIN {ws.nodes} nb ON nb.source_system = p.right_source_system
+                              AND nb.source_id = p.right_source_id)
+        WHERE probability >= $review
+        ORDER BY a, b
+    """,
+        {"prior": prior, "review": review},
+    )
+    return ws.con.execute(f"SELECT count(*) FROM {ws.scored}").fetchone()[0]
