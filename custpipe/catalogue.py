@@ -308,6 +308,19 @@ def _fixed_tables() -> tuple[Table, ...]:
             Column("pass_rate", "DOUBLE"),
         ), "(run, source, rule) with rows evaluated, failed, pass rate", contract=True,
             key_columns=("run_id", "source_system", "rule")),
+        Table("quality", "validated_rows", (
+            _text("scope", "the source, or 'orders'", nullable=False),
+            Column("row_hash", "UBIGINT", nullable=False, description="hash of the values "
+                   "the suite reads (the id among them)"),
+            _text("row_id", "the record's id as the suite sees it"),
+            Column("copies", big, description="staged rows with exactly these values"),
+            Column("failed", "UBIGINT", description="bit i: the row fails the suite's i-th "
+                   "row-level rule"),
+            Column("skipped", "UBIGINT", description="bit i: the i-th row-level rule skips "
+                   "the row (a missing value, or left out by ignore_row_if)"),
+            _RUN_ID, Column("validated_at", ts),
+        ), "(scope, distinct validated values): the outcome of every row-level rule, carried "
+           "forward by an incremental validation (custpipe.quality.incremental)"),
     )  # fmt: skip
 
 

@@ -63,7 +63,9 @@ class ExpectationOutcome:
     ``unexpected_count``): ``evaluated`` is the number of rows in the frame, ``failed`` is
     0 on success and 1 on failure, and ``failed_ids`` is empty. ``column`` is the
     expectation's ``column`` (``column_A`` of column-pair expectations, the comma-joined
-    ``column_list`` of multicolumn ones).
+    ``column_list`` of multicolumn ones). ``missing`` is the rows the rule skipped (GX's
+    ``missing_count``: a missing value, or a pair/row left out by ``ignore_row_if``; 0 for
+    ``not_null`` rules and table rules), so ``evaluated - missing`` rows decide ``mostly``.
     """
 
     rule: str
@@ -74,6 +76,7 @@ class ExpectationOutcome:
     evaluated: int
     failed: int
     failed_ids: tuple[str, ...]
+    missing: int = 0
 
 
 @dataclass(frozen=True)
@@ -397,6 +400,7 @@ def _to_outcome(r: Any, *, id_column: str, n_rows: int, suite_name: str) -> Expe
         )
     result = r.result or {}
     success = bool(r.success)
+    missing = int(result.get("missing_count") or 0)
     if result.get("unexpected_count") is not None:
         evaluated = int(result.get("element_count") or 0)
         failed = int(result["unexpected_count"])
@@ -420,4 +424,5 @@ def _to_outcome(r: Any, *, id_column: str, n_rows: int, suite_name: str) -> Expe
         evaluated=evaluated,
         failed=failed,
         failed_ids=failed_ids,
+        missing=missing,
     )

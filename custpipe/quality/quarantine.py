@@ -111,8 +111,13 @@ def hold_back(
     run_id: str,
     at: datetime,
     descriptions: dict[str, str] | None = None,
+    rows: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(quarantine rows, scorecard rows) of one source's validation: GX rules + mapping rules."""
+    """(quarantine rows, scorecard rows) of one source's validation: GX rules + mapping rules.
+
+    `staged` needs `source_id` and `mapping_errors` of (at least) the rows with a mapping
+    error; `rows` is the source's row count (default: the rows of `staged`)."""
+    rows = len(staged) if rows is None else rows
     mapped = mapping_quarantine_rows(staged, source, run_id, at)
     held = _concat(
         [quarantine_rows(outcome, source, run_id, at, descriptions), mapped], QUARANTINE_COLUMNS
@@ -120,7 +125,7 @@ def hold_back(
     rules = _concat(
         [
             rule_rows(outcome, source, run_id, at),
-            mapping_rule_rows(mapped, len(staged), source, run_id, at),
+            mapping_rule_rows(mapped, rows, source, run_id, at),
         ],
         SCORECARD_COLUMNS,
     )

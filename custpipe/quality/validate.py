@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,8 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from custpipe import gates, warehouse
+from custpipe import gates, incremental, warehouse
 from custpipe.config import SourceConfig
+from custpipe.incremental import StagePlan, record_stage
+from custpipe.quality import incremental as inc
 from custpipe.quality.gx_runner import (
     SuiteOutcome,
     columns_named,
@@ -22,7 +24,7 @@ from custpipe.quality.gx_runner import (
     table_shape,
     validate_frame,
 )
-from custpipe.quality.quarantine import hold_back, rule_rows
+from custpipe.quality.quarantine import QUARANTINE_COLUMNS, hold_back, rule_rows
 from custpipe.settings import Settings
 from custpipe.sources.extract import mark_rejected
 
@@ -41,6 +43,9 @@ class SourceValidation:
     rules: pd.DataFrame  # scorecard rows of this run
     baseline_rows: int | None  # rows of the volume baseline (see volume_baseline), None if none
     max_volume_drop: float = DEFAULT_MAX_VOLUME_DROP  # the limit the volume check applied
+    mode: str = incremental.FULL  # how it ran: 'full' or 'incremental'
+    changed: int = 0  # distinct value sets GX validated (every row's on a full run)
+    differences: dict[str, int] | None = field(default=None)  # a compared full run's
 
     @property
     def volume_drop(self) -> float:
@@ -142,6 +147,175 @@ def suite_for(source: str, expectations_dir) -> str:
     return specific if specific in load_suite_names(expectations_dir) else "staged_customers"
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What validating one target wrote, and how it ran."""
+
+    suite: str
+    outcome: SuiteOutcome
+    rows: int
+    quarantined: int
+    held: pd.DataFrame  # quarantine rows of this run
+    rules: pd.DataFrame  # scorecard rows of this run
+    mode: str  # 'full' or 'incremental'
+    changed: int  # distinct value sets GX validated
+    differences: dict[str, int] | None  # a compared full run's differences (None: none)
+
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    target: inc.Target,
+    suite: str,
+    suite_dict: dict,
+    run_id: str,
+    at: datetime,
+    plan: StagePlan | None,
+    *,
+    results_limit: int,
+    include_values: bool,
+    build_docs: bool = True,
+) -> inc.Evaluation:
+    """The target's outcome: incremental, full with per-row state, or (a suite incremental
+    validation cannot split) a plain GX run over every row without state."""
+    if plan is not None and plan.incremental:
+        return inc.evaluate_incremental(
+            con, target, suite, suite_dict, settings.gx_dir, run_id, at,
+            build_docs=build_docs, results_limit=results_limit, include_values=include_values,
+        )  # fmt: skip
+    if inc.not_incremental(suite_dict) is None:
+        return inc.evaluate_full(
+            con, target, suite, suite_dict, settings.expectations_dir, settings.gx_dir, run_id,
+            at, results_limit=results_limit, include_values=include_values,
+        )  # fmt: skip
+    staged = suite_columns(con, target.table, suite_dict, [], target.where, list(target.params))
+    if target.id_column not in staged.columns or target.id_sql != f'"{target.id_column}"':
+        ids = con.execute(
+            f"SELECT {target.id_sql} FROM {target.table} WHERE {target.where}",
+            list(target.params),
+        ).df()
+        staged[target.id_column] = ids.iloc[:, 0].to_numpy()
+    outcome = validate_frame(
+        staged,
+        suite,
+        expectations_dir=settings.expectations_dir,
+        gx_dir=settings.gx_dir,
+        id_column=target.id_column,
+        results_limit=results_limit,
+        include_values=include_values,
+    )
+    return inc.Evaluation(outcome, len(staged), len(staged), None)
+
+
+def _mapping_flags(con: duckdb.DuckDBPyConnection, target: inc.Target) -> pd.DataFrame:
+    """`source_id` and `mapping_errors` of the target's rows that failed a mapping rule."""
+    have = con.execute(f"SELECT * FROM {target.table} LIMIT 0").df().columns
+    if "mapping_errors" not in have:
+        return pd.DataFrame({"source_id": [], "mapping_errors": []}, dtype=object)
+    return con.execute(
+        f"SELECT {target.id_sql} AS source_id, mapping_errors FROM {target.table} "
+        f"WHERE {target.where} AND mapping_errors IS NOT NULL",
+        list(target.params),
+    ).df()
+
+
+def validate_target(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    target: inc.Target,
+    suite: str,
+    run_id: str,
+    at: datetime,
+    *,
+    plan: StagePlan | None = None,
+    business_date: date | None = None,
+    results_limit: int = 30,
+    include_values: bool = False,
+    quarantine: bool = True,
+    scorecard_where: str = "run_id = ? AND source_system = ?",
+    run_row=None,
+) -> Validation:
+    """Validate a target with its suite — incrementally when `plan` says so (see
+    custpipe.quality.incremental) — and store quarantine (if `quarantine`), scorecard rows,
+    the run row (`run_row(outcome, rows, quarantined)` -> frame, if given), the per-row
+    state and, with a plan, its ops.stage_runs row, in one transaction.
+
+    A full run whose plan asks for a comparison first computes what the incremental path
+    gives for the same rows and records the differences (tables and row counts)."""
+    suite_dict = read_suite(settings.expectations_dir, suite)
+    descriptions = {
+        e.get("meta", {}).get("rule"): e.get("meta", {}).get("description", "")
+        for e in suite_dict["expectations"]
+    }
+    source = target.scope
+
+    def outputs(ev: inc.Evaluation) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        flagged = _mapping_flags(con, target) if quarantine else pd.DataFrame()
+        if quarantine:
+            held, rules = hold_back(
+                ev.outcome, flagged, source, run_id, at, descriptions, rows=ev.rows
+            )
+        else:
+            held, rules = (
+                pd.DataFrame(columns=QUARANTINE_COLUMNS),
+                rule_rows(ev.outcome, source, run_id, at),
+            )
+        quarantined = int(held["source_id"].nunique()) if len(held) else 0
+        return held, rules, quarantined
+
+    kwargs = {"results_limit": results_limit, "include_values": include_values}
+    before = None
+    if plan is not None and plan.compare and inc.not_incremental(suite_dict) is None:
+        before = inc.evaluate_incremental(
+            con, target, suite, suite_dict, settings.gx_dir, run_id, at, build_docs=False,
+            **kwargs,
+        )  # fmt: skip
+        before_outputs = outputs(before)
+    ev = _evaluate(con, settings, target, suite, suite_dict, run_id, at, plan, **kwargs)
+    held, rules, quarantined = outputs(ev)
+    runs = run_row(ev.outcome, ev.rows, quarantined) if run_row else None
+    diffs = None
+    if before is not None:
+        diffs = inc.state_differences(con, target, ev)
+        pairs = {"quality.quarantine": (held, before_outputs[0]),
+                 "quality.scorecard": (rules, before_outputs[1])}  # fmt: skip
+        if runs is not None:
+            pairs["quality.validation_runs"] = (
+                runs,
+                run_row(before.outcome, before.rows, before_outputs[2]),
+            )
+        diffs |= _frame_differences(con, pairs)
+    with warehouse.transaction(con):
+        if quarantine:
+            warehouse.append_rows(con, "quality.quarantine", held)
+        warehouse.replace_rows(con, "quality.scorecard", rules, scorecard_where, [run_id, source])
+        if runs is not None:
+            warehouse.append_rows(con, "quality.validation_runs", runs)
+        if ev.state is None:
+            con.execute("DELETE FROM quality.validated_rows WHERE scope = ?", [source])
+        else:
+            inc.store_state(con, target, ev, run_id, at)
+        if plan is not None:
+            record_stage(con, plan, run_id, business_date, at, ev.changed, diffs)
+    return Validation(
+        suite, ev.outcome, ev.rows, quarantined, held, rules, ev.mode, ev.changed, diffs
+    )
+
+
+def _frame_differences(
+    con: duckdb.DuckDBPyConnection, pairs: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+) -> dict[str, int]:
+    """incremental.differences over pairs of frames (expected, actual) per table name."""
+    names = {}
+    for i, (table, (expected, actual)) in enumerate(pairs.items()):
+        for side, frame in (("e", expected), ("a", actual)):
+            name = f"_cv_cmp_{side}{i}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {table} LIMIT 0")
+            warehouse.append_rows(con, name, frame)
+        names[table] = (f"_cv_cmp_e{i}", f"_cv_cmp_a{i}")
+    return incremental.differences(con, names)
+
+
 def validate_source(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -151,62 +325,73 @@ def validate_source(
     results_limit: int = 30,
     include_values: bool = False,
     max_volume_drop: float = DEFAULT_MAX_VOLUME_DROP,
+    plan: StagePlan | None = None,
+    business_date: date | None = None,
 ) -> SourceValidation:
     """Run the source's suite; store quarantine, scorecard and run rows in one transaction.
 
     The run row records the volume check's outcome against `max_volume_drop` (the share of
     the baseline's rows the source may lose), so a failed night is never a later baseline.
+    `plan` (see :func:`plan_source`): incremental, or full (compared when it says so);
+    None: full, not recorded in ops.stage_runs.
     """
     suite = suite_for(source, settings.expectations_dir)
-    suite_dict = read_suite(settings.expectations_dir, suite)
-    # only what the rules read (not the wide source_values JSON): less to fetch and to hash
-    staged = suite_columns(
-        con,
-        "staging.customers",
-        suite_dict,
-        ["source_id", "mapping_errors"],
-        "source_system = ?",
-        [source],
-    )
     baseline = volume_baseline(con, source)
-    outcome = validate_frame(
-        staged,
-        suite,
-        expectations_dir=settings.expectations_dir,
-        gx_dir=settings.gx_dir,
-        results_limit=results_limit,
-        include_values=include_values,
-    )
-    descriptions = {
-        e.get("meta", {}).get("rule"): e.get("meta", {}).get("description", "")
-        for e in suite_dict["expectations"]
-    }
-    held, rules = hold_back(outcome, staged, source, run_id, at, descriptions)
-    quarantined = int(held["source_id"].nunique()) if len(held) else 0
-    volume_ok = gates.volume_within(volume_drop(len(staged), baseline), max_volume_drop)
-    run_row = pd.DataFrame(
-        [
-            {
-                "run_id": run_id,
-                "source_system": source,
-                "suite": suite,
-                "rows": len(staged),
-                "quarantined": quarantined,
-                "success": not outcome.blocked,
-                "validated_at": at,
-                "volume_ok": volume_ok,
-            }
-        ]
-    )
-    with warehouse.transaction(con):
-        warehouse.append_rows(con, "quality.quarantine", held)
-        warehouse.replace_rows(
-            con, "quality.scorecard", rules, "run_id = ? AND source_system = ?", [run_id, source]
-        )
-        warehouse.append_rows(con, "quality.validation_runs", run_row)
+
+    def run_row(outcome: SuiteOutcome, rows: int, quarantined: int) -> pd.DataFrame:
+        volume_ok = gates.volume_within(volume_drop(rows, baseline), max_volume_drop)
+        row = {"run_id": run_id, "source_system": source, "suite": suite, "rows": rows,
+               "quarantined": quarantined, "success": not outcome.blocked,
+               "validated_at": at, "volume_ok": volume_ok}  # fmt: skip
+        return pd.DataFrame([row])
+
+    v = validate_target(
+        con, settings, inc.customers_target(source), suite, run_id, at, plan=plan,
+        business_date=business_date, results_limit=results_limit,
+        include_values=include_values, run_row=run_row,
+    )  # fmt: skip
     return SourceValidation(
-        suite, outcome, len(staged), quarantined, rules, baseline, max_volume_drop
-    )
+        suite, v.outcome, v.rows, v.quarantined, v.rules, baseline, max_volume_drop,
+        mode=v.mode, changed=v.changed, differences=v.differences,
+    )  # fmt: skip
+
+
+def plan_source(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    source: str,
+    *,
+    enabled: bool = True,
+    full_every_days: int | None = None,
+    full_refresh: bool = False,
+    business_date: date | None = None,
+    **extra: object,
+) -> StagePlan:
+    """How a source's validation runs tonight (stage 'validate', scope = the source);
+    `extra` fingerprint parts, e.g. the source's mapping."""
+    suite = suite_for(source, settings.expectations_dir)
+    return inc.plan_validation(
+        con, inc.customers_target(source), suite, read_suite(settings.expectations_dir, suite),
+        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
+        business_date=business_date, **extra,
+    )  # fmt: skip
+
+
+def plan_orders(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    *,
+    enabled: bool = True,
+    full_every_days: int | None = None,
+    full_refresh: bool = False,
+    business_date: date | None = None,
+) -> StagePlan:
+    """How the orders' validation runs tonight (stage 'validate', scope 'orders')."""
+    return inc.plan_validation(
+        con, inc.orders_target(), "orders", read_suite(settings.expectations_dir, "orders"),
+        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
+        business_date=business_date,
+    )  # fmt: skip
 
 
 def validate_orders(
@@ -215,35 +400,21 @@ def validate_orders(
     run_id: str,
     at: datetime,
     results_limit: int = 30,
+    plan: StagePlan | None = None,
+    business_date: date | None = None,
 ) -> tuple[SuiteOutcome, pd.DataFrame, int]:
-    """Run the `orders` suite over every staged order; store its scorecard rows.
+    """Run the `orders` suite over every staged order (or, by `plan`, the changed ones with
+    the rest carried forward); store its scorecard rows.
 
     Returns (outcome, scorecard rows, orders evaluated). Orders are identified as
     `source_system:source_id`, since order ids are only unique within one system.
     """
-    staged = suite_columns(
-        con,
-        "staging.orders",
-        read_suite(settings.expectations_dir, "orders"),
-        ["source_system", "source_id"],
-    )
-    staged["source_id"] = staged["source_system"] + ":" + staged["source_id"].fillna("")
-    outcome = validate_frame(
-        staged,
-        "orders",
-        expectations_dir=settings.expectations_dir,
-        gx_dir=settings.gx_dir,
-        results_limit=results_limit,
-    )
-    rules = rule_rows(outcome, "orders", run_id, at)
-    warehouse.replace_rows(
-        con,
-        "quality.scorecard",
-        rules,
-        "run_id = ? AND source_system = 'orders' AND rule NOT LIKE 'recon:%'",
-        [run_id],
-    )
-    return outcome, rules, len(staged)
+    v = validate_target(
+        con, settings, inc.orders_target(), "orders", run_id, at, plan=plan,
+        business_date=business_date, results_limit=results_limit, quarantine=False,
+        scorecard_where="run_id = ? AND source_system = ? AND rule NOT LIKE 'recon:%'",
+    )  # fmt: skip
+    return v.outcome, v.rules, v.rows
 
 
 def validate_golden(
