@@ -398,6 +398,15 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
            "(an amount not a number under the mapping's `number_format`, a currency not ISO "
            "4217, a duplicate id, a required field empty)) with a suggested fix", contract=True,
             key_columns=("order_id", "kind")),
+        Table("recon", "order_state", (
+            _text("part", "'order', 'xref', 'golden', 'customer' or 'lines'", nullable=False),
+            Column("state", "UBIGINT", description="hash of what the reconciliation read"),
+            Column("copies", "BIGINT", description="rows of the part with that state"),
+            _text("source_system"), _text("source_id"), _text("order_number"),
+            _text("customer_ref"), _text("golden_id"),
+        ), "what the last reconciliation read (staged orders and their lines, golden customers "
+           "of records, ERP numbers, staged customers), as hashes: a night reconciles again "
+           "the orders whose inputs changed and the orders related to them"),
     )  # fmt: skip
 
 

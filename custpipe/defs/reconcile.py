@@ -6,11 +6,20 @@ import dagster as dg
 
 from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, check_result, check_spec, md_table
+from custpipe.defs.common import (
+    WAREHOUSE_POOL,
+    check_result,
+    check_spec,
+    full_refresh_requested,
+    md_table,
+    plan_metadata,
+    run_business_date,
+)
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
+from custpipe.incremental import describe_differences, plan_stage
 from custpipe.quality.validate import validate_orders
-from custpipe.reconcile.orders import reconcile_orders
+from custpipe.reconcile.orders import STAGE, ReconcileRules, fingerprint_parts, reconcile
 
 DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
 
@@ -36,32 +45,66 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     def order_discrepancies(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         run_cfg = custpipe.pipeline  # this run's configuration
         rc = run_cfg.reconcile
+        rules = ReconcileRules(
+            rc.system_of_record,
+            run_cfg.publish.erp_source,
+            rc.amount_tolerance,
+            rc.date_window_days,
+        )
+        sources = [name for name, s in run_cfg.sources.items() if s.orders is not None]
+        business_date = run_business_date(context)
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
-            counts = reconcile_orders(
+            plan = plan_stage(
                 con,
-                context.run_id,
-                rc.system_of_record,
-                run_cfg.publish.erp_source,
-                rc.amount_tolerance,
-                rc.date_window_days,
+                STAGE,
+                "",
+                fingerprint_parts(rules, sources),
+                enabled=run_cfg.incremental.enabled,
+                full_every_days=run_cfg.incremental.full_every_days,
+                full_refresh=full_refresh_requested(context),
+                business_date=business_date,
             )
-            suite, rules, orders = validate_orders(
+            if plan.reason:
+                context.log.info(f"reconcile: full recompute — {plan.reason}")
+            done = reconcile(
+                con,
+                rules,
+                plan,
+                context.run_id,
+                business_date,
+                datetime.now(UTC).replace(tzinfo=None),
+            )
+            suite, rules_df, orders = validate_orders(
                 con,
                 custpipe.settings,
                 context.run_id,
                 datetime.now(UTC).replace(tzinfo=None),
                 run_cfg.quality.results_limit,
             )
+        counts = done.counts
+        if done.differences:
+            context.log.error(
+                "reconcile: the full recompute differs from the incremental state: "
+                + describe_differences(done.differences)
+            )
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
         )
         metadata = {"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        metadata |= plan_metadata(plan) | {
+            "changed_inputs": done.changed,
+            "orders_reconciled": "all" if done.everything else done.reconciled,
+        }
+        if plan.compare:
+            metadata["consistency"] = (
+                "identical" if not done.differences else describe_differences(done.differences)
+            )
         metadata["system_of_record"] = rc.system_of_record or (
             "none configured: orders are not compared across systems, only each system's "
             "own findings are reported"
         )
         yield dg.MaterializeResult(metadata=metadata)
         yield check_result(gates.no_discrepancies(counts, orders, rc.discrepancy_warn_rate))
-        yield check_result(gates.orders_suite_passes(suite, rules.to_dict("records"), orders))
+        yield check_result(gates.orders_suite_passes(suite, rules_df.to_dict("records"), orders))
 
     return order_discrepancies

@@ -1,15 +1,71 @@
-"""Find orders whose systems disagree, against the golden customers."""
+"""Find orders whose systems disagree, against the golden customers: every night, for the
+orders whose findings can differ from the last run's (custpipe.reconcile.changes), or in full."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from custpipe import warehouse
+from custpipe import incremental, warehouse
+from custpipe.incremental import StagePlan
+from custpipe.reconcile import changes
 
 FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8")
+TABLE = "recon.order_discrepancies"
+STAGE = "reconcile"
+_SCOPE = "reconcile_scope"  # the relation orders.sql reads the order ids in scope from
+
+
+@dataclass(frozen=True)
+class ReconcileRules:
+    """What the findings mean: the system of record, the ERP source, the amount tolerance and
+    the fallback pairing's date window (custpipe.config.ReconcileConfig, publish.erp_source)."""
+
+    system_of_record: str | None
+    erp_source: str | None
+    tolerance: float
+    date_window_days: int = 3
+
+    def sql_params(self) -> dict:
+        """The parameters of orders.sql (less $all)."""
+        return {
+            "sor": self.system_of_record,
+            "tol": self.tolerance,
+            "erp_source": self.erp_source,
+            "window": self.date_window_days,
+        }
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What a reconciliation did: findings by kind (the whole table), how many staged orders
+    and order-line groups changed, how many order ids were reconciled again, and a full
+    recompute's differences from the incremental state (None: not compared)."""
+
+    counts: dict[str, int]
+    changed: int
+    reconciled: int  # order ids whose findings were made again (full: every staged order)
+    differences: dict[str, int] | None = None
+    everything: bool = True  # every finding was made again
+
+
+def fingerprint_parts(rules: ReconcileRules, order_sources: list[str]) -> dict[str, str]:
+    """The reconcile stage's fingerprint: a change of any part forces a full recompute."""
+    return incremental.fingerprint(
+        orders_sql=FINDINGS_SQL + changes.STATE_SQL_TEXT,
+        reconcile=asdict(rules),
+        order_sources=sorted(order_sources),
+    )
+
+
+def _findings_select(scope: str | None) -> str:
+    """orders.sql over every order (`scope` None) or the order ids of relation `scope`."""
+    sql = FINDINGS_SQL.replace("reconcile_scope", scope or "(SELECT NULL::VARCHAR AS order_id)")
+    return f"SELECT * FROM ({sql})"
 
 
 def find_discrepancies(
@@ -29,13 +85,82 @@ def find_discrepancies(
     customers, lines, codes, values) are still made. Without an `erp_source` there are no
     ERP customer numbers, so no duplicate_customer finding.
     """
-    params = {
-        "sor": system_of_record,
-        "tol": tolerance,
-        "erp_source": erp_source,
-        "window": date_window_days,
-    }
-    return con.execute(FINDINGS_SQL, params).df()
+    rules = ReconcileRules(system_of_record, erp_source, tolerance, date_window_days)
+    return con.execute(_findings_select(None), rules.sql_params() | {"all": True}).df()
+
+
+def find_scoped(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, scope: str) -> pd.DataFrame:
+    """The findings of the order ids in relation `scope` (column order_id): exactly the rows
+    of :func:`find_discrepancies` with those ids."""
+    return con.execute(_findings_select(scope), rules.sql_params() | {"all": False}).df()
+
+
+def _replace_all(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str) -> None:
+    """Every finding made again (orders.sql over every order), and the state with it."""
+    warehouse.replace_table_from(
+        con,
+        TABLE,
+        f"SELECT *, $run_id AS run_id FROM ({_findings_select(None)})",
+        rules.sql_params() | {"all": True, "run_id": run_id},
+    )
+    changes.replace_state(con)
+
+
+def _reconcile_scope(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str) -> None:
+    """The findings of the order ids in scope made again; the state's changed rows updated."""
+    con.execute(f"DELETE FROM {TABLE} WHERE order_id IN (SELECT order_id FROM {_SCOPE})")
+    con.execute(
+        f"INSERT INTO {TABLE} BY NAME SELECT *, $run_id AS run_id "
+        f"FROM ({_findings_select(_SCOPE)})",
+        rules.sql_params() | {"all": False, "run_id": run_id},
+    )
+    changes.update_state(con)
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    rows = con.execute(f"SELECT kind, count(*) FROM {TABLE} GROUP BY kind ORDER BY kind")
+    return {str(k): int(v) for k, v in rows.fetchall()}
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection,
+    rules: ReconcileRules,
+    plan: StagePlan,
+    run_id: str,
+    business_date: date | None,
+    at: datetime,
+) -> Reconciliation:
+    """Bring recon.order_discrepancies up to date as `plan` says, in one transaction with
+    the reconciliation's state (recon.order_state, recon.order_line_state) and its
+    ops.stage_runs row.
+
+    Incremental: the findings of the order ids whose findings can differ from the last run's
+    (:func:`custpipe.reconcile.changes.affected_orders`) are deleted and made again. Full:
+    every finding is made again; if `plan.compare`, the result is compared with the
+    incremental state it replaces (:func:`custpipe.incremental.differences`).
+    """
+    diffs = None
+    with warehouse.transaction(con):
+        changes.read_state(con)
+        (staged,) = con.execute("SELECT count(*) FROM staging.orders").fetchone()
+        if plan.incremental:
+            found = changes.affected_orders(con, rules.system_of_record, _SCOPE)
+            if found.everything:
+                _replace_all(con, rules, run_id)
+            else:
+                _reconcile_scope(con, rules, run_id)
+        else:
+            found = changes.Changes(int(staged), int(staged), everything=True)
+            if plan.compare:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE recon_before AS SELECT * FROM {TABLE}")
+            _replace_all(con, rules, run_id)
+            if plan.compare:
+                diffs = incremental.differences(con, {TABLE: (TABLE, "recon_before")})
+                con.execute("DROP TABLE recon_before")
+        incremental.record_stage(con, plan, run_id, business_date, at, found.changed, diffs)
+        changes.drop_temporaries(con, _SCOPE)
+        counts = _counts(con)
+    return Reconciliation(counts, found.changed, found.scope, diffs, found.everything)
 
 
 def reconcile_orders(
@@ -46,8 +171,11 @@ def reconcile_orders(
     tolerance: float,
     date_window_days: int = 3,
 ) -> dict[str, int]:
-    """Replace recon.order_discrepancies with this run's findings; return counts by kind."""
-    findings = find_discrepancies(con, system_of_record, erp_source, tolerance, date_window_days)
-    findings["run_id"] = run_id
-    warehouse.replace_rows(con, "recon.order_discrepancies", findings)
-    return {str(k): int(v) for k, v in findings["kind"].value_counts().sort_index().items()}
+    """Replace recon.order_discrepancies with this run's findings (a full recompute, that
+    records no stage run); return counts by kind."""
+    rules = ReconcileRules(system_of_record, erp_source, tolerance, date_window_days)
+    with warehouse.transaction(con):
+        changes.read_state(con)
+        _replace_all(con, rules, run_id)
+        changes.drop_temporaries(con)
+        return _counts(con)

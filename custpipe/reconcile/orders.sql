@@ -9,11 +9,38 @@
 -- $sor NULL (no system of record): `sor` and `oth` are empty (nothing equals NULL), so no
 -- order is compared across systems and only each system's own findings remain; $erp_source
 -- NULL (no ERP customer numbers): no duplicate_customer finding.
-WITH o AS (
+--
+-- Scope: $all true makes every finding (a full recompute). $all false makes only the findings
+-- whose order_id is in the relation `reconcile_scope` (order_id), exactly as the full
+-- recompute would, from the staged rows they depend on: the orders of those ids (by number,
+-- or for a numberless order by source_system:source_id), every numbered order of the golden
+-- customers of those orders (the fallback pairs within a golden customer), and every order
+-- sharing a number with one of these (pairing and the first row per number go by number).
+-- Findings of other ids made along the way (from incomplete inputs) are left out at the end.
+WITH in_scope AS (SELECT DISTINCT order_id FROM reconcile_scope WHERE NOT $all),
+scope_goldens AS (
+    SELECT DISTINCT x.golden_id FROM staging.orders s
+    JOIN mdm.customer_xref x ON x.source_system = s.source_system AND x.source_id = s.customer_ref
+    WHERE NOT $all
+      AND coalesce(s.order_number, s.source_system || ':' || coalesce(s.source_id, '?'))
+          IN (SELECT order_id FROM in_scope)
+),
+scope_numbers AS (
+    SELECT order_id AS order_number FROM in_scope
+    UNION
+    SELECT s.order_number FROM staging.orders s
+    JOIN mdm.customer_xref x ON x.source_system = s.source_system AND x.source_id = s.customer_ref
+    WHERE NOT $all AND s.order_number IS NOT NULL
+      AND x.golden_id IN (SELECT golden_id FROM scope_goldens)
+),
+o AS (
     SELECT s.*, x.golden_id
     FROM staging.orders s
     LEFT JOIN mdm.customer_xref x
       ON x.source_system = s.source_system AND x.source_id = s.customer_ref
+    WHERE $all OR s.order_number IN (SELECT order_number FROM scope_numbers)
+       OR (s.order_number IS NULL
+           AND s.source_system || ':' || coalesce(s.source_id, '?') IN (SELECT order_id FROM in_scope))
 ),
 dups AS (
     SELECT source_system, order_number, count(*) AS n FROM o
@@ -21,7 +48,9 @@ dups AS (
 ),
 sor AS (SELECT * FROM o WHERE source_system = $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY order_number ORDER BY source_id) = 1),
 oth AS (SELECT * FROM o WHERE source_system <> $sor AND order_number IS NOT NULL QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1),
-other_systems AS (SELECT DISTINCT source_system FROM oth),
+other_systems AS (  -- the systems with numbered orders besides $sor (all of them, whatever the scope)
+    SELECT DISTINCT source_system FROM staging.orders WHERE source_system <> $sor AND order_number IS NOT NULL
+),
 unpaired_oth AS (SELECT t.* FROM oth t WHERE NOT EXISTS (SELECT 1 FROM sor s WHERE s.order_number = t.order_number)),
 unpaired_sor AS (  -- per other system, system-of-record orders without a partner there
     SELECT s.*, os.source_system AS other_system FROM sor s CROSS JOIN other_systems os
@@ -40,16 +69,22 @@ fallback AS (  -- nearest date first; an order pairs at most once on either side
     QUALIFY row_number() OVER (PARTITION BY other_system, other_number ORDER BY days, sor_number) = 1
         AND row_number() OVER (PARTITION BY other_system, sor_number ORDER BY days, other_number) = 1
 ),
-golden_in AS (SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref),
+golden_in AS (
+    SELECT DISTINCT golden_id, source_system FROM mdm.customer_xref
+    WHERE $all OR golden_id IN (SELECT golden_id FROM o)
+),
 line_totals AS (  -- per system and order number: the sum of its lines (where a source has them)
     SELECT source_system, order_number, sum(line_amount) AS total, count(*) AS lines,
            count(*) FILTER (WHERE line_amount IS NULL) AS unpriced
-    FROM staging.order_lines WHERE order_number IS NOT NULL GROUP BY ALL
+    FROM staging.order_lines
+    WHERE order_number IS NOT NULL AND ($all OR order_number IN (SELECT order_number FROM scope_numbers))
+    GROUP BY ALL
 ),
 headers AS (
     SELECT * FROM o WHERE order_number IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1
-)
+),
+findings AS (
 SELECT order_number AS order_id, 'duplicate_order' AS kind, source_system, NULL AS other_system,
        n::VARCHAR AS source_value, NULL AS other_value, NULL AS golden_id,
        'keep one order ' || order_number || ' in ' || source_system || ', cancel the other ' || (n - 1)::VARCHAR AS suggested_fix
@@ -142,3 +177,5 @@ SELECT coalesce(order_number, source_system || ':' || coalesce(source_id, '?')),
            || 'number under the mapping''s number_format, a currency an ISO 4217 code, an id unique, '
            || 'a required field filled'
 FROM o WHERE regexp_replace(mapping_errors, 'crosswalk_covered:[^;]*;?', '', 'g') <> ''
+)
+SELECT * FROM findings WHERE $all OR order_id IN (SELECT order_id FROM in_scope)
