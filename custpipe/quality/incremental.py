@@ -337,6 +337,14 @@ def hash_rows(con: duckdb.DuckDBPyConnection, target: Target, columns: list[str]
     return int(con.execute("SELECT count(*) FROM _cv_rows").fetchone()[0])
 
 
+def fetch_all(con: duckdb.DuckDBPyConnection, target: Target, columns: list[str]) -> pd.DataFrame:
+    """Every row of the target with `columns` (the id as the suite sees it)."""
+    return con.execute(
+        f"SELECT {_select_list(target, columns)} FROM {target.table} WHERE {target.where}",
+        list(target.params),
+    ).df()
+
+
 def fetch_rows(
     con: duckdb.DuckDBPyConnection, target: Target, columns: list[str], only_new: str | None
 ) -> pd.DataFrame:

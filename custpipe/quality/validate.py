@@ -176,25 +176,21 @@ def _evaluate(
     include_values: bool,
     build_docs: bool = True,
 ) -> inc.Evaluation:
-    """The target's outcome: incremental, full with per-row state, or (a suite incremental
-    validation cannot split) a plain GX run over every row without state."""
+    """The target's outcome: incremental; full with the per-row state rebuilt; or, without a
+    plan (a caller that does not plan) or for a suite incremental validation cannot split,
+    GX over every row as before, the state left alone (state None)."""
     if plan is not None and plan.incremental:
         return inc.evaluate_incremental(
             con, target, suite, suite_dict, settings.gx_dir, run_id, at,
             build_docs=build_docs, results_limit=results_limit, include_values=include_values,
         )  # fmt: skip
-    if inc.not_incremental(suite_dict) is None:
+    if plan is not None and inc.not_incremental(suite_dict) is None:
         return inc.evaluate_full(
             con, target, suite, suite_dict, settings.expectations_dir, settings.gx_dir, run_id,
             at, results_limit=results_limit, include_values=include_values,
         )  # fmt: skip
-    staged = suite_columns(con, target.table, suite_dict, [], target.where, list(target.params))
-    if target.id_column not in staged.columns or target.id_sql != f'"{target.id_column}"':
-        ids = con.execute(
-            f"SELECT {target.id_sql} FROM {target.table} WHERE {target.where}",
-            list(target.params),
-        ).df()
-        staged[target.id_column] = ids.iloc[:, 0].to_numpy()
+    columns = inc.suite_frame_columns(con, target, suite_dict)
+    staged = inc.fetch_all(con, target, columns)
     outcome = validate_frame(
         staged,
         suite,
@@ -291,10 +287,10 @@ def validate_target(
         warehouse.replace_rows(con, "quality.scorecard", rules, scorecard_where, [run_id, source])
         if runs is not None:
             warehouse.append_rows(con, "quality.validation_runs", runs)
-        if ev.state is None:
-            con.execute("DELETE FROM quality.validated_rows WHERE scope = ?", [source])
-        else:
+        if ev.state is not None:
             inc.store_state(con, target, ev, run_id, at)
+        elif plan is not None:  # a suite kept in full: no state to continue from
+            con.execute("DELETE FROM quality.validated_rows WHERE scope = ?", [source])
         if plan is not None:
             record_stage(con, plan, run_id, business_date, at, ev.changed, diffs)
     return Validation(
