@@ -142,7 +142,7 @@ def _score_changed(
         return 0
     if incremental:  # Splink's blocking rules read the flag
         with warehouse.registered(con, "match_frame", frame):
-            frame = con.execute(f"""
+            frame = con.sql(f"""
                 SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
                 FROM match_frame f
             """).to_arrow_table()
