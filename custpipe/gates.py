@@ -66,6 +66,7 @@ CONSERVATION = "conservation"
 GOLDEN_SUITE_PASSES = "golden_suite_passes"
 NO_DISCREPANCIES = "no_discrepancies"
 ORDERS_SUITE_PASSES = "orders_suite_passes"
+INCREMENTAL_CONSISTENT = "incremental_consistent"
 
 CHECKS: dict[str, Check] = {
     c.name: c
@@ -139,6 +140,17 @@ CHECKS: dict[str, Check] = {
             "broken rows, so the publish stops.",
             "A defect of consolidation or survivorship: rerun once; if it fails again, "
             "escalate to the custpipe developers with the run id.",
+        ),
+        Check(
+            INCREMENTAL_CONSISTENT,
+            "mdm/golden_customers",
+            False,
+            "A full consolidation (weekly, or `custpipe run --full-refresh`) gives the tables "
+            "the incremental nights built (golden records, xref, review queue).",
+            "The full recompute differs from the incremental state it replaced: a defect of "
+            "incremental consolidation. Tonight's tables are the full, correct ones.",
+            "Nothing tonight; report the tables and counts in the check's description to "
+            "the custpipe developers with the run id.",
         ),
         Check(
             NO_DISCREPANCIES,
@@ -320,6 +332,27 @@ def conservation(report: ConservationReport) -> GateResult:
         landing_rows=report.landing_rows,
         landing_staged=report.landing_staged,
         orphan_xref_rows=report.orphans,
+    )
+
+
+def incremental_consistent(diffs: Mapping[str, int] | None, reason: str) -> GateResult:
+    """A compared full consolidation agrees with the incremental state (`diffs` None: this
+    run was not compared — incremental, or full because the meaning changed)."""
+    if diffs is None:
+        return _result(
+            INCREMENTAL_CONSISTENT,
+            True,
+            "not compared tonight" + (f" ({reason})" if reason else ""),
+        )
+    tables = [{"table": t, "rows_differing": n} for t, n in sorted(diffs.items())]
+    text = ", ".join(f"{t}: {n:,} rows" for t, n in sorted(diffs.items()))
+    return _result(
+        INCREMENTAL_CONSISTENT,
+        not diffs,
+        f"the full recompute differs from the incremental state: {text}"
+        if diffs
+        else "the full recompute equals the incremental state",
+        differences=tables,
     )
 
 

@@ -28,6 +28,7 @@ EXPECTED_CHECKS = sorted(
     + [
         "mdm/customer_xref:conservation",
         "mdm/golden_customers:golden_suite_passes",
+        "mdm/golden_customers:incremental_consistent",
         "recon/order_discrepancies:no_discrepancies",
         "recon/order_discrepancies:orders_suite_passes",
     ]

@@ -64,7 +64,11 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 (REVIEW, "mdm.match_review: uncertain pairs awaiting a data steward."),
             )
         ],
-        check_specs=[check_spec(gates.CONSERVATION), check_spec(gates.GOLDEN_SUITE_PASSES)],
+        check_specs=[
+            check_spec(gates.CONSERVATION),
+            check_spec(gates.GOLDEN_SUITE_PASSES),
+            check_spec(gates.INCREMENTAL_CONSISTENT),
+        ],
         pool=WAREHOUSE_POOL,
     )
     def consolidated(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
@@ -165,5 +169,6 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         )
         yield check_result(gates.conservation(report))
         yield check_result(gates.golden_suite_passes(suite, golden_rows))
+        yield check_result(gates.incremental_consistent(result.differences, plan.reason))
 
     return consolidated
