@@ -1,11 +1,20 @@
 """The benchmark behind `make bench`: the nightly job at scale, timed stage by stage.
 
 For each scale it generates the demo source systems once (cached per scale and seed, and
-never counted in the pipeline's figures), then runs the nightly job three times on a
-fresh copy: the first load, a rerun with no source change, and a run after 1 % of the
-customer records changed. Wall time and peak memory (proportional set size of the
-process and the worker processes it forks) are taken per stage and end to end. Then the
-FEBRL matching benchmark (`custpipe.benchmarks.febrl`: custpipe beside Splink's documented
+never counted in the pipeline's figures), then runs the nightly job on a fresh copy, each
+run in a new process as the scheduler starts it: the first load, a rerun with no source
+change, a run after 1 % of the customer records (and orders) changed, and one after 10 %
+changed (`--change`, `--change-large`). Wall time and peak memory (proportional set size
+of the process and the worker processes it forks) are taken per stage and end to end; end
+to end counts from the process's launch, and the fixed costs of a run (process start and
+imports, building the definitions, the job's own setup and teardown) are given apart from
+its steps. After every incremental rerun the bench checks its result (unless
+`--no-identity`): it copies the run folder (warehouse, landing zone, source systems with
+the ERP table publish writes to) and runs the nightly job in the copy with a full refresh
+(run tag `custpipe/full_refresh=true`): every stage recomputes in full and compares with
+the incremental state it replaces (ops.stage_runs.differences), and publish must write no
+row; the bench prints "identical" or the differing tables and counts. Then the FEBRL
+matching benchmark (`custpipe.benchmarks.febrl`: custpipe beside Splink's documented
 workflow on the public FEBRL person sets) unless `--no-febrl`.
 """
 
@@ -151,6 +160,12 @@ class RunFigures:
     steps: dict[str, float] = field(default_factory=dict)  # seconds per Dagster step
     # mapping + standardising of the customer rows alone (all sources; no reading or writing)
     standardise_customers: dict[str, float] = field(default_factory=dict)
+    # seconds before the first step and after the last (see FIXED_COSTS)
+    fixed: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
+    # per asset: how its stage ran ('full' / 'incremental' / ...) and, if compared, the result
+    modes: dict[str, str] = field(default_factory=dict)
+    consistency: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
@@ -163,7 +178,26 @@ class RunFigures:
             "stages": self.stages,
             "steps": self.steps,
             "standardise_customers": self.standardise_customers,
+            "fixed": self.fixed,
+            "run_id": self.run_id,
+            "modes": self.modes,
+            "consistency": self.consistency,
         }
+
+
+#: a run's fixed costs, apart from its steps: launch to the end of the imports (process
+#: start, Python, custpipe, Dagster and the libraries), build_definitions, the job's setup
+#: before its first step (instance, run record, execution plan) and its end after the last
+FIXED_COSTS = ("process_start_imports", "definitions", "job_setup", "job_teardown")
+
+
+def process_started_at() -> float:
+    """This process's start (epoch seconds) from /proc: its start in clock ticks after boot."""
+    with open("/proc/self/stat", encoding="ascii") as fh:
+        ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat", encoding="ascii") as fh:
+        boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _stage_of(step_key: str) -> str:
@@ -172,25 +206,35 @@ def _stage_of(step_key: str) -> str:
     return _STEP_STAGE.get(step_key.split("__", 1)[0], "other")
 
 
-def run_nightly(data_dir: Path, label: str) -> RunFigures:
-    """Run the nightly job in process on `data_dir`; time and measure every stage."""
+def run_nightly(
+    data_dir: Path, label: str, launched: float | None = None, full_refresh: bool = False
+) -> RunFigures:
+    """Run the nightly job in process on `data_dir`; time and measure every stage.
+
+    `launched`: when the process was launched (epoch seconds; default its start time from
+    /proc), the start of the end-to-end time. `full_refresh`: tag the run
+    `custpipe/full_refresh=true` (every stage recomputes in full and compares)."""
     import dagster as dg
 
     from custpipe.definitions import build_definitions
+    from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
 
+    launched = process_started_at() if launched is None else launched
+    imported = time.time()
     os.environ["CUSTPIPE_DATA"] = str(data_dir)
     sampler = MemorySampler()
     sampler.start()
-    started = time.time()
     try:
         defs = build_definitions(Settings.from_env())
+        defined = time.time()
         instance = dg.DagsterInstance.ephemeral()
         result = defs.resolve_job_def("nightly").execute_in_process(
             partition_key=BUSINESS_DATE.isoformat(),
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            tags={FULL_REFRESH_TAG: "true"} if full_refresh else None,
         )
         ended = time.time()
     finally:
@@ -206,6 +250,15 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    steps_start = min((min(t) for t in windows.values()), default=ended)
+    steps_end = max((max(t) for t in windows.values()), default=ended)
+    fixed = dict(
+        zip(
+            FIXED_COSTS,
+            (imported - launched, defined - imported, steps_start - defined, ended - steps_end),
+            strict=True,
+        )
+    )
     stages: dict[str, dict[str, float]] = {}
     for step, times in windows.items():
         stage, start, end = _stage_of(step), min(times), max(times)
@@ -230,21 +283,31 @@ def run_nightly(data_dir: Path, label: str) -> RunFigures:
     return RunFigures(
         label=label,
         success=result.success,
-        seconds=round(ended - started, 2),
+        seconds=round(ended - launched, 2),
         peak_mb=round(sampler.peak() / 2**20),
         rows_published=None if published is None else int(published),
         stages={s: stages[s] for s in (*STAGES, "other") if s in stages},
         steps={k: round(max(t) - min(t), 2) for k, t in sorted(windows.items())},
         standardise_customers=standardise_customers,
+        fixed={k: round(v, 2) for k, v in fixed.items()},
+        run_id=result.run_id,
+        modes={k: str(m["mode"]) for k, m in sorted(metadata.items()) if "mode" in m},
+        consistency={
+            k: str(m["consistency"]) for k, m in sorted(metadata.items()) if "consistency" in m
+        },
     )
 
 
-def _run_in_child(data_dir: Path, label: str, log: Path | None = None) -> RunFigures:
+def _run_in_child(
+    data_dir: Path, label: str, log: Path | None = None, full_refresh: bool = False
+) -> RunFigures:
     """One nightly run in a fresh Python process, as the scheduler would start it; its
     output goes to `log` if given (else to this process's)."""
     out = data_dir / "last_run.json"
     out.unlink(missing_ok=True)
     command = [sys.executable, "-m", "custpipe.bench", "--run-one", str(data_dir), label, str(out)]
+    command += ["--full-refresh"] if full_refresh else []
+    command += ["--launched", repr(time.time())]
     if log is None:
         subprocess.run(command, check=True)
     else:
@@ -344,35 +407,138 @@ def _baseline_in_child(data_dir: Path, truth_path: Path) -> dict:
 # -- the whole bench ---------------------------------------------------------------------
 
 
-def bench_scale(root: Path, scale: int, seed: int, orders: int, change: float) -> dict:
-    """Generate (cached), then first run, unchanged rerun and `change`-fraction run."""
+def identity_check(work: Path, label: str) -> dict:
+    """Whether the incremental state in `work` equals a full recompute of the same inputs.
+
+    Copies `work` (warehouse, landing zone, source systems incl. the ERP table publish
+    writes to) and runs the nightly job there with a full refresh: every stage recomputes
+    in full and compares with the incremental state (ops.stage_runs.differences, JSON,
+    '{}' identical). Returns {'identical', 'differences' {stage[/scope]: {table: rows}},
+    'not_compared' {stage[/scope]: why}, 'rows_published' (0 when identical: the ERP holds
+    the incremental result already), 'stages_compared', 'seconds', 'success'}."""
+    from custpipe import warehouse
+
+    copy = work.with_name(work.name + "-identity")
+    shutil.rmtree(copy, ignore_errors=True)
+    try:
+        shutil.copytree(work, copy, symlinks=True)
+        figures = _run_in_child(
+            copy, f"{label}: full recompute", log=copy / "identity.log", full_refresh=True
+        )
+        with warehouse.connect(copy / "warehouse.duckdb", read_only=True) as con:
+            rows = con.execute(
+                "SELECT stage, scope, mode, reason, differences FROM ops.stage_runs "
+                "WHERE run_id = ? ORDER BY stage, scope",
+                [figures.run_id],
+            ).fetchall()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return identity_verdict(rows, figures)
+
+
+def identity_verdict(rows: list[tuple], figures: RunFigures) -> dict:
+    """The identity check's result from the full recompute's ops.stage_runs rows (stage,
+    scope, mode, reason, differences) and the recompute run's figures."""
+    diffs, not_compared = {}, {}
+    for stage, scope, mode, reason, found in rows:
+        name = f"{stage}/{scope}" if scope else stage
+        if found is None:  # not compared: the plan did not allow it (e.g. meaning changed)
+            not_compared[name] = f"{mode}: {reason or 'no comparison recorded'}"
+        elif json.loads(found):
+            diffs[name] = json.loads(found)
+    published = figures.rows_published
+    return {
+        "identical": bool(
+            figures.success and rows and not diffs and not not_compared and not published
+        ),
+        "differences": diffs,
+        "not_compared": not_compared,
+        "rows_published": published,
+        "stages_compared": len(rows) - len(not_compared),
+        "seconds": figures.seconds,
+        "success": figures.success,
+    }
+
+
+def describe_identity(identity: dict | None) -> str:
+    """'identical' or what differs: tables and counts per stage, uncompared stages, rows the
+    full recompute published, a failed recompute."""
+    if identity is None:
+        return "not checked"
+    if identity["identical"]:
+        return f"identical ({identity['stages_compared']} stage runs compared)"
+    parts = []
+    if not identity["success"]:
+        parts.append("the full recompute FAILED")
+    if identity["stages_compared"] == 0 and not identity["not_compared"]:
+        parts.append("no stage recorded a comparison")
+    for stage, tables in sorted(identity["differences"].items()):
+        rows = ", ".join(f"{t} {n:,} rows" for t, n in sorted(tables.items()))
+        parts.append(f"{stage}: {rows}")
+    for stage, why in sorted(identity["not_compared"].items()):
+        parts.append(f"{stage} not compared ({why})")
+    if identity["rows_published"]:
+        parts.append(f"the full recompute published {identity['rows_published']:,} rows")
+    return "DIFFERENT: " + "; ".join(parts)
+
+
+def bench_scale(
+    root: Path,
+    scale: int,
+    seed: int,
+    orders: int,
+    change: float,
+    change_large: float | None = 0.10,
+    identity: bool = True,
+) -> dict:
+    """Generate (cached), then the first run, an unchanged rerun, a rerun after `change`
+    and one after `change_large` of the records (customers and orders) changed; after every
+    rerun, unless not `identity`, check it equals a full recompute (`identity_check`)."""
     from custpipe.demo.changes import change_sources
 
     sources, generation = generate_cached(root / "cache", scale, seed, orders)
     work = root / f"run-{scale}"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sources, work / "sources")
-    runs = [_run_in_child(work, "first run")]
+    runs = [_run_in_child(work, "first run").as_dict() | {"kind": "first", "fraction": None}]
+    print(f"bench: first run {runs[0]['seconds']} s", flush=True)
     truth = work / "sources" / "ground_truth" / "customers.csv"
     matching = {
         "custpipe": custpipe_match_quality(work, truth)
-        | {"seconds": runs[0].stages.get("match", {}).get("seconds")},
+        | {"seconds": runs[0]["stages"].get("match", {}).get("seconds")},
         "baseline": _baseline_in_child(work, truth),
     }
-    runs.append(_run_in_child(work, "rerun, no change"))
-    changed = change_sources(work / "sources", BUSINESS_DATE, fraction=change)
-    runs.append(_run_in_child(work, f"rerun, {change:.0%} changed"))
-    first = runs[0].seconds
+    changed = {}
+    plan = [("rerun, no change", 0.0)] + [
+        (f"rerun, {f:.0%} changed", f) for f in (change, change_large) if f
+    ]
+    for number, (label, fraction) in enumerate(plan):
+        if fraction:  # another seed per change: the 10 % are not the 1 % again
+            changed[label] = change_sources(
+                work / "sources", BUSINESS_DATE, fraction=fraction, seed=7 + number, orders=fraction
+            )
+        run = _run_in_child(work, label).as_dict()
+        run |= {"kind": "changed" if fraction else "unchanged", "fraction": fraction}
+        run["share"] = round(run["seconds"] / runs[0]["seconds"], 3) if runs[0]["seconds"] else None
+        run["identity"] = identity_check(work, label) if identity else None
+        print(
+            f"bench: {label} {run['seconds']} s ({run['share']:.0%} of the first run); "
+            f"{describe_identity(run['identity'])}",
+            flush=True,
+        )
+        runs.append(run)
+    first = runs[0]["seconds"]
     records = generation["source_records"]
+    shares = {r["label"]: r.get("share") for r in runs[1:]}
     return {
         "scale": scale,
         "generation": generation,
         "changed_records": changed,
-        "runs": [r.as_dict() for r in runs],
+        "runs": runs,
         "matching": matching,
         "records_per_second": round(records / first) if first else None,
-        "rerun_share": round(runs[1].seconds / first, 3) if first else None,
-        "change_share": round(runs[2].seconds / first, 3) if first else None,
+        "rerun_share": shares.get("rerun, no change"),
+        "change_share": shares.get(f"rerun, {change:.0%} changed"),
     }
 
 
@@ -518,6 +684,14 @@ def _f1_both(figures: dict) -> str:
     )
 
 
+_FIXED_TITLES = ("start+imports", "definitions", "job setup", "job teardown")
+
+
+def _steps_seconds(run: dict) -> float:
+    """A run's time in its steps: end to end less its fixed costs."""
+    return run["seconds"] - sum((run.get("fixed") or {}).values())
+
+
 def format_report(report: dict) -> str:
     """The bench's figures as a plain-text table."""
     lines = [f"machine: {report['machine']}"]
@@ -537,10 +711,31 @@ def format_report(report: dict) -> str:
                 f = r["stages"].get(name)
                 cells.append(f"{f['seconds']:>9.1f} s {f['peak_mb']:>7,.0f} MB" if f else "-")
             lines.append(f"  {name:<14}" + "".join(f"{c:>24}" for c in cells))
+        if any(r.get("fixed") for r in res["runs"]):
+            lines.append(
+                f"  {'steps':<14}"
+                + "".join(f"{_steps_seconds(r):>11.1f} s{'':>11}" for r in res["runs"])
+            )
+            for name, title in zip(FIXED_COSTS, _FIXED_TITLES, strict=True):
+                cells = [(r.get("fixed") or {}).get(name) for r in res["runs"]]
+                lines.append(
+                    f"  {title:<14}"
+                    + "".join(
+                        f"{c:>11.1f} s{'':>11}" if c is not None else f"{'-':>24}" for c in cells
+                    )
+                )
         lines.append(
             f"  {'end to end':<14}"
             + "".join(f"{r['seconds']:>9.1f} s {r['peak_mb']:>7,.0f} MB" for r in res["runs"])
         )
+        if any("share" in r for r in res["runs"]):
+            lines.append(
+                f"  {'of first run':<14}"
+                + "".join(
+                    f"{r['share']:>23.1%} " if r.get("share") is not None else f"{'':>24}"
+                    for r in res["runs"]
+                )
+            )
         lines.append(
             f"  {'published':<14}" + "".join(f"{r['rows_published']!s:>24}" for r in res["runs"])
         )
@@ -559,10 +754,23 @@ def format_report(report: dict) -> str:
             f"workflow (train + predict + cluster) {base['seconds']} s, {base['peak_mb']:,} MB, "
             f"{_f1_both(base)}; ratio {ratio:.2f}"
         )
-        lines.append(
-            f"  records/s (first run) {res['records_per_second']:,}; rerun "
-            f"{res['rerun_share']:.0%} and 1 % change {res['change_share']:.0%} of the first run"
-        )
+        if not any("share" in r for r in res["runs"]):  # a bench.json of three runs
+            lines.append(
+                f"  records/s (first run) {res['records_per_second']:,}; rerun "
+                f"{res['rerun_share']:.0%} and 1 % change {res['change_share']:.0%} of the "
+                "first run"
+            )
+        else:
+            lines.append(f"  records/s (first run) {res['records_per_second']:,}")
+        for r in res["runs"]:
+            if "identity" in r:
+                lines.append(
+                    f"  {r['label']}: equal to a full recompute? {describe_identity(r['identity'])}"
+                )
+            modes = r.get("modes") or {}
+            full = sorted(k for k, m in modes.items() if m != "incremental")
+            if r.get("kind") in ("unchanged", "changed") and full:
+                lines.append(f"  {r['label']}: ran in full: {', '.join(full)}")
     pub = report.get("publish")
     if pub and "skipped" in pub:
         lines.append(f"\npublish bench: {pub['skipped']}")
@@ -604,10 +812,55 @@ TARGET_SECONDS_1M = 180.0
 TARGET_PEAK_GROWTH = 5.0
 
 
+#: an incremental rerun's end-to-end time as a share of the first run's, at a million source
+#: records: with no change (which also publishes no row), after 1 % and after 10 % changed
+TARGET_SHARE_NO_CHANGE = 0.05
+TARGET_SHARES_CHANGED = {0.01: 0.10, 0.10: 0.30}
+
+
+def incremental_targets(res: dict) -> list[tuple[str, str, bool]]:
+    """The incremental reruns' targets of one scale: shares of the first run (at 1M source
+    records), 0 rows published with no change, every rerun equal to a full recompute."""
+    out = []
+    scale = f"{res['scale']:,} records"
+    first = res["runs"][0]["seconds"] if res["runs"] else 0
+    for run in res["runs"][1:]:
+        kind, share = run.get("kind"), run.get("share")
+        if kind == "unchanged":
+            limit = TARGET_SHARE_NO_CHANGE
+            published = run.get("rows_published")
+            out.append(
+                (
+                    f"{scale}, rerun with no change publishes 0 rows",
+                    f"{published} rows",
+                    published == 0,
+                )
+            )
+        else:
+            limit = TARGET_SHARES_CHANGED.get(run.get("fraction"))
+        if res["scale"] == 1_000_000 and limit is not None and share is not None:
+            out.append(
+                (
+                    f"{scale}, {run['label']} <= {limit:.0%} of the first run",
+                    f"{run['seconds']:.1f} s of {first:.1f} s, {share:.1%}",
+                    share <= limit,
+                )
+            )
+        if run.get("identity") is not None:
+            out.append(
+                (
+                    f"{scale}, {run['label']} equals a full recompute",
+                    describe_identity(run["identity"]),
+                    run["identity"]["identical"],
+                )
+            )
+    return out
+
+
 def targets(report: dict) -> list[tuple[str, str, bool]]:
     """(target, measured, met) for the targets the report's scales allow checking."""
     by_scale = {res["scale"]: res["runs"][0] for res in report["scales"] if res["runs"]}
-    out = []
+    out = [t for res in report["scales"] for t in incremental_targets(res)]
     first = by_scale.get(1_000_000)
     if first:
         out.append(
@@ -658,8 +911,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(publish_bench(url, int(rows), float(change))))
         return 0
     if argv and argv[0] == "--run-one":  # internal: one run in this process
-        _, data_dir, label, out = argv
-        figures = run_nightly(Path(data_dir), label)
+        _, data_dir, label, out, *flags = argv
+        launched = float(flags[flags.index("--launched") + 1]) if "--launched" in flags else None
+        figures = run_nightly(Path(data_dir), label, launched, "--full-refresh" in flags)
         Path(out).write_text(json.dumps(figures.as_dict()))
         return 0
     ap = argparse.ArgumentParser(prog="custpipe bench", description=__doc__)
@@ -673,7 +927,21 @@ def main(argv: list[str] | None = None) -> int:
         "--orders", type=int, default=None, help="order rows (default 2 per source record)"
     )
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--change", type=float, default=0.01, help="fraction changed in run 3")
+    ap.add_argument(
+        "--change", type=float, default=0.01, help="fraction of records and orders changed in run 3"
+    )
+    ap.add_argument(
+        "--change-large",
+        type=float,
+        default=0.10,
+        help="fraction changed in run 4 (after run 3's change); 0 to leave run 4 out",
+    )
+    ap.add_argument(
+        "--no-identity",
+        action="store_true",
+        help="do not check each rerun against a full recompute of a copy (about one full "
+        "run's time per rerun)",
+    )
     ap.add_argument("--out", type=Path, default=Path("data/bench"))
     ap.add_argument(
         "--publish-url",
@@ -707,7 +975,17 @@ def main(argv: list[str] | None = None) -> int:
     for scale in scales:
         orders = args.orders or 2 * scale
         print(f"bench: {scale:,} source records, {orders:,} order rows ...", flush=True)
-        report["scales"].append(bench_scale(root, scale, args.seed, orders, args.change))
+        report["scales"].append(
+            bench_scale(
+                root,
+                scale,
+                args.seed,
+                orders,
+                args.change,
+                args.change_large,
+                identity=not args.no_identity,
+            )
+        )
     if scales:  # the scale figures are kept whatever fails after them
         _write_report(path, report)
         print(f"bench: scale figures written to {path}", flush=True)

@@ -148,7 +148,7 @@ def _bench_with_fake_scale(monkeypatch, febrl_run) -> None:
 
     figures = {"seconds": 1.0, "peak_mb": 1, "f1": 0.99, "f1_consolidated": 0.995}
     monkeypatch.setattr(
-        bench, "bench_scale", lambda root, scale, *a: _scale(scale, figures, figures)
+        bench, "bench_scale", lambda root, scale, *a, **k: _scale(scale, figures, figures)
     )
     monkeypatch.setattr(febrl, "run", febrl_run)
 
@@ -209,3 +209,181 @@ def test_the_scale_figures_are_written_before_the_febrl_benchmark_starts(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         bench.main(["--scale", "1000", "--publish-url", "", "--out", str(tmp_path)])
     assert json.loads((tmp_path / "bench.json").read_text())["scales"][0]["scale"] == 1000
+
+
+def _rerun(label, kind, fraction, seconds, published=0, identity=None):
+    return {
+        "label": label,
+        "kind": kind,
+        "fraction": fraction,
+        "seconds": seconds,
+        "share": round(seconds / 200, 3),
+        "peak_mb": 100,
+        "rows_published": published,
+        "stages": {"validate": {"seconds": 1.0, "peak_mb": 50}},
+        "fixed": {"process_start_imports": 3.0, "definitions": 1.5, "job_setup": 0.5},
+        "identity": identity,
+    }
+
+
+IDENTICAL = {
+    "identical": True,
+    "differences": {},
+    "not_compared": {},
+    "rows_published": 0,
+    "stages_compared": 6,
+    "seconds": 150.0,
+    "success": True,
+}
+
+
+def test_the_incremental_targets_are_shares_of_the_first_run_and_identity():
+    from custpipe import bench
+
+    different = IDENTICAL | {
+        "identical": False,
+        "differences": {"consolidate": {"mdm.golden_customers": 3}},
+        "rows_published": 2,
+    }
+    runs = [
+        _run(200, 3000, {}) | {"label": "first run", "kind": "first"},
+        _rerun("rerun, no change", "unchanged", 0.0, 9.0, published=0, identity=IDENTICAL),
+        _rerun("rerun, 1% changed", "changed", 0.01, 24.0, published=900, identity=different),
+        _rerun("rerun, 10% changed", "changed", 0.10, 50.0, published=9000, identity=None),
+    ]
+    res = {"scale": 1_000_000, "runs": runs}
+    checked = {what: (measured, ok) for what, measured, ok in bench.incremental_targets(res)}
+    records = "1,000,000 records"
+    assert checked[f"{records}, rerun, no change <= 5% of the first run"] == (
+        "9.0 s of 200.0 s, 4.5%",
+        True,
+    )
+    assert checked[f"{records}, rerun with no change publishes 0 rows"] == ("0 rows", True)
+    assert checked[f"{records}, rerun, 1% changed <= 10% of the first run"][1] is False
+    assert checked[f"{records}, rerun, 10% changed <= 30% of the first run"][1] is True
+    assert checked[f"{records}, rerun, no change equals a full recompute"] == (
+        "identical (6 stage runs compared)",
+        True,
+    )
+    measured, ok = checked[f"{records}, rerun, 1% changed equals a full recompute"]
+    assert not ok and "consolidate: mdm.golden_customers 3 rows" in measured
+    assert "the full recompute published 2 rows" in measured
+    assert not any("10% changed equals" in what for what in checked)  # not checked: no target
+    # at 100k the shares are printed, not targets; publishing and identity are
+    small = bench.incremental_targets({"scale": 100_000, "runs": runs})
+    assert not any("of the first run" in what for what, _, _ in small)
+    assert sum("equals a full recompute" in what for what, _, _ in small) == 2
+
+
+def test_the_identity_verdict_reads_the_full_recompute_stage_runs():
+    from custpipe import bench
+
+    figures = bench.RunFigures("x", True, 10.0, 1.0, 0, run_id="r")
+    rows = [
+        ("consolidate", "", "full", "full refresh requested", "{}"),
+        ("validate", "crm", "full", "full refresh requested", "{}"),
+        ("validate", "erp", "full", "full refresh requested", '{"quality.quarantine": 4}'),
+        ("reconcile", "", "full", "no earlier state of this stage (its first run)", None),
+    ]
+    verdict = bench.identity_verdict(rows, figures)
+    assert not verdict["identical"] and verdict["stages_compared"] == 3
+    assert verdict["differences"] == {"validate/erp": {"quality.quarantine": 4}}
+    text = bench.describe_identity(verdict)
+    assert text.startswith("DIFFERENT: validate/erp: quality.quarantine 4 rows")
+    assert "reconcile not compared (full: no earlier state" in text
+    assert bench.identity_verdict(rows[:2], figures)["identical"]
+    published = bench.RunFigures("x", True, 10.0, 1.0, 5, run_id="r")
+    assert not bench.identity_verdict(rows[:2], published)["identical"]  # ERP was not current
+    failed = bench.RunFigures("x", False, 10.0, 1.0, None, run_id="r")
+    assert "the full recompute FAILED" in bench.describe_identity(
+        bench.identity_verdict([], failed)
+    )
+    assert bench.describe_identity(None) == "not checked"
+
+
+def test_the_report_names_fixed_costs_shares_and_identity(capsys):
+    from custpipe import bench
+
+    figures = {"seconds": 1.0, "peak_mb": 1, "f1": 0.99, "f1_consolidated": 0.995}
+    res = _scale(100_000, figures, figures)
+    res["runs"][0] |= {"kind": "first", "fixed": {"process_start_imports": 3.0}}
+    res["runs"].append(
+        _rerun("rerun, no change", "unchanged", 0.0, 9.0, identity=IDENTICAL)
+        | {"standardise_customers": {}, "modes": {"mdm/golden_customers": "full"}}
+    )
+    text = bench.format_report({"machine": {}, "scales": [res]})
+    assert "start+imports" in text and "definitions" in text and "job setup" in text
+    steps = next(x for x in text.splitlines() if x.strip().startswith("steps"))
+    assert "27.0 s" in steps and "4.0 s" in steps  # 30 - 3 and 9 - 5
+    share = next(x for x in text.splitlines() if x.strip().startswith("of first run"))
+    assert "4.5%" in share
+    assert "rerun, no change: equal to a full recompute? identical (6 stage runs" in text
+    assert "rerun, no change: ran in full: mdm/golden_customers" in text
+
+
+def test_the_child_run_takes_the_launch_time_and_the_full_refresh_flag(tmp_path, monkeypatch):
+    from custpipe import bench
+
+    seen = []
+
+    def fake(data_dir, label, launched=None, full_refresh=False):
+        seen.append((data_dir, label, launched, full_refresh))
+        return bench.RunFigures(label, True, 1.0, 1.0, 0)
+
+    monkeypatch.setattr(bench, "run_nightly", fake)
+    out = tmp_path / "out.json"
+    args = ["--run-one", str(tmp_path), "x", str(out), "--full-refresh", "--launched", "12.5"]
+    assert bench.main(args) == 0
+    assert seen == [(tmp_path, "x", 12.5, True)]
+    assert bench.main(["--run-one", str(tmp_path), "y", str(out)]) == 0
+    assert seen[-1] == (tmp_path, "y", None, False)
+    assert json.loads(out.read_text())["label"] == "y"
+
+
+def test_the_process_start_is_read_from_proc():
+    import time
+
+    from custpipe import bench
+
+    started = bench.process_started_at()
+    assert started <= time.time() + 0.02
+    assert time.time() - started < 24 * 3600  # this test process started today
+
+
+def test_the_changes_reach_orders_when_asked(tmp_path):
+    import sqlite3
+
+    import pandas as pd
+
+    from custpipe.demo.changes import change_sources
+    from custpipe.demo.generate import generate_demo, output_paths
+
+    day = bench_day()
+    generate_demo(tmp_path, 60, 3, business_date=day)
+    paths = output_paths(tmp_path, day)
+
+    def vbak():
+        with sqlite3.connect(paths["erp"]) as con:
+            return pd.read_sql("SELECT * FROM VBAK ORDER BY rowid", con)
+
+    before_vbak = vbak()
+    before_sales = pd.read_csv(paths["sales_orders"], dtype=str, keep_default_na=False)
+    counts = change_sources(tmp_path, day, fraction=0.1, seed=1)
+    assert "erp_orders" not in counts and vbak().equals(before_vbak)  # customers only
+    counts = change_sources(tmp_path, day, fraction=0.1, seed=2, orders=0.25)
+    after_vbak = vbak()
+    after_sales = pd.read_csv(paths["sales_orders"], dtype=str, keep_default_na=False)
+    assert counts["erp_orders"] == round(len(before_vbak) * 0.25) > 0
+    assert counts["sales_orders"] == round(len(before_sales) * 0.25) > 0
+    changed_vbak = (after_vbak != before_vbak).any(axis=1)
+    changed_sales = (after_sales != before_sales).any(axis=1)
+    assert changed_vbak.sum() == counts["erp_orders"]
+    assert changed_sales.sum() == counts["sales_orders"]
+    assert (after_vbak["VBELN"] == before_vbak["VBELN"]).all()  # the same orders, changed
+    assert set(after_sales.columns) == set(before_sales.columns)
+
+
+def bench_day():
+    from custpipe import bench
+
+    return bench.BUSINESS_DATE

@@ -3,6 +3,10 @@
 Used by the benchmark (the "1 % changed" run) and by tests of incremental runs. Each
 chosen record gets a new street (house number appended) and a later update stamp, so
 watermark extraction picks it up and the change flows through to the published table.
+With `orders`, that fraction of the ERP's order headers (VBAK) and of the sales system's
+orders change too: an open order moves on (open -> in progress -> completed), any other
+gets its amount corrected by 1.00, so reconciliation has changed orders to work on. VBAK
+carries no change stamp (the demo ERP writes none), so its reader reads every row anyway.
 """
 
 from __future__ import annotations
@@ -48,13 +52,49 @@ def _change_sqlite(
         con.close()
 
 
+def _change_vbak(path: Path, fraction: float, rng: np.random.Generator) -> int:
+    con = sqlite3.connect(path)
+    try:
+        rowids = [r[0] for r in con.execute('SELECT rowid FROM "VBAK" ORDER BY rowid')]
+        picked = [(rowids[i],) for i in _chosen(len(rowids), fraction, rng)]
+        with con:  # A open, B in progress, C completed, R cancelled
+            con.executemany(
+                "UPDATE VBAK SET NETWR = CASE WHEN GBSTK IN ('A', 'B') THEN NETWR "
+                "ELSE round(NETWR + 1.0, 2) END, GBSTK = CASE GBSTK WHEN 'A' THEN 'B' "
+                "WHEN 'B' THEN 'C' ELSE GBSTK END WHERE rowid = ?",
+                picked,
+            )
+        return len(picked)
+    finally:
+        con.close()
+
+
+_NEXT_STATUS = {"open": "in_progress", "in_progress": "completed"}
+
+
+def _change_sales_orders(path: Path, fraction: float, rng: np.random.Generator) -> int:
+    orders = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    rows = _chosen(len(orders), fraction, rng)
+    status = orders.loc[rows, "status"]
+    moves = status.isin(list(_NEXT_STATUS))
+    orders.loc[rows, "status"] = status.map(_NEXT_STATUS).where(moves, status)
+    amount = pd.to_numeric(orders.loc[rows, "amount"], errors="coerce")
+    corrected = (amount + 1.0).map(lambda x: f"{x:.2f}")
+    keep = moves | amount.isna()
+    orders.loc[rows, "amount"] = orders.loc[rows, "amount"].where(keep, corrected)
+    orders.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    return len(rows)
+
+
 def change_sources(
     sources_dir: Path,
     business_date: dt.date,
     fraction: float = 0.01,
     seed: int = 7,
+    orders: float = 0.0,
 ) -> dict[str, int]:
-    """Change `fraction` of each demo system's customer records; return the count per system.
+    """Change `fraction` of each demo system's customer records (and `orders` of its orders);
+    return the count per system (orders as `<system>_orders`).
 
     The update stamps are set to the end of `business_date`, later than anything the
     generator wrote for that date, so incremental (watermark) extraction sees them.
@@ -94,4 +134,7 @@ def change_sources(
         lines[i] = json.dumps(obj, ensure_ascii=False)
     paths["service"].write_text("\n".join(lines) + "\n", encoding="utf-8")
     counts["service"] = len(rows)
+    if orders:  # drawn after the customers: the customer changes of a seed stay the same
+        counts["erp_orders"] = _change_vbak(paths["erp"], orders, rng)
+        counts["sales_orders"] = _change_sales_orders(paths["sales_orders"], orders, rng)
     return counts
