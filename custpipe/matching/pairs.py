@@ -178,6 +178,26 @@ def _score_changed(
     return n
 
 
+def _store_records(ws: MatchWorkspace, incremental: bool) -> None:
+    """Make mdm.match_records what `ws.record_state` holds: rewritten in a full run, in an
+    incremental one only the rows that differ are deleted and inserted."""
+    columns = "source_system, source_id, input_hash, raw_hash"
+    if not incremental:
+        warehouse.replace_table_from(
+            ws.con, "mdm.match_records", f"SELECT {columns} FROM {ws.record_state}"
+        )
+        return
+    same = """m.source_system = s.source_system AND m.source_id = s.source_id
+              AND m.input_hash = s.input_hash AND m.raw_hash IS NOT DISTINCT FROM s.raw_hash"""
+    ws.con.execute(f"""
+        DELETE FROM mdm.match_records m
+        WHERE NOT EXISTS (SELECT 1 FROM {ws.record_state} s WHERE {same});
+        INSERT INTO mdm.match_records
+        SELECT {columns} FROM {ws.record_state} s
+        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m WHERE {same});
+    """)
+
+
 def refresh_pairs(
     ws: MatchWorkspace, model: MatchModel, review: float, incremental: bool
 ) -> PairRefresh:
@@ -189,11 +209,7 @@ def refresh_pairs(
     changed, removed = _changed_records(ws, incremental)
     scored = _score_changed(ws, model, frame, review, incremental)
     del frame
-    warehouse.replace_table_from(
-        ws.con,
-        "mdm.match_records",
-        f"SELECT source_system, source_id, input_hash, raw_hash FROM {ws.record_state}",
-    )
+    _store_records(ws, incremental)
     (stored,) = ws.con.execute("SELECT count(*) FROM mdm.match_pairs").fetchone()
     return PairRefresh(changed, removed, scored, stored)
 

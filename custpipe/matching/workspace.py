@@ -116,7 +116,8 @@ def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> Mat
         SELECT source_system, arg_max(run_id, validated_at) AS run_id
         FROM quality.validation_runs GROUP BY source_system;
         CREATE OR REPLACE TEMP TABLE {ws.nodes} AS
-        SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node, s.*
+        SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node,
+               s.* EXCLUDE (source_values)  -- the wide JSON of original values: not matched
         FROM staging.customers s
         WHERE s.source_system IN (SELECT source_system FROM {ws.trust})
           AND NOT EXISTS (
