@@ -29,6 +29,7 @@ from datetime import date, datetime
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from custpipe import warehouse
 
@@ -197,3 +198,32 @@ def describe_differences(diffs: dict[str, int]) -> str:
     if not diffs:
         return "none"
     return ", ".join(f"{t}: {n:,} row{'s' if n != 1 else ''}" for t, n in sorted(diffs.items()))
+
+
+def _row_hash_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    cols = ", ".join(f'"{c}"' for c in compared_columns(con, relation))
+    return f"SELECT hash({cols}) AS h, count(*) AS n FROM {relation} GROUP BY h"
+
+
+def row_hashes(con: duckdb.DuckDBPyConnection, relation: str) -> pa.Table:
+    """A compact image of `relation` to compare it with later: (hash of a row's compared
+    columns, how many rows have it), 16 bytes per distinct row."""
+    return con.sql(_row_hash_sql(con, relation)).to_arrow_table()
+
+
+def hash_differences(
+    con: duckdb.DuckDBPyConnection, expected: dict[str, pa.Table]
+) -> dict[str, int]:
+    """Rows that differ between each table now and its image taken by :func:`row_hashes`
+    (rows only in one plus rows only in the other, as :func:`differences` counts them);
+    tables that agree are left out."""
+    out = {}
+    for name, image in expected.items():
+        with warehouse.registered(con, "expected_hashes", image):
+            (n,) = con.execute(f"""
+                SELECT coalesce(sum(abs(coalesce(e.n, 0) - coalesce(a.n, 0))), 0)
+                FROM expected_hashes e FULL JOIN ({_row_hash_sql(con, name)}) a USING (h)
+            """).fetchone()
+        if n:
+            out[name] = int(n)
+    return out

@@ -259,6 +259,21 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         _open_transactions.pop(id(con), None)
 
 
+@contextmanager
+def rolled_back(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block in a transaction that is always rolled back: to compute a result, look
+    at it, and keep nothing. Blocks inside join it as they join :func:`transaction`."""
+    if _open_transactions.get(id(con)):
+        raise RuntimeError("rolled_back() cannot run inside an open transaction")
+    con.execute("BEGIN TRANSACTION")
+    _open_transactions[id(con)] = 1
+    try:
+        yield
+    finally:
+        con.execute("ROLLBACK")
+        _open_transactions.pop(id(con), None)
+
+
 def replace_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,

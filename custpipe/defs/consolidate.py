@@ -1,5 +1,6 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from custpipe.defs.common import (
     run_business_date,
 )
 from custpipe.defs.resources import CustpipeResource
-from custpipe.incremental import describe_differences, plan_stage, record_stage
+from custpipe.incremental import FULL, describe_differences, plan_stage, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
     consolidate,
     fingerprint_parts,
     load_matcher,
 )
+from custpipe.matching.pairs import needs_full_scoring
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.validate import validate_golden
@@ -91,8 +93,17 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 full_refresh=full_refresh_requested(context),
                 business_date=business_date,
             )
+            scoring = needs_full_scoring(chosen.model)
+            if plan.incremental and scoring:
+                plan = replace(plan, mode=FULL, reason=scoring)
             if plan.reason:
                 context.log.info(f"consolidation recomputes in full: {plan.reason}")
+
+            def record(result) -> None:  # in the consolidation's transaction
+                at = datetime.now(UTC).replace(tzinfo=None)
+                changed, diffs = result.changed_records, result.differences
+                record_stage(con, plan, context.run_id, business_date, at, changed, diffs)
+
             result = consolidate(
                 con,
                 context.run_id,
@@ -102,19 +113,11 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 survivorship=rules,
                 incremental=plan.incremental,
                 compare=plan.compare,
-            )
-            record_stage(
-                con,
-                plan,
-                context.run_id,
-                business_date,
-                datetime.now(UTC).replace(tzinfo=None),
-                result.changed_records,
-                result.differences,
+                record=record,
             )
             if result.differences:
                 context.log.error(
-                    "the full consolidation differs from the incremental state it replaced: "
+                    "the full consolidation differs from tonight's incremental one: "
                     f"{describe_differences(result.differences)} (the full result is kept; "
                     "report this as a bug of incremental consolidation)"
                 )

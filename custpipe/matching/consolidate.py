@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
 
 from custpipe import warehouse
-from custpipe.incremental import differences, fingerprint
+from custpipe.incremental import fingerprint, hash_differences, row_hashes
 from custpipe.matching.decisions import (
     MUST_LINK_RULE,
     add_must_links,
@@ -24,7 +26,7 @@ from custpipe.matching.model import MatchModel
 from custpipe.matching.pairs import load_scored, refresh_pairs
 from custpipe.matching.review import review_queue
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
-from custpipe.matching.survivorship import Survivorship, survivorship_sql
+from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
 from custpipe.matching.workspace import MatchWorkspace, match_workspace
 
 DEFAULT_SURVIVORSHIP = Survivorship()
@@ -73,7 +75,9 @@ def fingerprint_parts(
         erp_source=erp_source,
         survivorship=[list(survivorship.default), sorted(survivorship.attributes.items())],
         link_rules=[list(vars(r).values()) for r in rules],
-        code=code + duckdb.__version__.encode(),
+        golden_attributes=sorted(GOLDEN_ATTRIBUTES.items()),
+        code=code,
+        libraries=[duckdb.__version__, version("splink")],
     )
 
 
@@ -111,8 +115,9 @@ class ConsolidationResult:
     differences: dict[str, int] | None = None  # a compared full run: rows differing per table
 
 
-#: The tables a consolidation writes, compared by a full run with the incremental state.
+#: The tables a consolidation writes; a compared full run compares them and its kept state.
 OUTPUTS = ("mdm.golden_customers", "mdm.customer_xref", "mdm.match_review")
+STATE = (*OUTPUTS, "mdm.match_pairs", "mdm.match_records")
 
 
 def consolidate(
@@ -125,6 +130,7 @@ def consolidate(
     survivorship: Survivorship = DEFAULT_SURVIVORSHIP,
     incremental: bool = False,
     compare: bool = False,
+    record: Callable[[ConsolidationResult], None] | None = None,
 ) -> ConsolidationResult:
     """Bring mdm.golden_customers, mdm.customer_xref and mdm.match_review up to the accepted
     records, in one transaction.
@@ -137,16 +143,41 @@ def consolidate(
     pairs are kept in mdm.match_pairs, see `custpipe.matching.pairs`) and rebuild only the
     golden records of clusters that changed (members, a member's staged row, or golden ID);
     clustering, golden IDs, the xref and the review queue are derived from every record as
-    in a full run, so both give the same tables. `compare` (a full run): the differences
-    from the incremental state it replaces are in the result's `differences`.
+    in a full run, so both give the same tables. `compare` (a full run): first the
+    incremental run is made and rolled back, keeping an image of its tables (`STATE`); the
+    result's `differences` are the full run's rows that differ from it. `record` is called
+    with the result inside the transaction (to record the stage's run with its outputs).
     Everything but the review queue (small) stays in DuckDB; the workspace's temp relations
     are dropped at the end.
     """
-    with warehouse.transaction(con), match_workspace(con, trust) as ws:
+    args = (con, run_id, trust, erp_source, matcher, rules, survivorship)
+    expected = None
+    if compare:  # tonight's incremental run, undone: an image of its tables is kept
+        with warehouse.rolled_back(con):
+            _consolidate(*args, incremental=True)
+            expected = {table: row_hashes(con, table) for table in STATE}
+    with warehouse.transaction(con):
+        result = _consolidate(*args, incremental=incremental and not compare)
+        if expected is not None:
+            result = replace(result, differences=hash_differences(con, expected))
+        if record is not None:
+            record(result)
+    return result
+
+
+def _consolidate(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    trust: dict[str, int],
+    erp_source: str | None,
+    matcher: Matcher,
+    rules: tuple[LinkRule, ...],
+    survivorship: Survivorship,
+    incremental: bool,
+) -> ConsolidationResult:
+    """One consolidation (see :func:`consolidate`), inside the caller's transaction."""
+    with match_workspace(con, trust) as ws:
         started = time.perf_counter()
-        if compare:
-            for table in OUTPUTS:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {_before(table)} AS FROM {table}")
         build_edges(ws, rules)
         refresh = refresh_pairs(ws, matcher.model, matcher.review, incremental)
         load_scored(ws, matcher.model, matcher.review)
@@ -188,11 +219,6 @@ def consolidate(
             ).fetchall()
         )
         (golden,) = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()
-        diffs = None
-        if compare:
-            diffs = differences(con, {t: (_before(t), t) for t in OUTPUTS})
-            for table in OUTPUTS:
-                con.execute(f"DROP TABLE IF EXISTS {_before(table)}")
         return ConsolidationResult(
             records=ws.records,
             edges=edges,
@@ -211,13 +237,7 @@ def consolidate(
             changed_records=refresh.changed_records,
             golden_rebuilt=rebuilt,
             golden_removed=removed,
-            differences=diffs,
         )
-
-
-def _before(table: str) -> str:
-    """The temp copy of `table` a compared full run keeps of the state it replaces."""
-    return "before_" + table.replace(".", "_")
 
 
 def _write_golden(
@@ -233,7 +253,7 @@ def _write_golden(
         rebuilt = warehouse.replace_table_from(
             con, "mdm.golden_customers", _golden_sql(ws, survivorship, ws.labels), params
         )
-        return rebuilt, removed - rebuilt if removed > rebuilt else 0
+        return rebuilt, max(removed - rebuilt, 0)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.touched} AS
         WITH last_size AS (SELECT golden_id, count(*) AS n FROM {ws.previous} GROUP BY golden_id),

@@ -60,6 +60,16 @@ def prior_weight(probability: float) -> float:
     return math.log2(probability / (1 - probability))
 
 
+def needs_full_scoring(model: MatchModel) -> str | None:
+    """Why every pair must be scored every night with this model (None: it need not)."""
+    if tf_fields(model):
+        return (
+            "the model adjusts agreement for term frequency, which every record changes, so "
+            "every pair is scored every night"
+        )
+    return None
+
+
 def _record_state(ws: MatchWorkspace, frame: pa.Table) -> None:
     """Make `ws.record_state` (node, source_system, source_id, input_hash, raw_hash)."""
     columns = [c for c in frame.column_names if c != "unique_id"]
@@ -124,10 +134,9 @@ def _restricted(settings: dict, incremental: bool) -> dict:
         return settings
     rules = []
     for rule in settings["blocking_rules_to_generate_predictions"]:
-        text = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
-        rules.append(
-            {"blocking_rule": f"({text}) AND (l.changed OR r.changed)", "sql_dialect": "duckdb"}
-        )
+        rule = dict(rule) if isinstance(rule, dict) else {"blocking_rule": str(rule)}
+        rule["blocking_rule"] = f"({rule['blocking_rule']}) AND (l.changed OR r.changed)"
+        rules.append(rule | {"sql_dialect": rule.get("sql_dialect", "duckdb")})
     return settings | {"blocking_rules_to_generate_predictions": rules}
 
 
@@ -203,7 +212,7 @@ def refresh_pairs(
 ) -> PairRefresh:
     """Bring mdm.match_pairs and mdm.match_records up to tonight's accepted records (see the
     module docstring); a full refresh (`incremental` False) scores every candidate pair."""
-    incremental = incremental and not tf_fields(model)  # see the module docstring
+    incremental = incremental and not needs_full_scoring(model)
     frame = match_input(ws, derived_in_rules(model.splink))
     _record_state(ws, frame)
     changed, removed = _changed_records(ws, incremental)
