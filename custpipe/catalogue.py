@@ -407,6 +407,27 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
         ), "what the last reconciliation read (staged orders and their lines, golden customers "
            "of records, ERP numbers, staged customers), as hashes: a night reconciles again "
            "the orders whose inputs changed and the orders related to them"),
+        Table("mdm", "published_rows", (
+            _text("target", "the ERP table published to", nullable=False),
+            _text("golden_id", nullable=False),
+            _text("row_hash", "the target row's row_hash ('retired' for a retired row)"),
+            _text("status", "the target row's status"),
+            _text("golden_run_id", "the run_id of the golden record it was published from"),
+        ), "(target, golden_id): what the target holds after the last publish custpipe wrote, "
+           "so an incremental publish hashes only golden records rebuilt since "
+           "(custpipe.publish.state)", primary_key=("target", "golden_id")),
+        Table("mdm", "publish_marks", (
+            _text("target", "the ERP table published to", nullable=False),
+            _RUN_ID, Column("rows", "BIGINT"), Column("retired", "BIGINT"),
+            Column("checksum", "BIGINT", description="sum of the first four hex digits of "
+                   "every row_hash"),
+            Column("last_published_at", ts, description="the newest published_at"),
+            _text("log_run_id", "the run of the newest row of <target>_LOG"),
+            Column("log_published_at", ts), _text("log_content_hash"),
+            Column("recorded_at", ts),
+        ), "(target): the target's mark after the last publish custpipe wrote; an incremental "
+           "publish reads the target's mark (one aggregate query) and publishes in full when "
+           "it differs", primary_key=("target",)),
     )  # fmt: skip
 
 

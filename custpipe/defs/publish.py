@@ -1,4 +1,6 @@
-"""Publish asset: the reconciled customer table into the ERP's inbound table, as a delta."""
+"""Publish asset: the reconciled customer table into the ERP's inbound table, as a delta
+(incremental by custpipe.publish.state: only golden records rebuilt since their publish are
+hashed; a full publish reads the target as before)."""
 
 from datetime import timedelta
 
@@ -6,10 +8,17 @@ import dagster as dg
 
 from custpipe import warehouse
 from custpipe.config import PipelineConfig
+from custpipe.defs.common import (
+    WAREHOUSE_POOL,
+    full_refresh_requested,
+    plan_metadata,
+    run_business_date,
+)
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
-from custpipe.publish.erp import PublishRefused, export_delta, publish
-from custpipe.publish.inputs import golden_for_publish, merge_successors
+from custpipe.incremental import describe_differences
+from custpipe.publish.erp import PublishRefused, export_delta
+from custpipe.publish.state import plan_publish, publish_night
 from custpipe.sources.extract import resolve_url
 
 PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
@@ -35,28 +44,50 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         # safe to retry: the publish is one transaction and idempotent
         retry_policy=dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"sqlalchemy"},
+        pool=WAREHOUSE_POOL,  # it records what it wrote in the warehouse
     )
     def erp_customers(
         context: dg.AssetExecutionContext, config: PublishRunConfig, custpipe: CustpipeResource
     ):
-        with warehouse.connect(custpipe.settings.warehouse_path, read_only=True) as con:
-            golden = golden_for_publish(con)
-            merged_into = merge_successors(con)
         target = custpipe.pipeline.publish  # this run's configuration
         url = resolve_url(target.connection, f"publish.{target.table}", custpipe.settings)
         limit = None if config.allow_mass_retire else target.max_retire_share
-        try:
-            result = publish(
-                golden,
-                url,
+        inc, business_date = custpipe.pipeline.incremental, run_business_date(context)
+        with warehouse.connect(custpipe.settings.warehouse_path) as con:
+            plan = plan_publish(
+                con,
                 target.table,
-                context.run_id,
-                dry_run=config.dry_run,
-                max_retire_share=limit,
-                merged_into=merged_into,
+                url,
+                enabled=inc.enabled,
+                full_every_days=inc.full_every_days,
+                full_refresh=full_refresh_requested(context),
+                business_date=business_date,
             )
-        except PublishRefused as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            try:
+                night = publish_night(
+                    con,
+                    url,
+                    target.table,
+                    context.run_id,
+                    plan,
+                    dry_run=config.dry_run,
+                    max_retire_share=limit,
+                    business_date=business_date,
+                )
+            except PublishRefused as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        result = night.result
+        if night.plan.mode != plan.mode:  # the target was not what custpipe wrote
+            context.log.warning(f"publish reads the target in full: {night.plan.reason}")
+        elif plan.reason:
+            context.log.info(f"publish reads the target in full: {plan.reason}")
+        plan = night.plan
+        if night.differences:
+            context.log.error(
+                "the full publish differs from what the incremental publish would have "
+                f"written: {describe_differences(night.differences)} (the full result is "
+                "published; report this as a bug of incremental publishing)"
+            )
         exported = export_delta(
             result.delta, custpipe.settings.data_dir / "publish", context.run_id
         )
@@ -72,7 +103,13 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "retired": result.retired,
                 "unchanged": result.unchanged,
                 "rows_published": result.changed,
-                "golden_customers": len(golden),
+                **plan_metadata(plan),
+                "golden_hashed": night.hashed,
+                "consistency": "not compared"
+                if night.differences is None
+                else describe_differences(night.differences).replace("none", "identical"),
+                "seconds_publish": round(night.seconds, 2),
+                "golden_customers": night.golden,
                 "active_before": result.active_before,
                 "retired_share": round(result.retired / result.active_before, 4)
                 if result.active_before

@@ -37,6 +37,31 @@ class PublishTargetError(RuntimeError):
     """The target database could not be reached or used: nothing was written."""
 
 
+class TargetChanged(RuntimeError):
+    """The target does not hold what the warehouse remembers writing (an incremental
+    publish cannot trust its record): nothing was written; publish in full."""
+
+
+@dataclass(frozen=True)
+class TargetMark:
+    """What identifies a target table's content cheaply: its row counts, the newest
+    `published_at`, a checksum of the row hashes and the newest row of its publish log.
+    Read from the target (:func:`target_mark`) and remembered in the warehouse after each
+    publish; an incremental publish trusts its record only while the two are equal."""
+
+    rows: int
+    retired: int
+    checksum: int  # sum over the rows of the first four hex digits of row_hash
+    last_published_at: datetime | None
+    log_run_id: str | None
+    log_published_at: datetime | None
+    log_content_hash: str | None
+
+    def differences(self, other: TargetMark) -> list[str]:
+        """The fields in which `other` differs from this mark (names only, no values)."""
+        return [k for k, v in self.__dict__.items() if getattr(other, k) != v]
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """What a publish changed (or would change, in a dry run)."""
@@ -49,6 +74,9 @@ class PublishResult:
     active_before: int = 0  # active rows the target held before this publish
     content_hash: str = ""  # of the target's content after this publish
     delta: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # one row per change
+    published_at: datetime | None = None  # the stamp of the rows and log row written
+    mark: TargetMark | None = None  # the target's mark after a full publish (None: not read)
+    after: pd.DataFrame | None = field(default=None, repr=False)  # see Delta.after
 
     @property
     def changed(self) -> int:
@@ -169,7 +197,16 @@ _ROW_HASH_SQL = (
     + ", ".join(f"coalesce(\"{c}\"::VARCHAR, '')" for c in PUBLISHED_COLUMNS)
     + "))"
 )
-_CONTENT_HASH_SQL = (
+#: the checksum of a target's row hashes: per row the first four hex digits as a number
+#: (a row rewritten with another hash changes it with a probability of 1 - 1/65,536), summed
+#: by the target database or DuckDB alike (substr and CASE are portable SQL)
+CHECKSUM_SQL = " + ".join(
+    f"(CASE substr(row_hash, {k}, 1) "
+    + " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate("0123456789abcdef"))
+    + f" ELSE 0 END) * {16 ** (4 - k)}"
+    for k in range(1, 5)
+)
+CONTENT_HASH_SQL = (
     "SELECT sha256(coalesce(string_agg(golden_id || ':' || row_hash || chr(10), '' "
     "ORDER BY golden_id, row_hash), '')) FROM {rows}"
 )
@@ -195,7 +232,7 @@ def content_hash(golden_ids: pd.Series, hashes: pd.Series) -> str:
     con = _duckdb()
     try:
         with warehouse.registered(con, "rows", rows):
-            return con.execute(_CONTENT_HASH_SQL.format(rows="rows")).fetchone()[0]
+            return con.execute(CONTENT_HASH_SQL.format(rows="rows")).fetchone()[0]
     finally:
         con.close()
 
@@ -215,9 +252,13 @@ class Delta:
 
     inserts: pd.DataFrame
     updates: pd.DataFrame
-    retire: pd.DataFrame  # golden_id of the rows to retire
+    retire: pd.DataFrame  # golden_id of the rows to retire, by golden_id
     unchanged: int
     content_hash: str  # of the target's content afterwards
+    active_before: int = 0  # rows of the target not retired before the publish
+    # golden_id, row_hash, status of every row of the target after the publish (retired rows
+    # with row_hash and status 'retired'); computed by a full delta only
+    after: pd.DataFrame | None = None
 
 
 def compute_delta(golden: pd.DataFrame, existing: pd.DataFrame) -> Delta:
@@ -248,24 +289,57 @@ def compute_delta(golden: pd.DataFrame, existing: pd.DataFrame) -> Delta:
                 "ANTI JOIN keys USING (golden_id)"
             )
             retire = con.execute(
-                "SELECT golden_id FROM gone WHERE status IS DISTINCT FROM 'retired'"
+                "SELECT golden_id FROM gone WHERE status IS DISTINCT FROM 'retired' "
+                "ORDER BY golden_id"
             ).df()
+            gone = con.execute("SELECT golden_id FROM gone ORDER BY golden_id").df()
             after = (
                 "(SELECT golden_id, row_hash FROM keys "
                 "UNION ALL SELECT golden_id, 'retired' FROM gone)"
             )
-            digest = con.execute(_CONTENT_HASH_SQL.format(rows=after)).fetchone()[0]
+            digest = con.execute(CONTENT_HASH_SQL.format(rows=after)).fetchone()[0]
     finally:
         con.close()
     current = current.assign(row_hash=keys["row_hash"].to_numpy())
     kind = np.asarray(kind, dtype=object)
+    after = pd.concat(
+        [
+            current[["golden_id", "row_hash", "status"]],
+            gone.assign(row_hash="retired", status="retired"),
+        ],
+        ignore_index=True,
+    )
     return Delta(
         current[kind == "i"],
         current[kind == "u"],
         retire,
         int((kind == "s").sum()),
         digest,
+        int((old["status"] != "retired").sum()),
+        after,
     )
+
+
+def target_mark(conn: sa.Connection, target: sa.Table, log: sa.Table) -> TargetMark | None:
+    """The target's mark as it is now (one aggregate scan of the table, the newest log row);
+    None when the table or its log does not exist."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(target.name) or not inspector.has_table(log.name):
+        return None
+    rows, retired, checksum, last = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((target.c.status == "retired", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.literal_column(CHECKSUM_SQL)), 0),
+            sa.func.max(target.c.published_at),
+        )
+    ).one()
+    newest = conn.execute(
+        sa.select(log.c.run_id, log.c.published_at, log.c.content_hash)
+        .order_by(log.c.published_at.desc(), log.c.run_id.desc())
+        .limit(1)
+    ).one_or_none()
+    return TargetMark(int(rows), int(retired), int(checksum), last, *(newest or (None,) * 3))
 
 
 def _upsert(conn: sa.Connection, target: sa.Table, rows: list[dict]) -> None:
@@ -376,8 +450,8 @@ def publish(
     refused (PublishRefused) before anything is written. `merged_into` maps a golden ID that
     was merged away to its successor, written on the retired row so the ERP can follow it.
     The publish and its counts are logged in `<table>_LOG` in the same transaction.
+    The full path: it reads (golden_id, row_hash, status) of every row of the target.
     """
-    merged_into = merged_into or {}
     ids = golden["golden_id"]
     if ids.isna().any() or ids.duplicated().any():
         raise ValueError(
@@ -385,6 +459,48 @@ def publish(
             f"({int(ids.isna().sum())} missing, {int(ids.duplicated().sum())} duplicated); "
             "nothing was written. Check the golden_customers suite."
         )
+
+    def delta_of(conn: sa.Connection, target: sa.Table, exists: bool) -> Delta:
+        columns = [target.c.golden_id, target.c.row_hash, target.c.status]
+        existing = pd.DataFrame(
+            conn.execute(sa.select(*columns)).all() if exists or not dry_run else [],
+            columns=[c.name for c in columns],
+        )
+        return compute_delta(golden, existing)
+
+    return _publish(url, table, run_id, delta_of, dry_run, max_retire_share, merged_into, True)
+
+
+def publish_delta(
+    delta: Delta,
+    expected: TargetMark,
+    url: str,
+    table: str,
+    run_id: str,
+    dry_run: bool = False,
+    max_retire_share: float | None = None,
+    merged_into: dict[str, str] | None = None,
+) -> PublishResult:
+    """Apply a `delta` computed without reading the target (custpipe.publish.state), as
+    :func:`publish` applies its own, all-or-nothing, when the target still carries the mark
+    `expected`; raises TargetChanged, writing nothing, when it does not."""
+
+    def delta_of(conn: sa.Connection, target: sa.Table, exists: bool) -> Delta:
+        found = target_mark(conn, target, log_table(table, sa.MetaData())) if exists else None
+        if found is None:
+            raise TargetChanged(f"the target table {table} or its log does not exist")
+        if found != expected:
+            raise TargetChanged(
+                f"the target table {table} is not what the last publish left "
+                f"({', '.join(expected.differences(found))} differ): it was written by "
+                "someone else"
+            )
+        return delta
+
+    return _publish(url, table, run_id, delta_of, dry_run, max_retire_share, merged_into, False)
+
+
+def _engine(url: str, table: str) -> sa.Engine:
     from custpipe.sources.sql_guard import check_url
 
     try:  # the sources' check: an unescaped '@' would send the password to DNS as host name
@@ -395,7 +511,7 @@ def publish(
             "environment variable that publish.connection.url_env names, then rerun."
         ) from None
     try:  # hide_parameters: errors must not carry customer rows
-        engine = sa.create_engine(url, hide_parameters=True)
+        return sa.create_engine(url, hide_parameters=True)
     except (ValueError, sa.exc.ArgumentError, ImportError) as exc:
         raise PublishTargetError(
             f"publish to {table}: the target URL {mask_url(url)} cannot be used "
@@ -404,9 +520,27 @@ def publish(
             "password escaped as %40, %3A and %2F, in the environment variable that "
             "publish.connection.url_env names."
         ) from None
+
+
+def _publish(
+    url: str,
+    table: str,
+    run_id: str,
+    delta_of,
+    dry_run: bool,
+    max_retire_share: float | None,
+    merged_into: dict[str, str] | None,
+    read_mark: bool,
+) -> PublishResult:
+    """Compute the delta with `delta_of(conn, target, exists)` inside the target's
+    transaction and apply it (see :func:`publish`); with `read_mark`, the result carries the
+    target's mark after the publish."""
+    merged_into = merged_into or {}
+    engine = _engine(url, table)
     metadata = sa.MetaData()
     target, log = target_table(table, metadata), log_table(table, metadata)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    mark = None
     try:
         with engine.begin() as conn:
             exists = sa.inspect(conn).has_table(target.name)
@@ -414,19 +548,14 @@ def publish(
             if not dry_run:  # a dry run writes nothing, not even the table
                 metadata.create_all(conn, checkfirst=True)
                 _add_missing_columns(conn, target)
-            columns = [target.c.golden_id, target.c.row_hash, target.c.status]
-            existing = pd.DataFrame(
-                conn.execute(sa.select(*columns)).all() if exists or not dry_run else [],
-                columns=[c.name for c in columns],
-            )
-            delta = compute_delta(golden, existing)
+            delta = delta_of(conn, target, exists)
             inserts, updates, retire, unchanged = (
                 delta.inserts,
                 delta.updates,
                 delta.retire,
                 delta.unchanged,
             )
-            active_before = int((existing["status"] != "retired").sum())
+            active_before = delta.active_before
             share = len(retire) / active_before if active_before else 0.0
             if max_retire_share is not None and share > max_retire_share:
                 raise PublishRefused(
@@ -440,10 +569,14 @@ def publish(
             before = _rows_of(
                 conn, target, [*updates["golden_id"].tolist(), *retire["golden_id"].tolist()]
             )
-            retired_rows = before[before["golden_id"].isin(retire["golden_id"])].assign(
-                status="retired",
-                merged_into=lambda f: f["golden_id"].map(merged_into),
-                row_hash="retired",
+            retired_rows = (
+                before[before["golden_id"].isin(retire["golden_id"])]
+                .sort_values("golden_id", kind="stable")
+                .assign(
+                    status="retired",
+                    merged_into=lambda f: f["golden_id"].map(merged_into),
+                    row_hash="retired",
+                )
             )
             changed = _changed_fields(updates, before)
             digest = delta.content_hash
@@ -472,6 +605,8 @@ def publish(
                         }
                     ],
                 )
+                if read_mark:
+                    mark = target_mark(conn, target, log)
     except sa.exc.DataError as exc:  # a value the target's column cannot hold
         raise PublishTargetError(
             f"publish to {table} at {mask_url(url)} failed: a value does not fit the "
@@ -494,6 +629,7 @@ def publish(
         ) from None
     finally:
         engine.dispose()
+    after = delta.after
     delta = pd.concat(
         [
             inserts.assign(change="insert", changed_fields=""),
@@ -506,8 +642,9 @@ def publish(
         columns=["change", "golden_id", *PUBLISHED_COLUMNS, "merged_into", "changed_fields"]
     )
     return PublishResult(
-        len(inserts), len(updates), len(retire), unchanged, dry_run, active_before, digest, delta
-    )
+        len(inserts), len(updates), len(retire), unchanged, dry_run, active_before, digest, delta,
+        now, mark, after if read_mark else None,
+    )  # fmt: skip
 
 
 #: The file in each `data/publish/<run_id>/` folder that records when it was published (UTC):
