@@ -415,7 +415,7 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _text("golden_run_id", "the run_id of the golden record it was published from"),
         ), "(target, golden_id): what the target holds after the last publish custpipe wrote, "
            "so an incremental publish hashes only golden records rebuilt since "
-           "(custpipe.publish.state)", primary_key=("target", "golden_id")),
+           "(custpipe.publish.state); no primary key: an index would make rewriting it slow"),
         Table("mdm", "publish_marks", (
             _text("target", "the ERP table published to", nullable=False),
             _RUN_ID, Column("rows", "BIGINT"), Column("retired", "BIGINT"),
