@@ -28,7 +28,7 @@ from custpipe.matching.consolidate import (
 from custpipe.matching.pairs import needs_full_scoring
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
-from custpipe.quality.validate import validate_golden
+from custpipe.quality.validate import plan_golden, validate_golden
 
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
 XREF = dg.AssetKey(["mdm", "customer_xref"])
@@ -122,7 +122,27 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                     "report this as a bug of incremental consolidation)"
                 )
             report = conservation_report(con, list(run_cfg.sources))
-            suite, golden_rows = validate_golden(con, settings, run_cfg.quality.results_limit)
+            golden_plan = plan_golden(
+                con,
+                settings,
+                enabled=inc.enabled,
+                full_every_days=inc.full_every_days,
+                full_refresh=full_refresh_requested(context),
+                business_date=business_date,
+            )
+            suite, golden_rows, golden_diffs = validate_golden(
+                con,
+                settings,
+                run_cfg.quality.results_limit,
+                plan=golden_plan,
+                run_id=context.run_id,
+                business_date=business_date,
+            )
+            if golden_diffs:
+                context.log.error(
+                    "the full validation of the golden records differs from the incremental "
+                    f"state: {describe_differences(golden_diffs)}"
+                )
             review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
@@ -138,6 +158,10 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 if result.differences is None
                 else describe_differences(result.differences).replace("none", "identical"),
                 "golden_customers": result.golden,
+                "golden_suite_mode": golden_plan.mode,
+                "golden_suite_consistency": "not compared"
+                if golden_diffs is None
+                else describe_differences(golden_diffs).replace("none", "identical"),
                 "records_consolidated": result.records,
                 "duplicates_merged": result.merged_records,
                 "link_edges": result.edges,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -413,22 +413,124 @@ def validate_orders(
     return v.outcome, v.rules, v.rows
 
 
-def validate_golden(
-    con: duckdb.DuckDBPyConnection, settings: Settings, results_limit: int = 30
-) -> tuple[SuiteOutcome, int]:
-    """Run the `golden_customers` suite over the golden records, reading only the columns its
-    rules name. Returns (outcome, rows evaluated)."""
+#: The golden records as custpipe.quality.incremental validates them (scope 'golden_customers').
+GOLDEN_TARGET = inc.Target(
+    "golden_customers",
+    "mdm.golden_customers",
+    "TRUE",
+    id_sql='"golden_id"',
+    id_column="golden_id",
+)
+
+
+def plan_golden(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    *,
+    enabled: bool = True,
+    full_every_days: int | None = None,
+    full_refresh: bool = False,
+    business_date: date | None = None,
+) -> StagePlan:
+    """How the golden records' validation runs tonight: stage 'validate_golden' (apart from
+    the sources' 'validate'), its per-row state in quality.validated_rows under the scope
+    'golden_customers'; the rules of custpipe.quality.incremental.plan_validation."""
     suite = read_suite(settings.expectations_dir, "golden_customers")
-    golden = suite_columns(con, "mdm.golden_customers", suite, ["golden_id"])
-    outcome = validate_frame(
-        golden,
-        "golden_customers",
-        expectations_dir=settings.expectations_dir,
-        gx_dir=settings.gx_dir,
-        id_column="golden_id",
-        results_limit=results_limit,
-    )
-    return outcome, len(golden)
+    plan = incremental.plan_stage(
+        con, "validate_golden", "", inc.fingerprint_parts("golden_customers", suite),
+        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
+        business_date=business_date,
+    )  # fmt: skip
+    if not plan.incremental and not plan.compare:
+        return plan
+    why = inc.not_incremental(suite)
+    if why:
+        return replace(plan, mode=incremental.FULL, reason=why, compare=False)
+    (kept,) = con.execute(
+        "SELECT count(*) FROM quality.validated_rows WHERE scope = ?", [GOLDEN_TARGET.scope]
+    ).fetchall()[0]
+    if kept == 0:  # an empty golden table keeps no state either: a full run costs nothing
+        why = "no per-row validation state to continue from"
+        return replace(plan, mode=incremental.FULL, reason=why, compare=False)
+    return plan
+
+
+def _verdicts(outcome: SuiteOutcome) -> pd.DataFrame:
+    """Per rule what the golden check reads: success, rows evaluated, failed, skipped."""
+    return pd.DataFrame(
+        [
+            {"rule": o.rule, "success": bool(o.success), "evaluated": int(o.evaluated),
+             "failed": int(o.failed), "missing": int(o.missing)}
+            for o in outcome.outcomes
+        ],
+        columns=["rule", "success", "evaluated", "failed", "missing"],
+    )  # fmt: skip
+
+
+def validate_golden(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    results_limit: int = 30,
+    *,
+    plan: StagePlan | None = None,
+    run_id: str = "",
+    at: datetime | None = None,
+    business_date: date | None = None,
+) -> tuple[SuiteOutcome, int, dict[str, int] | None]:
+    """Run the `golden_customers` suite over the golden records, reading only the columns its
+    rules name. Returns (outcome, rows evaluated, a compared full run's differences or None).
+
+    With a `plan` (:func:`plan_golden`) it is custpipe.quality.incremental's validation: an
+    incremental night runs GX only on golden records whose validated values changed and
+    carries the others' outcomes forward (the verdicts of a full run); a compared full run
+    records the differences of state and verdicts; the state and the ops.stage_runs row are
+    written in one transaction. Without a plan: GX over every record, nothing recorded."""
+    suite = read_suite(settings.expectations_dir, "golden_customers")
+    if plan is None or inc.not_incremental(suite) is not None:
+        golden = suite_columns(con, "mdm.golden_customers", suite, ["golden_id"])
+        outcome = validate_frame(
+            golden,
+            "golden_customers",
+            expectations_dir=settings.expectations_dir,
+            gx_dir=settings.gx_dir,
+            id_column="golden_id",
+            results_limit=results_limit,
+        )
+        return outcome, len(golden), None
+    at = at or datetime.now(UTC).replace(tzinfo=None)
+    kwargs = {"results_limit": results_limit, "include_values": False}
+    args = (con, GOLDEN_TARGET, "golden_customers", suite)
+    before = None
+    if plan.compare:
+        before = inc.evaluate_incremental(
+            *args, settings.gx_dir, run_id, at, build_docs=False, **kwargs
+        )
+    if plan.incremental:
+        ev = inc.evaluate_incremental(*args, settings.gx_dir, run_id, at, **kwargs)
+    else:
+        ev = inc.evaluate_full(
+            *args, settings.expectations_dir, settings.gx_dir, run_id, at, **kwargs
+        )
+    diffs = None
+    if before is not None:
+        diffs = inc.state_differences(con, GOLDEN_TARGET, ev)
+        diffs |= _frame_pair_differences(
+            con, "golden verdicts", _verdicts(ev.outcome), _verdicts(before.outcome)
+        )
+    with warehouse.transaction(con):
+        inc.store_state(con, GOLDEN_TARGET, ev, run_id, at)
+        record_stage(con, plan, run_id, business_date, at, ev.changed, diffs)
+    return ev.outcome, ev.rows, diffs
+
+
+def _frame_pair_differences(
+    con: duckdb.DuckDBPyConnection, name: str, expected: pd.DataFrame, actual: pd.DataFrame
+) -> dict[str, int]:
+    """incremental.differences of two frames, reported under `name`."""
+    for rel, frame in (("_cv_golden_e", expected), ("_cv_golden_a", actual)):
+        with warehouse.registered(con, "_cv_golden_frame", frame):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM _cv_golden_frame")
+    return incremental.differences(con, {name: ("_cv_golden_e", "_cv_golden_a")})
 
 
 def raw_suite_for(source: str, expectations_dir) -> str | None:
