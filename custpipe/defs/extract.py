@@ -66,22 +66,48 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             for note in r.notes:
                 context.log.warning(note)
         table = [
-            {"dataset": r.dataset, "rows": r.rows, "mode": r.mode, "why full": r.full_reason or ""}
+            {
+                "dataset": r.dataset,
+                "rows": r.rows,
+                "mode": r.mode,
+                "why full": r.full_reason or "",
+                "unchanged since": r.unchanged_since.parent.name if r.unchanged_since else "",
+            }
             for r in results
         ]
         for r in results:
             if r.full_reason:
                 context.log.info(f"{source_name}.{r.dataset}: every row read — {r.full_reason}")
+            if r.unchanged_since:
+                context.log.info(
+                    f"{source_name}.{r.dataset}: unchanged since {r.unchanged_since} (the file "
+                    "is byte-identical to that extraction's): not read, nothing new landed"
+                )
+        unchanged = [r for r in results if r.unchanged_since]
         yield dg.MaterializeResult(
             metadata={
                 "rows": sum(r.rows for r in results),
-                "rows_by_dataset": md_table(table, ["dataset", "rows", "mode", "why full"]),
+                "rows_by_dataset": md_table(
+                    table, ["dataset", "rows", "mode", "why full", "unchanged since"]
+                ),
+                "datasets_unchanged": len(unchanged),
                 "warnings": len([n for r in results for n in r.notes]),
-                "landing_paths": dg.MetadataValue.md("\n".join(f"- `{r.path}`" for r in results)),
+                "landing_paths": dg.MetadataValue.md(
+                    "\n".join(
+                        f"- `{r.path}`"
+                        + (" (unchanged: not read again)" if r.unchanged_since else "")
+                        for r in results
+                    )
+                ),
                 "unused_columns": sum(len(r.extra_columns) for r in results),
             }
         )
         customers = next((r for r in results if r.dataset == "customers"), None)
+        if customers is not None and customers.unchanged_since is not None:
+            # the same bytes passed the raw suite when they were landed (a rejected landing is
+            # never the one compared with): nothing new to check
+            yield check_result(unchanged_raw_check(customers.unchanged_since), source_name)
+            return
         landing = customers.path if customers else None
         yield check_result(raw_check(custpipe, source, landing), source_name)
 
@@ -101,3 +127,16 @@ def raw_check(custpipe: CustpipeResource, source, landing_path) -> gates.GateRes
             quality.include_values_in_docs,
         )
     return gates.raw_shape(outcome, rows, source.name)
+
+
+def unchanged_raw_check(landing_path) -> gates.GateResult:
+    """The raw check of a customer export that is byte-identical to its last accepted
+    extraction: passed, nothing new was landed to validate."""
+    return gates.GateResult(
+        gates.RAW_SHAPE,
+        True,
+        gates.CHECKS[gates.RAW_SHAPE].severity,
+        f"unchanged since {landing_path.parent.name}: the export is byte-identical to that "
+        "extraction, which passed; nothing new landed",
+        {"rows_evaluated": 0},
+    )

@@ -361,8 +361,8 @@ def stage_source(
             fingerprint = mapping_fingerprint(source, name)
             restage = restage_fingerprint(source, name)
             pending = pending_landings(con, settings, source.name, name, business_date, restage)
-            if not pending:
-                latest_landing(settings, source.name, name, business_date)  # clear error if none
+            if not pending:  # nothing new (an unchanged export lands no folder): keep all
+                latest_landing(settings, source.name, name)  # a clear error if none at all
                 report.append(StagedDataset(name, 0, "unchanged", ""))
                 continue
             for path in pending:

@@ -8,6 +8,7 @@ input of every run can be replayed.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import shutil
@@ -47,6 +48,9 @@ class ExtractResult:
     mode: str = "full"  # or "incremental" (rows at or above the previous watermark only)
     notes: tuple[str, ...] = ()  # warnings for the operator (never customer values)
     full_reason: str | None = None  # why an incremental reader read every row
+    # "unchanged": a file byte-identical to its last extraction, not read; `path` is that
+    # extraction's landing folder and nothing new was written
+    unchanged_since: Path | None = None
 
 
 def resolve_url(conn: ConnectionConfig | None, owner: str, settings: Settings) -> str:
@@ -250,6 +254,62 @@ def full_extraction_reason(
     return None
 
 
+FILE_KINDS = ("csv", "jsonl", "parquet", "xlsx")
+
+
+def file_signature(path: Path, reader: ReaderConfig, owner: str = "?") -> dict:
+    """What identifies a file export's content and how it is read: size, mtime (ns) and the
+    sha256 of its bytes, with a hash of the reader settings (a new encoding or delimiter
+    reads the same bytes differently). Recorded in the manifest as `file`."""
+    digest = hashlib.sha256()
+    try:
+        before = path.stat()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        after = path.stat()
+    except OSError as exc:
+        before, after = None, exc
+    if before is None or (before.st_size, before.st_mtime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+    ):
+        raise readers.SourceReadError(
+            f"source '{owner}': {path} vanished or changed while it was hashed; nothing was "
+            "landed. Rerun the extract once the delivery of the export is complete.",
+            retryable=True,
+        )
+    return {
+        "size": after.st_size,
+        "mtime_ns": after.st_mtime_ns,
+        "sha256": digest.hexdigest(),
+        # a symbolic link's target (None: a plain file): a link set to another file is read
+        "link": os.path.realpath(path) if path.is_symlink() else None,
+        "reader": hashlib.sha1(reader.model_dump_json().encode()).hexdigest()[:16],
+    }
+
+
+def unchanged_file(before: dict | None, signature: dict | None, expected: list[str]) -> bool:
+    """True when the file is byte-identical to the one of the last (not rejected) extraction,
+    read with the same reader settings, and that extraction has every column the mapping
+    needs now (so its schema checks hold): it need not be read again."""
+    if before is None or signature is None or not before.get("file"):
+        return False
+    keys = ("size", "sha256", "reader", "link")
+    same = all(before["file"].get(k) == signature[k] for k in keys)
+    return same and set(expected) <= set(before.get("columns") or [])
+
+
+def _landing_of(manifest: dict, settings: Settings) -> Path:
+    return (
+        settings.landing_dir
+        / manifest["business_date"]
+        / manifest["source"]
+        / manifest["extracted_at"]
+        / manifest["dataset"]
+    )
+
+
 def extract_dataset(
     source: SourceConfig,
     name: str,
@@ -261,11 +321,31 @@ def extract_dataset(
     """Extract one dataset of a source into a new landing folder and return what was written.
 
     With a `watermark` on the reader, only rows above the last extraction's maximum are read,
-    unless `full_refresh` (or there is no earlier extraction).
+    unless `full_refresh` (or there is no earlier extraction). A file export byte-identical
+    to the one of the last extraction (`file_signature`) is not read at all, unless
+    `full_refresh`: the result says `unchanged_since` that extraction's folder and no new
+    folder is written (staging then has nothing to apply).
     """
     dataset = source.datasets()[name]
     reader = dataset.reader
     before = previous_manifest(settings, source.name, name)
+    signature = None
+    if reader.kind in FILE_KINDS:
+        path = source_path(reader, settings, business_date, source.name)
+        readers._require_file(path, source.name)  # the reader's own check and error
+        # a file gone since (a delivery moved away) gets the reader's error below
+        signature = file_signature(path, reader, source.name) if path.is_file() else None
+        if not full_refresh and unchanged_file(before, signature, dataset.source_columns()):
+            landing = _landing_of(before, settings)
+            return ExtractResult(
+                name,
+                landing,
+                0,
+                tuple(before["columns"]),
+                tuple(before.get("extra_columns") or ()),
+                "unchanged",
+                unchanged_since=landing,
+            )
     since, full_reason = None, None
     if reader.watermark:
         last_full = previous_manifest(settings, source.name, name, mode="full")
@@ -294,6 +374,15 @@ def extract_dataset(
             table = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
             pq.write_table(table, target / f"part-{part:05d}.parquet")
             rows += len(chunk)
+        if signature is not None:  # what was read is what was hashed
+            now = readers._signature(path)
+            if now is None or now[1:] != (signature["size"], signature["mtime_ns"]):
+                raise readers.SourceReadError(
+                    f"source '{source.name}': {path} changed between its hashing and its "
+                    "reading; nothing was landed. Rerun the extract once the delivery of the "
+                    "export is complete.",
+                    retryable=True,
+                )
     except Exception:
         if chunks is not None:
             chunks.close()  # a reader's connection and transaction end now, not at GC
@@ -329,6 +418,7 @@ def extract_dataset(
         "watermark_column": reader.watermark,
         "watermark_since": readers.encode_watermark(since) if since is not None else None,
         "watermark_max": readers.encode_watermark(mark) if mark is not None else None,
+        "file": signature,
         "notes": notes,
     }
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
