@@ -163,9 +163,11 @@ class RunFigures:
     # seconds before the first step and after the last (see FIXED_COSTS)
     fixed: dict[str, float] = field(default_factory=dict)
     run_id: str = ""
-    # per asset: how its stage ran ('full' / 'incremental' / ...) and, if compared, the result
+    # per asset: how its stage ran ('incremental', 'full (why)', ...) and, if compared, the result
     modes: dict[str, str] = field(default_factory=dict)
     consistency: dict[str, str] = field(default_factory=dict)
+    # step: its error's first line; 'check <asset>:<check>': a failed check's description
+    failed_steps: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
@@ -182,6 +184,7 @@ class RunFigures:
             "run_id": self.run_id,
             "modes": self.modes,
             "consistency": self.consistency,
+            "failed_steps": self.failed_steps,
         }
 
 
@@ -216,6 +219,7 @@ def run_nightly(
     `custpipe/full_refresh=true` (every stage recomputes in full and compares)."""
     import dagster as dg
 
+    from custpipe.cli import failure_headline
     from custpipe.definitions import build_definitions
     from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
@@ -241,6 +245,7 @@ def run_nightly(
         sampler.stop()
     windows: dict[str, list[float]] = {}
     metadata: dict[str, dict] = {}
+    failed = {e.step_key: failure_headline(e) for e in result.all_events if e.is_step_failure}
     for entry in instance.all_logs(result.run_id):
         event = entry.dagster_event
         if event is None:
@@ -250,6 +255,10 @@ def run_nightly(
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:  # a gate's description: rule names and counts, no values
+            where = f"check {check.asset_key.to_user_string()}:{check.check_name}"
+            failed[where] = check.description or "failed"
     steps_start = min((min(t) for t in windows.values()), default=ended)
     steps_end = max((max(t) for t in windows.values()), default=ended)
     fixed = dict(
@@ -291,10 +300,15 @@ def run_nightly(
         standardise_customers=standardise_customers,
         fixed={k: round(v, 2) for k, v in fixed.items()},
         run_id=result.run_id,
-        modes={k: str(m["mode"]) for k, m in sorted(metadata.items()) if "mode" in m},
+        modes={
+            k: str(m["mode"]) + (f" ({m['why_full']})" if m.get("why_full", "-") != "-" else "")
+            for k, m in sorted(metadata.items())
+            if "mode" in m
+        },
         consistency={
             k: str(m["consistency"]) for k, m in sorted(metadata.items()) if "consistency" in m
         },
+        failed_steps=failed,
     )
 
 
@@ -411,28 +425,32 @@ def identity_check(work: Path, label: str) -> dict:
     """Whether the incremental state in `work` equals a full recompute of the same inputs.
 
     Copies `work` (warehouse, landing zone, source systems incl. the ERP table publish
-    writes to) and runs the nightly job there with a full refresh: every stage recomputes
+    writes to) and runs the nightly job in the copy, at `work`'s own path (the original is
+    moved aside and back), with a full refresh: every stage recomputes
     in full and compares with the incremental state (ops.stage_runs.differences, JSON,
     '{}' identical). Returns {'identical', 'differences' {stage[/scope]: {table: rows}},
     'not_compared' {stage[/scope]: why}, 'rows_published' (0 when identical: the ERP holds
     the incremental result already), 'stages_compared', 'seconds', 'success'}."""
     from custpipe import warehouse
 
-    copy = work.with_name(work.name + "-identity")
-    shutil.rmtree(copy, ignore_errors=True)
+    # the copy runs at the run folder's own path (the original is moved aside meanwhile):
+    # the warehouse holds absolute landing paths, which must name the copy's folders
+    kept = work.with_name(work.name + "-incremental")
+    log = work.with_name(f"{work.name}-identity-{label.replace(' ', '').replace(',', '-')}.log")
+    shutil.rmtree(kept, ignore_errors=True)
+    work.rename(kept)
     try:
-        shutil.copytree(work, copy, symlinks=True)
-        figures = _run_in_child(
-            copy, f"{label}: full recompute", log=copy / "identity.log", full_refresh=True
-        )
-        with warehouse.connect(copy / "warehouse.duckdb", read_only=True) as con:
+        shutil.copytree(kept, work, symlinks=True)
+        figures = _run_in_child(work, f"{label}: full recompute", log=log, full_refresh=True)
+        with warehouse.connect(work / "warehouse.duckdb", read_only=True) as con:
             rows = con.execute(
                 "SELECT stage, scope, mode, reason, differences FROM ops.stage_runs "
                 "WHERE run_id = ? ORDER BY stage, scope",
                 [figures.run_id],
             ).fetchall()
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        kept.rename(work)
     return identity_verdict(rows, figures)
 
 
@@ -457,6 +475,7 @@ def identity_verdict(rows: list[tuple], figures: RunFigures) -> dict:
         "stages_compared": len(rows) - len(not_compared),
         "seconds": figures.seconds,
         "success": figures.success,
+        "failed_steps": figures.failed_steps,
     }
 
 
@@ -469,7 +488,9 @@ def describe_identity(identity: dict | None) -> str:
         return f"identical ({identity['stages_compared']} stage runs compared)"
     parts = []
     if not identity["success"]:
-        parts.append("the full recompute FAILED")
+        failed = identity.get("failed_steps") or {}
+        steps = "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+        parts.append("the full recompute FAILED" + (f" ({steps})" if steps else ""))
     if identity["stages_compared"] == 0 and not identity["not_compared"]:
         parts.append("no stage recorded a comparison")
     for stage, tables in sorted(identity["differences"].items()):
@@ -768,9 +789,9 @@ def format_report(report: dict) -> str:
                     f"  {r['label']}: equal to a full recompute? {describe_identity(r['identity'])}"
                 )
             modes = r.get("modes") or {}
-            full = sorted(k for k, m in modes.items() if m != "incremental")
-            if r.get("kind") in ("unchanged", "changed") and full:
-                lines.append(f"  {r['label']}: ran in full: {', '.join(full)}")
+            other = [f"{k} {m}" for k, m in sorted(modes.items()) if m != "incremental"]
+            if r.get("kind") in ("unchanged", "changed") and other:
+                lines.append(f"  {r['label']}: not incremental: {', '.join(other)}")
     pub = report.get("publish")
     if pub and "skipped" in pub:
         lines.append(f"\npublish bench: {pub['skipped']}")

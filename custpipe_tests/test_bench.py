@@ -318,7 +318,7 @@ def test_the_report_names_fixed_costs_shares_and_identity(capsys):
     share = next(x for x in text.splitlines() if x.strip().startswith("of first run"))
     assert "4.5%" in share
     assert "rerun, no change: equal to a full recompute? identical (6 stage runs" in text
-    assert "rerun, no change: ran in full: mdm/golden_customers" in text
+    assert "rerun, no change: not incremental: mdm/golden_customers full" in text
 
 
 def test_the_child_run_takes_the_launch_time_and_the_full_refresh_flag(tmp_path, monkeypatch):
@@ -387,3 +387,39 @@ def bench_day():
     from custpipe import bench
 
     return bench.BUSINESS_DATE
+
+
+def test_the_identity_check_recomputes_in_a_copy_at_the_run_folders_own_path(tmp_path, monkeypatch):
+    import duckdb
+
+    from custpipe import bench, warehouse
+
+    work = tmp_path / "run-10"
+    with warehouse.connect(work / "warehouse.duckdb"):
+        pass  # the contract tables, ops.stage_runs among them
+    (work / "marker").write_text("incremental")
+    seen = []
+
+    def full_recompute(data_dir, label, log=None, full_refresh=False):
+        # at the same path (the warehouse's absolute landing paths name the copy's folders)
+        seen.append((data_dir, full_refresh, (data_dir / "marker").read_text()))
+        (data_dir / "marker").write_text("recomputed")
+        with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+            con.execute(
+                "INSERT INTO ops.stage_runs (stage, scope, run_id, mode, reason, differences, "
+                "recorded_at) VALUES ('consolidate', '', 'r-full', 'full', 'full refresh "
+                "requested', '{}', now()), ('validate', 'erp', 'r-full', 'full', 'x', "
+                "'{\"quality.quarantine\": 2}', now())"
+            )
+        return bench.RunFigures(label, True, 5.0, 1.0, 0, run_id="r-full")
+
+    monkeypatch.setattr(bench, "_run_in_child", full_recompute)
+    verdict = bench.identity_check(work, "rerun, 1% changed")
+    assert seen == [(work, True, "incremental")]
+    assert not verdict["identical"] and verdict["stages_compared"] == 2
+    assert verdict["differences"] == {"validate/erp": {"quality.quarantine": 2}}
+    # the incremental state is back as it was; the copy is gone
+    assert (work / "marker").read_text() == "incremental"
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ops.stage_runs").fetchone() == (0,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-10"]
