@@ -1,7 +1,8 @@
 """Incremental publish (custpipe.publish.state): over a sequence of nights, the target, its
 log and the delta files equal those of a full publish of the same golden records."""
 
-from datetime import date, datetime, timedelta
+import uuid
+from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
@@ -247,7 +248,7 @@ def test_a_dry_run_and_a_refused_night_leave_the_record_alone(tmp_path):
 
 def test_incremental_publish_to_postgresql(tmp_path, postgres_url):
     """The target's mark (checksum, counts, log) reads the same on PostgreSQL."""
-    table = f"ZCUST_INC_{datetime.now().strftime('%H%M%S%f')}"
+    table = f"ZCUST_INC_{uuid.uuid4().hex[:12].upper()}"
     w = Nights(tmp_path, inc_url=postgres_url, table=table)
     try:
         for i in range(1, 6):
