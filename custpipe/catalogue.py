@@ -399,11 +399,15 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
            "4217, a duplicate id, a required field empty)) with a suggested fix", contract=True,
             key_columns=("order_id", "kind")),
         Table("recon", "order_state", (
-            _text("part", "'order', 'xref', 'golden', 'customer' or 'lines'", nullable=False),
+            _text("part", "'order', 'xref', 'golden', 'customer' or 'lines'; 'total:<part>': "
+                  "that part's rows (copies) and sum of states", nullable=False),
             Column("state", "UBIGINT", description="hash of what the reconciliation read"),
-            Column("copies", "BIGINT", description="rows of the part with that state"),
+            Column("copies", "BIGINT", description="rows of the part with that state and key"),
+            Column("key_hash", "UBIGINT", description="hash of the row's key (record, order "
+                   "number or golden ID)"),
             _text("source_system"), _text("source_id"), _text("order_number"),
             _text("customer_ref"), _text("golden_id"),
+            _text("run_id", "the run that wrote the input row (staging, consolidation)"),
         ), "what the last reconciliation read (staged orders and their lines, golden customers "
            "of records, ERP numbers, staged customers), as hashes: a night reconciles again "
            "the orders whose inputs changed and the orders related to them"),

@@ -51,6 +51,7 @@ class Reconciliation:
     reconciled: int  # order ids whose findings were made again (full: every staged order)
     differences: dict[str, int] | None = None
     everything: bool = True  # every finding was made again
+    compared_in_full: tuple[str, ...] = ()  # inputs whose aggregate did not prove the rest
 
 
 def fingerprint_parts(rules: ReconcileRules, order_sources: list[str]) -> dict[str, str]:
@@ -141,14 +142,15 @@ def reconcile(
     """
     diffs = None
     with warehouse.transaction(con):
-        changes.read_state(con)
         (staged,) = con.execute("SELECT count(*) FROM staging.orders").fetchone()
         if plan.incremental:
             found = changes.affected_orders(con, rules.system_of_record, _SCOPE)
             if found.everything:
                 _replace_all(con, rules, run_id)
-            else:
+            elif found.scope:
                 _reconcile_scope(con, rules, run_id)
+            else:  # nothing a finding reads changed: only the state's runs move on
+                changes.update_state(con)
         else:
             found = changes.Changes(int(staged), int(staged), everything=True)
             if plan.compare:
@@ -160,7 +162,9 @@ def reconcile(
         incremental.record_stage(con, plan, run_id, business_date, at, found.changed, diffs)
         changes.drop_temporaries(con, _SCOPE)
         counts = _counts(con)
-    return Reconciliation(counts, found.changed, found.scope, diffs, found.everything)
+    return Reconciliation(
+        counts, found.changed, found.scope, diffs, found.everything, found.compared_in_full
+    )
 
 
 def reconcile_orders(
@@ -175,7 +179,6 @@ def reconcile_orders(
     records no stage run); return counts by kind."""
     rules = ReconcileRules(system_of_record, erp_source, tolerance, date_window_days)
     with warehouse.transaction(con):
-        changes.read_state(con)
         _replace_all(con, rules, run_id)
         changes.drop_temporaries(con)
         return _counts(con)

@@ -80,6 +80,11 @@ line_totals AS (  -- per system and order number: the sum of its lines (where a 
     WHERE order_number IS NOT NULL AND ($all OR order_number IN (SELECT order_number FROM scope_numbers))
     GROUP BY ALL
 ),
+staged_refs AS (  -- the staged customers that orders without a golden customer refer to
+    SELECT DISTINCT c.source_system, c.source_id FROM staging.customers c
+    SEMI JOIN (SELECT source_system, customer_ref FROM o WHERE golden_id IS NULL) u
+      ON u.source_system = c.source_system AND u.customer_ref = c.source_id
+),
 headers AS (
     SELECT * FROM o WHERE order_number IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY source_system, order_number ORDER BY source_id) = 1
@@ -128,7 +133,7 @@ SELECT coalesce(o.order_number, o.source_system || ':' || coalesce(o.source_id, 
             ELSE 'customer ' || o.customer_ref || ' of ' || o.source_system
                  || ' is quarantined: fix it (see quality.quarantine), the order follows next run'
        END
-FROM o LEFT JOIN (SELECT DISTINCT source_system, source_id FROM staging.customers) st
+FROM o LEFT JOIN staged_refs st
   ON st.source_system = o.source_system AND st.source_id = o.customer_ref
 WHERE o.golden_id IS NULL
 UNION ALL

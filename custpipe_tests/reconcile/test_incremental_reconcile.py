@@ -224,8 +224,17 @@ def test_a_failed_night_leaves_the_last_good_state(con, monkeypatch):
     assert_identical(con)
 
 
-def _random_step(con, rng: random.Random, serial: int) -> None:
-    """A random night of changes: inserts, updates, deletions, re-pointed customers."""
+def _stamp(serial: int, rng: random.Random) -> dict:
+    """What staging writes with a row it (re)stages: a new raw hash and its run."""
+    return {"raw_hash": rng.randrange(1, 2**62), "run_id": f"s{serial}"}
+
+
+def _random_step(con, rng: random.Random, serial: int, stamped: bool = False) -> None:
+    """A random night of changes: inserts, updates, deletions, re-pointed customers. With
+    `stamped`, rows are written as staging and the consolidation write them: a (re)staged
+    row with a new raw hash and the night's run, golden rows rebuilt (new run) on both sides
+    of a record that moves — and, now and then, a duplicate-id flag set in place."""
+    stamp = (lambda: _stamp(serial, rng)) if stamped else dict
     ids = [r[0] for r in con.execute("SELECT rowid FROM staging.orders").fetchall()]
     numbers = [str(rng.randrange(40)) for _ in range(6)]
     customers = ["K1", "K2", "K3", "K4", "KQ", "NOPE", None]
@@ -236,10 +245,12 @@ def _random_step(con, rng: random.Random, serial: int) -> None:
         number = rng.choice([*numbers, None])
         day = f"2026-11-{rng.randrange(1, 9):02d}"
         amount = rng.choice([10.0, 20.0, 50.0, None])
+        row = {"source_system": system, "source_id": f"N{serial}-{k}", "order_number": number,
+               "customer_ref": cust, "amount": amount, "currency": "EUR",
+               "status": rng.choice(["open", "done"]), "order_date": day} | stamp()  # fmt: skip
         con.execute(
-            "INSERT INTO staging.orders (source_system, source_id, order_number, customer_ref, "
-            "amount, currency, status, order_date) VALUES (?, ?, ?, ?, ?, 'EUR', ?, ?)",
-            [system, f"N{serial}-{k}", number, cust, amount, rng.choice(["open", "done"]), day],
+            f"INSERT INTO staging.orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
         )
     for rid in rng.sample(ids, min(len(ids), rng.randrange(0, 4))):
         column, value = rng.choice(
@@ -250,12 +261,24 @@ def _random_step(con, rng: random.Random, serial: int) -> None:
                 ("order_date", f"2026-11-{rng.randrange(1, 9):02d}"),
             ]
         )
-        con.execute(f"UPDATE staging.orders SET {column} = ? WHERE rowid = ?", [value, rid])
+        sets = {column: value} | stamp()
+        con.execute(
+            f"UPDATE staging.orders SET {', '.join(f'{c} = ?' for c in sets)} WHERE rowid = ?",
+            [*sets.values(), rid],
+        )
     for rid in rng.sample(ids, min(len(ids), rng.randrange(0, 3))):
         con.execute("DELETE FROM staging.orders WHERE rowid = ?", [rid])
+    if stamped and rng.random() < 0.2:  # staging flags a duplicate id in place (no new run)
+        con.execute(
+            "UPDATE staging.orders SET mapping_errors = 'duplicate_id:source_id' WHERE rowid = ?",
+            [rng.choice(ids)],
+        )
     if rng.random() < 0.5:  # a customer moves to another golden customer (merge or split)
         who = rng.choice(["K2", "S1", "K3", "S3", "S4", "SX"])
         to = rng.choice(["G1", "G2", "G4", f"G{serial}"])
+        before = con.execute(
+            "SELECT golden_id FROM mdm.customer_xref WHERE source_id = ?", [who]
+        ).fetchall()
         con.execute("DELETE FROM mdm.customer_xref WHERE source_id = ?", [who])
         if rng.random() < 0.8:  # else: quarantined
             system = "erp" if who.startswith("K") else "sales"
@@ -264,17 +287,30 @@ def _random_step(con, rng: random.Random, serial: int) -> None:
                 "VALUES (?, ?, ?)",
                 [system, who, to],
             )
+        if stamped:  # the consolidation rebuilds the golden rows on both sides
+            con.execute(
+                "INSERT INTO mdm.golden_customers (golden_id) SELECT ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM mdm.golden_customers WHERE golden_id = ?)",
+                [to, to],
+            )
+            con.execute(
+                "UPDATE mdm.golden_customers SET run_id = ? WHERE golden_id IN (SELECT unnest(?))",
+                [f"c{serial}", [to, *(g for (g,) in before)]],
+            )
     if rng.random() < 0.3:
         number = rng.choice(numbers)
+        row = {"source_system": rng.choice(["erp", "sales"]), "order_number": number,
+               "line_amount": rng.choice([5.0, 10.0, None])} | stamp()  # fmt: skip
         con.execute(
-            "INSERT INTO staging.order_lines (source_system, order_number, line_amount) "
-            "VALUES (?, ?, ?)",
-            [rng.choice(["erp", "sales"]), number, rng.choice([5.0, 10.0, None])],
+            f"INSERT INTO staging.order_lines ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
         )
     if rng.random() < 0.2:
         con.execute(
-            "UPDATE mdm.golden_customers SET erp_customer_number = ? WHERE golden_id = 'G1'",
-            [rng.choice(["K1", "K2"])],
+            "UPDATE mdm.golden_customers SET erp_customer_number = ?, run_id = ? "
+            "WHERE golden_id = 'G1'",
+            [rng.choice(["K1", "K2"]), f"c{serial}" if stamped else None],
         )
 
 
@@ -288,3 +324,51 @@ def test_random_nights_end_each_in_the_full_recomputes_findings(con, seed):
         p, done = night(con, f"r{serial}")
         assert p.mode == "incremental"
         assert_identical(con)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_nights_of_staged_rows_end_each_in_the_full_recomputes_findings(con, seed):
+    """Rows with raw hashes and runs: the candidates are the rows of runs not seen yet, the
+    rest proven unchanged by the aggregates (else compared in full) — equal either way."""
+    rng = random.Random(seed)
+    con.execute("INSERT INTO staging.customers (source_system, source_id) VALUES ('sales', 'SX')")
+    for table in ("staging.orders", "staging.order_lines", "staging.customers"):
+        con.execute(
+            f"UPDATE {table} SET raw_hash = (hash(rowid, '{table}') >> 2)::BIGINT, run_id = 's0'"
+        )
+    con.execute("UPDATE mdm.golden_customers SET run_id = 'c0'")
+    night(con, "r0")
+    fast = 0
+    for serial in range(1, 13):
+        _random_step(con, rng, serial, stamped=True)
+        p, done = night(con, f"r{serial}")
+        assert p.mode == "incremental"
+        fast += not done.compared_in_full
+        assert_identical(con)
+    assert fast > 0  # some nights proved every part from its candidates alone
+
+
+def test_staged_rows_restaged_as_staging_does_are_found_without_a_full_comparison(con):
+    """A restaged order (new raw hash, new run) and a rebuilt golden row are the only rows
+    read besides the aggregates; a deleted order makes its part be compared in full."""
+    for table in ("staging.orders", "staging.order_lines", "staging.customers"):
+        con.execute(f"UPDATE {table} SET raw_hash = (hash(rowid) >> 2)::BIGINT, run_id = 's0'")
+    con.execute("UPDATE mdm.golden_customers SET run_id = 'c0'")
+    night(con, "r0")
+    _, done = night(con, "r1")
+    assert done.changed == 0 and done.reconciled == 0 and done.compared_in_full == ()
+    con.execute(
+        "UPDATE staging.orders SET status = 'done', raw_hash = 7, run_id = 's2' "
+        "WHERE source_id = '1'"
+    )
+    con.execute(
+        "UPDATE mdm.golden_customers SET erp_customer_number = 'K2', run_id = 'c2' "
+        "WHERE golden_id = 'G1'"
+    )
+    _, done = night(con, "r2")
+    assert done.compared_in_full == () and done.changed == 4  # old and new of each
+    assert_identical(con)
+    con.execute("DELETE FROM staging.orders WHERE source_id = 'SO-5'")
+    _, done = night(con, "r3")
+    assert done.compared_in_full == ("order",) and done.changed == 1
+    assert_identical(con)
