@@ -18,7 +18,7 @@ from custpipe.defs.common import (
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
 from custpipe.incremental import describe_differences, plan_stage
-from custpipe.quality.validate import validate_orders
+from custpipe.quality.validate import plan_orders, validate_orders
 from custpipe.reconcile.orders import STAGE, ReconcileRules, fingerprint_parts, reconcile
 
 DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
@@ -74,12 +74,24 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 business_date,
                 datetime.now(UTC).replace(tzinfo=None),
             )
+            checks = plan_orders(  # the orders suite validates the changed orders only
+                con,
+                custpipe.settings,
+                enabled=run_cfg.incremental.enabled,
+                full_every_days=run_cfg.incremental.full_every_days,
+                full_refresh=full_refresh_requested(context),
+                business_date=business_date,
+            )
+            if checks.reason:
+                context.log.info(f"orders suite: full validation — {checks.reason}")
             suite, rules_df, orders = validate_orders(
                 con,
                 custpipe.settings,
                 context.run_id,
                 datetime.now(UTC).replace(tzinfo=None),
                 run_cfg.quality.results_limit,
+                plan=checks,
+                business_date=business_date,
             )
         counts = done.counts
         if done.differences:
@@ -94,6 +106,8 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         metadata |= plan_metadata(plan) | {
             "changed_inputs": done.changed,
             "orders_reconciled": "all" if done.everything else done.reconciled,
+            "compared_in_full": ", ".join(done.compared_in_full) or "none",
+            "orders_validation": checks.mode + (f" ({checks.reason})" if checks.reason else ""),
         }
         if plan.compare:
             metadata["consistency"] = (
