@@ -500,6 +500,24 @@ def publish_delta(
     return _publish(url, table, run_id, delta_of, dry_run, max_retire_share, merged_into, False)
 
 
+def read_target_mark(url: str, table: str) -> TargetMark | None:
+    """The mark of `table` at `url` as it is now (None: no table or log), read in a
+    connection of its own."""
+    engine = _engine(url, table)
+    try:
+        with engine.connect() as conn:
+            metadata = sa.MetaData()
+            return target_mark(conn, target_table(table, metadata), log_table(table, metadata))
+    except sa.exc.DBAPIError as exc:
+        raise PublishTargetError(
+            f"publish to {table} at {mask_url(url)} failed: {type(exc).__name__}: "
+            f"{_driver_message(exc, url)}. Nothing was written; check that the database is "
+            "reachable and the URL (environment variable) is right, then rerun."
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def _engine(url: str, table: str) -> sa.Engine:
     from custpipe.sources.sql_guard import check_url
 

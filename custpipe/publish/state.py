@@ -18,7 +18,7 @@ that are new to the target, were rebuilt since their publish, or are retired the
 others are unchanged. A night whose publish was blocked or failed leaves the record alone, so
 the next night still finds the records rebuilt that night. Retirements are the remembered
 rows not yet retired whose golden ID left ``mdm.golden_customers``: an anti-join of two ID
-columns inside DuckDB (tens of milliseconds at a million), not a read of every row. The
+columns inside DuckDB, not a read of every row. The
 content hash the log records is that of the remembered rows with tonight's changes (taken
 over from the last publish when nothing changed).
 
@@ -33,7 +33,9 @@ why. An edit that keeps the row hash and the stamp (a name changed in place) is 
 the full path too (it compares row hashes). The weekly full consistency run and
 ``--full-refresh`` publish in full and compare: the delta the incremental path would have
 written and the target state it would have remembered must equal those of the full path
-(``ops.stage_runs.differences``, names and counts only).
+(``ops.stage_runs.differences``, names and counts only) — unless the target's mark shows
+that it was changed behind custpipe's back: then the run repairs it, is not compared, and
+says why.
 
 Any change of meaning — the published columns, the code of the publish, the target table or
 database — makes the first publish after it a full one (the stage's fingerprint).
@@ -63,6 +65,7 @@ from custpipe.publish.erp import (
     compute_delta,
     publish,
     publish_delta,
+    read_target_mark,
 )
 from custpipe.publish.inputs import golden_for_publish, merge_successors
 from custpipe.secrets import mask_url
@@ -369,6 +372,12 @@ def publish_night(
                 result, plan, prepared.golden, prepared.hashed, None,
                 time.perf_counter() - started,
             )  # fmt: skip
+    if plan.compare:  # a target changed behind custpipe's back is no fault of the increments
+        expected, found = remembered_mark(con, table), read_target_mark(url, table)
+        if found != expected:
+            moved = ", ".join(expected.differences(found)) if found else "the table is gone"
+            why = f"{plan.reason}; not compared: the target is not what the last publish left"
+            plan = replace(plan, reason=f"{why} ({moved} differ)", compare=False)
     before = incremental_delta(con, table) if plan.compare else None
     golden = golden_for_publish(con)
     result = publish(golden, url, table, run_id, dry_run, max_retire_share, merge_successors(con))

@@ -183,6 +183,13 @@ def test_a_target_row_changed_behind_custpipes_back_is_detected_and_repaired(tmp
     night, ref = w.night("r4")
     assert night.plan.mode == "full" and night.result.inserted == 1
     w.assert_same(night, ref, counts=False)
+    with engine.begin() as conn:  # found by a full refresh: repaired, not a difference
+        conn.execute(sa.text(f"UPDATE {TABLE} SET row_hash = 'edited' WHERE golden_id = 'G1'"))
+    engine.dispose()
+    night, ref = w.night("r5", full_refresh=True)
+    assert (night.plan.mode, night.plan.compare, night.differences) == ("full", False, None)
+    assert "not compared" in night.plan.reason and night.result.updated == 1
+    w.assert_same(night, ref, counts=False)
 
 
 def test_a_publish_whose_warehouse_record_was_lost_is_followed_by_a_full_one(tmp_path):
