@@ -45,9 +45,13 @@ bench-febrl: install  ## custpipe's matching vs Splink's documented workflows on
 lint: install
 	$(BIN)/ruff check .
 
+# the suite on TEST_WORKERS pytest-xdist workers (0: in this process); each worker builds the
+# session fixtures it needs (the shared demo deployment) in its own temporary folder
+TEST_WORKERS ?= 2
+
 test: install  ## lint, then the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(DATA) $(DAGSTER_HOME) .pytest_cache .ruff_cache

@@ -210,11 +210,11 @@ def copy_sales_export(settings, day: str, keep_rows: int | None, base: str = "20
         (folder / f"{kind}_{day}.csv").write_text("".join(kept), encoding=encoding)
 
 
-def test_backfill_of_an_older_date_never_rolls_the_erp_back(tmp_path):
-    deployment = make_deployment(tmp_path, customers=120)
-    instance = dg.DagsterInstance.ephemeral()
-    assert run_nightly(deployment.settings, instance).success
+def test_backfill_of_an_older_date_never_rolls_the_erp_back(demo_copy):
+    deployment, instance, first = demo_copy  # after its nightly of 2026-11-27
+    assert first.success
     before = erp_rows(deployment.settings)
+    assert len(before) > 0
     copy_sales_export(deployment.settings, "20261120", keep_rows=10)  # an old, smaller export
     from custpipe.definitions import build_definitions
 
@@ -231,15 +231,15 @@ def test_backfill_of_an_older_date_never_rolls_the_erp_back(tmp_path):
     assert staged["staging/sales"]["customers_mode"].value == "unchanged"
 
 
-def test_an_empty_export_blocks_before_anything_is_retired(tmp_path):
+def test_an_empty_export_blocks_before_anything_is_retired(demo_copy):
     from datetime import date
 
-    deployment = make_deployment(tmp_path, customers=120, business_date=date(2026, 11, 20))
-    instance = dg.DagsterInstance.ephemeral()
-    assert run_nightly(deployment.settings, instance, day=date(2026, 11, 20)).success
+    deployment, instance, first = demo_copy  # after its nightly of 2026-11-27
+    assert first.success
     before = erp_rows(deployment.settings)
-    copy_sales_export(deployment.settings, "20261121", keep_rows=0, base="20261120")
-    result = run_nightly(deployment.settings, instance, day=date(2026, 11, 21))
+    assert len(before) > 0
+    copy_sales_export(deployment.settings, "20261128", keep_rows=0)  # header only
+    result = run_nightly(deployment.settings, instance, day=date(2026, 11, 28))
     assert not result.success
     checks = {
         (e.asset_key.to_user_string(), e.asset_check_key.name): e
