@@ -137,34 +137,43 @@ def reconcile(
 
     Incremental: the findings of the order ids whose findings can differ from the last run's
     (:func:`custpipe.reconcile.changes.affected_orders`) are deleted and made again. Full:
-    every finding is made again; if `plan.compare`, the result is compared with the
-    incremental state it replaces (:func:`custpipe.incremental.differences`).
+    every finding is made again; if `plan.compare`, tonight's incremental run is made first
+    and rolled back, and the full findings are compared with its image
+    (:func:`custpipe.incremental.hash_differences`).
     """
-    diffs = None
+    expected = None
+    if plan.compare:  # tonight's incremental run, undone: an image of its findings is kept
+        with warehouse.rolled_back(con):
+            _incremental(con, rules, run_id)
+            expected = {TABLE: incremental.row_hashes(con, TABLE)}
+            changes.drop_temporaries(con, _SCOPE)
     with warehouse.transaction(con):
-        (staged,) = con.execute("SELECT count(*) FROM staging.orders").fetchone()
         if plan.incremental:
-            found = changes.affected_orders(con, rules.system_of_record, _SCOPE)
-            if found.everything:
-                _replace_all(con, rules, run_id)
-            elif found.scope:
-                _reconcile_scope(con, rules, run_id)
-            else:  # nothing a finding reads changed: only the state's runs move on
-                changes.update_state(con)
+            found = _incremental(con, rules, run_id)
         else:
+            (staged,) = con.execute("SELECT count(*) FROM staging.orders").fetchone()
             found = changes.Changes(int(staged), int(staged), everything=True)
-            if plan.compare:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE recon_before AS SELECT * FROM {TABLE}")
             _replace_all(con, rules, run_id)
-            if plan.compare:
-                diffs = incremental.differences(con, {TABLE: (TABLE, "recon_before")})
-                con.execute("DROP TABLE recon_before")
+        diffs = None if expected is None else incremental.hash_differences(con, expected)
         incremental.record_stage(con, plan, run_id, business_date, at, found.changed, diffs)
         changes.drop_temporaries(con, _SCOPE)
         counts = _counts(con)
     return Reconciliation(
         counts, found.changed, found.scope, diffs, found.everything, found.compared_in_full
     )
+
+
+def _incremental(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str):
+    """Make again the findings of the orders whose findings can differ from the last run's;
+    return what changed (in the caller's transaction)."""
+    found = changes.affected_orders(con, rules.system_of_record, _SCOPE)
+    if found.everything:
+        _replace_all(con, rules, run_id)
+    elif found.scope:
+        _reconcile_scope(con, rules, run_id)
+    else:  # nothing a finding reads changed: only the state's runs move on
+        changes.update_state(con)
+    return found
 
 
 def reconcile_orders(

@@ -207,6 +207,17 @@ def test_a_full_refresh_compares_and_names_a_difference(con):
     assert_identical(con)  # and the full recompute repaired it
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_full_refresh_on_a_night_of_changes_finds_no_difference(con, seed):
+    """The compared full run compares with tonight's incremental run, not last night's."""
+    rng = random.Random(seed)
+    night(con, "r0")
+    _random_step(con, rng, 1)
+    p, done = night(con, "r1", full_refresh=True)
+    assert p.compare and done.differences == {}
+    assert_identical(con)
+
+
 def test_a_failed_night_leaves_the_last_good_state(con, monkeypatch):
     night(con, "r1")
     con.execute("UPDATE staging.orders SET status = 'x' WHERE source_id = '5'")
