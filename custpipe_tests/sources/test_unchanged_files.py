@@ -97,12 +97,17 @@ def test_a_touched_but_identical_file_is_unchanged(tmp_path):
     assert extract_dataset(source("csv"), "customers", s, DAY).unchanged_since == first.path
 
 
-def test_new_reader_settings_read_the_same_bytes_again(tmp_path):
+def test_new_reader_settings_read_the_same_bytes_again(tmp_path, monkeypatch):
     s = settings(tmp_path)
     write(s.sources_dir / "export.csv", "csv")
-    extract_dataset(source("csv"), "customers", s, DAY)
-    other = extract_dataset(source("csv", {"encoding": "latin-1"}), "customers", s, DAY)
-    assert other.unchanged_since is None and other.rows == 3
+    first = extract_dataset(source("csv"), "customers", s, DAY)
+    read = []
+    real = readers.read_csv
+    monkeypatch.setattr(readers, "read_csv", lambda *a, **k: read.append(1) or real(*a, **k))
+    other = extract_dataset(source("csv", {"chunk_size": 1}), "customers", s, DAY)
+    # read again (the settings could read other values); the same rows: nothing landed
+    assert read == [1] and other.unchanged_since == first.path
+    assert landing_folders(s, "files", "customers") == [first.path]
 
 
 def test_a_mapping_that_needs_a_column_the_file_lacks_still_fails_on_an_unchanged_file(
@@ -171,3 +176,63 @@ def test_a_link_set_to_another_file_with_the_same_bytes_is_read(tmp_path):
     assert linked.unchanged_since is None and linked.path != first.path
     assert "elsewhere.csv" in (linked.path / "manifest.json").read_text()
     assert extract_dataset(source("csv"), "customers", s, DAY).unchanged_since == linked.path
+
+
+def sql_source(url: str, watermark: str | None = None) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "name": "db",
+            "connection": {"url": url},
+            "customers": {
+                "reader": {"kind": "sql", "table": "Account", "watermark": watermark},
+                "id": "Id",
+                "fields": {"name": "Name", "country": {"const": "DE"}},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def account(tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE Account (Id TEXT, Name TEXT, Modified INTEGER)"))
+        conn.execute(sa.text("INSERT INTO Account VALUES ('a', 'Alpha', 1), ('b', 'Beta', 2)"))
+
+    def run(sql: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+
+    yield f"sqlite:///{tmp_path / 'db.sqlite'}", run
+    engine.dispose()
+
+
+def test_a_table_without_a_watermark_read_with_the_same_rows_lands_nothing(tmp_path, account):
+    url, run = account
+    s = settings(tmp_path)
+    first = extract_dataset(sql_source(url), "customers", s, DAY)
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert first.rows == 2 and len(manifest["content_sha256"]) == 64
+    again = extract_dataset(sql_source(url), "customers", s, DAY + timedelta(days=1))
+    assert again.mode == "unchanged" and again.unchanged_since == first.path
+    assert landing_folders(s, "db", "customers") == [first.path]  # the read was not kept
+    refreshed = extract_dataset(sql_source(url), "customers", s, DAY, full_refresh=True)
+    assert refreshed.unchanged_since is None and refreshed.rows == 2
+    run("UPDATE Account SET Name = 'Beta AG' WHERE Id = 'b'")
+    changed = extract_dataset(sql_source(url), "customers", s, DAY)
+    assert changed.unchanged_since is None and changed.rows == 2
+    assert len(landing_folders(s, "db", "customers")) == 3
+
+
+def test_an_empty_table_and_a_watermarked_one_are_always_landed(tmp_path, account):
+    url, run = account
+    s = settings(tmp_path)
+    extract_dataset(sql_source(url, "Modified"), "customers", s, DAY)
+    again = extract_dataset(sql_source(url, "Modified"), "customers", s, DAY)
+    assert again.unchanged_since is None and again.mode == "incremental"
+    run("DELETE FROM Account")
+    empties = [extract_dataset(sql_source(url), "customers", s, DAY) for _ in range(2)]
+    assert [e.unchanged_since for e in empties] == [None, None]
+    assert [e.rows for e in empties] == [0, 0]
