@@ -90,9 +90,9 @@ def test_a_change_of_meaning_recomputes_only_what_it_concerns(demo_copy):
     assert stages[("consolidate", "")]["mode"] == "full"
     assert "thresholds" in stages[("consolidate", "")]["reason"]
     validated = {scope: row for (stage, scope), row in stages.items() if stage == "validate"}
-    assert set(validated) == {"erp", "crm", "sales", "service"}
+    assert set(validated) == {"erp", "crm", "sales", "service", "orders"}
     assert validated["sales"]["mode"] == "full" and "mapping" in validated["sales"]["reason"]
-    for other in ("erp", "crm", "service"):
+    for other in ("erp", "crm", "service", "orders"):
         assert validated[other]["mode"] == "incremental", validated[other]
         assert validated[other]["changed_records"] == 0
 
