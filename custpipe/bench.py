@@ -1,26 +1,27 @@
 """The benchmark behind `make bench`: the nightly job at scale, timed stage by stage.
 
-For each scale it generates the demo source systems once (cached per scale and seed, and
-never counted in the pipeline's figures), then runs the nightly job on a fresh copy, each
-run in a new process as the scheduler starts it: the first load, a rerun with no source
-change, a run after 1 % of the customer records (and orders) changed, and one after 10 %
-changed (`--change`, `--change-large`). Wall time and peak memory (proportional set size
-of the process and the worker processes it forks) are taken per stage and end to end; end
-to end counts from the process's launch, and the fixed costs of a run (process start and
-imports, building the definitions, the job's own setup and teardown) are given apart from
-its steps. After every incremental rerun the bench checks its result (unless
-`--no-identity`): it copies the run folder (warehouse, landing zone, source systems with
-the ERP table publish writes to) and runs the nightly job in the copy with a full refresh
-(run tag `custpipe/full_refresh=true`): every stage recomputes in full and compares with
-the incremental state it replaces (ops.stage_runs.differences), and publish must write no
-row; the bench prints "identical" or the differing tables and counts. Then the FEBRL
-matching benchmark (`custpipe.benchmarks.febrl`: custpipe beside Splink's documented
-workflow on the public FEBRL person sets) unless `--no-febrl`.
+For each scale it generates the demo source systems once (cached per scale, seed and
+generator code, and never counted in the pipeline's figures), then runs the nightly job on
+a fresh copy, each run in a new process as the scheduler starts it: the first load, a
+rerun with no source change, a run after 1 % of the customer records (and orders) changed,
+and one after 10 % changed (`--change`, `--change-large`). Wall time and peak memory
+(proportional set size of the process and the worker processes it forks) are taken per
+stage and end to end; end to end counts from the process's launch, and the fixed costs of
+a run (process start and imports, building the definitions, the job's own setup and
+teardown) are given apart from its steps. After every incremental rerun the bench checks
+its result (unless `--no-identity`): it copies the run folder (warehouse, landing zone,
+source systems with the ERP table publish writes to) and runs the nightly job in the copy
+with a full refresh (run tag `custpipe/full_refresh=true`): every stage recomputes in full
+and compares with the incremental state it replaces (ops.stage_runs.differences), and
+publish must write no row; the bench prints "identical" or the differing tables and
+counts. Then the FEBRL matching benchmark (`custpipe.benchmarks.febrl`: custpipe beside
+Splink's documented workflow on the public FEBRL person sets) unless `--no-febrl`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -115,11 +116,22 @@ class MemorySampler(threading.Thread):
 # -- data --------------------------------------------------------------------------------
 
 
+def generator_digest() -> str:
+    """A digest of the demo generator's code: a cache made by other code is not reused."""
+    import custpipe.demo
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(custpipe.demo.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def generate_cached(cache_dir: Path, scale: int, seed: int, orders: int) -> tuple[Path, dict]:
-    """Demo sources for (scale, seed, orders), generated once; returns (dir, generation info)."""
+    """Demo sources for (scale, seed, orders) and this generator's code, generated once;
+    returns (dir, generation info)."""
     from custpipe.demo.generate import generate_demo
 
-    home = cache_dir / f"records{scale}-orders{orders}-seed{seed}"
+    home = cache_dir / f"records{scale}-orders{orders}-seed{seed}-gen{generator_digest()}"
     info_path = home / "generated.json"
     if info_path.exists():
         return home / "sources", json.loads(info_path.read_text()) | {"cached": True}

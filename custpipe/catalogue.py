@@ -384,6 +384,8 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _text("differences", "JSON: a full recompute's differences from the incremental "
                   "state, rows per table (empty object: identical; null: not compared)"),
             Column("recorded_at", ts),
+            _text("inputs", "digest of what the stage read (consolidation: accepted records and "
+                  "steward decisions); a night with the same inputs writes nothing"),
         ), "(stage, scope, run): how an incremental stage ran and why"),
         Table("recon", "order_discrepancies", (
             _text("order_id", nullable=False), _text("kind", nullable=False),

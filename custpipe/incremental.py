@@ -71,6 +71,7 @@ class StagePlan:
     compare: bool
     fingerprint: dict[str, str] = field(default_factory=dict)
     last_run_id: str | None = None  # the run whose state this one continues (None: none)
+    last_inputs: str | None = None  # that run's digest of its inputs (None: not recorded)
 
     @property
     def incremental(self) -> bool:
@@ -113,7 +114,9 @@ def plan_stage(
 
     def plan(mode: str, reason: str = "", compare: bool = False) -> StagePlan:
         last_run = last["run_id"] if last is not None else None
-        return StagePlan(stage, scope, mode, reason, compare, parts, last_run)
+        inputs = last.get("inputs") if last is not None else None
+        inputs = inputs if isinstance(inputs, str) else None  # NULL reads back as NaN/None
+        return StagePlan(stage, scope, mode, reason, compare, parts, last_run, inputs)
 
     last = last_state(con, stage, scope)
     if not enabled:
@@ -149,9 +152,11 @@ def record_stage(
     at: datetime,
     changed: int | None = None,
     diffs: dict[str, int] | None = None,
+    inputs: str | None = None,
 ) -> None:
     """Record a stage's run (call it in the transaction that writes the stage's outputs, so a
-    failed night leaves the last good state to continue from)."""
+    failed night leaves the last good state to continue from); `inputs`: a digest of what
+    it read, for the next run to see whether anything changed."""
     row = {
         "stage": plan.stage,
         "scope": plan.scope,
@@ -163,6 +168,7 @@ def record_stage(
         "changed_records": changed,
         "differences": None if diffs is None else json.dumps(diffs, sort_keys=True),
         "recorded_at": at,
+        "inputs": inputs,
     }
     warehouse.append_rows(con, "ops.stage_runs", pd.DataFrame([row]))
 

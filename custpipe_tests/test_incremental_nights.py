@@ -95,4 +95,3 @@ def test_a_change_of_meaning_recomputes_only_what_it_concerns(demo_copy):
     for other in ("erp", "crm", "service", "orders"):
         assert validated[other]["mode"] == "incremental", validated[other]
         assert validated[other]["changed_records"] == 0
-

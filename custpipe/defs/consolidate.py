@@ -102,7 +102,9 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             def record(result) -> None:  # in the consolidation's transaction
                 at = datetime.now(UTC).replace(tzinfo=None)
                 changed, diffs = result.changed_records, result.differences
-                record_stage(con, plan, context.run_id, business_date, at, changed, diffs)
+                record_stage(
+                    con, plan, context.run_id, business_date, at, changed, diffs, result.inputs
+                )
 
             result = consolidate(
                 con,
@@ -114,7 +116,14 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 incremental=plan.incremental,
                 compare=plan.compare,
                 record=record,
+                last_inputs=plan.last_inputs,
             )
+            if result.unchanged:
+                context.log.info(
+                    "consolidation: no accepted record, quarantine or steward decision changed "
+                    f"since run {plan.last_run_id}: the golden records, xref and review queue "
+                    "are as that run left them"
+                )
             if result.differences:
                 context.log.error(
                     "the full consolidation differs from tonight's incremental one: "
@@ -151,6 +160,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             asset_key=GOLDEN,
             metadata={
                 **plan_metadata(plan),
+                "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
                 "golden_rebuilt": result.golden_rebuilt,
                 "golden_removed": result.golden_removed,
@@ -164,10 +174,16 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 else describe_differences(golden_diffs).replace("none", "identical"),
                 "records_consolidated": result.records,
                 "duplicates_merged": result.merged_records,
-                "link_edges": result.edges,
-                "clustering_rounds": result.rounds,
-                "seconds_matching": result.seconds["matching"],
-                "seconds_survivorship": result.seconds["survivorship"],
+                **(
+                    {}  # nothing was clustered: tonight has no edges or rounds to show
+                    if result.unchanged
+                    else {
+                        "link_edges": result.edges,
+                        "clustering_rounds": result.rounds,
+                        "seconds_matching": result.seconds["matching"],
+                        "seconds_survivorship": result.seconds["survivorship"],
+                    }
+                ),
                 "id_events": md_table(
                     [{"event": k, "count": v} for k, v in sorted(result.events.items())],
                     ["event", "count"],

@@ -5,8 +5,8 @@ chosen record gets a new street (house number appended) and a later update stamp
 watermark extraction picks it up and the change flows through to the published table.
 With `orders`, that fraction of the ERP's order headers (VBAK) and of the sales system's
 orders change too: an open order moves on (open -> in progress -> completed), any other
-gets its amount corrected by 1.00, so reconciliation has changed orders to work on. VBAK
-carries no change stamp (the demo ERP writes none), so its reader reads every row anyway.
+gets its amount corrected by 1.00, so reconciliation has changed orders to work on; a
+changed VBAK header gets a later change date (AEDAT), so its watermarked reader finds it.
 """
 
 from __future__ import annotations
@@ -52,16 +52,16 @@ def _change_sqlite(
         con.close()
 
 
-def _change_vbak(path: Path, fraction: float, rng: np.random.Generator) -> int:
+def _change_vbak(path: Path, stamp: str, fraction: float, rng: np.random.Generator) -> int:
     con = sqlite3.connect(path)
     try:
         rowids = [r[0] for r in con.execute('SELECT rowid FROM "VBAK" ORDER BY rowid')]
-        picked = [(rowids[i],) for i in _chosen(len(rowids), fraction, rng)]
+        picked = [(stamp, rowids[i]) for i in _chosen(len(rowids), fraction, rng)]
         with con:  # A open, B in progress, C completed, R cancelled
             con.executemany(
                 "UPDATE VBAK SET NETWR = CASE WHEN GBSTK IN ('A', 'B') THEN NETWR "
                 "ELSE round(NETWR + 1.0, 2) END, GBSTK = CASE GBSTK WHEN 'A' THEN 'B' "
-                "WHEN 'B' THEN 'C' ELSE GBSTK END WHERE rowid = ?",
+                "WHEN 'B' THEN 'C' ELSE GBSTK END, AEDAT = ? WHERE rowid = ?",
                 picked,
             )
         return len(picked)
@@ -135,6 +135,6 @@ def change_sources(
     paths["service"].write_text("\n".join(lines) + "\n", encoding="utf-8")
     counts["service"] = len(rows)
     if orders:  # drawn after the customers: the customer changes of a seed stay the same
-        counts["erp_orders"] = _change_vbak(paths["erp"], orders, rng)
+        counts["erp_orders"] = _change_vbak(paths["erp"], when.strftime("%Y%m%d"), orders, rng)
         counts["sales_orders"] = _change_sales_orders(paths["sales_orders"], orders, rng)
     return counts

@@ -210,6 +210,7 @@ def generate_orders(
             "NETWR": erp_cents / 100.0,
             "WAERK": currency,
             "GBSTK": erp_code,
+            "AEDAT": np.char.replace(iso_day, "-", "").astype(object),  # unchanged since entry
         }
     )[in_erp]
     sales = pd.DataFrame(
@@ -222,6 +223,7 @@ def generate_orders(
             "status": sales_status,
         }
     )[in_sales]
+    vbap["AEDAT"] = vbak.set_index("VBELN")["AEDAT"].reindex(vbap["VBELN"]).to_numpy()
     return {
         "truth": truth,
         "discrepancies": discrepancies.reset_index(drop=True),

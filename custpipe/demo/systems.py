@@ -39,6 +39,7 @@ VBAK_COLS = {
     "NETWR": "REAL",
     "WAERK": "TEXT",
     "GBSTK": "TEXT",
+    "AEDAT": "TEXT",  # changed on (YYYYMMDD): the watermark of incremental extraction
 }
 VBAP_COLS = {
     "VBELN": "TEXT",
@@ -46,6 +47,7 @@ VBAP_COLS = {
     "MATNR": "TEXT",
     "KWMENG": "REAL",
     "NETWR": "REAL",
+    "AEDAT": "TEXT",
 }
 ACCOUNT_COLS = {
     "Id": "TEXT",

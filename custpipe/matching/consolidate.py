@@ -17,6 +17,7 @@ from custpipe.matching.decisions import (
     MUST_LINK_RULE,
     add_must_links,
     apply_cannot_links,
+    decisions_digest,
     load_decisions,
 )
 from custpipe.matching.exclusions import conflicting_identifiers
@@ -27,7 +28,7 @@ from custpipe.matching.pairs import load_scored, refresh_pairs
 from custpipe.matching.review import review_queue
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
-from custpipe.matching.workspace import MatchWorkspace, match_workspace
+from custpipe.matching.workspace import MatchWorkspace, accepted_digest, match_workspace
 
 DEFAULT_SURVIVORSHIP = Survivorship()
 
@@ -113,6 +114,9 @@ class ConsolidationResult:
     golden_rebuilt: int = 0  # golden records built again by survivorship
     golden_removed: int = 0  # golden records of clusters gone (IDs merged or retired)
     differences: dict[str, int] | None = None  # a compared full run: rows differing per table
+    # digest of what it read (accepted records, steward decisions); None: not comparable
+    inputs: str | None = None
+    unchanged: bool = False  # its inputs equalled the last consolidation's: nothing written
 
 
 #: The tables a consolidation writes; a compared full run compares them and its kept state.
@@ -131,6 +135,7 @@ def consolidate(
     incremental: bool = False,
     compare: bool = False,
     record: Callable[[ConsolidationResult], None] | None = None,
+    last_inputs: str | None = None,
 ) -> ConsolidationResult:
     """Bring mdm.golden_customers, mdm.customer_xref and mdm.match_review up to the accepted
     records, in one transaction.
@@ -147,10 +152,19 @@ def consolidate(
     incremental run is made and rolled back, keeping an image of its tables (`STATE`); the
     result's `differences` are the full run's rows that differ from it. `record` is called
     with the result inside the transaction (to record the stage's run with its outputs).
-    Everything but the review queue (small) stays in DuckDB; the workspace's temp relations
-    are dropped at the end.
+    `last_inputs`: the last consolidation's `inputs`; an incremental run whose inputs equal
+    them (no accepted record, quarantine or steward decision changed) writes nothing: every
+    table is already what a run would make. Everything but the review queue (small) stays in
+    DuckDB; the workspace's temp relations are dropped at the end.
     """
     args = (con, run_id, trust, erp_source, matcher, rules, survivorship)
+    inputs = consolidation_inputs(con, trust)
+    if incremental and not compare and inputs is not None and inputs == last_inputs:
+        result = _unchanged(con, inputs)
+        if record is not None:
+            with warehouse.transaction(con):
+                record(result)
+        return result
     expected = None
     if compare:  # tonight's incremental run, undone: an image of its tables is kept
         with warehouse.rolled_back(con):
@@ -158,11 +172,39 @@ def consolidate(
             expected = {table: row_hashes(con, table) for table in STATE}
     with warehouse.transaction(con):
         result = _consolidate(*args, incremental=incremental and not compare)
+        result = replace(result, inputs=inputs)
         if expected is not None:
             result = replace(result, differences=hash_differences(con, expected))
         if record is not None:
             record(result)
     return result
+
+
+def consolidation_inputs(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> str | None:
+    """A digest of everything a consolidation reads besides its own state and the
+    configuration (which the stage's fingerprint covers): the accepted records and the
+    steward decisions. None when the records cannot be compared by digest."""
+    records = accepted_digest(con, trust)
+    return None if records is None else f"records {records}; decisions {decisions_digest(con)}"
+
+
+def _unchanged(con: duckdb.DuckDBPyConnection, inputs: str) -> ConsolidationResult:
+    """The result of a consolidation whose inputs did not change: the tables' counts."""
+    records, golden, review = con.execute("""
+        SELECT (SELECT count(*) FROM mdm.customer_xref), (SELECT count(*) FROM
+        mdm.golden_customers), (SELECT count(*) FROM mdm.match_review)""").fetchone()
+    return ConsolidationResult(
+        records=records,
+        edges=0,
+        golden=golden,
+        merged_records=records - golden,
+        rounds=0,
+        events={},
+        review_pairs=review,
+        incremental=True,
+        inputs=inputs,
+        unchanged=True,
+    )
 
 
 def _consolidate(

@@ -56,6 +56,14 @@ def record_decision(
     warehouse.append_rows(con, "mdm.steward_decisions", row)
 
 
+def decisions_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of every stored decision: their count and an order-free hash of the rows."""
+    count, digest = con.execute(
+        "SELECT count(*), bit_xor(hash(d)) FROM mdm.steward_decisions d"
+    ).fetchone()
+    return f"{count}:{digest or 0}"
+
+
 def load_decisions(ws: MatchWorkspace) -> None:
     """Make `ws.decided` (a, b, decision) over `ws.nodes`: the latest decision per pair."""
     ws.con.execute(f"""

@@ -13,7 +13,9 @@ An incremental night (:func:`refresh_pairs` with ``incremental=True``):
 2. removes every stored pair of a gone or changed record;
 3. has Splink score only the candidate pairs with a changed record on at least one side
    (each blocking rule gets ``AND (l.changed OR r.changed)``: the same candidate pairs as a
-   full night, restricted) and stores those at or above the review threshold.
+   full night, restricted), given only the changed records and those a blocking rule joins
+   to one (found by DuckDB with the rules themselves), and stores the pairs at or above the
+   review threshold.
 
 A pair of two unchanged records scores the same as last night: the model compares only the
 two records (the deployment's model uses no term-frequency adjustment; with one, a changed
@@ -140,6 +142,34 @@ def _restricted(settings: dict, incremental: bool) -> dict:
     return settings | {"blocking_rules_to_generate_predictions": rules}
 
 
+def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -> pa.Table:
+    """The records of `frame` that can be in a pair with a changed record: the changed ones
+    (flagged `changed`, which the restricted blocking rules read) and every record a
+    blocking rule joins to one, on either side. Splink then blocks and compares these few
+    rather than every record; the candidate pairs are the same."""
+    con = ws.con
+    with warehouse.registered(con, "match_frame", frame):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {ws.flagged} AS
+            SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
+            FROM match_frame f""")
+    joins = []
+    for rule in settings["blocking_rules_to_generate_predictions"]:
+        text = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        for side, other in (("l", "r"), ("r", "l")):  # a rule need not be symmetric
+            joins.append(
+                f"SELECT {other}.unique_id FROM {ws.flagged} l JOIN {ws.flagged} r "
+                f"ON ({text}) AND {side}.changed"
+            )
+    try:
+        return con.sql(f"""
+            SELECT * FROM {ws.flagged}
+            WHERE changed OR unique_id IN ({" UNION ".join(joins)})
+            ORDER BY unique_id""").to_arrow_table()
+    finally:
+        con.execute(f"DROP TABLE {ws.flagged}")
+
+
 def _score_changed(
     ws: MatchWorkspace, model: MatchModel, frame: pa.Table, review: float, incremental: bool
 ) -> int:
@@ -149,13 +179,9 @@ def _score_changed(
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
     if changed == 0:
         return 0
-    if incremental:  # Splink's blocking rules read the flag
-        with warehouse.registered(con, "match_frame", frame):
-            frame = con.sql(f"""
-                SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
-                FROM match_frame f
-            """).to_arrow_table()
     settings = _restricted(model.settings_for(0), incremental)  # 0 records: the largest prior
+    if incremental:
+        frame = _changed_and_partners(ws, frame, model.settings_for(0))
     linker = _splink_linker(frame, settings)
     del frame
     scored = linker.inference.predict(threshold_match_probability=review, warning_mode="never")

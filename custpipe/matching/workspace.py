@@ -17,7 +17,8 @@ by the names it holds, so a reader sees where each relation is made and read:
 - `members`, `previous` (last run's xref), `assigned` (label, golden_id), `id_events`,
   `first_seen`: `consolidate._assign_golden_ids` (with `golden_ids.assign_golden_ids_sql`)
 - `record_state` (node, keys, input_hash, raw_hash), `changed` (node: new or changed match
-  input), `restaged` (node: new or changed staged row): `pairs.refresh_pairs`; `touched`
+  input), `restaged` (node: new or changed staged row): `pairs.refresh_pairs`; `flagged`
+  (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
   (node, label: the clusters an incremental run rebuilds): `consolidate._write_golden`
 - `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
   the steps above
@@ -66,6 +67,7 @@ class MatchWorkspace:
     changed: str = "changed_records"
     restaged: str = "restaged_records"
     touched: str = "touched_labels"
+    flagged: str = "flagged_match_input"
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
@@ -91,12 +93,39 @@ class MatchWorkspace:
             self.changed,
             self.restaged,
             self.touched,
+            self.flagged,
         )
 
     def drop(self) -> None:
         """Drop the workspace's temp relations (those that exist)."""
         for name in self.relations():
             self.con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+
+
+def _configured(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> MatchWorkspace:
+    """A workspace on `con` with `trust` and `latest_validation` (the latest validation run
+    of each source)."""
+    ws = MatchWorkspace(con, records=0)
+    frame = pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())})
+    with warehouse.registered(con, "configured_trust", frame):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.trust} AS SELECT * FROM configured_trust")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.latest_validation} AS
+        SELECT source_system, arg_max(run_id, validated_at) AS run_id
+        FROM quality.validation_runs GROUP BY source_system""")
+    return ws
+
+
+def _accepted(ws: MatchWorkspace) -> str:
+    """FROM and WHERE of the accepted records (alias `s`): the staged records of the sources
+    in `ws.trust`, minus those in their source's latest quarantine."""
+    return f"""
+        FROM staging.customers s
+        WHERE s.source_system IN (SELECT source_system FROM {ws.trust})
+          AND NOT EXISTS (
+            SELECT 1 FROM quality.quarantine q
+            JOIN {ws.latest_validation} v USING (source_system, run_id)
+            WHERE q.source_system = s.source_system AND q.source_id = s.source_id)"""
 
 
 def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> MatchWorkspace:
@@ -107,26 +136,31 @@ def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> Mat
     Only configured sources take part: a source removed from the configuration leaves its
     old staged rows behind, and they must not link or hold golden records.
     """
-    ws = MatchWorkspace(con, records=0)
-    frame = pd.DataFrame({"source_system": list(trust), "trust": list(trust.values())})
-    with warehouse.registered(con, "configured_trust", frame):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.trust} AS SELECT * FROM configured_trust")
+    ws = _configured(con, trust)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {ws.latest_validation} AS
-        SELECT source_system, arg_max(run_id, validated_at) AS run_id
-        FROM quality.validation_runs GROUP BY source_system;
         CREATE OR REPLACE TEMP TABLE {ws.nodes} AS
         SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node,
                s.* EXCLUDE (source_values)  -- the wide JSON of original values: not matched
-        FROM staging.customers s
-        WHERE s.source_system IN (SELECT source_system FROM {ws.trust})
-          AND NOT EXISTS (
-            SELECT 1 FROM quality.quarantine q
-            JOIN {ws.latest_validation} v USING (source_system, run_id)
-            WHERE q.source_system = s.source_system AND q.source_id = s.source_id);
+        {_accepted(ws)}
     """)
     (records,) = con.execute(f"SELECT count(*) FROM {ws.nodes}").fetchone()
     return MatchWorkspace(con, records=records)
+
+
+def accepted_digest(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> str | None:
+    """A digest of the accepted records (see :func:`accepted_nodes`): their count and an
+    order-free hash of each one's source, id and `raw_hash` (which covers its staged values
+    and the mapping that made them). None if a record has no raw hash (staged by a version
+    before raw hashes): then records cannot be compared by digest."""
+    ws = _configured(con, trust)
+    try:
+        count, unhashed, digest = con.execute(f"""
+            SELECT count(*), count(*) FILTER (WHERE s.raw_hash IS NULL),
+                   bit_xor(hash(s.source_system, s.source_id, s.raw_hash))
+            {_accepted(ws)}""").fetchone()
+    finally:
+        ws.drop()
+    return None if unhashed else f"{count}:{digest or 0}"
 
 
 @contextmanager

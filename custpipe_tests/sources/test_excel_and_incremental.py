@@ -183,3 +183,27 @@ def test_full_every_days_without_a_watermark_is_refused():
                 },
             }
         )
+
+
+def test_the_demo_erps_orders_and_lines_are_extracted_by_their_change_date(tmp_path):
+    from custpipe.config import load_config
+    from custpipe.demo.changes import change_sources
+    from custpipe_tests.conftest import make_deployment
+
+    deployment = make_deployment(tmp_path, customers=200)
+    s = deployment.settings
+    erp = load_config(s.config_dir).sources["erp"]
+    first = {d: extract_dataset(erp, d, s, DAY) for d in ("orders", "order_lines")}
+    assert {r.mode for r in first.values()} == {"full"}
+    mark = max(read_landing_table(first["orders"].path).to_pandas()["AEDAT"])
+    counts = change_sources(s.sources_dir, DAY, fraction=0.0, seed=4, orders=0.1)
+    second = {d: extract_dataset(erp, d, s, DAY) for d in ("orders", "order_lines")}
+    assert {r.mode for r in second.values()} == {"incremental"}
+    orders = read_landing_table(second["orders"].path).to_pandas()
+    changed = orders[orders["AEDAT"] == DAY.strftime("%Y%m%d")]
+    # the changed headers, and the rows at the last change date read again: nothing older
+    assert len(changed) == counts["erp_orders"] > 0
+    assert set(orders["AEDAT"]) == {mark, DAY.strftime("%Y%m%d")}
+    assert len(orders) < first["orders"].rows / 5
+    lines = read_landing_table(second["order_lines"].path).to_pandas()
+    assert set(lines["AEDAT"]) == {mark}  # no line changed: only those at the mark again
