@@ -25,9 +25,20 @@ def _malloc_trim():
     return getattr(ctypes.CDLL(name), "malloc_trim", None)
 
 
+_frozen = False
+
+
 def release_memory() -> None:
-    """Collect garbage, return free heap pages and Arrow's unused pool memory to the OS."""
+    """Collect garbage, return free heap pages and Arrow's unused pool memory to the OS.
+
+    The first call freezes what survives its collection (the modules, the definitions, the
+    instance: ~400,000 long-lived objects): later collections skip them, which takes a full
+    collection from ~0.2 s to what the step left behind."""
+    global _frozen
     gc.collect()
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
     pa.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:

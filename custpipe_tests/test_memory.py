@@ -36,3 +36,19 @@ def test_the_nightly_job_releases_memory_after_every_step(demo_run):
         "release_memory_after_step",
         "release_memory_after_failed_step",
     }
+
+
+def test_cycles_a_later_step_leaves_are_still_collected():
+    import weakref
+
+    release_memory()  # the first call freezes what survives it (modules, definitions)
+
+    class Frame:
+        pass
+
+    frame = Frame()
+    frame.itself = frame  # a reference cycle: only the garbage collector frees it
+    gone = weakref.ref(frame)
+    del frame
+    release_memory()
+    assert gone() is None
