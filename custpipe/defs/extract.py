@@ -80,8 +80,9 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 context.log.info(f"{source_name}.{r.dataset}: every row read — {r.full_reason}")
             if r.unchanged_since:
                 context.log.info(
-                    f"{source_name}.{r.dataset}: unchanged since {r.unchanged_since} (the file "
-                    "is byte-identical to that extraction's): not read, nothing new landed"
+                    f"{source_name}.{r.dataset}: unchanged since {r.unchanged_since} (a file "
+                    "byte-identical to that extraction's, or a read that found only rows it "
+                    "landed): nothing new landed"
                 )
         unchanged = [r for r in results if r.unchanged_since]
         yield dg.MaterializeResult(
@@ -104,7 +105,7 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         )
         customers = next((r for r in results if r.dataset == "customers"), None)
         if customers is not None and customers.unchanged_since is not None:
-            # the same bytes passed the raw suite when they were landed (a rejected landing is
+            # the same rows passed the raw suite when they were landed (a rejected landing is
             # never the one compared with): nothing new to check
             yield check_result(unchanged_raw_check(customers.unchanged_since), source_name)
             return
@@ -130,13 +131,13 @@ def raw_check(custpipe: CustpipeResource, source, landing_path) -> gates.GateRes
 
 
 def unchanged_raw_check(landing_path) -> gates.GateResult:
-    """The raw check of a customer export that is byte-identical to its last accepted
-    extraction: passed, nothing new was landed to validate."""
+    """The raw check of a customer extraction that found nothing new since its last accepted
+    one (the same bytes, or only rows it landed): passed, nothing new was landed to validate."""
     return gates.GateResult(
         gates.RAW_SHAPE,
         True,
         gates.CHECKS[gates.RAW_SHAPE].severity,
-        f"unchanged since {landing_path.parent.name}: the export is byte-identical to that "
-        "extraction, which passed; nothing new landed",
+        f"unchanged since {landing_path.parent.name}: nothing was read that extraction did not "
+        "land, and it passed; nothing new landed",
         {"rows_evaluated": 0},
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,8 +49,9 @@ class ExtractResult:
     mode: str = "full"  # or "incremental" (rows at or above the previous watermark only)
     notes: tuple[str, ...] = ()  # warnings for the operator (never customer values)
     full_reason: str | None = None  # why an incremental reader read every row
-    # "unchanged": a file byte-identical to its last extraction, not read; `path` is that
-    # extraction's landing folder and nothing new was written
+    # "unchanged": a file byte-identical to its last extraction (not read), or a read that
+    # found only rows that extraction landed; `path` is that extraction's landing folder and
+    # nothing new was written
     unchanged_since: Path | None = None
 
 
@@ -306,6 +308,20 @@ def same_content(before: dict | None, digest: str) -> bool:
     return before is not None and before.get("content_sha256") == digest
 
 
+ROW_HASHES = "row_hashes.npy"  # beside the parts: a 64-bit hash of each landed row, in order
+
+
+def known_rows(before: dict | None, landing: Path | None, columns: list, hashes) -> bool:
+    """True when every row of an incremental read is a row the last accepted extraction
+    (`before`, landed in `landing`) landed with the same columns: the rows at the last
+    watermark, read again unchanged. A row changed since (even at the same watermark) is
+    not known."""
+    if before is None or landing is None or list(before.get("columns") or []) != columns:
+        return False
+    stored = landing / ROW_HASHES
+    return stored.is_file() and bool(np.isin(hashes, np.load(stored)).all())
+
+
 def _landing_of(manifest: dict, settings: Settings) -> Path:
     return (
         settings.landing_dir
@@ -367,6 +383,7 @@ def extract_dataset(
     rows, columns, extra = 0, None, []
     chunks = None
     content, hashed_columns = hashlib.sha256(), None  # of the rows landed (same_content)
+    row_hashes = []  # per chunk: a hash of each row (known_rows)
     try:
         chunks = iter_raw(source, dataset, settings, business_date, notes, since, state)
         for part, chunk in enumerate(chunks):
@@ -383,7 +400,8 @@ def extract_dataset(
             if list(chunk.columns) != hashed_columns:  # not per chunk: chunking is no content
                 hashed_columns = list(chunk.columns)
                 content.update(("\x1e" + "\x1f".join(hashed_columns)).encode())
-            content.update(pd.util.hash_pandas_object(chunk, index=False).to_numpy().tobytes())
+            row_hashes.append(pd.util.hash_pandas_object(chunk, index=False).to_numpy())
+            content.update(row_hashes[-1].tobytes())
             rows += len(chunk)
         if signature is not None:  # what was read is what was hashed
             now = readers._signature(path)
@@ -411,12 +429,21 @@ def extract_dataset(
             pa.table({c: pa.array([], pa.string()) for c in columns}), target / "part-00000.parquet"
         )
     digest = content.hexdigest()
+    hashes = np.concatenate(row_hashes) if row_hashes else np.array([], dtype=np.uint64)
     unwatched = since is None and not reader.watermark and not full_refresh
-    if unwatched and rows and not notes and same_content(before, digest):
-        # read again (a table without a change stamp, a file re-exported as other bytes) and
-        # found the same rows: nothing new is landed, staging has nothing to apply (an empty
-        # read is always landed: the empty-export checks judge it; a read with notes too: its
-        # manifest carries them)
+    previous = _landing_of(before, settings) if before is not None else None
+    if (
+        rows
+        and not notes
+        and (
+            (unwatched and same_content(before, digest))
+            or (since is not None and known_rows(before, previous, columns, hashes))
+        )
+    ):
+        # read again (a table without a change stamp, a file re-exported as other bytes, the
+        # rows at the last watermark) and found only rows landed last time: nothing new is
+        # landed, staging has nothing to apply (an empty read is always landed: the
+        # empty-export checks judge it; a read with notes too: its manifest carries them)
         shutil.rmtree(target.parent)
         landing = _landing_of(before, settings)
         return ExtractResult(
@@ -452,6 +479,7 @@ def extract_dataset(
         "content_sha256": digest,
         "notes": notes,
     }
+    np.save(target / ROW_HASHES, hashes)
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return ExtractResult(
         name,

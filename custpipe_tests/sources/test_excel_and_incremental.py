@@ -111,8 +111,15 @@ def test_incremental_extraction_by_watermark_and_full_refresh(tmp_path):
     # rows at the watermark (10) are read again; 9 < 10 is not (an integer watermark, not text)
     assert sorted(read_landing_table(second.path).to_pandas()["Id"]) == ["a", "b", "c"]
     third = extract_dataset(source, "customers", s, DAY)
-    third_ids = read_landing_table(third.path).to_pandas()["Id"]
-    assert sorted(third_ids) == ["a"]  # only the newest mark (12)
+    # only the newest mark (12) is read: row 'a', landed as it is by the second extraction
+    assert (third.rows, third.unchanged_since) == (0, second.path)
+    with engine.begin() as conn:  # changed again at the same mark: it is landed
+        conn.execute(sa.text("UPDATE Account SET Name = 'A3' WHERE Id = 'a'"))
+    fourth = extract_dataset(source, "customers", s, DAY)
+    assert fourth.unchanged_since is None and fourth.mode == "incremental"
+    assert read_landing_table(fourth.path).to_pandas()[["Id", "Name"]].values.tolist() == [
+        ["a", "A3"]
+    ]
     full = extract_dataset(source, "customers", s, DAY, full_refresh=True)
     assert (full.mode, full.rows) == ("full", 3)
     engine.dispose()
@@ -152,7 +159,8 @@ def test_a_periodic_full_extraction_catches_rows_deleted_at_the_source(tmp_path)
     assert "2026-11-23, 7 days" in week.full_reason
     assert sorted(read_landing_table(week.path).to_pandas()["Id"]) == ["a"]  # 'b' is gone
     after = extract_dataset(source, "customers", s, date(2026, 12, 1))
-    assert after.mode == "incremental"  # the week starts again from the new full extraction
+    # the week starts again from the new full extraction (its watermark, its rows)
+    assert (after.mode, after.unchanged_since) == ("unchanged", week.path)
     engine.dispose()
 
 
@@ -164,7 +172,7 @@ def test_full_every_days_null_extracts_incrementally_until_a_full_refresh(tmp_pa
     source = SourceConfig.model_validate(raw | {"name": "crm"})
     extract_dataset(source, "customers", s, date(2026, 11, 1))
     later = extract_dataset(source, "customers", s, date(2026, 12, 1))
-    assert (later.mode, later.full_reason) == ("incremental", None)
+    assert (later.mode, later.full_reason) == ("unchanged", None)  # not a full read
     forced = extract_dataset(source, "customers", s, date(2026, 12, 1), full_refresh=True)
     assert (forced.mode, forced.full_reason) == ("full", "full refresh requested")
     engine.dispose()
@@ -198,12 +206,12 @@ def test_the_demo_erps_orders_and_lines_are_extracted_by_their_change_date(tmp_p
     mark = max(read_landing_table(first["orders"].path).to_pandas()["AEDAT"])
     counts = change_sources(s.sources_dir, DAY, fraction=0.0, seed=4, orders=0.1)
     second = {d: extract_dataset(erp, d, s, DAY) for d in ("orders", "order_lines")}
-    assert {r.mode for r in second.values()} == {"incremental"}
+    # no line changed: the lines at the last change date are read again, and not landed
+    assert second["order_lines"].unchanged_since == first["order_lines"].path
+    assert second["orders"].mode == "incremental"
     orders = read_landing_table(second["orders"].path).to_pandas()
     changed = orders[orders["AEDAT"] == DAY.strftime("%Y%m%d")]
     # the changed headers, and the rows at the last change date read again: nothing older
     assert len(changed) == counts["erp_orders"] > 0
     assert set(orders["AEDAT"]) == {mark, DAY.strftime("%Y%m%d")}
     assert len(orders) < first["orders"].rows / 5
-    lines = read_landing_table(second["order_lines"].path).to_pandas()
-    assert set(lines["AEDAT"]) == {mark}  # no line changed: only those at the mark again
