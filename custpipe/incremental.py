@@ -60,6 +60,18 @@ def fingerprint(**parts: object) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """When a stage may run incrementally tonight (see :func:`plan_stage`): `enabled`
+    (incremental.enabled), a full recompute every `full_every_days` days counted from
+    `business_date` (None: no periodic full run), or a `full_refresh` asked for."""
+
+    enabled: bool = True
+    full_every_days: int | None = None
+    full_refresh: bool = False
+    business_date: date | None = None
+
+
+@dataclass(frozen=True)
 class StagePlan:
     """How a stage runs tonight: `mode` 'full' or 'incremental', why (empty when
     incremental), and whether a full recompute must be compared with the incremental state."""
@@ -103,14 +115,10 @@ def plan_stage(
     stage: str,
     scope: str,
     parts: dict[str, str],
-    *,
-    enabled: bool,
-    full_every_days: int | None,
-    full_refresh: bool,
-    business_date: date | None,
+    schedule: Schedule,
 ) -> StagePlan:
-    """Decide how `stage` (for `scope`, e.g. a source) runs, from its recorded state and
-    its fingerprint `parts` (see :func:`fingerprint`)."""
+    """Decide how `stage` (for `scope`, e.g. a source) runs, from its recorded state, its
+    fingerprint `parts` (see :func:`fingerprint`) and tonight's `schedule`."""
 
     def plan(mode: str, reason: str = "", compare: bool = False) -> StagePlan:
         last_run = last["run_id"] if last is not None else None
@@ -119,7 +127,7 @@ def plan_stage(
         return StagePlan(stage, scope, mode, reason, compare, parts, last_run, inputs)
 
     last = last_state(con, stage, scope)
-    if not enabled:
+    if not schedule.enabled:
         return plan(FULL, "incremental runs are off (incremental.enabled: false)")
     if last is None:
         return plan(FULL, "no earlier state of this stage (its first run)")
@@ -127,8 +135,9 @@ def plan_stage(
     changed = sorted(k for k in set(before) | set(parts) if before.get(k) != parts.get(k))
     if changed:
         return plan(FULL, "the meaning of past results changed: " + ", ".join(changed))
-    if full_refresh:
+    if schedule.full_refresh:
         return plan(FULL, "full refresh requested", compare=True)
+    full_every_days, business_date = schedule.full_every_days, schedule.business_date
     if full_every_days and business_date is not None:
         last_full = _last_full_date(con, stage, scope)
         if last_full is None or (business_date - last_full).days >= full_every_days:

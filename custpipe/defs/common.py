@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from custpipe.config import PipelineConfig
 from custpipe.gates import CHECKS, FILE_KEYS, NOT_BUILT, GateResult
-from custpipe.incremental import FULL_REFRESH_TAG, StagePlan
+from custpipe.incremental import FULL_REFRESH_TAG, Schedule, StagePlan
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer of the DuckDB file at a time (dagster.yaml)
 PARTITION_TAG = "dagster/partition"
@@ -25,6 +26,17 @@ def run_business_date(context: dg.AssetExecutionContext) -> date | None:
 def full_refresh_requested(context: dg.AssetExecutionContext) -> bool:
     """True when the run asks every stage for a full recompute (tag custpipe/full_refresh)."""
     return context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("true", "1", "yes")
+
+
+def schedule_of(context: dg.AssetExecutionContext, run_cfg: PipelineConfig) -> Schedule:
+    """When the run's stages may work incrementally: `run_cfg.incremental`, the run's full
+    refresh tag and its business date."""
+    return Schedule(
+        enabled=run_cfg.incremental.enabled,
+        full_every_days=run_cfg.incremental.full_every_days,
+        full_refresh=full_refresh_requested(context),
+        business_date=run_business_date(context),
+    )
 
 
 def plan_metadata(plan: StagePlan) -> dict:

@@ -1,6 +1,5 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,20 +11,19 @@ from custpipe.defs.common import (
     WAREHOUSE_POOL,
     check_result,
     check_spec,
-    full_refresh_requested,
     md_table,
     plan_metadata,
-    run_business_date,
+    schedule_of,
 )
 from custpipe.defs.resources import CustpipeResource
-from custpipe.incremental import FULL, describe_differences, plan_stage, record_stage
+from custpipe.incremental import describe_differences, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
     consolidate,
     fingerprint_parts,
     load_matcher,
+    plan_consolidation,
 )
-from custpipe.matching.pairs import needs_full_scoring
 from custpipe.matching.review import export_review
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.validate import plan_golden, validate_golden
@@ -77,25 +75,14 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
         chosen, rules = matcher(run_cfg, settings), run_cfg.survivorship.build()
-        erp_source, inc = run_cfg.publish.erp_source, run_cfg.incremental
+        erp_source = run_cfg.publish.erp_source
         parts = fingerprint_parts(
             chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules
         )
-        business_date = run_business_date(context)
+        schedule = schedule_of(context, run_cfg)
+        business_date = schedule.business_date
         with warehouse.connect(settings.warehouse_path) as con:
-            plan = plan_stage(
-                con,
-                "consolidate",
-                "",
-                parts,
-                enabled=inc.enabled,
-                full_every_days=inc.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=business_date,
-            )
-            scoring = needs_full_scoring(chosen.model)
-            if plan.incremental and scoring:
-                plan = replace(plan, mode=FULL, reason=scoring)
+            plan = plan_consolidation(con, chosen, parts, schedule)
             if plan.reason:
                 context.log.info(f"consolidation recomputes in full: {plan.reason}")
 
@@ -131,14 +118,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                     "report this as a bug of incremental consolidation)"
                 )
             report = conservation_report(con, list(run_cfg.sources))
-            golden_plan = plan_golden(
-                con,
-                settings,
-                enabled=inc.enabled,
-                full_every_days=inc.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=business_date,
-            )
+            golden_plan = plan_golden(con, settings, schedule)
             suite, golden_rows, golden_diffs = validate_golden(
                 con,
                 settings,

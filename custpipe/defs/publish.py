@@ -10,9 +10,8 @@ from custpipe import warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    full_refresh_requested,
     plan_metadata,
-    run_business_date,
+    schedule_of,
 )
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
@@ -52,17 +51,10 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         target = custpipe.pipeline.publish  # this run's configuration
         url = resolve_url(target.connection, f"publish.{target.table}", custpipe.settings)
         limit = None if config.allow_mass_retire else target.max_retire_share
-        inc, business_date = custpipe.pipeline.incremental, run_business_date(context)
+        schedule = schedule_of(context, custpipe.pipeline)
+        business_date = schedule.business_date
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
-            plan = plan_publish(
-                con,
-                target.table,
-                url,
-                enabled=inc.enabled,
-                full_every_days=inc.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=business_date,
-            )
+            plan = plan_publish(con, target.table, url, schedule)
             try:
                 night = publish_night(
                     con,

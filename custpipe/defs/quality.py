@@ -10,10 +10,9 @@ from custpipe.defs.common import (
     WAREHOUSE_POOL,
     check_result,
     check_spec,
-    full_refresh_requested,
     md_table,
     plan_metadata,
-    run_business_date,
+    schedule_of,
 )
 from custpipe.defs.resources import CustpipeResource
 from custpipe.incremental import describe_differences
@@ -45,17 +44,15 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
     )
     def _validate(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         settings, pipeline = custpipe.settings, custpipe.pipeline
-        quality, day = pipeline.quality, run_business_date(context)
+        schedule = schedule_of(context, pipeline)
+        quality, day = pipeline.quality, schedule.business_date
         now = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect(settings.warehouse_path) as con:
             plan = plan_source(
                 con,
                 settings,
                 source_name,
-                enabled=pipeline.incremental.enabled,
-                full_every_days=pipeline.incremental.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=day,
+                schedule,
                 mapping=restage_fingerprint(pipeline.sources[source_name], "customers"),
             )
             v = validate_source(

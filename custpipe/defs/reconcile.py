@@ -10,10 +10,9 @@ from custpipe.defs.common import (
     WAREHOUSE_POOL,
     check_result,
     check_spec,
-    full_refresh_requested,
     md_table,
     plan_metadata,
-    run_business_date,
+    schedule_of,
 )
 from custpipe.defs.consolidate import GOLDEN, XREF
 from custpipe.defs.resources import CustpipeResource
@@ -52,18 +51,10 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             rc.date_window_days,
         )
         sources = [name for name, s in run_cfg.sources.items() if s.orders is not None]
-        business_date = run_business_date(context)
+        schedule = schedule_of(context, run_cfg)
+        business_date = schedule.business_date
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
-            plan = plan_stage(
-                con,
-                STAGE,
-                "",
-                fingerprint_parts(rules, sources),
-                enabled=run_cfg.incremental.enabled,
-                full_every_days=run_cfg.incremental.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=business_date,
-            )
+            plan = plan_stage(con, STAGE, "", fingerprint_parts(rules, sources), schedule)
             if plan.reason:
                 context.log.info(f"reconcile: full recompute — {plan.reason}")
             done = reconcile(
@@ -74,14 +65,8 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 business_date,
                 datetime.now(UTC).replace(tzinfo=None),
             )
-            checks = plan_orders(  # the orders suite validates the changed orders only
-                con,
-                custpipe.settings,
-                enabled=run_cfg.incremental.enabled,
-                full_every_days=run_cfg.incremental.full_every_days,
-                full_refresh=full_refresh_requested(context),
-                business_date=business_date,
-            )
+            # the orders suite validates the changed orders only
+            checks = plan_orders(con, custpipe.settings, schedule)
             if checks.reason:
                 context.log.info(f"orders suite: full validation — {checks.reason}")
             suite, rules_df, orders = validate_orders(

@@ -12,7 +12,15 @@ from pathlib import Path
 import duckdb
 
 from custpipe import warehouse
-from custpipe.incremental import fingerprint, hash_differences, row_hashes
+from custpipe.incremental import (
+    FULL,
+    Schedule,
+    StagePlan,
+    fingerprint,
+    hash_differences,
+    plan_stage,
+    row_hashes,
+)
 from custpipe.matching.decisions import (
     MUST_LINK_RULE,
     add_must_links,
@@ -24,7 +32,7 @@ from custpipe.matching.exclusions import conflicting_identifiers
 from custpipe.matching.golden_ids import assign_golden_ids_sql
 from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, connected_components
 from custpipe.matching.model import MatchModel
-from custpipe.matching.pairs import load_scored, refresh_pairs
+from custpipe.matching.pairs import load_scored, needs_full_scoring, refresh_pairs
 from custpipe.matching.review import review_queue
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
@@ -93,6 +101,22 @@ def load_matcher(
         return Matcher(model, auto_merge=auto_merge, review=review)
     model.check_settings(settings, path)
     return Matcher(model, auto_merge, review, tuple(settings.exclusions))
+
+
+def plan_consolidation(
+    con: duckdb.DuckDBPyConnection,
+    matcher: Matcher,
+    parts: dict[str, str],
+    schedule: Schedule,
+) -> StagePlan:
+    """How tonight's consolidation runs (stage 'consolidate'), from its fingerprint `parts`
+    (:func:`fingerprint_parts`) and `schedule`; a model that adjusts for term frequency
+    scores every pair every night, so it never runs incrementally."""
+    plan = plan_stage(con, "consolidate", "", parts, schedule)
+    scoring = needs_full_scoring(matcher.model)
+    if plan.incremental and scoring:
+        plan = replace(plan, mode=FULL, reason=scoring)
+    return plan
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import duckdb
 import pandas as pd
 
 from custpipe import incremental, warehouse
-from custpipe.incremental import FULL, StagePlan, plan_stage, record_stage
+from custpipe.incremental import FULL, Schedule, StagePlan, plan_stage, record_stage
 from custpipe.publish.erp import (
     CHECKSUM_SQL,
     CONTENT_HASH_SQL,
@@ -107,11 +107,7 @@ def plan_publish(
     con: duckdb.DuckDBPyConnection,
     table: str,
     url: str,
-    *,
-    enabled: bool = True,
-    full_every_days: int | None = None,
-    full_refresh: bool = False,
-    business_date: date | None = None,
+    schedule: Schedule,
 ) -> StagePlan:
     """How tonight's publish to `table` runs (stage 'publish', scope = the table)."""
     plan = plan_stage(
@@ -119,10 +115,7 @@ def plan_publish(
         STAGE,
         table,
         fingerprint_parts(table, url),
-        enabled=enabled,
-        full_every_days=full_every_days,
-        full_refresh=full_refresh,
-        business_date=business_date,
+        schedule,
     )
     if (plan.incremental or plan.compare) and remembered_mark(con, table) is None:
         why = f"no record of what the last publish wrote to {table}"

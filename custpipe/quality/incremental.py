@@ -65,7 +65,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -257,11 +257,7 @@ def plan_validation(
     target: Target,
     suite_name: str,
     suite: dict,
-    *,
-    enabled: bool,
-    full_every_days: int | None,
-    full_refresh: bool,
-    business_date: date | None,
+    schedule: incremental.Schedule,
     **extra: object,
 ) -> incremental.StagePlan:
     """How the target's validation runs tonight (stage 'validate', scope = target.scope)."""
@@ -270,10 +266,7 @@ def plan_validation(
         STAGE,
         target.scope,
         fingerprint_parts(suite_name, suite, **extra),
-        enabled=enabled,
-        full_every_days=full_every_days,
-        full_refresh=full_refresh,
-        business_date=business_date,
+        schedule,
     )
     if not plan.incremental and not plan.compare:
         return plan

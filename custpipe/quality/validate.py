@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from custpipe import gates, incremental, warehouse
 from custpipe.config import SourceConfig
-from custpipe.incremental import StagePlan, record_stage
+from custpipe.incremental import Schedule, StagePlan, record_stage
 from custpipe.quality import incremental as inc
 from custpipe.quality.gx_runner import (
     SuiteOutcome,
@@ -356,11 +356,7 @@ def plan_source(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     source: str,
-    *,
-    enabled: bool = True,
-    full_every_days: int | None = None,
-    full_refresh: bool = False,
-    business_date: date | None = None,
+    schedule: Schedule,
     **extra: object,
 ) -> StagePlan:
     """How a source's validation runs tonight (stage 'validate', scope = the source);
@@ -368,25 +364,19 @@ def plan_source(
     suite = suite_for(source, settings.expectations_dir)
     return inc.plan_validation(
         con, inc.customers_target(source), suite, read_suite(settings.expectations_dir, suite),
-        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
-        business_date=business_date, **extra,
+        schedule, **extra,
     )  # fmt: skip
 
 
 def plan_orders(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
-    *,
-    enabled: bool = True,
-    full_every_days: int | None = None,
-    full_refresh: bool = False,
-    business_date: date | None = None,
+    schedule: Schedule,
 ) -> StagePlan:
     """How the orders' validation runs tonight (stage 'validate', scope 'orders')."""
     return inc.plan_validation(
         con, inc.orders_target(), "orders", read_suite(settings.expectations_dir, "orders"),
-        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
-        business_date=business_date,
+        schedule,
     )  # fmt: skip
 
 
@@ -426,21 +416,15 @@ GOLDEN_TARGET = inc.Target(
 def plan_golden(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
-    *,
-    enabled: bool = True,
-    full_every_days: int | None = None,
-    full_refresh: bool = False,
-    business_date: date | None = None,
+    schedule: Schedule,
 ) -> StagePlan:
     """How the golden records' validation runs tonight: stage 'validate_golden' (apart from
     the sources' 'validate'), its per-row state in quality.validated_rows under the scope
     'golden_customers'; the rules of custpipe.quality.incremental.plan_validation."""
     suite = read_suite(settings.expectations_dir, "golden_customers")
     plan = incremental.plan_stage(
-        con, "validate_golden", "", inc.fingerprint_parts("golden_customers", suite),
-        enabled=enabled, full_every_days=full_every_days, full_refresh=full_refresh,
-        business_date=business_date,
-    )  # fmt: skip
+        con, "validate_golden", "", inc.fingerprint_parts("golden_customers", suite), schedule
+    )
     if not plan.incremental and not plan.compare:
         return plan
     why = inc.not_incremental(suite)

@@ -7,6 +7,7 @@ xref, review queue and the kept scored pairs must agree, bookkeeping columns asi
 """
 
 import shutil
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -14,8 +15,8 @@ import pandas as pd
 import pytest
 
 from custpipe import warehouse
-from custpipe.incremental import differences, plan_stage
-from custpipe.matching.consolidate import OUTPUTS, Matcher, consolidate
+from custpipe.incremental import Schedule, differences, plan_stage
+from custpipe.matching.consolidate import OUTPUTS, Matcher, consolidate, plan_consolidation
 from custpipe.matching.decisions import record_decision
 from custpipe.matching.model import MatchModel
 from custpipe.settings import DEFAULT_CONFIG_DIR
@@ -203,36 +204,42 @@ def test_every_night_equals_a_full_recompute(twin, tmp_path):
 def test_a_change_of_meaning_or_a_full_refresh_recomputes_in_full(empty_warehouse):
     con = empty_warehouse
     parts = {"model_file": "a", "thresholds": "1"}
-    kwargs = {"enabled": True, "full_every_days": 7, "business_date": date(2026, 11, 2)}
-    first = plan_stage(con, "consolidate", "", parts, full_refresh=False, **kwargs)
+    nightly = Schedule(enabled=True, full_every_days=7, business_date=date(2026, 11, 2))
+    refresh_asked = replace(nightly, full_refresh=True)
+    first = plan_stage(con, "consolidate", "", parts, nightly)
     assert (first.mode, first.compare) == ("full", False) and "first run" in first.reason
     _record(con, first, date(2026, 11, 1))
-    assert plan_stage(con, "consolidate", "", parts, full_refresh=False, **kwargs).incremental
-    changed = plan_stage(
-        con, "consolidate", "", parts | {"thresholds": "2"}, full_refresh=True, **kwargs
-    )
+    assert plan_stage(con, "consolidate", "", parts, nightly).incremental
+    changed = plan_stage(con, "consolidate", "", parts | {"thresholds": "2"}, refresh_asked)
     assert (changed.mode, changed.compare) == ("full", False)
     assert changed.reason == "the meaning of past results changed: thresholds"
-    refresh = plan_stage(con, "consolidate", "", parts, full_refresh=True, **kwargs)
+    refresh = plan_stage(con, "consolidate", "", parts, refresh_asked)
     assert (refresh.mode, refresh.compare, refresh.reason) == (
         "full",
         True,
         "full refresh requested",
     )
     weekly = plan_stage(
-        con,
-        "consolidate",
-        "",
-        parts,
-        full_refresh=False,
-        **kwargs | {"business_date": date(2026, 11, 8)},
+        con, "consolidate", "", parts, replace(nightly, business_date=date(2026, 11, 8))
     )
     assert weekly.compare and "periodic full consistency run" in weekly.reason
     assert "2026-11-01" in weekly.reason
-    off = plan_stage(
-        con, "consolidate", "", parts, full_refresh=False, **kwargs | {"enabled": False}
-    )
+    off = plan_stage(con, "consolidate", "", parts, replace(nightly, enabled=False))
     assert off.mode == "full" and "incremental.enabled: false" in off.reason
+
+
+def test_a_term_frequency_model_never_consolidates_incrementally(empty_warehouse, monkeypatch):
+    import custpipe.matching.consolidate as module
+
+    con = empty_warehouse
+    parts, nightly = {"model_file": "a"}, Schedule(business_date=date(2026, 11, 2))
+    _record(con, plan_consolidation(con, MATCHER, parts, nightly), date(2026, 11, 1))
+    assert plan_consolidation(con, MATCHER, parts, nightly).incremental
+    monkeypatch.setattr(module, "needs_full_scoring", lambda model: "term frequency")
+    plan = plan_consolidation(con, MATCHER, parts, nightly)
+    assert (plan.mode, plan.reason, plan.compare) == ("full", "term frequency", False)
+    refresh = plan_consolidation(con, MATCHER, parts, replace(nightly, full_refresh=True))
+    assert (refresh.reason, refresh.compare) == ("full refresh requested", True)
 
 
 def _record(con, plan, day):

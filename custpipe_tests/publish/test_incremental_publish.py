@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from custpipe.incremental import Schedule
 from custpipe.publish.erp import PublishRefused, publish
 from custpipe.publish.inputs import golden_for_publish, merge_successors
 from custpipe.publish.state import plan_publish, publish_night
@@ -63,9 +64,8 @@ class Nights:
         """Publish incrementally (as planned) and, to the reference, in full; return both."""
         self.day += 1
         day = FIRST_NIGHT + timedelta(days=self.day)
-        plan = plan_publish(
-            self.con, self.table, self.inc_url, full_refresh=full_refresh, business_date=day
-        )
+        schedule = Schedule(full_refresh=full_refresh, business_date=day)
+        plan = plan_publish(self.con, self.table, self.inc_url, schedule)
         night = publish_night(
             self.con, self.inc_url, self.table, run, plan, business_date=day, **kwargs
         )

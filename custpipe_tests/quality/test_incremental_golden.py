@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from custpipe import gates, warehouse
+from custpipe.incremental import Schedule
 from custpipe.quality.validate import plan_golden, validate_golden
 from custpipe.settings import DEFAULT_CONFIG_DIR, Settings
 from custpipe_tests.quality.helpers import EXPECTATIONS_DIR
@@ -42,7 +43,8 @@ class Golden:
         run_id, day = f"run-{self.n}", DAY0 + timedelta(days=self.n)
         with warehouse.connect(self.settings.warehouse_path) as con:
             plain, plain_rows, _ = validate_golden(con, self.settings)
-            plan = plan_golden(con, self.settings, full_refresh=full_refresh, business_date=day)
+            schedule = Schedule(full_refresh=full_refresh, business_date=day)
+            plan = plan_golden(con, self.settings, schedule)
             assert plan.mode == expect_mode, plan.reason
             outcome, rows, diffs = validate_golden(
                 con, self.settings, plan=plan, run_id=run_id, business_date=day

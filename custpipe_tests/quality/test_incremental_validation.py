@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from custpipe import gates, warehouse
+from custpipe.incremental import Schedule
 from custpipe.mapping.stage import flag_duplicate_ids
 from custpipe.quality import incremental as inc
 from custpipe.quality import validate as validate_mod
@@ -68,9 +69,15 @@ class Night:
     def connect(self):
         return warehouse.connect(self.settings.warehouse_path)
 
-    def run(self, expect_mode: str | None = "incremental", **plan_kwargs):
+    def run(
+        self,
+        expect_mode: str | None = "incremental",
+        full_refresh: bool = False,
+        full_every_days: int | None = None,
+        **extra,
+    ):
         """Validate source 'erp' tonight incrementally (as planned) and in full on a copy;
-        assert both wrote the same; return (validation, plan)."""
+        assert both wrote the same; return (validation, plan). `extra`: fingerprint parts."""
         self.n += 1
         self.day += timedelta(days=1)
         run_id, at = f"run-{self.n}", datetime(2026, 11, 2, 3) + timedelta(days=self.n)
@@ -79,7 +86,10 @@ class Night:
         shutil.copy(self.settings.warehouse_path, copy_root / "warehouse.duckdb")
         full_settings = _settings(copy_root, self.settings.expectations_dir)
         with self.connect() as con:
-            plan = plan_source(con, self.settings, "erp", business_date=self.day, **plan_kwargs)
+            schedule = Schedule(
+                full_every_days=full_every_days, full_refresh=full_refresh, business_date=self.day
+            )
+            plan = plan_source(con, self.settings, "erp", schedule, **extra)
             v = validate_source(
                 con, self.settings, "erp", run_id, at, plan=plan, business_date=self.day
             )
@@ -242,7 +252,7 @@ def test_a_failed_night_leaves_the_last_good_state_and_the_next_one_loses_no_cha
 
     monkeypatch.setattr(validate_mod, "record_stage", boom)
     with night.connect() as con:
-        plan = plan_source(con, night.settings, "erp", business_date=DAY0)
+        plan = plan_source(con, night.settings, "erp", Schedule(business_date=DAY0))
         with pytest.raises(RuntimeError, match="fails while writing"):
             validate_source(con, night.settings, "erp", "failed", datetime(2026, 11, 3), plan=plan)
         assert con.execute(
@@ -332,7 +342,7 @@ def test_orders_use_the_same_mechanism(tmp_path):
     frame.loc[4, "order_number"] = None
     with warehouse.connect(settings.warehouse_path) as con:
         warehouse.append_rows(con, "staging.orders", frame)
-        plan = plan_orders(con, settings, business_date=DAY0)
+        plan = plan_orders(con, settings, Schedule(business_date=DAY0))
         validate_orders(con, settings, "o1", datetime(2026, 11, 3), plan=plan)
         con.execute("UPDATE staging.orders SET amount = -1 WHERE order_number = 'N7'")
         con.execute("UPDATE staging.orders SET status = 'weird' WHERE order_number = 'N8'")
@@ -343,7 +353,7 @@ def test_orders_use_the_same_mechanism(tmp_path):
     results = []
     for s, incremental_run in ((settings, True), (_settings(copy), False)):
         with warehouse.connect(s.warehouse_path) as con:
-            plan = plan_orders(con, s, business_date=DAY0 + timedelta(1))
+            plan = plan_orders(con, s, Schedule(business_date=DAY0 + timedelta(1)))
             assert plan.incremental
             outcome, rules, n = validate_orders(
                 con, s, "o2", datetime(2026, 11, 4), plan=plan if incremental_run else None

@@ -30,8 +30,7 @@ def plan(con, rules=RULES, sources=SOURCES, **kw):
         recon.STAGE,
         "",
         recon.fingerprint_parts(rules, sources),
-        business_date=None,
-        **(options | kw),
+        incremental.Schedule(business_date=None, **(options | kw)),
     )
 
 
