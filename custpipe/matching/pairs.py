@@ -120,11 +120,13 @@ def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
     """)
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
     (removed,) = con.execute("SELECT count(*) FROM gone_records").fetchone()
+    # two semi-joins: one EXISTS with an OR of the two sides is a nested loop (15 s at 1M)
     con.execute("""
-        DELETE FROM mdm.match_pairs p WHERE EXISTS (
-            SELECT 1 FROM gone_records g
-            WHERE (g.source_system = p.left_source_system AND g.source_id = p.left_source_id)
-               OR (g.source_system = p.right_source_system AND g.source_id = p.right_source_id));
+        DELETE FROM mdm.match_pairs p
+        WHERE EXISTS (SELECT 1 FROM gone_records g WHERE g.source_system = p.left_source_system
+                                                     AND g.source_id = p.left_source_id)
+           OR EXISTS (SELECT 1 FROM gone_records g WHERE g.source_system = p.right_source_system
+                                                     AND g.source_id = p.right_source_id);
         DROP TABLE gone_records;
     """)
     return changed, removed
