@@ -872,11 +872,12 @@ def incremental_targets(res: dict) -> list[tuple[str, str, bool]]:
         else:
             limit = TARGET_SHARES_CHANGED.get(run.get("fraction"))
         if res["scale"] == 1_000_000 and limit is not None and share is not None:
+            exact = run["seconds"] / first  # `share` is rounded: 5.03 % would read as 5.0 %
             out.append(
                 (
                     f"{scale}, {run['label']} <= {limit:.0%} of the first run",
-                    f"{run['seconds']:.1f} s of {first:.1f} s, {share:.1%}",
-                    share <= limit,
+                    f"{run['seconds']:.2f} s of {first:.2f} s, {exact:.2%}",
+                    exact <= limit,
                 )
             )
         if run.get("identity") is not None:

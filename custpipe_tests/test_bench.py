@@ -255,9 +255,13 @@ def test_the_incremental_targets_are_shares_of_the_first_run_and_identity():
     checked = {what: (measured, ok) for what, measured, ok in bench.incremental_targets(res)}
     records = "1,000,000 records"
     assert checked[f"{records}, rerun, no change <= 5% of the first run"] == (
-        "9.0 s of 200.0 s, 4.5%",
+        "9.00 s of 200.00 s, 4.50%",
         True,
     )
+    # the share is judged unrounded: 5.03 % is over 5 %, though its 3-digit share is 0.050
+    over = [runs[0], _rerun("rerun, no change", "unchanged", 0.0, 10.06, published=0)]
+    judged = bench.incremental_targets({"scale": 1_000_000, "runs": over})
+    assert [ok for what, _, ok in judged if "of the first run" in what] == [False]
     assert checked[f"{records}, rerun with no change publishes 0 rows"] == ("0 rows", True)
     assert checked[f"{records}, rerun, 1% changed <= 10% of the first run"][1] is False
     assert checked[f"{records}, rerun, 10% changed <= 30% of the first run"][1] is True

@@ -308,7 +308,7 @@ def same_content(before: dict | None, digest: str) -> bool:
     return before is not None and before.get("content_sha256") == digest
 
 
-ROW_HASHES = "row_hashes.npy"  # beside the parts: a 64-bit hash of each landed row, in order
+ROW_HASHES = "row_hashes.npy"  # beside the parts: a 64-bit hash of each landed row, sorted
 
 
 def known_rows(before: dict | None, landing: Path | None, columns: list, hashes) -> bool:
@@ -319,7 +319,13 @@ def known_rows(before: dict | None, landing: Path | None, columns: list, hashes)
     if before is None or landing is None or list(before.get("columns") or []) != columns:
         return False
     stored = landing / ROW_HASHES
-    return stored.is_file() and bool(np.isin(hashes, np.load(stored)).all())
+    if not stored.is_file():
+        return False
+    known = np.load(stored)  # sorted: a binary search per row (np.isin hashes all 3M: 1.4 s)
+    if not len(known):
+        return False
+    at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
+    return bool((known[at] == hashes).all())
 
 
 def _landing_of(manifest: dict, settings: Settings) -> Path:
@@ -479,7 +485,7 @@ def extract_dataset(
         "content_sha256": digest,
         "notes": notes,
     }
-    np.save(target / ROW_HASHES, hashes)
+    np.save(target / ROW_HASHES, np.sort(hashes))
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return ExtractResult(
         name,
