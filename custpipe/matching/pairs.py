@@ -155,19 +155,23 @@ def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -
             CREATE OR REPLACE TEMP TABLE {ws.flagged} AS
             SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
             FROM match_frame f""")
-    joins = []
-    for rule in settings["blocking_rules_to_generate_predictions"]:
-        text = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
-        for side, other in (("l", "r"), ("r", "l")):  # a rule need not be symmetric
-            joins.append(
-                f"SELECT {other}.unique_id FROM {ws.flagged} l JOIN {ws.flagged} r "
-                f"ON ({text}) AND {side}.changed"
-            )
+    rules = [
+        rule if isinstance(rule, dict) else {"blocking_rule": str(rule)}
+        for rule in settings["blocking_rules_to_generate_predictions"]
+    ]
+    joins = [
+        f"SELECT {other}.unique_id FROM {ws.flagged} l JOIN {ws.flagged} r "
+        f"ON ({rule['blocking_rule']}) AND {side}.changed"
+        for rule in rules
+        for side, other in (("l", "r"), ("r", "l"))  # a rule need not be symmetric
+    ]
+    # a rule with more than a join condition (arrays to explode, salting) keeps every record
+    plain = all(set(rule) <= {"blocking_rule", "sql_dialect"} for rule in rules)
+    partners = f"OR unique_id IN ({' UNION '.join(joins)})" if plain else "OR true"
     try:
-        return con.sql(f"""
-            SELECT * FROM {ws.flagged}
-            WHERE changed OR unique_id IN ({" UNION ".join(joins)})
-            ORDER BY unique_id""").to_arrow_table()
+        return con.sql(
+            f"SELECT * FROM {ws.flagged} WHERE changed {partners} ORDER BY unique_id"
+        ).to_arrow_table()
     finally:
         con.execute(f"DROP TABLE {ws.flagged}")
 

@@ -319,3 +319,25 @@ def test_transaction_failure_leaves_the_last_good_state(twin, monkeypatch):
         monkeypatch.undo()
         result = consolidate(con, "next", TRUST, "erp", MATCHER, incremental=True)
     assert result.changed_records == 3  # the failed night's change is not lost
+
+
+def test_splink_gets_the_changed_records_and_what_a_blocking_rule_joins_to_them():
+    import pyarrow as pa
+
+    from custpipe.matching.pairs import _changed_and_partners
+    from custpipe.matching.workspace import MatchWorkspace
+
+    con = duckdb.connect()
+    ws = MatchWorkspace(con, records=0)
+    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 2 AS node")
+    frame = pa.table(
+        {"unique_id": [1, 2, 3, 4], "email": ["a", "a", "b", "c"], "phone": ["x", "y", "y", "z"]}
+    )
+    rules = [{"blocking_rule": 'l."email" = r."email"'}, 'l."phone" = r."phone"']
+    got = _changed_and_partners(ws, frame, {"blocking_rules_to_generate_predictions": rules})
+    # 1 shares the e-mail, 3 the phone of the changed record 2; 4 shares nothing
+    assert got.column("unique_id").to_pylist() == [1, 2, 3]
+    assert got.column("changed").to_pylist() == [False, True, False]
+    salted = [{"blocking_rule": 'l."email" = r."email"', "salting_partitions": 4}]
+    kept = _changed_and_partners(ws, frame, {"blocking_rules_to_generate_predictions": salted})
+    assert kept.column("unique_id").to_pylist() == [1, 2, 3, 4]  # not a plain join: all stay
