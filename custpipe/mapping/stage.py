@@ -28,6 +28,7 @@ from custpipe.mapping.canonical import (
 from custpipe.settings import Settings
 from custpipe.sources.extract import (
     is_rejected,
+    landed_row_hashes,
     landing_folders,
     latest_landing,
     read_landing_table,
@@ -99,10 +100,33 @@ def raw_hashes(raw: pd.DataFrame, fingerprint: str) -> pd.Series:
     """Per raw row, a 64-bit hash of its values salted with its column names and the mapping
     fingerprint (so a changed mapping changes every hash). Vectorised: ~0.3 s per 1M rows.
     """
-    salt_text = fingerprint + "\x1f".join(map(str, raw.columns))
+    hashed = salted(
+        pd.util.hash_pandas_object(raw, index=False).to_numpy(), raw.columns, fingerprint
+    )
+    return pd.Series(hashed, index=raw.index)
+
+
+def salted(hashes: np.ndarray, columns, fingerprint: str) -> np.ndarray:
+    """Row hashes (pandas' hash of each row's values, uint64) salted with the column names
+    and the mapping fingerprint, as int64: the `raw_hash` of :func:`raw_hashes`."""
+    salt_text = fingerprint + "\x1f".join(map(str, columns))
     salt = np.uint64(int(hashlib.sha1(salt_text.encode()).hexdigest()[:16], 16))
-    hashed = pd.util.hash_pandas_object(raw, index=False).to_numpy() ^ salt
-    return pd.Series(hashed.view(np.int64), index=raw.index)
+    return (hashes ^ salt).view(np.int64)
+
+
+def _landing_hashes(path: Path, landing: pa.Table, fingerprint: str, size: int) -> pd.Series:
+    """The `raw_hash` of every row of a landing, in its order: from the hashes extraction
+    stored beside it when they cover this table, else computed batch by batch."""
+    stored = landed_row_hashes(path, landing.column_names, landing.num_rows)
+    if stored is not None:
+        return pd.Series(salted(stored, landing.column_names, fingerprint))
+    if not landing.num_rows:
+        return pd.Series(np.array([], dtype=np.int64))
+    return pd.Series(
+        np.concatenate(
+            [raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing, size)]
+        )
+    )
 
 
 def _split_unchanged(
@@ -183,25 +207,64 @@ def _batches(landing: pa.Table, size: int) -> Iterator[tuple[int, pd.DataFrame]]
         yield start, landing.slice(start, size).to_pandas()
 
 
+def _changed_batches(
+    landing: pa.Table, size: int, changed: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, pd.DataFrame]]:
+    """Per batch of `size` rows with a changed row: (start, the batch's changed mask, its
+    changed rows as pandas, indexed by their position in the batch). Only those rows are
+    converted from Arrow: a night's unchanged rows never become pandas objects."""
+    for start in range(0, landing.num_rows, size):
+        mask = changed[start : start + size]
+        if mask.any():
+            raw = landing.slice(start, size).filter(pa.array(mask)).to_pandas()
+            raw.index = np.flatnonzero(mask)
+            yield start, mask, raw
+
+
 # Tables whose source_id must be unique per source (order lines are keyed by their order).
 _UNIQUE_IDS = ("staging.customers", "staging.orders")
 
 
-def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
+_ID_KEY = "coalesce(nullif(ltrim(trim({}), '0'), ''), '0')"  # an id as its twins compare
+
+
+def flag_duplicate_ids(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, touched: pd.DataFrame | None = None
+) -> int:
     """Flag `duplicate_id:source_id` on every staged row of `source` whose id, trimmed of
     spaces and leading zeros, another staged row of the source has too — whichever batch or
     landing staged them — and clear the flag where the twin is gone. Returns the number of
-    rows newly flagged (those the batch-wise check in map_fields could not see)."""
-    rows = con.execute(
+    rows newly flagged (those the batch-wise check in map_fields could not see).
+
+    `touched` (a frame with `source_id`): the ids a landing staged or removed; only rows
+    sharing one's key can change their flag, so only those are looked at (None: all)."""
+    if touched is None:
+        rows = _duplicate_flags(con, table, source, "")
+    else:
+        key = _ID_KEY.format("source_id")
+        with warehouse.registered(con, "touched", touched[["source_id"]].astype(object)):
+            rows = _duplicate_flags(con, table, source, f"AND {key} IN (SELECT {key} FROM touched)")
+    if rows.empty:
+        return 0
+    with warehouse.registered(con, "changes", rows[["rid", "new"]]):
+        con.execute(
+            f"UPDATE {table} SET mapping_errors = changes.new FROM changes "
+            f"WHERE {table}.rowid = changes.rid"
+        )
+    return int(rows["added"].sum())
+
+
+def _duplicate_flags(con: duckdb.DuckDBPyConnection, table: str, source: str, only: str):
+    return con.execute(
         f"""
         WITH keyed AS (
             SELECT rowid AS rid, mapping_errors AS old,
                    nullif(trim(replace(';' || coalesce(mapping_errors, '') || ';',
                                        ';' || $rule || ';', ';'), ';'), '') AS base,
                    source_id IS NOT NULL AND count(source_id) OVER (
-                       PARTITION BY coalesce(nullif(ltrim(trim(source_id), '0'), ''), '0')
+                       PARTITION BY {_ID_KEY.format("source_id")}
                    ) > 1 AS dup
-            FROM {table} WHERE source_system = $source
+            FROM {table} WHERE source_system = $source {only}
         ), fixed AS (
             SELECT rid, old, CASE WHEN dup THEN concat_ws(';', $rule, base) ELSE base END AS new
             FROM keyed
@@ -212,14 +275,6 @@ def flag_duplicate_ids(con: duckdb.DuckDBPyConnection, table: str, source: str) 
         """,
         {"rule": DUPLICATE_ID_RULE, "source": source},
     ).df()
-    if rows.empty:
-        return 0
-    with warehouse.registered(con, "changes", rows[["rid", "new"]]):
-        con.execute(
-            f"UPDATE {table} SET mapping_errors = changes.new FROM changes "
-            f"WHERE {table}.rowid = changes.rid"
-        )
-    return int(rows["added"].sum())
 
 
 def _with_columns(staged: pd.DataFrame | pa.Table, **columns) -> pd.DataFrame | pa.Table:
@@ -256,34 +311,26 @@ def _stage_landing(
     # an incremental landing (a delta, usually small) is upserted in one piece: upserting it
     # batch by batch would let a later batch replace what an earlier one staged for an id
     size = BATCH_ROWS if mode != "incremental" else max(landing.num_rows, 1)
-    hashes = pd.Series(  # every row's hash first: a full landing decides what is kept
-        np.concatenate(
-            [raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing, size)]
-        )
-        if landing.num_rows
-        else np.array([], dtype=np.int64)
-    )
+    hashes = _landing_hashes(path, landing, fingerprint, size)  # first: what is kept
     unchanged = _split_unchanged(con, table, source.name, hashes).to_numpy()
     kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})
+    removed = pd.DataFrame({"source_id": pd.Series([], dtype=object)})
     if mode != "incremental":  # the landing is the whole source: keep what is unchanged
         with warehouse.registered(con, "kept", kept):
-            con.execute(
+            removed = con.execute(
                 f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
-                "OR raw_hash NOT IN (SELECT raw_hash FROM kept))",
+                "OR raw_hash NOT IN (SELECT raw_hash FROM kept)) RETURNING source_id",
                 [source.name],
-            )
+            ).df()
     seconds, issues = 0.0, []
-    for start, raw in _batches(landing, size):
-        changed = ~unchanged[start : start + len(raw)]
-        if not changed.any():
-            continue
+    for start, changed, raw in _changed_batches(landing, size, ~unchanged):
         started = time.perf_counter()
-        staged, found = stager(raw[changed], source, arrow=mode != "incremental")
+        staged, found = stager(raw, source, arrow=mode != "incremental")
         seconds += time.perf_counter() - started
         issues.append(found)
         staged = _with_columns(
             staged,
-            raw_hash=hashes.to_numpy()[start : start + len(raw)][changed],
+            raw_hash=hashes.to_numpy()[start : start + len(changed)][changed],
             business_date=business_date,
             landing_path=str(path),
             run_id=run_id,
@@ -294,7 +341,13 @@ def _stage_landing(
         else:
             warehouse.append_rows(con, table, staged)
     if table in _UNIQUE_IDS:
-        added = flag_duplicate_ids(con, table, source.name)
+        staged_now = con.execute(
+            f"SELECT source_id FROM {table} WHERE source_system = ? AND run_id = ? "
+            "AND landing_path = ?",
+            [source.name, run_id, str(path)],
+        ).df()
+        touched = pd.concat([removed, staged_now], ignore_index=True)
+        added = flag_duplicate_ids(con, table, source.name, touched)
         if added:
             issues.append(
                 [

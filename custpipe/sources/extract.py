@@ -308,7 +308,22 @@ def same_content(before: dict | None, digest: str) -> bool:
     return before is not None and before.get("content_sha256") == digest
 
 
-ROW_HASHES = "row_hashes.npy"  # beside the parts: a 64-bit hash of each landed row, sorted
+# beside the parts: a 64-bit hash of each landed row (pandas' hash of its values), in the
+# landing's row order; the manifest's `row_hashes` says so and names the columns hashed
+# (None when the parts differ in columns). Landings of earlier versions hold them sorted.
+ROW_HASHES = "row_hashes.npy"
+
+
+def landed_row_hashes(path: Path, columns: list[str], rows: int) -> np.ndarray | None:
+    """The row hashes of the landing folder `path`, in its row order, when they were taken
+    over exactly `columns` (the landing read as one table) and cover `rows` rows; else None
+    (a landing of an earlier version, or parts with different columns)."""
+    info = read_manifest(path).get("row_hashes") or {}
+    if info.get("order") != "landing" or info.get("columns") != list(columns):
+        return None
+    stored = path / ROW_HASHES
+    hashes = np.load(stored) if stored.is_file() else None
+    return hashes if hashes is not None and len(hashes) == rows else None
 
 
 def known_rows(before: dict | None, landing: Path | None, columns: list, hashes) -> bool:
@@ -321,7 +336,7 @@ def known_rows(before: dict | None, landing: Path | None, columns: list, hashes)
     stored = landing / ROW_HASHES
     if not stored.is_file():
         return False
-    known = np.load(stored)  # sorted: a binary search per row (np.isin hashes all 3M: 1.4 s)
+    known = np.sort(np.load(stored))  # a binary search per row (np.isin over 3M rows: 1.4 s)
     if not len(known):
         return False
     at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
@@ -389,6 +404,7 @@ def extract_dataset(
     rows, columns, extra = 0, None, []
     chunks = None
     content, hashed_columns = hashlib.sha256(), None  # of the rows landed (same_content)
+    uniform = True  # every chunk had the same columns: the row hashes are the landing's
     row_hashes = []  # per chunk: a hash of each row (known_rows)
     try:
         chunks = iter_raw(source, dataset, settings, business_date, notes, since, state)
@@ -404,6 +420,7 @@ def extract_dataset(
             table = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
             pq.write_table(table, target / f"part-{part:05d}.parquet")
             if list(chunk.columns) != hashed_columns:  # not per chunk: chunking is no content
+                uniform = uniform and hashed_columns is None
                 hashed_columns = list(chunk.columns)
                 content.update(("\x1e" + "\x1f".join(hashed_columns)).encode())
             row_hashes.append(pd.util.hash_pandas_object(chunk, index=False).to_numpy())
@@ -483,9 +500,10 @@ def extract_dataset(
         "watermark_max": readers.encode_watermark(mark) if mark is not None else None,
         "file": signature,
         "content_sha256": digest,
+        "row_hashes": {"order": "landing", "columns": hashed_columns if uniform else None},
         "notes": notes,
     }
-    np.save(target / ROW_HASHES, np.sort(hashes))
+    np.save(target / ROW_HASHES, hashes)
     (target / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return ExtractResult(
         name,

@@ -48,6 +48,8 @@ def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.astype(object)
     out = out.where(out.notna(), None)
     for col in out.columns:
+        if pd.api.types.infer_dtype(out[col], skipna=True) in ("string", "empty"):
+            continue  # text already (a CSV read as str): nothing to convert, value by value
         out[col] = [
             None if v is None else (v if isinstance(v, str) else _text(v)) for v in out[col]
         ]
