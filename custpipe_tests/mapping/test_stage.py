@@ -193,3 +193,68 @@ def test_staging_in_batches_gives_the_same_rows_as_at_once(crm, monkeypatch):
         assert [(d.mode, d.rows) for d in report] == [("full", 4), ("incremental", 3)]
     assert staged[0] == staged[1] == staged[2]
     assert [r[1] for r in staged[0]] == ["a", "b", "c", "c", "d"]  # both rows of the delta
+
+
+def _without_watermark(source: SourceConfig) -> SourceConfig:
+    reader = source.customers.reader.model_copy(update={"watermark": None})
+    return source.model_copy(
+        update={"customers": source.customers.model_copy(update={"reader": reader})}
+    )
+
+
+def test_staging_reuses_the_row_hashes_extraction_stored(crm, monkeypatch):
+    import json
+
+    from custpipe.mapping import stage
+
+    settings, source, engine = crm
+    day = date(2026, 11, 27)
+    result = extract_dataset(_without_watermark(source), "customers", settings, day)
+    calls = []
+    computed = stage.raw_hashes
+    monkeypatch.setattr(stage, "raw_hashes", lambda *a: calls.append(1) or computed(*a))
+    tables = []
+    for stored in (True, False):
+        if not stored:  # a landing written before the hashes were kept in row order
+            manifest = json.loads((result.path / "manifest.json").read_text())
+            del manifest["row_hashes"]
+            (result.path / "manifest.json").write_text(json.dumps(manifest))
+        con = duckdb.connect()
+        con.execute(warehouse.DDL)
+        stage_source(con, settings, source, day, "r1", AT)
+        tables.append(
+            con.execute("SELECT * EXCLUDE (staged_at) FROM staging.customers ORDER BY 1, 2").df()
+        )
+        assert bool(calls) is not stored  # hashed again only without the stored hashes
+    assert tables[0].equals(tables[1])  # the same raw_hash either way
+
+
+def test_duplicate_id_flags_follow_the_ids_a_landing_staged_or_removed(crm):
+    settings, source, engine = crm
+    full = _without_watermark(source)
+    day = date(2026, 11, 27)
+    con = duckdb.connect()
+    con.execute(warehouse.DDL)
+
+    def night(sql: str, run: str) -> set[str]:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+        extract_dataset(full, "customers", settings, day)
+        stage_source(con, settings, full, day, run, AT)
+        return {
+            r[0]
+            for r in con.execute(
+                "SELECT source_id FROM staging.customers WHERE mapping_errors LIKE '%duplicate_id%'"
+            ).fetchall()
+        }
+
+    assert night("INSERT INTO Account VALUES ('7', 'Seven', 3)", "r1") == set()
+    assert night("INSERT INTO Account VALUES ('007', 'Seven again', 4)", "r2") == {"7", "007"}
+    assert night("UPDATE Account SET Name = 'Alpha AG' WHERE Id = 'a'", "r3") == {"7", "007"}
+    assert night("DELETE FROM Account WHERE Id = '7'", "r4") == set()  # the twin left
+    from custpipe.mapping.stage import flag_duplicate_ids
+
+    errors = "SELECT source_id, mapping_errors FROM staging.customers ORDER BY 1"
+    before = con.execute(errors).fetchall()
+    flag_duplicate_ids(con, "staging.customers", "crm")  # every row of the source
+    assert con.execute(errors).fetchall() == before  # the full check changes nothing

@@ -360,3 +360,23 @@ def test_a_nul_byte_in_a_field_is_removed_not_a_truncation(s):
 def test_an_unknown_encoding_name_is_a_clear_error(s):
     (s.sources_dir / "c.csv").write_text("id,name,city\n1,A,X\n", encoding="utf-8")
     fails(s, csv("utf-9"), r"'utf-9'.*not an encoding Python knows.*'encoding'")
+
+
+def test_every_value_becomes_text_or_none_whatever_its_column_holds():
+    from custpipe.sources.readers import _as_strings
+
+    frame = pd.DataFrame(
+        {
+            "text": ["a", None, float("nan")],  # text already: kept, missing values as None
+            "numbers": [1.0, None, 2.5],
+            "mixed": ["x", 7, {"k": 1}],
+            "empty": [None, None, None],
+        }
+    )
+    out = _as_strings(frame)
+    assert out.to_dict("list") == {
+        "text": ["a", None, None],
+        "numbers": ["1", None, "2.5"],
+        "mixed": ["x", "7", '{"k": 1}'],
+        "empty": [None, None, None],
+    }
