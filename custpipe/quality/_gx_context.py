@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -105,8 +107,21 @@ def locked(gx_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# contexts this process opened: (gx_dir, project config) -> (context, the yml's stamp)
+_CONTEXTS: dict[tuple[str, str], tuple[Any, tuple[int, int]]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
 def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit: int):
-    """(Re)write gx_dir/great_expectations.yml and return a GX FileDataContext on it."""
+    """(Re)write gx_dir/great_expectations.yml and return a GX FileDataContext on it.
+
+    The context opened last for the same directory and configuration is returned again
+    while great_expectations.yml is as it left it (opening one costs ~0.1 s; a night
+    validates ten times); a yml written since (by another process) opens a new one."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
@@ -115,22 +130,39 @@ def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit:
     custom_expectations.register()  # before the context can read any suite
     yml_path = gx_dir / GX_YML
     config = build_project_config(expectations_dir, validation_results_limit)
+    key = (str(gx_dir.resolve()), json.dumps(config, sort_keys=True))
+    cached = _CONTEXTS.get(key)
+    if cached is not None and yml_path.exists() and _stamp(yml_path) == cached[1]:
+        return cached[0]
     if yml_path.exists():
         previous = yaml.safe_load(yml_path.read_text(encoding="utf-8")) or {}
         if previous.get("fluent_datasources"):
             config["fluent_datasources"] = previous["fluent_datasources"]
     yml_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
+    context = gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
+    while len(_CONTEXTS) >= 4:  # a process works on one gx_dir (tests: many, one at a time)
+        del _CONTEXTS[next(iter(_CONTEXTS))]
+    _CONTEXTS[key] = (context, _stamp(yml_path))
+    return context
 
 
-def ensure_checkpoint(context, suite, *, result_format: dict, build_docs: bool):
+def context_used(gx_dir: Path, context) -> None:
+    """Note great_expectations.yml as `context` left it (it rewrites the file when a
+    datasource or asset is added), so the next :func:`open_context` can return it."""
+    yml_path = gx_dir / GX_YML
+    for key, (cached, _) in _CONTEXTS.items():
+        if cached is context and yml_path.exists():
+            _CONTEXTS[key] = (context, _stamp(yml_path))
+
+
+def ensure_checkpoint(context, suite, *, result_format: dict):
     """Get-or-create datasource, asset, batch definition, validation definition, checkpoint.
 
     Idempotent: existing objects are reused; the checkpoint is updated only when its
-    result format or actions differ from what this run needs.
+    result format differs from what this run needs, or it has actions (Data Docs are built
+    by :func:`build_docs`, not by the checkpoint).
     """
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.exceptions import DataContextError
 
     name = suite.name
@@ -154,16 +186,11 @@ def ensure_checkpoint(context, suite, *, result_format: dict, build_docs: bool):
             gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
         )
 
-    actions = [UpdateDataDocsAction(name="update_data_docs", site_names=[SITE_NAME])]
-    wanted_actions = actions if build_docs else []
     try:
         checkpoint = context.checkpoints.get(name)
     except DataContextError:
         checkpoint = None
-    if checkpoint is not None and (
-        checkpoint.result_format != result_format
-        or [a.type for a in checkpoint.actions] != [a.type for a in wanted_actions]
-    ):
+    if checkpoint is not None and (checkpoint.result_format != result_format or checkpoint.actions):
         # not add_or_update: it cascades to suites.add_or_update, which rewrites suite files
         context.checkpoints.delete(name)
         checkpoint = None
@@ -172,11 +199,35 @@ def ensure_checkpoint(context, suite, *, result_format: dict, build_docs: bool):
             gx.Checkpoint(
                 name=name,
                 validation_definitions=[validation],
-                actions=wanted_actions,
+                actions=[],
                 result_format=result_format,
             )
         )
     return checkpoint
+
+
+def build_docs(context, gx_dir: Path, key, suite) -> None:
+    """Render the Data Docs page of validation result `key` and the site's index, and the
+    page of its `suite` (the GX suite object) only when the suite, custpipe's renderers or
+    GX changed since that page was rendered (GX's UpdateDataDocsAction re-renders the
+    suite's page on every validation: ~0.1 s each, ten times a night)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    from custpipe.quality import expectations as custom_expectations
+
+    stamp = gx_dir / DOCS_DIRNAME / "expectations" / f".{suite.name}.rendered"
+    text = json.dumps(suite.to_json_dict(), sort_keys=True, default=str)
+    renderers = Path(custom_expectations.__file__).read_bytes()
+    digest = hashlib.sha1(text.encode() + renderers + gx.__version__.encode()).hexdigest()
+    page = stamp.with_name(f"{suite.name}.html")
+    fresh = page.exists() and stamp.exists() and stamp.read_text() == digest
+    resources = [key] if fresh else [key, ExpectationSuiteIdentifier(name=suite.name)]
+    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=resources)
+    if not fresh and page.exists():
+        stamp.write_text(digest)
 
 
 def prune_results(context, gx_dir: Path, suite_name: str, keep: int) -> None:

@@ -336,14 +336,15 @@ def validate_frame(
             context,
             suite,
             result_format=_result_format(id_column, include_values),
-            build_docs=build_docs,
         )
         context.validation_results_store.include_values = include_values
         _gx_context.prune_results(context, gx_dir, suite_name, keep=results_limit - 1)
         result = checkpoint.run(batch_parameters={"dataframe": df})
         key, suite_result = next(iter(result.run_results.items()))
+        _gx_context.context_used(gx_dir, context)
         docs = None
         if build_docs:
+            _gx_context.build_docs(context, gx_dir, key, suite)
             docs = _gx_context.docs_page_for(context, key)
             index = gx_dir / _gx_context.DOCS_DIRNAME / "index.html"
             if docs is None and index.exists():

@@ -273,3 +273,39 @@ def test_a_raw_suite_reports_a_lost_column_and_duplicated_ids_as_failed_rules(
         "record_id_unique": ("block", 2),
     }
     assert outcome.outcome("record_id_unique").failed_ids == ("002",)
+
+
+def test_a_suite_page_is_rendered_again_only_when_the_suite_changed(tmp_path, gx_dir, staged_frame):
+    import json
+    import shutil
+
+    suites = tmp_path / "suites"
+    shutil.copytree(REPO_ROOT / "expectations", suites)
+
+    def validate() -> float:
+        validate_frame(staged_frame, "staged_customers_erp", expectations_dir=suites, gx_dir=gx_dir)
+        return page.stat().st_mtime_ns
+
+    page = gx_dir / "data_docs" / "expectations" / "staged_customers_erp.html"
+    first = validate()
+    assert validate() == first  # the same suite: its page is not rendered again
+    suite_file = suites / "staged_customers_erp.json"
+    suite = json.loads(suite_file.read_text(encoding="utf-8"))
+    assert suite["expectations"][2]["kwargs"] == {"column": "name", "mostly": 0.9}
+    suite["expectations"][2]["kwargs"]["mostly"] = 0.37  # shown on the page as 37%
+    suite_file.write_text(json.dumps(suite, ensure_ascii=False), encoding="utf-8")
+    assert "37" not in page.read_text(encoding="utf-8")
+    assert validate() != first
+    assert "37" in page.read_text(encoding="utf-8")
+
+
+def test_a_context_is_reused_until_its_project_file_changes(expectations_dir, gx_dir):
+    from custpipe.quality import _gx_context
+
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    first = _gx_context.open_context(gx_dir, expectations_dir, 10)
+    assert _gx_context.open_context(gx_dir, expectations_dir, 10) is first
+    assert _gx_context.open_context(gx_dir, expectations_dir, 11) is not first  # other config
+    yml = gx_dir / _gx_context.GX_YML
+    yml.write_text(yml.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # another process
+    assert _gx_context.open_context(gx_dir, expectations_dir, 11) is not first
