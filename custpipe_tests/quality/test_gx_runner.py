@@ -264,15 +264,23 @@ def test_a_raw_suite_reports_a_lost_column_and_duplicated_ids_as_failed_rules(
     raw = pd.DataFrame({c: ["x", "y", "z"] for c in columns if c != "Phone"})
     raw["Id"] = ["001", "002", "002"]
     raw["Unused"] = "extra columns are fine"
+    before = raw.copy()
     outcome = validate_frame(
         raw, "raw_crm", expectations_dir=expectations_dir, gx_dir=gx_dir, id_column="Id"
     )
+    # GX reads the names of the columns no rule reads the values of (they reach it empty)
+    pd.testing.assert_frame_equal(raw, before)  # the caller's frame keeps its values
     failed = {o.rule: (o.severity, o.failed) for o in outcome.outcomes if not o.success}
     assert failed == {
         "mapped_columns_present": ("block", 1),  # a failed rule, not an error
         "record_id_unique": ("block", 2),
     }
     assert outcome.outcome("record_id_unique").failed_ids == ("002",)
+    raw["Phone"] = "+4930123456"
+    outcome = validate_frame(
+        raw, "raw_crm", expectations_dir=expectations_dir, gx_dir=gx_dir, id_column="Id"
+    )
+    assert outcome.outcome("mapped_columns_present").success
 
 
 def test_a_suite_page_is_rendered_again_only_when_the_suite_changed(tmp_path, gx_dir, staged_frame):
