@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import jinja2.bccache
 import yaml
 
 DATASOURCE_NAME = "custpipe_pandas"
@@ -116,6 +118,42 @@ def _stamp(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled jinja2 templates, kept in memory for the process."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self.codes:
+            bucket.bytecode_from_string(self.codes[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.codes[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = _CompiledTemplates()
+
+
+def share_compiled_templates() -> None:
+    """Give every GX Data Docs view :data:`COMPILED_TEMPLATES`: GX makes a new jinja2
+    environment per page, and compiling its templates again took ~0.1 s of each page
+    (~1 s a night). Only the compiling is skipped: every page is rendered as before."""
+    from great_expectations.render.view import view
+
+    make = view.DefaultJinjaView.__init__
+    if getattr(make, "shares_compiled_templates", False):
+        return
+
+    def init(self, *args, **kwargs) -> None:
+        make(self, *args, **kwargs)
+        if self.env.bytecode_cache is None:
+            self.env.bytecode_cache = COMPILED_TEMPLATES
+
+    init.shares_compiled_templates = True
+    view.DefaultJinjaView.__init__ = init
+
+
 def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit: int):
     """(Re)write gx_dir/great_expectations.yml and return a GX FileDataContext on it.
 
@@ -128,6 +166,7 @@ def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit:
     from custpipe.quality import expectations as custom_expectations
 
     custom_expectations.register()  # before the context can read any suite
+    share_compiled_templates()
     yml_path = gx_dir / GX_YML
     config = build_project_config(expectations_dir, validation_results_limit)
     key = (str(gx_dir.resolve()), json.dumps(config, sort_keys=True))

@@ -317,3 +317,27 @@ def test_a_context_is_reused_until_its_project_file_changes(expectations_dir, gx
     yml = gx_dir / _gx_context.GX_YML
     yml.write_text(yml.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # another process
     assert _gx_context.open_context(gx_dir, expectations_dir, 11) is not first
+
+
+def test_data_docs_templates_are_compiled_once_per_process(
+    expectations_dir, gx_dir, staged_frame, monkeypatch
+):
+    from custpipe.quality import _gx_context
+
+    cache = _gx_context.COMPILED_TEMPLATES
+    compiled = []
+    dump = cache.dump_bytecode
+    monkeypatch.setattr(cache, "dump_bytecode", lambda b: compiled.append(b.key) or dump(b))
+
+    def validate() -> None:
+        validate_frame(
+            staged_frame, "staged_customers_erp", expectations_dir=expectations_dir, gx_dir=gx_dir
+        )
+
+    validate()  # compiles what this process has not compiled yet
+    assert set(cache.codes)  # the pages' templates
+    compiled.clear()
+    validate()
+    assert compiled == []  # every template came from the cache
+    pages = list((gx_dir / "data_docs" / "validations" / "staged_customers_erp").rglob("*.html"))
+    assert len(pages) == 2 and all("staged_customers_erp" in p.read_text() for p in pages)
