@@ -37,6 +37,7 @@ from custpipe.matching.review import review_queue
 from custpipe.matching.scope import (
     COMPONENTS,
     keep_components,
+    kept_apart_outside,
     review_labels,
     store_components,
     touched_scope,
@@ -264,13 +265,19 @@ def _consolidate(
         (edges,) = con.execute(f"SELECT count(*) FROM {ws.edges}").fetchone()
         load_decisions(ws)
         must_links = add_must_links(ws)
-        scoped = incremental and touched_scope(ws, matcher.model, matcher.auto_merge)
+        scoped = (
+            incremental
+            and not needs_full_scoring(matcher.model)  # else refresh_pairs ran in full
+            and touched_scope(ws, matcher.model, matcher.auto_merge)
+        )
         rounds = connected_components(ws, ws.scope if scoped else None)
         keep_components(ws)
         priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
         priority[MODEL_RULE] = len(priority)
         conflicting = conflicting_identifiers(ws, matcher.exclusions)
         splits = apply_cannot_links(ws, priority, conflicting)
+        if scoped:
+            kept_apart_outside(ws)
         labels = review_labels(ws, matcher.auto_merge) if scoped else ws.labels
         review = review_queue(ws, matcher.model, matcher.auto_merge, labels)
         review = review.assign(run_id=run_id)

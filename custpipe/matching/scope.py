@@ -15,7 +15,8 @@ closed under tonight's links and last night's components (`mdm.match_components`
 per record): a record that left a component, or joined another, can change how the rest
 of it is split, so all of last night's component is clustered again. Last night's golden
 groups lie inside its components, so every old golden ID a scope cluster can claim belongs
-to scope records only.
+to scope records only. The links an exclusion left out in the other components (for the
+review queue) are last night's too.
 """
 
 from __future__ import annotations
@@ -150,6 +151,25 @@ def store_components(ws: MatchWorkspace, scoped: bool) -> None:
     """)
 
 
+def kept_apart_outside(ws: MatchWorkspace) -> None:
+    """Add to `ws.kept_apart` the links an exclusion left out in the components outside the
+    scope: last night's, read from the review queue it wrote (mdm.match_review), since those
+    components' links, clusters and decisions are last night's."""
+    ws.con.execute(f"""
+        INSERT INTO {ws.kept_apart}
+        SELECT least(na.node, nb.node), greatest(na.node, nb.node),
+               json_extract_string(r.explanation, '$.linked_by'),
+               json_extract_string(r.explanation, '$.kept_apart')
+        FROM mdm.match_review r
+        JOIN {ws.nodes} na ON na.source_system = r.left_source_system
+                          AND na.source_id = r.left_source_id
+        JOIN {ws.nodes} nb ON nb.source_system = r.right_source_system
+                          AND nb.source_id = r.right_source_id
+        WHERE json_extract_string(r.explanation, '$.kept_apart') IS NOT NULL
+          AND na.node NOT IN (SELECT node FROM {ws.scope})
+    """)
+
+
 def review_labels(ws: MatchWorkspace, auto_merge: float) -> str:
     """Make `ws.review_labels` (node, label) for the review queue of a scoped night:
     `ws.labels` (the scope's clusters) and, for the other records of the queue's candidate
@@ -161,6 +181,7 @@ def review_labels(ws: MatchWorkspace, auto_merge: float) -> str:
         WITH ends AS (
             SELECT a AS node FROM {ws.scored} WHERE probability < $auto_merge
             UNION SELECT b FROM {ws.scored} WHERE probability < $auto_merge
+            UNION SELECT a FROM {ws.kept_apart} UNION SELECT b FROM {ws.kept_apart}
         ),
         outside AS (SELECT node FROM ends ANTI JOIN {ws.labels} l USING (node))
         SELECT node, label FROM {ws.labels}
