@@ -369,6 +369,13 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             Column("input_hash", "UBIGINT", description="hash of the record's match input"),
             Column("raw_hash", "BIGINT", description="the staged row's raw_hash when matched"),
         ), "record matched by the last consolidation, with what it looked like then"),
+        Table("mdm", "match_components", (
+            _SOURCE_SYSTEM, _SOURCE_ID,
+            _text("component", "source_system:source_id of the first record of its component "
+                  "(the records its links joined, before cannot-links and exclusions split "
+                  "them)"),
+        ), "record matched by the last consolidation, with its component then: an "
+           "incremental night reclusters only the components a change touches"),
         Table("mdm", "golden_id_history", (
             _RUN_ID, _text("golden_id"), _text("event"), _text("related_golden_id"),
             Column("members", "BIGINT"), Column("recorded_at", ts),

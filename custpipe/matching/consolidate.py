@@ -34,6 +34,14 @@ from custpipe.matching.linking import DEFAULT_RULES, LinkRule, build_edges, conn
 from custpipe.matching.model import MatchModel
 from custpipe.matching.pairs import load_scored, needs_full_scoring, refresh_pairs
 from custpipe.matching.review import review_queue
+from custpipe.matching.scope import (
+    COMPONENTS,
+    keep_components,
+    kept_apart_outside,
+    review_labels,
+    store_components,
+    touched_scope,
+)
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
 from custpipe.matching.workspace import MatchWorkspace, accepted_digest, match_workspace
@@ -145,7 +153,7 @@ class ConsolidationResult:
 
 #: The tables a consolidation writes; a compared full run compares them and its kept state.
 OUTPUTS = ("mdm.golden_customers", "mdm.customer_xref", "mdm.match_review")
-STATE = (*OUTPUTS, "mdm.match_pairs", "mdm.match_records")
+STATE = (*OUTPUTS, "mdm.match_pairs", "mdm.match_records", COMPONENTS)
 
 
 def consolidate(
@@ -171,11 +179,13 @@ def consolidate(
     `incremental`: score only the pairs of records whose match input changed (the others'
     pairs are kept in mdm.match_pairs, see `custpipe.matching.pairs`) and rebuild only the
     golden records of clusters that changed (members, a member's staged row, or golden ID);
-    clustering, golden IDs, the xref and the review queue are derived from every record as
-    in a full run, so both give the same tables. `compare` (a full run): first the
-    incremental run is made and rolled back, keeping an image of its tables (`STATE`); the
-    result's `differences` are the full run's rows that differ from it. `record` is called
-    with the result inside the transaction (to record the stage's run with its outputs).
+    clustering, golden IDs and the xref are redone only for the components a change touches
+    (`custpipe.matching.scope`), the others keep last night's; the review queue is derived
+    from every stored pair as in a full run, so both give the same tables. `compare` (a full
+    run): first the incremental run is made and rolled back, keeping an image of its tables
+    (`STATE`); the result's `differences` are the full run's rows that differ from it.
+    `record` is called with the result inside the transaction (to record the stage's run
+    with its outputs).
     `last_inputs`: the last consolidation's `inputs`; an incremental run whose inputs equal
     them (no accepted record, quarantine or steward decision changed) writes nothing: every
     table is already what a run would make. Everything but the review queue (small) stays in
@@ -255,21 +265,32 @@ def _consolidate(
         (edges,) = con.execute(f"SELECT count(*) FROM {ws.edges}").fetchone()
         load_decisions(ws)
         must_links = add_must_links(ws)
-        rounds = connected_components(ws)
+        scoped = (
+            incremental
+            and not needs_full_scoring(matcher.model)  # else refresh_pairs ran in full
+            and touched_scope(ws, matcher.model, matcher.auto_merge)
+        )
+        rounds = connected_components(ws, ws.scope if scoped else None)
+        keep_components(ws)
         priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
         priority[MODEL_RULE] = len(priority)
         conflicting = conflicting_identifiers(ws, matcher.exclusions)
         splits = apply_cannot_links(ws, priority, conflicting)
-        review = review_queue(ws, matcher.model, matcher.auto_merge).assign(run_id=run_id)
+        if scoped:
+            kept_apart_outside(ws)
+        labels = review_labels(ws, matcher.auto_merge) if scoped else ws.labels
+        review = review_queue(ws, matcher.model, matcher.auto_merge, labels)
+        review = review.assign(run_id=run_id)
         matched = time.perf_counter()
 
-        _assign_golden_ids(ws)
+        _assign_golden_ids(ws, scoped)
         now_utc = datetime.now(UTC).replace(tzinfo=None)  # every stored stamp is naive UTC
         stamps = {"run_id": run_id, "now": now_utc}
         rebuilt, removed = _write_golden(
             ws, survivorship, stamps | {"erp_source": erp_source}, incremental
         )
-        warehouse.replace_table_from(con, "mdm.customer_xref", _xref_sql(ws), {"run_id": run_id})
+        _write_xref(ws, run_id, scoped)
+        store_components(ws, scoped)
         warehouse.replace_table(con, "mdm.match_review", review)
         con.execute(
             f"""INSERT INTO mdm.golden_id_history BY NAME
@@ -285,7 +306,7 @@ def _consolidate(
             ).fetchall()
         )
         (golden,) = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()
-        return ConsolidationResult(
+        return ConsolidationResult(  # a scoped night's rounds and splits: the scope's
             records=ws.records,
             edges=edges,
             golden=golden,
@@ -340,7 +361,8 @@ def _write_golden(
     """)
     (removed,) = con.execute(f"""
         DELETE FROM mdm.golden_customers g
-        WHERE golden_id NOT IN (SELECT golden_id FROM {ws.assigned})
+        WHERE golden_id IN (SELECT golden_id FROM {ws.previous})
+              AND golden_id NOT IN (SELECT golden_id FROM {ws.assigned})
            OR golden_id IN (SELECT a.golden_id FROM {ws.assigned} a
                             WHERE a.label IN (SELECT label FROM {ws.touched}))
     """).fetchone()
@@ -351,22 +373,31 @@ def _write_golden(
     return rebuilt, max(removed - rebuilt, 0)
 
 
-def _assign_golden_ids(ws: MatchWorkspace) -> None:
+def _assign_golden_ids(ws: MatchWorkspace, scoped: bool) -> None:
     """Make `ws.assigned` (label -> golden ID) and `ws.id_events` from the clusters of
-    `ws.labels` and last run's xref (copied to `ws.previous`), and `ws.first_seen`: the
+    `ws.labels` and last run's xref (copied to `ws.previous`; in a `scoped` night only the
+    rows of the scope's components, see `custpipe.matching.scope`), and `ws.first_seen`: the
     first run of each golden ID kept, read before the golden table is rebuilt."""
     con = ws.con
+    in_scope = (
+        f"SEMI JOIN (SELECT source_system, source_id FROM {COMPONENTS} WHERE component IN "
+        f"(SELECT component FROM {ws.scope_components})) c USING (source_system, source_id)"
+        if scoped
+        else ""
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.members} AS
         SELECT l.label, n.source_system || ':' || n.source_id AS member_key, t.trust
         FROM {ws.labels} l JOIN {ws.nodes} n USING (node) JOIN {ws.trust} t USING (source_system);
         CREATE OR REPLACE TEMP TABLE {ws.previous} AS
-        SELECT source_system || ':' || source_id AS member_key, golden_id FROM mdm.customer_xref;
+        SELECT source_system || ':' || source_id AS member_key, golden_id
+        FROM mdm.customer_xref {in_scope};
     """)
     assign_golden_ids_sql(
         con,
         ws.members,
         ws.previous,
+        taken="mdm.customer_xref" if scoped else ws.previous,
         votes=ws.votes,
         fresh=ws.fresh,
         assigned=ws.assigned,
@@ -393,13 +424,31 @@ def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship, labels: str) -> 
     """
 
 
-def _xref_sql(ws: MatchWorkspace) -> str:
-    """Every accepted record with its golden ID and the rules that linked it. Parameter
-    $run_id."""
+def _write_xref(ws: MatchWorkspace, run_id: str, scoped: bool) -> None:
+    """Write mdm.customer_xref: rewritten when not `scoped`; in a scoped night the rows of
+    the scope's components last night (`ws.previous`) are replaced by the scope's."""
+    params = {"run_id": run_id}
+    if not scoped:
+        warehouse.replace_table_from(ws.con, "mdm.customer_xref", _xref_sql(ws), params)
+        return
+    ws.con.execute(
+        f"""
+        DELETE FROM mdm.customer_xref
+        WHERE source_system || ':' || source_id IN (SELECT member_key FROM {ws.previous});
+        INSERT INTO mdm.customer_xref BY NAME {_xref_sql(ws, scoped=True)}
+        """,
+        params,
+    )
+
+
+def _xref_sql(ws: MatchWorkspace, scoped: bool = False) -> str:
+    """Every record of `ws.labels` (every accepted record, or the scope's when `scoped`)
+    with its golden ID and the rules that linked it. Parameter $run_id."""
+    edges = f"(SELECT * FROM {ws.edges} SEMI JOIN {ws.scope} ON a = node)" if scoped else ws.edges
     return f"""
         WITH node_rules AS (  -- the rules that linked each record, either end of an edge
             SELECT node, string_agg(DISTINCT rule, ',' ORDER BY rule) AS match_rule
-            FROM (SELECT a AS node, rule FROM {ws.edges} UNION ALL SELECT b, rule FROM {ws.edges})
+            FROM (SELECT a AS node, rule FROM {edges} UNION ALL SELECT b, rule FROM {edges})
             GROUP BY node
         )
         SELECT n.source_system, n.source_id, a.golden_id,

@@ -137,7 +137,7 @@ FROM owned
 # key), the first run of digits that is no old ID (new_golden_id's loop, in SQL).
 _FRESH_SQL = """
 CREATE OR REPLACE TEMP TABLE {fresh} AS
-WITH taken AS (SELECT DISTINCT golden_id FROM {previous}),
+WITH taken AS (SELECT DISTINCT golden_id FROM {taken}),
 fresh AS (
     SELECT label, count(*) AS size, min(member_key) AS first_key
     FROM {members} m
@@ -190,6 +190,7 @@ def assign_golden_ids_sql(
     members: str,
     previous: str,
     *,
+    taken: str | None = None,
     votes: str,
     fresh: str,
     assigned: str,
@@ -200,11 +201,14 @@ def assign_golden_ids_sql(
     Reads `members` (label, member_key, trust) and `previous` (member_key, golden_id); makes
     `assigned` (label, golden_id) and `id_events` (ord, label, event, golden_id,
     related_golden_id, members: ordered by ord, label, golden_id like the frame), with
-    `votes` and `fresh` as its working tables.
+    `votes` and `fresh` as its working tables. `taken` (golden_id; default `previous`):
+    the IDs a new one must not be, when `previous` holds only some of last run's rows.
     """
+    taken = taken or previous
     names = {
         "members": members,
         "previous": previous,
+        "taken": taken,
         "votes": votes,
         "fresh": fresh,
         "assigned": assigned,
@@ -218,15 +222,15 @@ def assign_golden_ids_sql(
     if unset:
         raise RuntimeError("could not derive a free golden id")  # pragma: no cover
     if clashes:  # two new clusters' first keys share 48 bits of sha1: new_golden_id's loop
-        _assign_fresh_in_order(con, previous, fresh)
+        _assign_fresh_in_order(con, taken, fresh)
     con.execute(_ASSIGNED_SQL.format(**names))
     con.execute(_EVENTS_SQL.format(**names))
 
 
-def _assign_fresh_in_order(con: duckdb.DuckDBPyConnection, previous: str, fresh: str) -> None:
+def _assign_fresh_in_order(con: duckdb.DuckDBPyConnection, old: str, fresh: str) -> None:
     """Re-derive the IDs of `fresh` one cluster at a time in label order, each avoiding the
-    old IDs and the IDs given before it (exactly assign_golden_ids' loop)."""
-    taken = {r[0] for r in con.execute(f"SELECT DISTINCT golden_id FROM {previous}").fetchall()}
+    old IDs (of `old`) and the IDs given before it (exactly assign_golden_ids' loop)."""
+    taken = {r[0] for r in con.execute(f"SELECT DISTINCT golden_id FROM {old}").fetchall()}
     rows = con.execute(f"SELECT label, first_key FROM {fresh} ORDER BY label").fetchall()
     ids = []
     for label, first_key in rows:

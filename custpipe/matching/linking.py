@@ -46,14 +46,21 @@ def build_edges(ws: MatchWorkspace, rules: tuple[LinkRule, ...] = DEFAULT_RULES)
     return ws.con.execute(f"SELECT count(*) FROM {ws.edges}").fetchone()[0]
 
 
-def connected_components(ws: MatchWorkspace, max_rounds: int = 100) -> int:
-    """Make `ws.labels` (node, label): each node of `ws.nodes` labelled with the smallest node
-    of its component over `ws.edges`; return the rounds it took."""
+def connected_components(
+    ws: MatchWorkspace, scope: str | None = None, max_rounds: int = 100
+) -> int:
+    """Make `ws.labels` (node, label): each node of `ws.nodes` (or only of `scope` (node), a
+    set of whole components) labelled with the smallest node of its component over
+    `ws.edges`; return the rounds it took."""
     con = ws.con
+    nodes = ws.nodes if scope is None else scope
+    edges = (
+        ws.edges if scope is None else f"(SELECT * FROM {ws.edges} SEMI JOIN {scope} ON a = node)"
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
-        SELECT a, b FROM {ws.edges} UNION SELECT b, a FROM {ws.edges};
-        CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT node, node AS label FROM {ws.nodes};
+        SELECT a, b FROM {edges} UNION SELECT b, a FROM {edges};
+        CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT node, node AS label FROM {nodes};
     """)
     for rounds in range(1, max_rounds + 1):
         con.execute(f"""

@@ -88,8 +88,9 @@ def _record_state(ws: MatchWorkspace, frame: pa.Table) -> None:
 def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
     """Make `ws.restaged` (node): records whose staged row is new or changed since the
     last night, and `ws.changed` (node): those whose match input is new or changed
-    (every record when not `incremental`); delete the stored pairs of records gone or
-    changed.
+    (every record when not `incremental`); in an incremental run, make `ws.gone`
+    (source_system, source_id): last night's records gone or changed, and delete their
+    stored pairs.
     Returns (changed, removed)."""
     con = ws.con
     con.execute(f"""
@@ -112,22 +113,21 @@ def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
         WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m
                           WHERE m.source_system = s.source_system
                             AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
-        CREATE OR REPLACE TEMP TABLE gone_records AS
+        CREATE OR REPLACE TEMP TABLE {ws.gone} AS
         SELECT m.source_system, m.source_id FROM mdm.match_records m
         WHERE NOT EXISTS (SELECT 1 FROM {ws.record_state} s
                           WHERE m.source_system = s.source_system
                             AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
     """)
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
-    (removed,) = con.execute("SELECT count(*) FROM gone_records").fetchone()
+    (removed,) = con.execute(f"SELECT count(*) FROM {ws.gone}").fetchone()
     # two semi-joins: one EXISTS with an OR of the two sides is a nested loop (15 s at 1M)
-    con.execute("""
+    con.execute(f"""
         DELETE FROM mdm.match_pairs p
-        WHERE EXISTS (SELECT 1 FROM gone_records g WHERE g.source_system = p.left_source_system
-                                                     AND g.source_id = p.left_source_id)
-           OR EXISTS (SELECT 1 FROM gone_records g WHERE g.source_system = p.right_source_system
-                                                     AND g.source_id = p.right_source_id);
-        DROP TABLE gone_records;
+        WHERE EXISTS (SELECT 1 FROM {ws.gone} g WHERE g.source_system = p.left_source_system
+                                                   AND g.source_id = p.left_source_id)
+           OR EXISTS (SELECT 1 FROM {ws.gone} g WHERE g.source_system = p.right_source_system
+                                                   AND g.source_id = p.right_source_id);
     """)
     return changed, removed
 
@@ -255,11 +255,21 @@ def refresh_pairs(
     return PairRefresh(changed, removed, scored, stored)
 
 
+def tonight_prior(model: MatchModel, records: int) -> float:
+    """The prior (a match weight) of a night matching `records` records."""
+    return prior_weight(model.settings_for(records)["probability_two_random_records_match"])
+
+
+def probability_sql(prior: str, weight: str) -> str:
+    """SQL of a pair's match probability from the prior and its stored weight (SQL)."""
+    return f"1 / (1 + pow(2, -({prior} + {weight})))"
+
+
 def load_scored(ws: MatchWorkspace, model: MatchModel, review: float) -> int:
     """Make `ws.scored` (a, b, probability, gamma_<field>, mw_<field>, mw_tf_adj_<field>)
     from mdm.match_pairs: tonight's probability (the prior for tonight's number of records
     added to the stored weight) at or above `review`; return how many."""
-    prior = prior_weight(model.settings_for(ws.records)["probability_two_random_records_match"])
+    prior = tonight_prior(model, ws.records)
     fields, tf = compared_fields(model), tf_fields(model)
     columns = ", ".join(
         [
@@ -273,7 +283,7 @@ def load_scored(ws: MatchWorkspace, model: MatchModel, review: float) -> int:
         CREATE OR REPLACE TEMP TABLE {ws.scored} AS
         SELECT * FROM (
             SELECT na.node AS a, nb.node AS b,
-                   1 / (1 + pow(2, -($prior + p.weight))) AS probability, {columns}
+                   {probability_sql("$prior", "p.weight")} AS probability, {columns}
             FROM mdm.match_pairs p
             JOIN {ws.nodes} na ON na.source_system = p.left_source_system
                               AND na.source_id = p.left_source_id

@@ -11,7 +11,9 @@ from custpipe.matching.model import MatchModel, explain
 from custpipe.matching.workspace import MatchWorkspace
 
 
-def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd.DataFrame:
+def review_queue(
+    ws: MatchWorkspace, model: MatchModel, auto_merge: float, labels: str | None = None
+) -> pd.DataFrame:
     """The pairs a steward should decide, each with its per-field explanation: model-scored
     pairs below `auto_merge`, and links an exclusion left out (`ws.kept_apart`, such as two
     records sharing an e-mail address with different valid tax IDs; their explanation names
@@ -19,9 +21,11 @@ def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd
     that no steward has decided yet.
 
     Reads `ws.scored` (pairs already at or above the review threshold, see
-    :func:`score_pairs`), `ws.kept_apart`, `ws.labels`, `ws.nodes` and `ws.decided`; only the
-    queue's pairs leave DuckDB.
+    :func:`score_pairs`), `ws.kept_apart`, `labels` (node, label; default `ws.labels`: the
+    cluster of every record in a pair), `ws.nodes` and `ws.decided`; only the queue's pairs
+    leave DuckDB.
     """
+    labels = labels or ws.labels
     pairs = ws.con.execute(
         f"""
         WITH candidates AS (
@@ -36,7 +40,7 @@ def review_queue(ws: MatchWorkspace, model: MatchModel, auto_merge: float) -> pd
                nb.source_system AS right_source_system, nb.source_id AS right_source_id
         FROM candidates c
         LEFT JOIN {ws.scored} s ON s.a = c.a AND s.b = c.b
-        JOIN {ws.labels} la ON la.node = c.a JOIN {ws.labels} lb ON lb.node = c.b
+        JOIN {labels} la ON la.node = c.a JOIN {labels} lb ON lb.node = c.b
         JOIN {ws.nodes} na ON na.node = c.a JOIN {ws.nodes} nb ON nb.node = c.b
         WHERE la.label <> lb.label
           AND NOT EXISTS (SELECT 1 FROM {ws.decided} d

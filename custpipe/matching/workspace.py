@@ -10,14 +10,20 @@ by the names it holds, so a reader sees where each relation is made and read:
 - `scored` (a, b, probability, gamma_<field>, mw_<field>): `model.score_pairs`
 - `decided` (a, b, decision; the latest steward decision per pair):
   `decisions.load_decisions`
-- `labels` (node, label: the cluster of each node): `linking.connected_components`,
-  split by `decisions.apply_cannot_links` (steward cannot-links and the exclusions of
-  `exclusions.exclusion_pairs`), which makes `kept_apart` (a, b, rule, reason): the links
-  an exclusion left out, for the review queue
-- `members`, `previous` (last run's xref), `assigned` (label, golden_id), `id_events`,
-  `first_seen`: `consolidate._assign_golden_ids` (with `golden_ids.assign_golden_ids_sql`)
+- `scope` (node: the records an incremental night reclusters, its touched components),
+  `scope_components` (component: their components last night), `frontier`:
+  `scope.touched_scope`; `components` (node, label: the components before any split):
+  `scope.keep_components`; `review_labels` (node, label): `scope.review_labels`
+- `labels` (node, label: the cluster of each node; in a scoped night only those of
+  `scope`): `linking.connected_components`, split by `decisions.apply_cannot_links`
+  (steward cannot-links and the exclusions of `exclusions.exclusion_pairs`), which makes
+  `kept_apart` (a, b, rule, reason): the links an exclusion left out, for the review queue
+- `members`, `previous` (last run's xref; in a scoped night the scope's rows), `assigned`
+  (label, golden_id), `id_events`, `first_seen`: `consolidate._assign_golden_ids` (with
+  `golden_ids.assign_golden_ids_sql`)
 - `record_state` (node, keys, input_hash, raw_hash), `changed` (node: new or changed match
-  input), `restaged` (node: new or changed staged row): `pairs.refresh_pairs`; `flagged`
+  input), `restaged` (node: new or changed staged row), `gone` (source_system,
+  source_id: last night's records gone or changed): `pairs.refresh_pairs`; `flagged`
   (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
   (node, label: the clusters an incremental run rebuilds): `consolidate._write_golden`
 - `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
@@ -68,6 +74,12 @@ class MatchWorkspace:
     restaged: str = "restaged_records"
     touched: str = "touched_labels"
     flagged: str = "flagged_match_input"
+    gone: str = "gone_records"
+    scope: str = "scope_nodes"
+    scope_components: str = "scope_components"
+    frontier: str = "scope_frontier"
+    components: str = "components"
+    review_labels: str = "review_labels"
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
@@ -94,6 +106,12 @@ class MatchWorkspace:
             self.restaged,
             self.touched,
             self.flagged,
+            self.gone,
+            self.scope,
+            self.scope_components,
+            self.frontier,
+            self.components,
+            self.review_labels,
         )
 
     def drop(self) -> None:

@@ -107,8 +107,9 @@ _PARTS = {
         "hash(golden_id, erp_customer_number)",
         "hash(golden_id)",
     ),
-    # rewritten in full every night: candidates are the records of golden customers rebuilt
-    # or gone (recon_touched), which every change of membership rebuilds
+    # not stamped (a night keeps the rows of components no change touched): candidates are
+    # the records of golden customers rebuilt or gone (recon_touched), which every change of
+    # membership rebuilds
     "xref": _Part(
         "mdm.customer_xref",
         "source_system, source_id, golden_id",
