@@ -27,6 +27,7 @@ from custpipe.mapping.canonical import (
 )
 from custpipe.settings import Settings
 from custpipe.sources.extract import (
+    hash_rows,
     is_rejected,
     landed_row_hashes,
     landing_folders,
@@ -96,37 +97,22 @@ def mapping_fingerprint(source: SourceConfig, dataset: str) -> str:
     return hashlib.sha1((config + _code_fingerprint()).encode()).hexdigest()
 
 
-def raw_hashes(raw: pd.DataFrame, fingerprint: str) -> pd.Series:
-    """Per raw row, a 64-bit hash of its values salted with its column names and the mapping
-    fingerprint (so a changed mapping changes every hash). Vectorised: ~0.3 s per 1M rows.
-    """
-    hashed = salted(
-        pd.util.hash_pandas_object(raw, index=False).to_numpy(), raw.columns, fingerprint
-    )
-    return pd.Series(hashed, index=raw.index)
-
-
 def salted(hashes: np.ndarray, columns, fingerprint: str) -> np.ndarray:
-    """Row hashes (pandas' hash of each row's values, uint64) salted with the column names
-    and the mapping fingerprint, as int64: the `raw_hash` of :func:`raw_hashes`."""
+    """Row hashes (:func:`custpipe.sources.extract.hash_rows`) salted with the column names
+    and the mapping fingerprint (so a changed mapping changes every hash), as int64: the
+    `raw_hash` staging keeps for each row."""
     salt_text = fingerprint + "\x1f".join(map(str, columns))
     salt = np.uint64(int(hashlib.sha1(salt_text.encode()).hexdigest()[:16], 16))
     return (hashes ^ salt).view(np.int64)
 
 
-def _landing_hashes(path: Path, landing: pa.Table, fingerprint: str, size: int) -> pd.Series:
+def _landing_hashes(path: Path, landing: pa.Table, fingerprint: str) -> pd.Series:
     """The `raw_hash` of every row of a landing, in its order: from the hashes extraction
-    stored beside it when they cover this table, else computed batch by batch."""
-    stored = landed_row_hashes(path, landing.column_names, landing.num_rows)
-    if stored is not None:
-        return pd.Series(salted(stored, landing.column_names, fingerprint))
-    if not landing.num_rows:
-        return pd.Series(np.array([], dtype=np.int64))
-    return pd.Series(
-        np.concatenate(
-            [raw_hashes(raw, fingerprint).to_numpy() for _, raw in _batches(landing, size)]
-        )
-    )
+    stored beside it when they cover this table, else computed."""
+    hashes = landed_row_hashes(path, landing.column_names, landing.num_rows)
+    if hashes is None:
+        hashes = hash_rows(landing)
+    return pd.Series(salted(hashes, landing.column_names, fingerprint))
 
 
 def _split_unchanged(
@@ -200,11 +186,6 @@ def pending_landings(
 # Landing data is staged this many rows at a time, so a dataset of millions of rows (order
 # lines) never sits in memory as pandas objects all at once.
 BATCH_ROWS = int(os.environ.get("CUSTPIPE_STAGE_BATCH_ROWS", "200000"))
-
-
-def _batches(landing: pa.Table, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    for start in range(0, max(landing.num_rows, 1), size):
-        yield start, landing.slice(start, size).to_pandas()
 
 
 def _changed_batches(
@@ -311,7 +292,7 @@ def _stage_landing(
     # an incremental landing (a delta, usually small) is upserted in one piece: upserting it
     # batch by batch would let a later batch replace what an earlier one staged for an id
     size = BATCH_ROWS if mode != "incremental" else max(landing.num_rows, 1)
-    hashes = _landing_hashes(path, landing, fingerprint, size)  # first: what is kept
+    hashes = _landing_hashes(path, landing, fingerprint)  # first: what is kept
     unchanged = _split_unchanged(con, table, source.name, hashes).to_numpy()
     kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})
     removed = pd.DataFrame({"source_id": pd.Series([], dtype=object)})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -314,6 +315,18 @@ def same_content(before: dict | None, digest: str) -> bool:
 ROW_HASHES = "row_hashes.npy"
 
 
+def hash_rows(table: pa.Table) -> np.ndarray:
+    """A 64-bit hash (uint64) of each row's values, in row order: DuckDB's hash over the
+    Arrow table (~0.07 s per 500,000 rows of text; pandas' hash_pandas_object took 0.5 s).
+    Extraction stores them (known_rows) and staging salts them into `raw_hash`."""
+    if not table.num_columns:
+        return np.zeros(table.num_rows, dtype=np.uint64)
+    columns = ", ".join('"' + str(c).replace('"', '""') + '"' for c in table.column_names)
+    with duckdb.connect() as con:
+        con.register("landed", table)
+        return con.execute(f"SELECT hash({columns}) AS h FROM landed").fetchnumpy()["h"]
+
+
 def landed_row_hashes(path: Path, columns: list[str], rows: int) -> np.ndarray | None:
     """The row hashes of the landing folder `path`, in its row order, when they were taken
     over exactly `columns` (the landing read as one table) and cover `rows` rows; else None
@@ -423,7 +436,7 @@ def extract_dataset(
                 uniform = uniform and hashed_columns is None
                 hashed_columns = list(chunk.columns)
                 content.update(("\x1e" + "\x1f".join(hashed_columns)).encode())
-            row_hashes.append(pd.util.hash_pandas_object(chunk, index=False).to_numpy())
+            row_hashes.append(hash_rows(table))
             content.update(row_hashes[-1].tobytes())
             rows += len(chunk)
         if signature is not None:  # what was read is what was hashed

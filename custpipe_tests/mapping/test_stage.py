@@ -211,8 +211,8 @@ def test_staging_reuses_the_row_hashes_extraction_stored(crm, monkeypatch):
     day = date(2026, 11, 27)
     result = extract_dataset(_without_watermark(source), "customers", settings, day)
     calls = []
-    computed = stage.raw_hashes
-    monkeypatch.setattr(stage, "raw_hashes", lambda *a: calls.append(1) or computed(*a))
+    computed = stage.hash_rows
+    monkeypatch.setattr(stage, "hash_rows", lambda *a: calls.append(1) or computed(*a))
     tables = []
     for stored in (True, False):
         if not stored:  # a landing written before the hashes were kept in row order

@@ -237,3 +237,17 @@ def test_an_empty_table_is_always_landed_a_watermarked_reread_only_when_new(tmp_
     empties = [extract_dataset(sql_source(url), "customers", s, DAY) for _ in range(2)]
     assert [e.unchanged_since for e in empties] == [None, None]
     assert [e.rows for e in empties] == [0, 0]
+
+
+def test_row_hashes_follow_the_rows_values_in_row_order():
+    import pyarrow as pa
+
+    from custpipe.sources.extract import hash_rows
+
+    table = pa.table({"a": ["x", "y", None, "", "x"], "b": ["y", "x", "", None, "y"]})
+    hashes = hash_rows(table)
+    assert hashes.dtype.name == "uint64" and len(hashes) == 5
+    assert hashes[0] == hashes[4]  # the same values
+    assert len(set(hashes[:4].tolist())) == 4  # swapped values, a null and '' all differ
+    assert list(hash_rows(table.slice(1, 3))) == list(hashes[1:4])  # a row's own hash
+    assert list(hash_rows(pa.table({'a"b': ["x"]}))) == list(hash_rows(pa.table({"c": ["x"]})))
