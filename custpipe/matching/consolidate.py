@@ -44,7 +44,12 @@ from custpipe.matching.scope import (
 )
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
 from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
-from custpipe.matching.workspace import MatchWorkspace, accepted_digest, match_workspace
+from custpipe.matching.workspace import (
+    MatchWorkspace,
+    accepted_digest,
+    match_workspace,
+    staged_rows,
+)
 
 DEFAULT_SURVIVORSHIP = Survivorship()
 
@@ -414,7 +419,9 @@ def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship, labels: str) -> 
     """The golden records of the clusters in `labels` (node, label): survivorship per
     cluster with its golden ID; a kept ID keeps its first run. Parameters $erp_source,
     $run_id, $now."""
-    golden = survivorship_sql(survivorship, nodes=ws.nodes, labels=labels, trust=ws.trust)
+    golden = survivorship_sql(
+        survivorship, nodes=staged_rows(ws, labels), labels=labels, trust=ws.trust
+    )
     return f"""
         SELECT g.* EXCLUDE (label), a.golden_id,
                coalesce(f.first_seen_run, $run_id) AS first_seen_run, $run_id AS run_id,

@@ -14,7 +14,8 @@ from custpipe.matching.workspace import MatchWorkspace
 
 @dataclass(frozen=True)
 class LinkRule:
-    """Records sharing `key` (SQL over staged columns), among those where `when` holds, link."""
+    """Records sharing `key` (SQL over the staged columns of `workspace.MATCHED_COLUMNS`),
+    among those where `when` holds, link."""
 
     name: str
     key: str
@@ -33,7 +34,7 @@ DEFAULT_RULES: tuple[LinkRule, ...] = (
 
 
 def build_edges(ws: MatchWorkspace, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> int:
-    """From `ws.nodes` (node, staged columns) make `ws.edges` (a, b, rule); return its size."""
+    """From `ws.nodes` (node, matched columns) make `ws.edges` (a, b, rule); return its size."""
     parts = [
         f"""SELECT node, min(node) OVER (PARTITION BY k) AS other, '{r.name}' AS rule
             FROM (SELECT node, ({r.key}) AS k FROM {ws.nodes} WHERE {r.when}) WHERE k IS NOT NULL"""
