@@ -16,7 +16,7 @@ from __future__ import annotations
 import jellyfish
 import pandas as pd
 
-from custpipe.matching.workspace import MatchWorkspace
+from custpipe.matching.workspace import MatchWorkspace, staged_rows
 from custpipe.standardize.national_ids import national_id_valid
 
 REASONS = {
@@ -50,7 +50,8 @@ def _values(ws: MatchWorkspace, identifier: str) -> pd.DataFrame:
     else:  # national IDs: normalised here, validated in Python by their country's checksum
         value = "upper(regexp_replace(n.national_id, '[^0-9A-Za-z]', '', 'g'))"
         where = "n.national_id IS NOT NULL"
-    sql = _VALUES.format(value=value, where=where, labels=ws.labels, nodes=ws.nodes)
+    rows = staged_rows(ws, ws.labels)
+    sql = _VALUES.format(value=value, where=where, labels=ws.labels, nodes=rows)
     frame = ws.con.execute(sql).df()
     if identifier == "national_id" and len(frame):
         valid = [national_id_valid(c, v) for c, v in zip(frame["country"], frame["v"], strict=True)]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from custpipe.matching.workspace import MatchWorkspace
+from custpipe.matching.workspace import MatchWorkspace, staged_rows
 
 
 @dataclass(frozen=True)
 class LinkRule:
-    """Records sharing `key` (SQL over the staged columns of `workspace.MATCHED_COLUMNS`),
-    among those where `when` holds, link."""
+    """Records sharing `key` (SQL over staged columns), among those where `when` holds, link."""
 
     name: str
     key: str
@@ -34,10 +33,11 @@ DEFAULT_RULES: tuple[LinkRule, ...] = (
 
 
 def build_edges(ws: MatchWorkspace, rules: tuple[LinkRule, ...] = DEFAULT_RULES) -> int:
-    """From `ws.nodes` (node, matched columns) make `ws.edges` (a, b, rule); return its size."""
+    """From `ws.nodes` (their staged columns) make `ws.edges` (a, b, rule); return its size."""
+    rows = staged_rows(ws)
     parts = [
         f"""SELECT node, min(node) OVER (PARTITION BY k) AS other, '{r.name}' AS rule
-            FROM (SELECT node, ({r.key}) AS k FROM {ws.nodes} WHERE {r.when}) WHERE k IS NOT NULL"""
+            FROM (SELECT node, ({r.key}) AS k FROM {rows} WHERE {r.when}) WHERE k IS NOT NULL"""
         for r in rules
     ]
     ws.con.execute(f"""

@@ -42,10 +42,10 @@ from custpipe.matching.settings import (
     shape_differences,
     splink_settings,
 )
-from custpipe.matching.workspace import MatchWorkspace, match_workspace
+from custpipe.matching.workspace import MatchWorkspace, match_workspace, staged_rows
 
-# One row per record to match, from the workspace's `nodes` relation; weak values are nulled
-# so that they are no evidence (an invalid tax ID, a role e-mail address).
+# One row per record to match, from the workspace's staged rows (`staged_rows`); weak values
+# are nulled so that they are no evidence (an invalid tax ID, a role e-mail address).
 MATCH_INPUT_SQL = f"""
 SELECT node AS unique_id,
        party_type,
@@ -65,7 +65,7 @@ SELECT node AS unique_id,
        nullif(lower(strip_accents(trim(region))), '') AS region,
        country
 FROM {{nodes}}
-"""  # {nodes}: the workspace's relation (str.replace, the text has braces)
+"""  # {nodes}: the staged rows (str.replace, the text has braces)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
             python_parts.append((name, column, function))
         else:
             sql_parts.append(f"{template.format(col=column, n=n)} AS {name}")
-    query = MATCH_INPUT_SQL.replace("{nodes}", ws.nodes)
+    query = MATCH_INPUT_SQL.replace("{nodes}", staged_rows(ws))
     if sql_parts:
         query = f"SELECT *, {', '.join(sql_parts)} FROM ({query})"
     # execute(), not sql(): the caller's connection may hold a partly fetched result, which

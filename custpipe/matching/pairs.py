@@ -289,8 +289,7 @@ def load_scored(ws: MatchWorkspace, model: MatchModel, review: float) -> int:
                               AND na.source_id = p.left_source_id
             JOIN {ws.nodes} nb ON nb.source_system = p.right_source_system
                               AND nb.source_id = p.right_source_id)
-        WHERE probability >= $review
-        ORDER BY a, b
+        WHERE probability >= $review  -- in no order: its readers order or group
     """,
         {"prior": prior, "review": review},
     )

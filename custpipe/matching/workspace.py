@@ -3,9 +3,9 @@
 Every step of matching and consolidation takes the workspace and reads or makes relations
 by the names it holds, so a reader sees where each relation is made and read:
 
-- `trust` (source_system, trust; lower = more trusted), `nodes` (node, staged_row, source
-  and id, and the staged columns matching reads of the accepted records):
-  :func:`accepted_nodes`; every staged column of some nodes: :func:`staged_rows`
+- `trust` (source_system, trust; lower = more trusted), `nodes` (node, staged_row,
+  source_system, source_id, raw_hash of the accepted records): :func:`accepted_nodes`;
+  their staged columns: :func:`staged_rows`
 - `edges` (a, b, rule): `linking.build_edges`, then model pairs (`consolidate`) and
   must-links (`decisions.add_must_links`)
 - `scored` (a, b, probability, gamma_<field>, mw_<field>): `model.score_pairs`
@@ -147,20 +147,12 @@ def _accepted(ws: MatchWorkspace) -> str:
             WHERE q.source_system = s.source_system AND q.source_id = s.source_id)"""
 
 
-# The staged columns matching reads (match input, link rules, exclusions, change detection):
-# all `nodes` holds besides its keys. Survivorship reads every column, of its clusters only.
-MATCHED_COLUMNS = (
-    "party_type", "name_key", "given_name", "family_name", "birth_date", "national_id",
-    "tax_id", "tax_id_valid", "email", "email_valid", "phone", "phone_valid", "street",
-    "city", "region", "postal_code", "postal_code_valid", "country", "raw_hash",
-)  # fmt: skip
-
-
 def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> MatchWorkspace:
-    """A workspace on `con` with `trust` and `nodes`: the staged records of the sources in
-    `trust`, minus those in their source's latest quarantine, numbered by
-    (source_system, source_id), with their row in staging.customers (`staged_row`) and the
-    `MATCHED_COLUMNS` (copying every column of every record took most of the time).
+    """A workspace on `con` with `trust` and `nodes` (node, staged_row, source_system,
+    source_id, raw_hash): the staged records of the sources in `trust`, minus those in their
+    source's latest quarantine, numbered by (source_system, source_id). Their staged
+    columns are read through :func:`staged_rows` (a copy of every column of every record
+    took most of an incremental night's consolidation).
 
     Only configured sources take part: a source removed from the configuration leaves its
     old staged rows behind, and they must not link or hold golden records.
@@ -169,22 +161,22 @@ def accepted_nodes(con: duckdb.DuckDBPyConnection, trust: dict[str, int]) -> Mat
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.nodes} AS
         SELECT row_number() OVER (ORDER BY s.source_system, s.source_id) AS node,
-               s.rowid AS staged_row, s.source_system, s.source_id,
-               {", ".join(f"s.{c}" for c in MATCHED_COLUMNS)}
+               s.rowid AS staged_row, s.source_system, s.source_id, s.raw_hash
         {_accepted(ws)}
     """)
     (records,) = con.execute(f"SELECT count(*) FROM {ws.nodes}").fetchone()
     return MatchWorkspace(con, records=records)
 
 
-def staged_rows(ws: MatchWorkspace, nodes: str) -> str:
-    """SQL of the `nodes` (a relation with `node`) with every staged column of their
-    records (node, staged columns but the wide JSON of original values), for survivorship.
-    The rows are read by `staged_row` in the consolidation's own transaction, which does not
-    change staging.customers."""
+def staged_rows(ws: MatchWorkspace, nodes: str | None = None) -> str:
+    """SQL of the records of `ws.nodes` (or of those in `nodes`, a relation with `node`)
+    with their staged columns (node, staged columns but `source_values`, the wide JSON of
+    original values). Rows are found by `staged_row`, which holds while staging.customers
+    does not change: within the workspace's transaction, or on a read-only connection."""
+    some = "" if nodes is None else f"SEMI JOIN {nodes} k USING (node)"
     return f"""(
         SELECT n.node, s.* EXCLUDE (source_values)
-        FROM {ws.nodes} n SEMI JOIN {nodes} k USING (node)
+        FROM {ws.nodes} n {some}
         JOIN staging.customers s ON s.rowid = n.staged_row)"""
 
 

@@ -23,7 +23,7 @@ from custpipe.matching.model import (
     train_model,
 )
 from custpipe.matching.settings import MatchSettings
-from custpipe.matching.workspace import match_workspace
+from custpipe.matching.workspace import match_workspace, staged_rows
 from custpipe.settings import DEFAULT_CONFIG_DIR
 from custpipe.warehouse import DDL, append_rows
 from custpipe_tests.conftest import edit
@@ -211,11 +211,11 @@ def test_term_frequency_weighs_agreement_on_a_rare_value_more(registers_warehous
         score_pairs(ws, model, 0.5)
         pairs = con.execute(f"""
             SELECT s.*, na.family_name AS surname, s.gamma_family_name AS gamma
-            FROM {ws.scored} s JOIN {ws.nodes} na ON na.node = s.a
+            FROM {ws.scored} s JOIN {staged_rows(ws)} na ON na.node = s.a
             WHERE s.gamma_family_name = 2  -- exact agreement (levels: exact 2, JW 1, else 0)
         """).df()
         counts = con.execute(
-            f"SELECT family_name AS surname, count(*) AS n FROM {ws.nodes} GROUP BY 1"
+            f"SELECT family_name AS surname, count(*) AS n FROM {staged_rows(ws)} GROUP BY 1"
         ).df()
     pairs = pairs.merge(counts, on="surname")
     common, rare = pairs["n"].max(), pairs["n"].min()
