@@ -86,19 +86,26 @@ def _record_state(ws: MatchWorkspace, frame: pa.Table) -> None:
 
 
 def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
-    """Make `ws.restaged` (node): records whose staged row is new or changed since the
-    last night, and `ws.changed` (node): those whose match input is new or changed
+    """Make `ws.record_diff`: the records whose `ws.record_state` differs from last night's
+    mdm.match_records, with both states (one join of the two, the rest reads this small
+    table); from it `ws.restaged` (node): records whose staged row is new or changed since
+    the last night, and `ws.changed` (node): those whose match input is new or changed
     (every record when not `incremental`); in an incremental run, make `ws.gone`
     (source_system, source_id): last night's records gone or changed, and delete their
-    stored pairs.
+    stored pairs. A record is one per (source_system, source_id) on either side.
     Returns (changed, removed)."""
     con = ws.con
     con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.record_diff} AS
+        SELECT s.node, s.input_hash, s.raw_hash, m.source_system AS last_system,
+               m.source_id AS last_id, m.input_hash AS last_input, m.raw_hash AS last_raw
+        FROM {ws.record_state} s FULL JOIN mdm.match_records m
+            ON m.source_system = s.source_system AND m.source_id = s.source_id
+        WHERE s.input_hash IS DISTINCT FROM m.input_hash
+           OR NOT coalesce(s.raw_hash = m.raw_hash, false);
         CREATE OR REPLACE TEMP TABLE {ws.restaged} AS
-        SELECT s.node FROM {ws.record_state} s
-        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m
-                          WHERE m.source_system = s.source_system
-                            AND m.source_id = s.source_id AND m.raw_hash = s.raw_hash)
+        SELECT node FROM {ws.record_diff}
+        WHERE node IS NOT NULL AND NOT coalesce(raw_hash = last_raw, false);
     """)
     if not incremental:
         con.execute(
@@ -109,15 +116,11 @@ def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
         return ws.records, removed
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.changed} AS
-        SELECT s.node FROM {ws.record_state} s
-        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m
-                          WHERE m.source_system = s.source_system
-                            AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
+        SELECT node FROM {ws.record_diff}
+        WHERE node IS NOT NULL AND input_hash IS DISTINCT FROM last_input;
         CREATE OR REPLACE TEMP TABLE {ws.gone} AS
-        SELECT m.source_system, m.source_id FROM mdm.match_records m
-        WHERE NOT EXISTS (SELECT 1 FROM {ws.record_state} s
-                          WHERE m.source_system = s.source_system
-                            AND m.source_id = s.source_id AND m.input_hash = s.input_hash);
+        SELECT last_system AS source_system, last_id AS source_id FROM {ws.record_diff}
+        WHERE last_id IS NOT NULL AND input_hash IS DISTINCT FROM last_input;
     """)
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
     (removed,) = con.execute(f"SELECT count(*) FROM {ws.gone}").fetchone()
@@ -221,21 +224,20 @@ def _score_changed(
 
 def _store_records(ws: MatchWorkspace, incremental: bool) -> None:
     """Make mdm.match_records what `ws.record_state` holds: rewritten in a full run, in an
-    incremental one only the rows that differ are deleted and inserted."""
+    incremental one only the rows of `ws.record_diff` are deleted and inserted."""
     columns = "source_system, source_id, input_hash, raw_hash"
     if not incremental:
         warehouse.replace_table_from(
             ws.con, "mdm.match_records", f"SELECT {columns} FROM {ws.record_state}"
         )
         return
-    same = """m.source_system = s.source_system AND m.source_id = s.source_id
-              AND m.input_hash = s.input_hash AND m.raw_hash IS NOT DISTINCT FROM s.raw_hash"""
     ws.con.execute(f"""
         DELETE FROM mdm.match_records m
-        WHERE NOT EXISTS (SELECT 1 FROM {ws.record_state} s WHERE {same});
+        WHERE EXISTS (SELECT 1 FROM {ws.record_diff} d
+                      WHERE d.last_system = m.source_system AND d.last_id = m.source_id);
         INSERT INTO mdm.match_records
-        SELECT {columns} FROM {ws.record_state} s
-        WHERE NOT EXISTS (SELECT 1 FROM mdm.match_records m WHERE {same});
+        SELECT {columns} FROM {ws.record_state}
+        WHERE node IN (SELECT node FROM {ws.record_diff});
     """)
 
 

@@ -22,7 +22,8 @@ by the names it holds, so a reader sees where each relation is made and read:
 - `members`, `previous` (last run's xref; in a scoped night the scope's rows), `assigned`
   (label, golden_id), `id_events`, `first_seen`: `consolidate._assign_golden_ids` (with
   `golden_ids.assign_golden_ids_sql`)
-- `record_state` (node, keys, input_hash, raw_hash), `changed` (node: new or changed match
+- `record_state` (node, keys, input_hash, raw_hash), `record_diff` (the records whose
+  state differs from last night's, both states), `changed` (node: new or changed match
   input), `restaged` (node: new or changed staged row), `gone` (source_system,
   source_id: last night's records gone or changed): `pairs.refresh_pairs`; `flagged`
   (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
@@ -71,6 +72,7 @@ class MatchWorkspace:
     first_seen: str = "first_seen"
     kept_apart: str = "kept_apart"
     record_state: str = "record_state"
+    record_diff: str = "record_diff"
     changed: str = "changed_records"
     restaged: str = "restaged_records"
     touched: str = "touched_labels"
@@ -103,6 +105,7 @@ class MatchWorkspace:
             self.first_seen,
             self.kept_apart,
             self.record_state,
+            self.record_diff,
             self.changed,
             self.restaged,
             self.touched,
