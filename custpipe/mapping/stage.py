@@ -197,7 +197,8 @@ def _changed_batches(
     for start in range(0, landing.num_rows, size):
         mask = changed[start : start + size]
         if mask.any():
-            raw = landing.slice(start, size).filter(pa.array(mask)).to_pandas()
+            batch = landing.slice(start, size)
+            raw = (batch if mask.all() else batch.filter(pa.array(mask))).to_pandas()
             raw.index = np.flatnonzero(mask)
             yield start, mask, raw
 
@@ -207,24 +208,22 @@ _UNIQUE_IDS = ("staging.customers", "staging.orders")
 
 
 _ID_KEY = "coalesce(nullif(ltrim(trim({}), '0'), ''), '0')"  # an id as its twins compare
+_TOUCHED = "_staged_or_removed_ids"  # the ids a landing staged or removed (temp)
 
 
 def flag_duplicate_ids(
-    con: duckdb.DuckDBPyConnection, table: str, source: str, touched: pd.DataFrame | None = None
+    con: duckdb.DuckDBPyConnection, table: str, source: str, touched: str | None = None
 ) -> int:
     """Flag `duplicate_id:source_id` on every staged row of `source` whose id, trimmed of
     spaces and leading zeros, another staged row of the source has too — whichever batch or
     landing staged them — and clear the flag where the twin is gone. Returns the number of
     rows newly flagged (those the batch-wise check in map_fields could not see).
 
-    `touched` (a frame with `source_id`): the ids a landing staged or removed; only rows
+    `touched` (a relation with `source_id`): the ids a landing staged or removed; only rows
     sharing one's key can change their flag, so only those are looked at (None: all)."""
-    if touched is None:
-        rows = _duplicate_flags(con, table, source, "")
-    else:
-        key = _ID_KEY.format("source_id")
-        with warehouse.registered(con, "touched", touched[["source_id"]].astype(object)):
-            rows = _duplicate_flags(con, table, source, f"AND {key} IN (SELECT {key} FROM touched)")
+    key = _ID_KEY.format("source_id")
+    only = f"AND {key} IN (SELECT {key} FROM {touched})" if touched else ""
+    rows = _duplicate_flags(con, table, source, only)
     if rows.empty:
         return 0
     with warehouse.registered(con, "changes", rows[["rid", "new"]]):
@@ -295,14 +294,15 @@ def _stage_landing(
     hashes = _landing_hashes(path, landing, fingerprint)  # first: what is kept
     unchanged = _split_unchanged(con, table, source.name, hashes).to_numpy()
     kept = pd.DataFrame({"raw_hash": hashes[unchanged].to_numpy()})
-    removed = pd.DataFrame({"source_id": pd.Series([], dtype=object)})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} (source_id VARCHAR)")
     if mode != "incremental":  # the landing is the whole source: keep what is unchanged
+        stale = "source_system = ? AND (raw_hash IS NULL OR raw_hash NOT IN (SELECT * FROM kept))"
         with warehouse.registered(con, "kept", kept):
-            removed = con.execute(
-                f"DELETE FROM {table} WHERE source_system = ? AND (raw_hash IS NULL "
-                "OR raw_hash NOT IN (SELECT raw_hash FROM kept)) RETURNING source_id",
+            con.execute(
+                f"INSERT INTO {_TOUCHED} SELECT source_id FROM {table} WHERE {stale}",
                 [source.name],
-            ).df()
+            )
+            con.execute(f"DELETE FROM {table} WHERE {stale}", [source.name])
     seconds, issues = 0.0, []
     for start, changed, raw in _changed_batches(landing, size, ~unchanged):
         started = time.perf_counter()
@@ -322,13 +322,14 @@ def _stage_landing(
         else:
             warehouse.append_rows(con, table, staged)
     if table in _UNIQUE_IDS:
-        staged_now = con.execute(
-            f"SELECT source_id FROM {table} WHERE source_system = ? AND run_id = ? "
-            "AND landing_path = ?",
+        con.execute(
+            f"INSERT INTO {_TOUCHED} SELECT source_id FROM {table} WHERE source_system = ? "
+            "AND run_id = ? AND landing_path = ?",
             [source.name, run_id, str(path)],
-        ).df()
-        touched = pd.concat([removed, staged_now], ignore_index=True)
-        added = flag_duplicate_ids(con, table, source.name, touched)
+        )
+        # a full landing that kept no row (a first load) touched every id: checked whole
+        whole = mode != "incremental" and not unchanged.any()
+        added = flag_duplicate_ids(con, table, source.name, None if whole else _TOUCHED)
         if added:
             issues.append(
                 [
@@ -342,6 +343,7 @@ def _stage_landing(
                     )
                 ]
             )
+    con.execute(f"DROP TABLE {_TOUCHED}")
     if len(kept):  # a kept row is in this landing too (conservation counts on it)
         with warehouse.registered(con, "kept", kept):
             con.execute(
