@@ -351,7 +351,6 @@ def validate_frame(
         _gx_context.prune_results(context, gx_dir, suite_name, keep=results_limit - 1)
         result = checkpoint.run(batch_parameters={"dataframe": df})
         key, suite_result = next(iter(result.run_results.items()))
-        _gx_context.context_used(gx_dir, context)
         docs = None
         if build_docs:
             _gx_context.build_docs(context, gx_dir, key, suite)

@@ -307,18 +307,6 @@ def test_a_suite_page_is_rendered_again_only_when_the_suite_changed(tmp_path, gx
     assert "37" in page.read_text(encoding="utf-8")
 
 
-def test_a_context_is_reused_until_its_project_file_changes(expectations_dir, gx_dir):
-    from custpipe.quality import _gx_context
-
-    gx_dir.mkdir(parents=True, exist_ok=True)
-    first = _gx_context.open_context(gx_dir, expectations_dir, 10)
-    assert _gx_context.open_context(gx_dir, expectations_dir, 10) is first
-    assert _gx_context.open_context(gx_dir, expectations_dir, 11) is not first  # other config
-    yml = gx_dir / _gx_context.GX_YML
-    yml.write_text(yml.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # another process
-    assert _gx_context.open_context(gx_dir, expectations_dir, 11) is not first
-
-
 def test_data_docs_templates_are_compiled_once_per_process(
     expectations_dir, gx_dir, staged_frame, monkeypatch
 ):
