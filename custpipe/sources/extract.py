@@ -309,9 +309,9 @@ def same_content(before: dict | None, digest: str) -> bool:
     return before is not None and before.get("content_sha256") == digest
 
 
-# beside the parts: a 64-bit hash of each landed row (pandas' hash of its values), in the
-# landing's row order; the manifest's `row_hashes` says so and names the columns hashed
-# (None when the parts differ in columns). Landings of earlier versions hold them sorted.
+# beside the parts: a 64-bit hash of each landed row (`hash_rows`), in the landing's row
+# order; the manifest's `row_hashes` says so and names the columns hashed (None when the
+# parts differ in columns). Landings of earlier versions may hold pandas' hashes, sorted.
 ROW_HASHES = "row_hashes.npy"
 
 
