@@ -99,6 +99,39 @@ def mapping_rule_rows(
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
 
+#: The suite's rule type that checks what the mapping rule `crosswalk_covered:<field>` checks.
+CROSSWALK_RULE_TYPE = "expect_column_values_to_be_covered_by_crosswalk"
+
+
+def already_held(outcome: SuiteOutcome) -> dict[str, frozenset[str]]:
+    """{mapping rule: ids} a suite rule of the same problem already holds back.
+
+    A code without a crosswalk entry is kept as it was, so the suite's crosswalk rule on the
+    field (``expect_column_values_to_be_covered_by_crosswalk``, severity quarantine) fails
+    the same record as the mapping rule ``crosswalk_covered:<field>``: one problem, which
+    must be held and counted once. Such a record keeps the suite's rule (its reviewed
+    description names the fix); the mapping rule still holds the records only it catches (a
+    code equal to a canonical one but missing from the crosswalk)."""
+    held: dict[str, set[str]] = {}
+    for o in outcome.outcomes:
+        same = o.expectation_type == CROSSWALK_RULE_TYPE and o.severity == "quarantine"
+        if same and o.column and not o.success:
+            held.setdefault(f"mapping:crosswalk_covered:{o.column}", set()).update(o.failed_ids)
+    return {rule: frozenset(ids) for rule, ids in held.items()}
+
+
+def without_duplicates(mapped: pd.DataFrame, outcome: SuiteOutcome) -> pd.DataFrame:
+    """The mapping rule rows whose record a suite rule of the same problem does not hold."""
+    held = already_held(outcome)
+    if mapped.empty or not held:
+        return mapped
+    keep = [
+        source_id not in held.get(rule, ())
+        for source_id, rule in zip(mapped["source_id"], mapped["rule"], strict=True)
+    ]
+    return mapped[keep].reset_index(drop=True)
+
+
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -116,9 +149,11 @@ def hold_back(
     """(quarantine rows, scorecard rows) of one source's validation: GX rules + mapping rules.
 
     `staged` needs `source_id` and `mapping_errors` of (at least) the rows with a mapping
-    error; `rows` is the source's row count (default: the rows of `staged`)."""
+    error; `rows` is the source's row count (default: the rows of `staged`). A record the
+    suite's crosswalk rule holds is not held again by the mapping rule of the same field
+    (:func:`already_held`): every problem of a record is held, and scored, once."""
     rows = len(staged) if rows is None else rows
-    mapped = mapping_quarantine_rows(staged, source, run_id, at)
+    mapped = without_duplicates(mapping_quarantine_rows(staged, source, run_id, at), outcome)
     held = _concat(
         [quarantine_rows(outcome, source, run_id, at, descriptions), mapped], QUARANTINE_COLUMNS
     )

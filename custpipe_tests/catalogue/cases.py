@@ -755,7 +755,7 @@ TEXT = [
     Case(
         "unknown_segment_code",
         "text",
-        **_quarantine("crosswalk_covered:segment", bad("X01", segment="Platinum")),
+        **_quarantine("crosswalk_covered", bad("X01", segment="Platinum")),
     ),
     Case(
         "unknown_party_code",

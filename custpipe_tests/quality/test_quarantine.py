@@ -92,3 +92,44 @@ def test_validation_fetches_only_the_columns_its_rules_read(empty_warehouse):
     # left out here so that the GX layer names it in its error
     assert list(frame.columns) == ["source_id", "mapping_errors", "email", "phone"]
     assert frame["source_id"].tolist() == ["1"]
+
+
+def test_a_code_missing_from_the_crosswalk_is_held_and_scored_once():
+    """The suite's crosswalk rule and the mapping rule `crosswalk_covered:segment` flag the
+    same record (the unmapped code is kept as it was): one problem, one quarantine row and
+    one scorecard count; the mapping rule keeps the records only it catches."""
+    staged = pd.DataFrame(
+        {
+            "source_id": ["1", "2", "3"],
+            "mapping_errors": [
+                "crosswalk_covered:segment",  # 'Platinum': no entry, not a canonical code
+                "crosswalk_covered:segment",  # 'A': no entry, but a canonical code
+                "crosswalk_covered:segment;required:name",
+            ],
+        }
+    )
+    crosswalk = ExpectationOutcome(
+        "segment_crosswalk_covered", "expect_column_values_to_be_covered_by_crosswalk",
+        "segment", "quarantine", False, 3, 2, ("1", "3"),
+    )  # fmt: skip
+    held, rules = hold_back(outcome(crosswalk), staged, "crm", "r1", AT)
+    got = sorted(zip(held["source_id"], held["rule"], strict=True))
+    assert got == [
+        ("1", "segment_crosswalk_covered"),
+        ("2", "mapping:crosswalk_covered:segment"),
+        ("3", "mapping:required:name"),
+        ("3", "segment_crosswalk_covered"),
+    ]
+    failed = rules.set_index("rule")["failed"]
+    assert failed["segment_crosswalk_covered"] + failed["mapping:crosswalk_covered:segment"] == 3
+    assert held.groupby("rule")["source_id"].nunique().to_dict() == failed.to_dict()
+
+
+def test_a_warn_crosswalk_rule_leaves_the_mapping_rule_holding_the_record():
+    staged = pd.DataFrame({"source_id": ["1"], "mapping_errors": ["crosswalk_covered:segment"]})
+    warn = ExpectationOutcome(
+        "segment_crosswalk_covered", "expect_column_values_to_be_covered_by_crosswalk",
+        "segment", "warn", False, 1, 1, ("1",),
+    )  # fmt: skip
+    held, _ = hold_back(outcome(warn), staged, "crm", "r1", AT)
+    assert held["rule"].tolist() == ["mapping:crosswalk_covered:segment"]
