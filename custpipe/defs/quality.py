@@ -67,6 +67,9 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 plan=plan,
                 business_date=day,
             )
+        # the trend page also on a night this source blocks (the scorecard asset then does
+        # not run): the stewards see the blocked night the morning after
+        write_trend(settings, pipeline.quality.max_quarantine_rate)
         if v.differences:
             context.log.error(
                 f"validation of '{source_name}': the full recompute differs from the "
@@ -105,6 +108,13 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
     return _validate
 
 
+def write_trend(settings, max_quarantine_rate: float):
+    """(trend, path) of the scorecard page, written from the warehouse's current rows."""
+    with warehouse.connect(settings.warehouse_path) as con:
+        trend = scorecard_core.business_trend(con, max_quarantine_rate=max_quarantine_rate)
+    return trend, scorecard_core.write_trend_page(trend, settings.reports_dir / "scorecard.html")
+
+
 def build_scorecard_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     """The data-quality scorecard: per run/source/rule rows plus a steward-facing trend page."""
 
@@ -122,13 +132,15 @@ def build_scorecard_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         settings = custpipe.settings
         with warehouse.connect(settings.warehouse_path) as con:
             scorecard_core.add_reconciliation_rows(con, context.run_id)
-            trend = scorecard_core.trend(con, last_runs=10)
-        page = scorecard_core.write_trend_page(trend, settings.reports_dir / "scorecard.html")
-        this_run = trend[trend["run_id"] == context.run_id]
+            (rows,) = con.execute(
+                "SELECT count(*) FROM quality.scorecard WHERE run_id = ?", [context.run_id]
+            ).fetchone()
+        trend, page = write_trend(settings, custpipe.pipeline.quality.max_quarantine_rate)
         return dg.MaterializeResult(
             metadata={
-                "rows_this_run": len(this_run),
-                "runs_shown": int(trend["run_id"].nunique()),
+                "rows_this_run": int(rows),
+                "business_dates_shown": len(trend.dates),
+                "blocked_nights_shown": len(trend.blocked_nights()),
                 "trend": dg.MetadataValue.md(scorecard_core.trend_markdown(trend)),
                 "trend_page": dg.MetadataValue.path(str(page)),
             }

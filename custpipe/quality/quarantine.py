@@ -60,7 +60,8 @@ MAPPING_RULE_TEXT = {
 }
 
 
-def _describe(rule: str) -> str:
+def describe_mapping_rule(rule: str) -> str:
+    """What a mapping rule (`kind:field`, as in `mapping_errors`) means and how to fix it."""
     kind, _, field = rule.partition(":")
     return MAPPING_RULE_TEXT.get(kind, "Mapping rule '{field}' failed.").format(field=field)
 
@@ -71,7 +72,8 @@ def mapping_quarantine_rows(
     """One quarantine row per (record, mapping rule) from the staged `mapping_errors` column."""
     flagged = staged.loc[staged["mapping_errors"].notna(), ["source_id", "mapping_errors"]]
     rows = [
-        (source, source_id, f"mapping:{rule}", "quarantine", _describe(rule), run_id, at)
+        (source, source_id, f"mapping:{rule}", "quarantine", describe_mapping_rule(rule),
+         run_id, at)  # fmt: skip
         for source_id, errors in flagged.itertuples(index=False)
         for rule in errors.split(";")
     ]

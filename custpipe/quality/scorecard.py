@@ -1,12 +1,25 @@
-"""The data-quality scorecard over time: reconciliation rows, trend table, steward page."""
+"""The data-quality scorecard over time: reconciliation rows, the trend by business date, the
+nightly's static trend page (``data/reports/scorecard.html``).
+
+The trend has one column per **business date** (``ops.stage_runs`` gives each run its date;
+a date run twice shows its last run and says so), one row per source and problem (a rule of
+the suite, a mapping rule or an order finding, each counted once: see
+:func:`custpipe.quality.quarantine.already_held`), and marks the nights a source was
+**blocked** (a failed block rule, the volume check, or a quarantine rate above the limit).
+Counts only: no customer value is read.
+"""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
-import pandas as pd
+
+#: business dates the trend shows unless told otherwise
+DEFAULT_DATES = 10
 
 
 def add_reconciliation_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
@@ -32,84 +45,274 @@ def add_reconciliation_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     ).fetchone()[0]
 
 
-def trend(con: duckdb.DuckDBPyConnection, last_runs: int = 10) -> pd.DataFrame:
-    """Scorecard rows of the last `last_runs` runs, oldest first."""
-    return con.execute(
-        """
-        WITH runs AS (SELECT run_id, min(run_at) AS run_at FROM quality.scorecard GROUP BY run_id
-                      ORDER BY run_at DESC LIMIT ?)
-        SELECT s.* FROM quality.scorecard s JOIN runs USING (run_id)
-        ORDER BY runs.run_at, s.source_system, s.rule
-    """,
-        [last_runs],
-    ).df()
+@dataclass(frozen=True)
+class Night:
+    """One source on one business date: its last run there, and whether any run was blocked."""
+
+    rows: int | None  # records validated (None: the pseudo-source 'orders')
+    quarantined: int | None
+    pass_rate: float  # mean pass rate of the source's rules in the last run
+    runs: int  # runs of this business date (a rerun after a blocked night makes two)
+    blocked_by: tuple[str, ...]  # what blocked the last run (empty: not blocked)
+    blocked_before: int  # earlier runs of the date that were blocked
+
+    @property
+    def blocked(self) -> bool:
+        """The last run of the date was blocked: nothing of the source was published."""
+        return bool(self.blocked_by)
+
+    @property
+    def state(self) -> str:
+        """'blocked', 'rerun' (blocked, then a rerun passed) or 'ok'."""
+        if self.blocked:
+            return "blocked"
+        return "rerun" if self.blocked_before else "ok"
 
 
-def _pivot(trend_rows: pd.DataFrame) -> pd.DataFrame:
-    """Source x run table of the mean pass rate (percent)."""
-    if trend_rows.empty:
-        return pd.DataFrame()
-    order = trend_rows.groupby("run_id")["run_at"].min().sort_values().index
-    table = trend_rows.pivot_table(
-        index="source_system", columns="run_id", values="pass_rate", aggfunc="mean"
-    )
-    table = table[[r for r in order if r in table.columns]]
-    return (table * 100).round(2)
+@dataclass(frozen=True)
+class Problem:
+    """One rule of one source over the business dates: failed rows per date (None: no run)."""
+
+    source: str
+    rule: str
+    severity: str
+    failed: tuple[int | None, ...]
+    evaluated: tuple[int | None, ...]
+
+    @property
+    def latest(self) -> int | None:
+        """Failed rows on the last business date with a run."""
+        return next((f for f in reversed(self.failed) if f is not None), None)
 
 
-def trend_markdown(trend_rows: pd.DataFrame) -> str:
-    """Mean pass rate per source and run, as Markdown (short run ids as columns)."""
-    table = _pivot(trend_rows)
-    if table.empty:
-        return "_no scorecard rows yet_"
-    cols = [str(c)[:8] for c in table.columns]
-    lines = ["| source | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for source, row in table.iterrows():
-        lines.append(
-            f"| {source} | " + " | ".join(f"{v:.2f} %" if pd.notna(v) else "–" for v in row) + " |"
+@dataclass(frozen=True)
+class Trend:
+    """The scorecard by business date, oldest first."""
+
+    dates: tuple[date, ...]
+    sources: tuple[str, ...]
+    nights: dict[tuple[str, date], Night]
+    problems: tuple[Problem, ...]  # rules that failed on at least one of the dates
+
+    def night(self, source: str, day: date) -> Night | None:
+        """The source's night on `day` (None: no run of the source that date)."""
+        return self.nights.get((source, day))
+
+    def blocked_nights(self) -> list[tuple[str, date]]:
+        """(source, date) of every night whose last run was blocked."""
+        return [k for k, n in self.nights.items() if n.blocked]
+
+
+_RUN_DATES = """
+    run_dates AS (SELECT run_id, max(business_date) AS business_date
+                  FROM ops.stage_runs WHERE business_date IS NOT NULL GROUP BY run_id)"""
+
+
+def business_trend(
+    con: duckdb.DuckDBPyConnection,
+    last_dates: int = DEFAULT_DATES,
+    max_quarantine_rate: float = 0.2,
+) -> Trend:
+    """The last `last_dates` business dates of the scorecard (a run without an ops.stage_runs
+    row counts on the UTC date it ran): per source and date its last run, per problem the
+    rows it failed; a night is blocked by a failed block rule (`quality.validation_runs.
+    success`), the volume check (`volume_ok`) or a quarantine rate above
+    `max_quarantine_rate` — the blocking checks `suite_passes` and `volume_stable`."""
+    runs = con.execute(
+        f"""
+        WITH {_RUN_DATES},
+        runs AS (
+            SELECT s.source_system, s.run_id, min(s.run_at) AS run_at,
+                   coalesce(any_value(d.business_date), CAST(min(s.run_at) AS DATE)) AS day,
+                   avg(s.pass_rate) AS pass_rate
+            FROM quality.scorecard s LEFT JOIN run_dates d USING (run_id) GROUP BY ALL),
+        days AS (SELECT DISTINCT day FROM runs ORDER BY day DESC LIMIT ?)
+        SELECT r.source_system, r.run_id, r.run_at, r.day, r.pass_rate,
+               v.rows, v.quarantined, v.success, v.volume_ok
+        FROM runs r JOIN days USING (day)
+        LEFT JOIN quality.validation_runs v
+          ON v.run_id = r.run_id AND v.source_system = r.source_system
+        ORDER BY r.day, r.source_system, r.run_at
+        """,
+        [last_dates],
+    ).fetchall()
+    nights: dict[tuple[str, date], Night] = {}
+    last_run: dict[tuple[str, date], str] = {}
+    for source, run_id, _, day, pass_rate, rows, quarantined, success, volume_ok in runs:
+        key = (source, day)
+        before = nights.get(key)
+        blocked_before = 0
+        if before is not None:
+            blocked_before = before.blocked_before + (1 if before.blocked else 0)
+        nights[key] = Night(
+            rows=rows,
+            quarantined=quarantined,
+            pass_rate=float(pass_rate),
+            runs=(before.runs + 1) if before else 1,
+            blocked_by=blockers(success, volume_ok, quarantined, rows, max_quarantine_rate),
+            blocked_before=blocked_before,
         )
+        last_run[key] = run_id
+    dates = tuple(sorted({day for _, day in nights}))
+    sources = tuple(sorted({source for source, _ in nights}))
+    return Trend(dates, sources, nights, _problems(con, last_run, dates))
+
+
+def blockers(
+    success: bool | None,
+    volume_ok: bool | None,
+    quarantined: int | None,
+    rows: int | None,
+    max_quarantine_rate: float,
+) -> tuple[str, ...]:
+    """What blocked a source's run, from its quality.validation_runs row (empty: nothing)."""
+    found = []
+    if success is False:
+        found.append("block rule failed")
+    if volume_ok is False:
+        found.append("volume drop")
+    if rows and quarantined is not None and quarantined / rows > max_quarantine_rate:
+        found.append(f"quarantine rate above {max_quarantine_rate:.0%}")
+    return tuple(found)
+
+
+def _problems(
+    con: duckdb.DuckDBPyConnection, last_run: dict[tuple[str, date], str], dates: tuple[date, ...]
+) -> tuple[Problem, ...]:
+    """Per (source, rule) that failed on a shown date: failed and evaluated rows per date."""
+    if not last_run:
+        return ()
+    day_of = {(run_id, source): day for (source, day), run_id in last_run.items()}
+    rows = con.execute(
+        "SELECT run_id, source_system, rule, severity, failed, evaluated FROM quality.scorecard "
+        "WHERE list_contains(?, run_id) ORDER BY source_system, rule",
+        [sorted({run_id for run_id in last_run.values()})],
+    ).fetchall()
+    column = {day: i for i, day in enumerate(dates)}
+    found: dict[tuple[str, str], tuple[str, list, list]] = {}
+    for run_id, source, rule, severity, failed, evaluated in rows:
+        day = day_of.get((run_id, source))
+        if day is None:
+            continue  # a run that is not this source's last of its date
+        _, fails, evals = found.setdefault(
+            (source, rule), (severity or "", [None] * len(dates), [None] * len(dates))
+        )
+        fails[column[day]] = int(failed or 0)
+        evals[column[day]] = int(evaluated or 0)
+    return tuple(
+        Problem(source, rule, severity, tuple(fails), tuple(evals))
+        for (source, rule), (severity, fails, evals) in found.items()
+        if any(f for f in fails)
+    )
+
+
+def sparkline_points(values: tuple[int | None, ...], width: int = 120, height: int = 24) -> str:
+    """SVG polyline points of `values` (None: a gap, drawn at 0), scaled to the box."""
+    if not values:
+        return ""
+    top = max((v for v in values if v is not None), default=0) or 1
+    step = width / max(1, len(values) - 1)
+    points = []
+    for i, v in enumerate(values):
+        y = height - 2 - ((v or 0) / top) * (height - 4)
+        points.append(f"{i * step:.1f},{y:.1f}")
+    return " ".join(points)
+
+
+def _night_cell(night: Night | None) -> str:
+    if night is None:
+        return "–"
+    if night.blocked:
+        return "**BLOCKED** (" + ", ".join(night.blocked_by) + ")"
+    text = "ok" if night.quarantined is None else f"{night.quarantined} quarantined"
+    return text + (" (blocked, then rerun)" if night.state == "rerun" else "")
+
+
+def trend_markdown(trend: Trend) -> str:
+    """Per source and business date: quarantined records, blocked nights marked (Markdown)."""
+    if not trend.dates:
+        return "_no scorecard rows yet_"
+    cols = [d.isoformat() for d in trend.dates]
+    lines = ["| source | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for source in trend.sources:
+        cells = [_night_cell(trend.night(source, d)) for d in trend.dates]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_trend_page(trend_rows: pd.DataFrame, path: Path) -> Path:
-    """A static HTML page: pass rate per source over runs, and per rule for the latest run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = _pivot(trend_rows)
+_PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:2em;color:#222}"
+    "td,th{padding:4px 10px;border-bottom:1px solid #ddd;vertical-align:top}"
+    "td.n{text-align:right}th{text-align:left}"
+    ".blocked{background:#fde2e1;font-weight:bold}.rerun{background:#fff4d6}"
+    "mark{padding:0 4px}polyline{fill:none;stroke:#444;stroke-width:1.5}"
+)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def trend_html(trend: Trend) -> str:
+    """The nightly's static trend page: self-contained (no asset from anywhere), counts only."""
     parts = [
-        "<!doctype html><meta charset='utf-8'><title>custpipe data-quality scorecard</title>",
-        "<style>body{font-family:sans-serif;margin:2em}"
-        "td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
-        "td.n{text-align:right}</style>",
+        "<!doctype html><html lang='en'><meta charset='utf-8'>",
+        "<title>custpipe data-quality scorecard</title>",
+        f"<style>{_PAGE_STYLE}</style>",
         "<h1>Data-quality scorecard</h1>",
-        "<p>Mean pass rate of the validation rules per source, over the last runs (oldest left). "
-        "Source <em>orders</em> counts reconciliation findings.</p>",
+        "<p>One column per business date (oldest left; a date run more than once shows its "
+        "last run). A source is <mark class='blocked'>BLOCKED</mark> on a date when its last "
+        "run there failed a block rule, the volume check or the quarantine-rate limit: "
+        "nothing of it was published. <mark class='rerun'>rerun</mark>: blocked, then rerun "
+        "without a block. Source <em>orders</em> counts the orders suite and reconciliation "
+        "findings.</p>",
     ]
-    if table.empty:
+    if not trend.dates:
         parts.append("<p>No runs yet.</p>")
-    else:
-        runs = trend_rows.groupby("run_id")["run_at"].min()
-        head = "".join(
-            f"<th title='{html.escape(str(r))}'>{html.escape(str(runs[r])[:16])}</th>"
-            for r in table.columns
+        return "\n".join(parts)
+    head = "".join(f"<th>{d.isoformat()}</th>" for d in trend.dates)
+    parts.append(f"<h2>Sources</h2><table><tr><th>source</th>{head}</tr>")
+    for source in trend.sources:
+        cells = []
+        for day in trend.dates:
+            night = trend.night(source, day)
+            if night is None:
+                cells.append("<td>–</td>")
+                continue
+            counts = f"{night.pass_rate * 100:.2f} % mean pass rate"
+            if night.quarantined is not None:
+                counts = f"{night.quarantined} of {night.rows} quarantined<br>" + counts
+            if night.blocked:
+                mark = "<mark class='blocked'>BLOCKED</mark> " + _e(", ".join(night.blocked_by))
+                cells.append(f"<td class='blocked'>{mark}<br>{counts}</td>")
+            elif night.state == "rerun":
+                cells.append(f"<td class='rerun'><mark class='rerun'>rerun</mark><br>{counts}</td>")
+            else:
+                cells.append(f"<td>{counts}</td>")
+        parts.append(f"<tr><th>{_e(source)}</th>{''.join(cells)}</tr>")
+    parts.append("</table>")
+    parts.append(
+        "<h2>Problems</h2><p>Rows failing each rule, per business date; each problem is "
+        "counted once. Rules that failed on none of these dates are not listed.</p>"
+        f"<table><tr><th>source</th><th>rule</th><th>severity</th>{head}<th>trend</th></tr>"
+    )
+    for p in trend.problems:
+        cells = "".join("<td>–</td>" if f is None else f"<td class='n'>{f}</td>" for f in p.failed)
+        spark = (
+            "<svg width='120' height='24' viewBox='0 0 120 24' role='img' "
+            f"aria-label='trend of {_e(p.rule)}'><polyline points='"
+            f"{sparkline_points(p.failed)}'/></svg>"
         )
-        parts.append(f"<table><tr><th>source</th>{head}</tr>")
-        for source, row in table.iterrows():
-            cells = "".join(
-                f"<td class=n>{v:.2f} %</td>" if pd.notna(v) else "<td>–</td>" for v in row
-            )
-            parts.append(f"<tr><td>{html.escape(str(source))}</td>{cells}</tr>")
-        parts.append("</table>")
-        latest = trend_rows[trend_rows["run_id"] == table.columns[-1]]
         parts.append(
-            "<h2>Latest run, by rule</h2><table><tr><th>source</th><th>rule</th>"
-            "<th>severity</th><th>evaluated</th><th>failed</th><th>pass rate</th></tr>"
+            f"<tr><td>{_e(p.source)}</td><td>{_e(p.rule)}</td><td>{_e(p.severity)}</td>"
+            f"{cells}<td>{spark}</td></tr>"
         )
-        for r in latest.itertuples():
-            parts.append(
-                f"<tr><td>{html.escape(r.source_system)}</td><td>{html.escape(r.rule)}</td>"
-                f"<td>{html.escape(str(r.severity))}</td><td class=n>{r.evaluated}</td>"
-                f"<td class=n>{r.failed}</td><td class=n>{r.pass_rate * 100:.2f} %</td></tr>"
-            )
-        parts.append("</table>")
-    path.write_text("\n".join(parts), encoding="utf-8")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def write_trend_page(trend: Trend, path: Path) -> Path:
+    """Write :func:`trend_html` to `path` (the nightly's ``data/reports/scorecard.html``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(trend_html(trend), encoding="utf-8")
     return path
