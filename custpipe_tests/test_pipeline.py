@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import dagster as dg
@@ -11,7 +12,12 @@ import sqlalchemy as sa
 
 from custpipe import warehouse
 from custpipe.settings import DEFAULT_CONFIG_DIR
-from custpipe_tests.conftest import make_deployment, run_nightly, send_failure_alert
+from custpipe_tests.conftest import (
+    BUSINESS_DATE,
+    make_deployment,
+    run_nightly,
+    send_failure_alert,
+)
 
 
 def query(settings, sql: str) -> pd.DataFrame:
@@ -131,7 +137,11 @@ def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_copy):
     per_run = keys.groupby("run_id").size()
     assert per_run.iloc[0] == per_run.iloc[1]  # the same rules scored in both runs
     page = (deployment.settings.reports_dir / "scorecard.html").read_text()
-    assert page.count("<th title=") == 2  # both runs are columns of the trend table
+    # both runs are of one business date: one column, showing the second run (issue 17: the
+    # columns were the runs' timestamps)
+    assert re.findall(r"<th>(\d{4}-\d\d-\d\d)</th>", page.split("<h2>Problems")[0]) == [
+        BUSINESS_DATE.isoformat()
+    ]
 
 
 def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):

@@ -51,7 +51,7 @@ class Night:
 
     rows: int | None  # records validated (None: the pseudo-source 'orders')
     quarantined: int | None
-    pass_rate: float  # mean pass rate of the source's rules in the last run
+    pass_rate: float | None  # mean pass rate of the source's rules in the last run
     runs: int  # runs of this business date (a rerun after a blocked night makes two)
     blocked_by: tuple[str, ...]  # what blocked the last run (empty: not blocked)
     blocked_before: int  # earlier runs of the date that were blocked
@@ -121,18 +121,22 @@ def business_trend(
     runs = con.execute(
         f"""
         WITH {_RUN_DATES},
-        runs AS (
-            SELECT s.source_system, s.run_id, min(s.run_at) AS run_at,
-                   coalesce(any_value(d.business_date), CAST(min(s.run_at) AS DATE)) AS day,
-                   avg(s.pass_rate) AS pass_rate
-            FROM quality.scorecard s LEFT JOIN run_dates d USING (run_id) GROUP BY ALL),
-        days AS (SELECT DISTINCT day FROM runs ORDER BY day DESC LIMIT ?)
-        SELECT r.source_system, r.run_id, r.run_at, r.day, r.pass_rate,
-               v.rows, v.quarantined, v.success, v.volume_ok
-        FROM runs r JOIN days USING (day)
-        LEFT JOIN quality.validation_runs v
-          ON v.run_id = r.run_id AND v.source_system = r.source_system
-        ORDER BY r.day, r.source_system, r.run_at
+        card AS (SELECT source_system, run_id, min(run_at) AS run_at, avg(pass_rate) AS pass_rate
+                 FROM quality.scorecard GROUP BY ALL),
+        val AS (SELECT source_system, run_id, max(validated_at) AS run_at, max(rows) AS rows,
+                       max(quarantined) AS quarantined, bool_and(success) AS success,
+                       bool_and(volume_ok) AS volume_ok
+                FROM quality.validation_runs GROUP BY ALL),
+        runs AS (SELECT source_system, run_id, coalesce(v.run_at, c.run_at) AS run_at,
+                        c.pass_rate, v.rows, v.quarantined, v.success, v.volume_ok
+                 FROM card c FULL OUTER JOIN val v USING (source_system, run_id)),
+        dated AS (SELECT r.*, coalesce(d.business_date, CAST(r.run_at AS DATE)) AS day
+                  FROM runs r LEFT JOIN run_dates d USING (run_id)),
+        days AS (SELECT DISTINCT day FROM dated ORDER BY day DESC LIMIT ?)
+        SELECT source_system, run_id, run_at, day, pass_rate, rows, quarantined, success,
+               volume_ok
+        FROM dated JOIN days USING (day)
+        ORDER BY day, source_system, run_at
         """,
         [last_dates],
     ).fetchall()
@@ -147,7 +151,7 @@ def business_trend(
         nights[key] = Night(
             rows=rows,
             quarantined=quarantined,
-            pass_rate=float(pass_rate),
+            pass_rate=None if pass_rate is None else float(pass_rate),
             runs=(before.runs + 1) if before else 1,
             blocked_by=blockers(success, volume_ok, quarantined, rows, max_quarantine_rate),
             blocked_before=blocked_before,
@@ -279,7 +283,9 @@ def trend_html(trend: Trend) -> str:
             if night is None:
                 cells.append("<td>–</td>")
                 continue
-            counts = f"{night.pass_rate * 100:.2f} % mean pass rate"
+            counts = (
+                "" if night.pass_rate is None else f"{night.pass_rate * 100:.2f} % mean pass rate"
+            )
             if night.quarantined is not None:
                 counts = f"{night.quarantined} of {night.rows} quarantined<br>" + counts
             if night.blocked:
