@@ -10,6 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+from custpipe.steward import cli as steward_cli  # noqa: E402
+
 
 def business_yesterday(timezone: str, now: datetime | None = None) -> date:
     """The day before today in `timezone`, the zone of the nightly partitions (`now`: aware)."""
@@ -507,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     accept.set_defaults(func=cmd_accept_volume)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
+    steward_cli.add_parser(sub)
     sub.add_parser("bench", help="the benchmark (`make bench`); see `custpipe bench --help`")
     return parser
 

@@ -141,9 +141,7 @@ async def login(request: Request, form: dict[str, str]) -> Response:
     store.clear_login_failures(app.store_path, name)
     store.audit(app.store_path, name, "login", client, {"role": user.role})
     request.session.clear()  # a new session (and CSRF token) at every sign-in
-    request.session.update(
-        {"user": name, "issued_at": now, "epoch": user_epoch(name, user)}
-    )
+    request.session.update({"user": name, "issued_at": now, "epoch": user_epoch(name, user)})
     return RedirectResponse(target, status_code=303)
 
 

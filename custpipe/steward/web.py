@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import duckdb
 from starlette.exceptions import HTTPException
@@ -62,6 +62,7 @@ def can_see_values(request: Request) -> bool:
 def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
     """A page from `templates/`, with the user, role and CSRF token every page needs."""
     user = current_user(request)
+    context.setdefault("notice", request.session.pop("notice", None))
     context |= {
         "user": user[0] if user else None,
         "role": user[1] if user else None,
@@ -77,7 +78,7 @@ def _guard(request: Request, role: str) -> Response | None:
     user = current_user(request)
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={safe_next(target)}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(safe_next(target))}", status_code=303)
     if not role_at_least(user[1], role):
         raise HTTPException(403, f"this needs the {role} role; you are signed in as {user[1]}")
     return None
@@ -142,12 +143,16 @@ def form_post(role: str | None) -> Callable[[Callable], Handler]:
     return wrap
 
 
+def flash(request: Request, message: str) -> None:
+    """A one-time notice shown on the next page (e.g. after a decision)."""
+    request.session["notice"] = message
+
+
 def safe_next(target: str) -> str:
     """A local path to return to after login (never another site)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
 
 
 @contextmanager
