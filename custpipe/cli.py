@@ -138,9 +138,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     model_path = Path(settings.expand(cfg.matching.model))
     model = MatchModel.load(model_path)  # a broken model file names the file and the fix
     model.check_settings(cfg.match_settings(), model_path)  # trained under these settings
+    from custpipe.steward.config import load_steward_config, load_users, users_path
+
+    steward_cfg = load_steward_config(settings)  # steward.yaml: a bad key names the file
+    users = load_users(users_path(settings, steward_cfg))
     print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
     print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} are valid")
     print(f"  match model {model_path} is valid and trained under the configured settings")
+    print(f"  stewards' workbench: auth {steward_cfg.auth}, {len(users)} user(s)")
     for name, source in cfg.sources.items():
         suite = f"staged_customers_{name}"
         suite = suite if suite in suites else "staged_customers (default)"
