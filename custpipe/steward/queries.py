@@ -246,21 +246,25 @@ def history(con: duckdb.DuckDBPyConnection, golden_id: str) -> list[dict]:
     )
 
 
-def search_kind(query: str) -> str:
-    """What a search text most likely is: golden_id, record, email, phone, tax_id or name."""
+def search_kinds(query: str) -> tuple[str, ...]:
+    """What a search text may be, most likely first: golden_id, record, email, phone,
+    tax_id, source_id or name (an id of digits may be a phone, a tax ID or a source id)."""
     text = query.strip()
+    compact = re.sub(r"[\s().-]", "", text)
+    digits = sum(c.isdigit() for c in compact)
     if GOLDEN_ID.match(text.upper()):
-        return "golden_id"
+        return ("golden_id",)
     if "@" in text:
-        return "email"
+        return ("email",)
     if ":" in text:
-        return "record"
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("+") or (len(digits) >= 7 and len(digits) >= len(text.replace(" ", "")) - 2):
-        return "phone"
-    if len(text) >= 8 and any(c.isdigit() for c in text) and " " not in text:
-        return "tax_id"
-    return "name"
+        return ("record",)
+    if compact.startswith("+") and digits >= 6:
+        return ("phone",)
+    if compact.isdigit() and digits >= 6:
+        return ("phone", "tax_id", "source_id")
+    if digits >= 4 and compact.isalnum() and len(compact) >= 8:
+        return ("tax_id", "source_id")
+    return ("name", "source_id")
 
 
 #: the search kinds that look at values (stewards only) and those that name ids

@@ -42,19 +42,17 @@ async def search_page(request: Request) -> Response:
     )
     if kind not in allowed:
         raise HTTPException(400, f"searching by {kind} is not available to your role")
-    results, used, message = [], None, None
+    results, used, message = [], [], None
     if query:
-        used = queries.search_kind(query) if kind == "auto" else kind
-        if used not in allowed:  # a viewer's text that looks like a value: ids only
-            used = "record" if ":" in query else "source_id"
+        wanted = queries.search_kinds(query) if kind == "auto" else (kind,)
+        used = [k for k in wanted if k in allowed] or ["source_id"]  # a viewer: ids only
         with reading(request) as con:
-            results = queries.search(con, query, used)
-            if not results and kind == "auto" and used not in ("source_id", "golden_id"):
-                used, results = "source_id", queries.search(con, query, "source_id")
+            found = {r["golden_id"]: r for k in used for r in queries.search(con, query, k)}
+        results = [found[g] for g in sorted(found)][:50]
         if not can_see_values(request):
             results = [strip_record(r) for r in results]
         if not results:
-            message = f"No golden record found by {SEARCH_LABELS[used]}."
+            message = "No golden record found."
     template = "golden_results.html" if request.headers.get("HX-Request") else "golden_search.html"
     return render(
         request,
