@@ -111,7 +111,7 @@ async def login_page(request: Request) -> Response:
 
 
 @form_post(None)
-async def login(request: Request, form: dict[str, str]) -> Response:
+def login(request: Request, form: dict[str, str]) -> Response:
     app = request.app.state
     cfg: StewardConfig = app.steward_config
     name, password = form.get("username", "").strip(), form.get("password", "")
@@ -146,7 +146,7 @@ async def login(request: Request, form: dict[str, str]) -> Response:
 
 
 @form_post("viewer")
-async def logout(request: Request, form: dict[str, str]) -> Response:
+def logout(request: Request, form: dict[str, str]) -> Response:
     user = current_user(request)
     store.audit(request.app.state.store_path, user[0], "logout", "", {})
     request.session.clear()

@@ -11,7 +11,7 @@ from custpipe.steward.web import page, render
 
 
 @page("admin")
-async def audit_page(request: Request) -> Response:
+def audit_page(request: Request) -> Response:
     actor = request.query_params.get("actor") or None
     entries = store.audit_entries(request.app.state.store_path, limit=500, actor=actor)
     return render(request, "audit.html", entries=entries, actor=actor)

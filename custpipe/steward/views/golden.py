@@ -32,7 +32,7 @@ SEARCH_LABELS = {
 
 
 @page("viewer")
-async def search_page(request: Request) -> Response:
+def search_page(request: Request) -> Response:
     query = request.query_params.get("q", "").strip()
     kind = request.query_params.get("by", "auto")
     allowed = (
@@ -68,7 +68,7 @@ async def search_page(request: Request) -> Response:
 
 
 @page("viewer")
-async def golden_page(request: Request) -> Response:
+def golden_page(request: Request) -> Response:
     golden_id = request.path_params["golden_id"]
     with reading(request) as con:
         row = queries.golden(con, golden_id)
@@ -96,7 +96,7 @@ async def golden_page(request: Request) -> Response:
 
 
 @form_post("steward")
-async def split_out(request: Request, form: dict[str, str]) -> Response:
+def split_out(request: Request, form: dict[str, str]) -> Response:
     golden_id = request.path_params["golden_id"]
     record, reason = form.get("record", ""), form.get("reason", "").strip()
     if not reason:

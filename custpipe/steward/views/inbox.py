@@ -24,7 +24,7 @@ WATERFALL_WIDTH = 560  # px of the chart's drawing area
 
 
 @page("viewer")
-async def inbox_page(request: Request) -> Response:
+def inbox_page(request: Request) -> Response:
     decided = decided_pairs(request.app.state.store_path)
     with reading(request) as con:
         groups, total = queries.inbox(con, decided)
@@ -48,7 +48,7 @@ def _scale(pairs: list[queries.ReviewPair]) -> dict:
 
 
 @page("viewer")
-async def group_page(request: Request) -> Response:
+def group_page(request: Request) -> Response:
     a, b = queries.group_key(request.path_params["a"], request.path_params["b"])
     decided = decided_pairs(request.app.state.store_path)
     with reading(request) as con:
@@ -79,7 +79,7 @@ async def group_page(request: Request) -> Response:
 
 
 @form_post("steward")
-async def decide(request: Request, form: dict[str, str]) -> Response:
+def decide(request: Request, form: dict[str, str]) -> Response:
     a, b = queries.group_key(request.path_params["a"], request.path_params["b"])
     decision, reason = form.get("decision", ""), form.get("reason", "").strip()
     if decision not in DECISIONS:

@@ -14,7 +14,7 @@ from custpipe.steward.web import can_see_values, current_user, page, reading, re
 
 
 @page("viewer")
-async def summary_page(request: Request) -> Response:
+def summary_page(request: Request) -> Response:
     with reading(request) as con:
         rows = queries.quarantine_summary(con)
     by_source: dict[str, list[dict]] = {}
@@ -24,7 +24,7 @@ async def summary_page(request: Request) -> Response:
 
 
 @page("viewer")
-async def source_page(request: Request) -> Response:
+def source_page(request: Request) -> Response:
     source = request.path_params["source"]
     with reading(request) as con:
         rules = [r for r in queries.quarantine_summary(con) if r["source_system"] == source]
@@ -37,7 +37,7 @@ async def source_page(request: Request) -> Response:
 
 
 @page("steward")
-async def export(request: Request) -> Response:
+def export(request: Request) -> Response:
     source = request.path_params["source"]
     with reading(request) as con:
         rows = queries.quarantine_export(con, source)
