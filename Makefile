@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export CUSTPIPE_DATA := $(abspath $(DATA))
 
-.PHONY: install demo run dev test lint clean bench bench-febrl
+.PHONY: install demo run dev test lint clean bench bench-febrl browser steward steward-user
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -33,6 +33,28 @@ demo: install $(DAGSTER_HOME)/dagster.yaml  ## generate demo sources, run the ni
 run: install $(DAGSTER_HOME)/dagster.yaml  ## run the nightly job once for yesterday on the current sources
 	$(BIN)/custpipe run
 
+# Debian's Chromium (and a font for the demo's Chinese names) for the browser test; Playwright's
+# own browser download cannot work here, so Playwright drives this one (CUSTPIPE_CHROMIUM)
+CHROMIUM ?= /usr/bin/chromium
+export CUSTPIPE_CHROMIUM := $(CHROMIUM)
+
+browser:  ## Debian's Chromium for the browser test (installs it with apt-get when missing)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser test ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium fonts-wqy-microhei >/dev/null; \
+	  else \
+	    echo "no Chromium at $(CHROMIUM): install Debian's chromium (sudo apt-get install chromium)" \
+	      "or set CHROMIUM=/path/to/chromium; the browser test skips without it"; \
+	  fi; }
+
+steward: install  ## the stewards' workbench on http://127.0.0.1:8080 (PORT=...)
+	$(BIN)/custpipe steward serve --host 127.0.0.1 --port $(or $(PORT),8080)
+
+steward-user: install  ## add a workbench user: make steward-user NAME=ann ROLE=steward
+	$(BIN)/custpipe steward add-user $(NAME) --role $(or $(ROLE),steward)
+
 dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
@@ -49,7 +71,7 @@ lint: install
 # session fixtures it needs (the shared demo deployment) in its own temporary folder
 TEST_WORKERS ?= 2
 
-test: install  ## lint, then the whole test suite
+test: install browser  ## lint, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 

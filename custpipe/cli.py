@@ -10,6 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+from custpipe.steward import cli as steward_cli  # noqa: E402
+
 
 def business_yesterday(timezone: str, now: datetime | None = None) -> date:
     """The day before today in `timezone`, the zone of the nightly partitions (`now`: aware)."""
@@ -136,9 +138,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     model_path = Path(settings.expand(cfg.matching.model))
     model = MatchModel.load(model_path)  # a broken model file names the file and the fix
     model.check_settings(cfg.match_settings(), model_path)  # trained under these settings
+    from custpipe.steward.config import load_steward_config, load_users, users_path
+
+    steward_cfg = load_steward_config(settings)  # steward.yaml: a bad key names the file
+    users = load_users(users_path(settings, steward_cfg))
     print(f"configuration {settings.config_dir} is valid: {len(cfg.sources)} source(s)")
     print(f"  {len(suites)} suite file(s) in {settings.expectations_dir} are valid")
     print(f"  match model {model_path} is valid and trained under the configured settings")
+    print(f"  stewards' workbench: auth {steward_cfg.auth}, {len(users)} user(s)")
     for name, source in cfg.sources.items():
         suite = f"staged_customers_{name}"
         suite = suite if suite in suites else "staged_customers (default)"
@@ -507,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     accept.set_defaults(func=cmd_accept_volume)
     summary = sub.add_parser("summary", help="summarise the warehouse")
     summary.set_defaults(func=cmd_summary)
+    steward_cli.add_parser(sub)
     sub.add_parser("bench", help="the benchmark (`make bench`); see `custpipe bench --help`")
     return parser
 

@@ -104,6 +104,8 @@ def format_summary(s: Summary, settings: Settings) -> str:
         f"  Data Docs:            {docs}",
         f"  scorecard trend page: {settings.reports_dir / 'scorecard.html'}",
         f"  landing zone:         {settings.landing_dir}",
+        "  stewards' workbench:  make steward-user NAME=ann, then make steward",
+        "                        (then open http://127.0.0.1:8080; review, search, rules)",
         "  Dagster UI:           make dev   (then open http://127.0.0.1:3000)",
     ]
     return "\n".join(lines)

@@ -43,7 +43,8 @@ CONTENT_SECURITY_POLICY = (
 
 class SecurityHeaders:
     """Headers on every response: a strict CSP (everything from this server), no framing,
-    no referrer, and no caching of pages (they may hold customer values)."""
+    no referrer to other sites (with "no-referrer" browsers send `Origin: null` on forms,
+    which the CSRF check rejects), and no caching of pages (they may hold customer values)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,7 +62,7 @@ class SecurityHeaders:
                     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                     (b"x-frame-options", b"DENY"),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),
                 ]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))

@@ -111,7 +111,7 @@ async def login_page(request: Request) -> Response:
 
 
 @form_post(None)
-async def login(request: Request, form: dict[str, str]) -> Response:
+def login(request: Request, form: dict[str, str]) -> Response:
     app = request.app.state
     cfg: StewardConfig = app.steward_config
     name, password = form.get("username", "").strip(), form.get("password", "")
@@ -141,14 +141,12 @@ async def login(request: Request, form: dict[str, str]) -> Response:
     store.clear_login_failures(app.store_path, name)
     store.audit(app.store_path, name, "login", client, {"role": user.role})
     request.session.clear()  # a new session (and CSRF token) at every sign-in
-    request.session.update(
-        {"user": name, "issued_at": now, "epoch": user_epoch(name, user)}
-    )
+    request.session.update({"user": name, "issued_at": now, "epoch": user_epoch(name, user)})
     return RedirectResponse(target, status_code=303)
 
 
 @form_post("viewer")
-async def logout(request: Request, form: dict[str, str]) -> Response:
+def logout(request: Request, form: dict[str, str]) -> Response:
     user = current_user(request)
     store.audit(request.app.state.store_path, user[0], "logout", "", {})
     request.session.clear()

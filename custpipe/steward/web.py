@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import duckdb
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,6 +32,7 @@ CSRF_HEADER = "X-CSRF-Token"
 READ_LOCK_WAIT_SECONDS = 2.0
 
 Handler = Callable[[Request], Awaitable[Response]]
+View = Callable[..., Response]
 
 
 class WarehouseBusy(Exception):
@@ -62,6 +65,7 @@ def can_see_values(request: Request) -> bool:
 def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
     """A page from `templates/`, with the user, role and CSRF token every page needs."""
     user = current_user(request)
+    context.setdefault("notice", request.session.pop("notice", None))
     context |= {
         "user": user[0] if user else None,
         "role": user[1] if user else None,
@@ -77,19 +81,30 @@ def _guard(request: Request, role: str) -> Response | None:
     user = current_user(request)
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={safe_next(target)}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(safe_next(target))}", status_code=303)
     if not role_at_least(user[1], role):
         raise HTTPException(403, f"this needs the {role} role; you are signed in as {user[1]}")
     return None
 
 
-def page(role: str) -> Callable[[Handler], Handler]:
-    """A GET page for `role` and above; anonymous visitors are sent to the login page."""
+async def _call(handler: Callable, *args) -> Response:
+    """An async view awaited, a plain one run in a worker thread."""
+    if inspect.iscoroutinefunction(handler):
+        return await handler(*args)
+    return await run_in_threadpool(handler, *args)
 
-    def wrap(handler: Handler) -> Handler:
+
+def page(role: str) -> Callable[[View], Handler]:
+    """A GET page for `role` and above; anonymous visitors are sent to the login page.
+
+    A plain view function runs in a worker thread: its warehouse reads and password checks
+    never stall the other requests.
+    """
+
+    def wrap(handler: View) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
-            return _guard(request, role) or await handler(request)
+            return _guard(request, role) or await _call(handler, request)
 
         guarded.steward_guard = ("page", role)
         return guarded
@@ -120,13 +135,14 @@ async def check_csrf(request: Request) -> dict[str, str]:
     return {k: str(v) for k, v in form.items() if k != CSRF_FIELD}
 
 
-def form_post(role: str | None) -> Callable[[Callable], Handler]:
+def form_post(role: str | None) -> Callable[[View], Handler]:
     """A POST handler for `role` and above (None: anyone, e.g. the login form), CSRF-checked.
 
-    The handler is called as `handler(request, form)` with the checked form fields.
+    The handler is called as `handler(request, form)` with the checked form fields (a plain
+    function in a worker thread).
     """
 
-    def wrap(handler: Callable[[Request, dict[str, str]], Awaitable[Response]]) -> Handler:
+    def wrap(handler: View) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
             form = await check_csrf(request)
@@ -134,7 +150,7 @@ def form_post(role: str | None) -> Callable[[Callable], Handler]:
                 denied = _guard(request, role)
                 if denied is not None:
                     return denied
-            return await handler(request, form)
+            return await _call(handler, request, form)
 
         guarded.steward_guard = ("form_post", role)
         return guarded
@@ -142,12 +158,16 @@ def form_post(role: str | None) -> Callable[[Callable], Handler]:
     return wrap
 
 
+def flash(request: Request, message: str) -> None:
+    """A one-time notice shown on the next page (e.g. after a decision)."""
+    request.session["notice"] = message
+
+
 def safe_next(target: str) -> str:
     """A local path to return to after login (never another site)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
 
 
 @contextmanager

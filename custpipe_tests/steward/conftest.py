@@ -23,14 +23,17 @@ def add_users(settings: Settings) -> None:
         save_user(path, name, role, _FAST.hash(PASSWORD))
 
 
-def client(settings: Settings, role: str | None = None, **app_options):
-    """A TestClient of the workbench over `settings`, signed in as `role` (None: anonymous)."""
+def client(settings: Settings, role: str | None = None, peer: str = "testclient", **app_options):
+    """A TestClient of the workbench over `settings`, signed in as `role` (None: anonymous);
+    `peer` is the client address the application sees."""
     from starlette.testclient import TestClient
 
     from custpipe.steward.app import build_app
 
     add_users(settings)
-    test_client = TestClient(build_app(settings, **app_options), follow_redirects=False)
+    test_client = TestClient(
+        build_app(settings, **app_options), follow_redirects=False, client=(peer, 50000)
+    )
     if role is not None:
         sign_in(test_client, USERS[role])
     return test_client

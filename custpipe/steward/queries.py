@@ -1,0 +1,385 @@
+"""What the workbench's pages read from the warehouse: plain SQL over a read-only connection.
+
+Functions return plain Python values (dicts, lists); the views decide what a role may see.
+Record keys are written 'source_system:source_id' throughout, as in the decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+
+from custpipe import catalogue
+
+#: the staged fields shown side by side for a record, in this order
+RECORD_FIELDS = (
+    "party_type", "name", "given_name", "family_name", "birth_date", "national_id", "tax_id",
+    "email", "phone", "street", "postal_code", "city", "region", "country", "segment", "status",
+)  # fmt: skip
+#: order statuses that count as open work for a customer (the inbox's impact)
+OPEN_ORDER_STATUSES = ("open", "in_progress")
+GOLDEN_ID = re.compile(r"^G[0-9A-F]{12}$")
+
+_REVIEW_WITH_GOLDEN = """
+    SELECT r.left_source_system || ':' || r.left_source_id AS left_record,
+           r.right_source_system || ':' || r.right_source_id AS right_record,
+           r.score, r.explanation,
+           coalesce(xl.golden_id, r.left_source_system || ':' || r.left_source_id) AS left_golden,
+           coalesce(xr.golden_id, r.right_source_system || ':' || r.right_source_id)
+               AS right_golden
+    FROM mdm.match_review r
+    LEFT JOIN mdm.customer_xref xl
+           ON xl.source_system = r.left_source_system AND xl.source_id = r.left_source_id
+    LEFT JOIN mdm.customer_xref xr
+           ON xr.source_system = r.right_source_system AND xr.source_id = r.right_source_id
+"""
+
+
+def pair_key(left: str, right: str) -> str:
+    """An order-free key of a pair of records."""
+    return "|".join(sorted((left, right)))
+
+
+def group_key(golden_a: str, golden_b: str) -> tuple[str, str]:
+    """The two golden IDs of a review group, in order."""
+    return tuple(sorted((golden_a, golden_b)))  # type: ignore[return-value]
+
+
+@dataclass
+class InboxGroup:
+    """Review pairs that are one decision: the records of one golden record against another's."""
+
+    golden_a: str
+    golden_b: str
+    pairs: int
+    best_score: float | None
+    kept_apart: bool
+    members_a: int
+    members_b: int
+    open_orders: int
+
+
+def inbox(
+    con: duckdb.DuckDBPyConnection, decided: set[str], limit: int = 100
+) -> tuple[list[InboxGroup], int]:
+    """(groups by impact, total groups): the review queue grouped by the decision it really
+    is, without the pairs in `decided` (pair keys a steward decided since the last run).
+
+    Impact: open orders of both golden records, then their members, then the best score.
+    """
+    statuses = list(OPEN_ORDER_STATUSES)
+    rows = con.execute(
+        f"""
+        WITH review AS ({_REVIEW_WITH_GOLDEN}),
+        open_pairs AS (
+            SELECT * FROM review
+            WHERE NOT list_contains(
+                $decided::VARCHAR[],
+                least(left_record, right_record) || '|' || greatest(left_record, right_record))
+        ),
+        groups AS (
+            SELECT least(left_golden, right_golden) AS golden_a,
+                   greatest(left_golden, right_golden) AS golden_b,
+                   count(*) AS pairs, max(score) AS best_score,
+                   bool_or(explanation LIKE '%"kept_apart"%') AS kept_apart
+            FROM open_pairs GROUP BY 1, 2
+        ),
+        orders AS (
+            SELECT x.golden_id, count(*) AS open_orders
+            FROM staging.orders o
+            JOIN mdm.customer_xref x
+              ON x.source_system = o.source_system AND x.source_id = o.customer_ref
+            WHERE o.status IN (SELECT unnest($statuses::VARCHAR[]))
+              AND x.golden_id IN (SELECT golden_a FROM groups UNION SELECT golden_b FROM groups)
+            GROUP BY 1
+        )
+        SELECT g.golden_a, g.golden_b, g.pairs, g.best_score, g.kept_apart,
+               coalesce(ga.member_count, 1) AS members_a, coalesce(gb.member_count, 1) AS members_b,
+               coalesce(oa.open_orders, 0) + coalesce(ob.open_orders, 0) AS open_orders,
+               count(*) OVER () AS total
+        FROM groups g
+        LEFT JOIN mdm.golden_customers ga ON ga.golden_id = g.golden_a
+        LEFT JOIN mdm.golden_customers gb ON gb.golden_id = g.golden_b
+        LEFT JOIN orders oa ON oa.golden_id = g.golden_a
+        LEFT JOIN orders ob ON ob.golden_id = g.golden_b
+        ORDER BY open_orders DESC, members_a + members_b DESC, g.best_score DESC NULLS FIRST,
+                 g.golden_a, g.golden_b
+        LIMIT $limit
+        """,
+        {"decided": sorted(decided), "statuses": statuses, "limit": limit},
+    ).fetchall()
+    total = rows[0][-1] if rows else 0
+    return [InboxGroup(*row[:-1]) for row in rows], total
+
+
+@dataclass
+class Bar:
+    """One step of a match-weight waterfall."""
+
+    label: str
+    level: str
+    weight: float
+    start: float  # the running total before this step
+
+
+@dataclass
+class ReviewPair:
+    left: str
+    right: str
+    score: float | None
+    kept_apart: str | None
+    linked_by: str | None
+    bars: list[Bar] = field(default_factory=list)
+    total_weight: float | None = None
+
+
+def match_weight(probability: float) -> float:
+    """log2 of the odds of `probability` (bounded for 0 and 1)."""
+    p = min(max(probability, 1e-12), 1 - 1e-12)
+    return math.log2(p / (1 - p))
+
+
+def waterfall(score: float | None, explanation: dict) -> tuple[list[Bar], float | None]:
+    """The steps from the prior to the pair's match weight: the prior (the score's weight less
+    the fields'), then each compared field's weight; (bars, total weight)."""
+    fields = [(k, v) for k, v in explanation.items() if isinstance(v, dict) and "weight" in v]
+    field_sum = sum(float(v["weight"]) for _, v in fields)
+    steps: list[tuple[str, str, float]] = []
+    total = None
+    if score is not None:
+        total = match_weight(score)
+        steps.append(("prior", "chance two records match", total - field_sum))
+    steps += [(k, str(v.get("level", "")), float(v["weight"])) for k, v in fields]
+    bars, running = [], 0.0
+    for label, level, weight in steps:
+        bars.append(Bar(label, level, round(weight, 2), round(running, 2)))
+        running += weight
+    return bars, (round(total, 2) if total is not None else None)
+
+
+def review_group(con: duckdb.DuckDBPyConnection, golden_a: str, golden_b: str) -> list[ReviewPair]:
+    """The review pairs between two golden records (either way round), with waterfalls."""
+    rows = con.execute(
+        f"""
+        SELECT left_record, right_record, score, explanation FROM ({_REVIEW_WITH_GOLDEN})
+        WHERE (left_golden = $a AND right_golden = $b) OR (left_golden = $b AND right_golden = $a)
+        ORDER BY score DESC NULLS FIRST, left_record, right_record
+        """,
+        {"a": golden_a, "b": golden_b},
+    ).fetchall()
+    pairs = []
+    for left, right, score, text in rows:
+        explanation = json.loads(text) if text else {}
+        bars, total = waterfall(score, explanation)
+        pairs.append(
+            ReviewPair(
+                left,
+                right,
+                score,
+                explanation.get("kept_apart"),
+                explanation.get("linked_by"),
+                bars,
+                total,
+            )
+        )
+    return pairs
+
+
+def members(con: duckdb.DuckDBPyConnection, golden_id: str) -> list[dict]:
+    """The source records of a golden record, each with its staged values, the rules that
+    linked it and whether its source deleted it."""
+    columns = ", ".join(f"s.{c}" for c in RECORD_FIELDS)
+    return _records(
+        con,
+        f"""
+        SELECT x.source_system || ':' || x.source_id AS record, x.match_rule, s.is_deleted,
+               {columns}
+        FROM mdm.customer_xref x
+        LEFT JOIN staging.customers s
+               ON s.source_system = x.source_system AND s.source_id = x.source_id
+        WHERE x.golden_id = $id
+        ORDER BY 1
+        """,
+        {"id": golden_id},
+    )
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def golden(con: duckdb.DuckDBPyConnection, golden_id: str) -> dict | None:
+    """The golden record, its attributes with the record that supplied each, or None."""
+    rows = _records(
+        con, "SELECT * FROM mdm.golden_customers WHERE golden_id = $id", {"id": golden_id}
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    supplied = json.loads(row.get("attribute_sources") or "{}")
+    row["attributes"] = [
+        {"name": name, "value": row.get(name), "source": supplied.get(name)}
+        for name in catalogue.golden_attributes()
+    ]
+    return row
+
+
+def history(con: duckdb.DuckDBPyConnection, golden_id: str) -> list[dict]:
+    """The ID's events (created, merged, split, retired) with the business date of each run."""
+    return _records(
+        con,
+        """
+        SELECT h.event, h.golden_id, h.related_golden_id, h.members, h.recorded_at,
+               (SELECT max(business_date) FROM ops.stage_runs r WHERE r.run_id = h.run_id)
+                   AS business_date
+        FROM mdm.golden_id_history h
+        WHERE h.golden_id = $id OR h.related_golden_id = $id
+        ORDER BY h.recorded_at, h.event
+        """,
+        {"id": golden_id},
+    )
+
+
+def search_kinds(query: str) -> tuple[str, ...]:
+    """What a search text may be, most likely first: golden_id, record, email, phone,
+    tax_id, source_id or name (an id of digits may be a phone, a tax ID or a source id)."""
+    text = query.strip()
+    compact = re.sub(r"[\s().-]", "", text)
+    digits = sum(c.isdigit() for c in compact)
+    if GOLDEN_ID.match(text.upper()):
+        return ("golden_id",)
+    if "@" in text:
+        return ("email",)
+    if ":" in text:
+        return ("record",)
+    if compact.startswith("+") and digits >= 6:
+        return ("phone",)
+    if compact.isdigit() and digits >= 6:
+        return ("phone", "tax_id", "source_id")
+    if digits >= 4 and compact.isalnum() and len(compact) >= 8:
+        return ("tax_id", "source_id")
+    return ("name", "source_id")
+
+
+#: the search kinds that look at values (stewards only) and those that name ids
+VALUE_KINDS = ("name", "email", "phone", "tax_id")
+ID_KINDS = ("golden_id", "record", "source_id")
+
+
+def search(con: duckdb.DuckDBPyConnection, query: str, kind: str, limit: int = 50) -> list[dict]:
+    """Golden records whose golden ID, member record id or value matches `query`."""
+    text = query.strip()
+    if not text:
+        return []
+    sources = {
+        "golden_id": "SELECT golden_id FROM mdm.golden_customers WHERE golden_id = upper($q)",
+        "record": """SELECT golden_id FROM mdm.customer_xref
+                     WHERE source_system || ':' || source_id = $q""",
+        "source_id": "SELECT golden_id FROM mdm.customer_xref WHERE source_id = $q",
+        "email": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
+                    USING (source_system, source_id) WHERE lower(s.email) = lower($q)""",
+        "tax_id": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
+                     USING (source_system, source_id)
+                     WHERE upper(regexp_replace(s.tax_id, '[\\s.-]', '', 'g'))
+                         = upper(regexp_replace($q, '[\\s.-]', '', 'g'))""",
+        "phone": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
+                    USING (source_system, source_id)
+                    WHERE length(regexp_replace($q, '\\D', '', 'g')) >= 6
+                      AND regexp_replace(s.phone, '\\D', '', 'g')
+                          LIKE '%' || regexp_replace($q, '\\D', '', 'g')""",
+        "name": """SELECT golden_id FROM mdm.golden_customers
+                   WHERE name ILIKE '%' || $q || '%' OR name_key ILIKE '%' || $q || '%'""",
+    }
+    if kind not in sources:
+        raise ValueError(f"unknown search {kind!r}")
+    return _records(
+        con,
+        f"""
+        WITH found AS ({sources[kind]})
+        SELECT g.golden_id, g.name, g.country, g.party_type, g.member_count, g.sources, g.status
+        FROM mdm.golden_customers g WHERE g.golden_id IN (SELECT golden_id FROM found)
+        ORDER BY g.golden_id LIMIT $limit
+        """,
+        {"q": text, "limit": limit},
+    )
+
+
+def golden_of(con: duckdb.DuckDBPyConnection, records: list[str]) -> dict[str, str]:
+    """record ('system:id') -> its golden ID, for the records that have one."""
+    if not records:
+        return {}
+    rows = con.execute(
+        """SELECT source_system || ':' || source_id, golden_id FROM mdm.customer_xref
+           WHERE source_system || ':' || source_id IN (SELECT unnest($r::VARCHAR[]))""",
+        {"r": records},
+    ).fetchall()
+    return dict(rows)
+
+
+_LATEST_QUARANTINE = """
+    WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
+                    FROM quality.validation_runs GROUP BY 1)
+    SELECT q.* FROM quality.quarantine q JOIN latest USING (source_system, run_id)
+"""
+
+
+def quarantine_summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Records held back by the last validation of each source: per source and rule, how many,
+    the severity and the rule's description (what is wrong and how to fix it)."""
+    return _records(
+        con,
+        f"""
+        SELECT source_system, rule, any_value(severity) AS severity,
+               any_value(description) AS description, count(DISTINCT source_id) AS records
+        FROM ({_LATEST_QUARANTINE}) GROUP BY 1, 2 ORDER BY 1, records DESC, 2
+        """,
+        {},
+    )
+
+
+def quarantined_records(
+    con: duckdb.DuckDBPyConnection, source: str, limit: int | None = 500
+) -> list[dict]:
+    """The held-back records of one source, each with every rule it failed."""
+    return _records(
+        con,
+        f"""
+        SELECT q.source_id, string_agg(q.rule, ', ' ORDER BY q.rule) AS rules,
+               any_value(s.name) AS name
+        FROM ({_LATEST_QUARANTINE}) q
+        LEFT JOIN staging.customers s USING (source_system, source_id)
+        WHERE q.source_system = $source
+        GROUP BY q.source_id ORDER BY q.source_id
+        {"LIMIT " + str(int(limit)) if limit else ""}
+        """,
+        {"source": source},
+    )
+
+
+def quarantine_export(con: duckdb.DuckDBPyConnection, source: str) -> list[dict]:
+    """One row per held-back record and rule of `source`: ids, rule, severity and the fix —
+    what the owners of that system need, without customer values."""
+    return _records(
+        con,
+        f"""SELECT source_system, source_id, rule, severity, description AS what_to_fix
+            FROM ({_LATEST_QUARANTINE}) WHERE source_system = $source
+            ORDER BY source_id, rule""",
+        {"source": source},
+    )
+
+
+def last_run(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The business date and time of the newest consolidation, for page headers."""
+    rows = _records(
+        con,
+        """SELECT business_date, recorded_at FROM ops.stage_runs WHERE stage = 'consolidate'
+           ORDER BY recorded_at DESC LIMIT 1""",
+        {},
+    )
+    return rows[0] if rows else None
