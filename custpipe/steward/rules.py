@@ -524,3 +524,18 @@ def severity_order(rule: RuleStatus) -> tuple[int, int, str]:
     """Sort key: block, quarantine, warn; within each the worst state first."""
     sev = SEVERITIES.index(rule.severity) if rule.severity in SEVERITIES else len(SEVERITIES)
     return (sev, STATES.index(rule.state), rule.name)
+
+
+def suite_key_for(source: str, expectations_dir: Path, sources: Sequence[str]) -> str | None:
+    """The Rules page address of the suite that validates `source`'s staged customers
+    ('orders' for the pseudo-source of the orders; None: no such suite)."""
+    names = load_suite_names(expectations_dir)
+    if source == "orders":
+        return "orders" if "orders" in names else None
+    own = f"staged_customers_{source}"
+    if own in names:
+        return own
+    if "staged_customers" not in names:
+        return None
+    shared = _staged_scopes("staged_customers", sources, names)
+    return "staged_customers" if len(shared) <= 1 else f"staged_customers.{source}"
