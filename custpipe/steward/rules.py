@@ -57,7 +57,7 @@ class RuleStatus:
     evaluated: int | None = None  # None: not run in the latest validation
     failed: int | None = None
     success: bool | None = None
-    blocks: bool = True  # a failed block rule stops something (not in the orders suite)
+    enforced: bool = True  # block stops, quarantine holds back (not in the orders suite)
     mapping: bool = False  # a mapping rule (staging), not a rule of the suite file
 
     @property
@@ -71,15 +71,17 @@ class RuleStatus:
 
     @property
     def state(self) -> str:
-        """blocked | failed (a block rule that stops nothing) | quarantined | warning |
-        passed | not run."""
+        """blocked | failed (a block or quarantine rule that is reported only, as the orders
+        suite's) | quarantined | warning | passed | not run."""
         if self.success is None:
             return "not run"
         if self.success:
             return "passed"
-        if self.severity == "block":
-            return "blocked" if self.blocks else "failed"
-        return "quarantined" if self.severity == "quarantine" else "warning"
+        if self.severity == "warn":
+            return "warning"
+        if not self.enforced:
+            return "failed"
+        return "blocked" if self.severity == "block" else "quarantined"
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _columns(exp: dict[str, Any]) -> tuple[str, ...]:
     return tuple(cols)
 
 
-def suite_rules(suite: dict[str, Any], blocks: bool = True) -> tuple[RuleStatus, ...]:
+def suite_rules(suite: dict[str, Any], enforced: bool = True) -> tuple[RuleStatus, ...]:
     """The rules of a suite file (as read by gx_runner.read_suite), not yet validated."""
     rules = []
     for exp in suite.get("expectations") or []:
@@ -172,7 +174,7 @@ def suite_rules(suite: dict[str, Any], blocks: bool = True) -> tuple[RuleStatus,
                 columns=cols,
                 expectation_type=str(exp.get("type", "")),
                 mostly=kwargs.get("mostly"),
-                blocks=blocks,
+                enforced=enforced,
             )
         )
     return tuple(rules)
@@ -305,11 +307,12 @@ def staged_status(
 def orders_status(con: duckdb.DuckDBPyConnection, suite: dict[str, Any]) -> SuiteStatus:
     """The orders suite with its latest validation (scorecard rows of pseudo-source 'orders');
     its block rules never stop the publish."""
-    rules = suite_rules(suite, blocks=False)
+    rules = suite_rules(suite, enforced=False)
     base = SuiteStatus(
         "orders", "orders", "orders", None, _purpose(suite), rules, blocks=False,
         basis="quality.scorecard: every staged order",
-        notes=("A failed block rule of the orders suite is reported, never blocks: order "
+        notes=("The orders suite's failed rules are reported only (the warning check "
+               "orders_suite_passes): no order is held back and nothing is blocked — order "
                "problems are findings for reconciliation.",),
     )  # fmt: skip
     names = [r.name for r in rules]
@@ -500,7 +503,7 @@ def suites(
             out.append(
                 orders_status(con, suite) if con is not None
                 else SuiteStatus(name, name, kind, None, _purpose(suite),
-                                 suite_rules(suite, blocks=False), blocks=False)
+                                 suite_rules(suite, enforced=False), blocks=False)
             )  # fmt: skip
         else:
             scope = name.removeprefix("raw_") if kind == "raw" else None

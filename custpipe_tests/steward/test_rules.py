@@ -115,16 +115,21 @@ def test_mapping_rules_that_held_records_are_listed_with_their_fix(tmp_path):
     assert "fill it in the source system" in rule.description
 
 
-def test_the_orders_suite_never_blocks(tmp_path):
+def test_the_orders_suite_never_blocks_nor_holds_back(tmp_path):
     con = tiny_warehouse()
-    con.execute(
-        "INSERT INTO quality.scorecard VALUES ('r1', ?, 'orders', 'order_number_required', "
-        "'block', 20, 2, 0.9)",
-        [AT],
-    )
+    for rule, severity in (("order_number_required", "block"), ("status_known", "quarantine")):
+        con.execute(
+            "INSERT INTO quality.scorecard VALUES ('r1', ?, 'orders', ?, ?, 20, 2, 0.9)",
+            [AT, rule, severity],
+        )
     orders = status(con, tmp_path, "orders")
-    rule = next(r for r in orders.rules if r.name == "order_number_required")
-    assert rule.state == "failed" and orders.state == "warnings"
+    states = {r.name: r.state for r in orders.rules}
+    assert states == {
+        "order_number_required": "failed",
+        "status_known": "failed",
+        "amount_non_negative": "not run",
+    }
+    assert orders.state == "warnings"
 
 
 def gx_result(gx_dir: Path, suite: str, stamp: str, results: list[dict]) -> None:
