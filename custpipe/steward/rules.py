@@ -268,9 +268,16 @@ def _apply_scorecard(
 
 
 def staged_status(
-    con: duckdb.DuckDBPyConnection, key: str, name: str, suite: dict[str, Any], source: str
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    name: str,
+    suite: dict[str, Any],
+    source: str,
+    max_quarantine_rate: float = 0.2,
 ) -> SuiteStatus:
-    """A source's staged suite with its latest validation (quality.validation_runs)."""
+    """A source's staged suite with its latest validation (quality.validation_runs); notes
+    say when the night was stopped by a check that is no rule of the suite (the volume
+    check, more than `max_quarantine_rate` of the rows quarantined)."""
     rules = suite_rules(suite)
     base = SuiteStatus(
         key, name, "staged", source, _purpose(suite), rules,
@@ -292,6 +299,12 @@ def staged_status(
         notes.append(
             "The volume check stopped this night: the source lost more of its rows than "
             "allowed since its baseline (not a rule of this suite)."
+        )
+    if rows and quarantined / rows > max_quarantine_rate:
+        notes.append(
+            f"More than {max_quarantine_rate:.0%} of the rows were quarantined: a systemic "
+            "problem, so the check suite_passes stopped this night (the mapping or the export "
+            "is likely broken)."
         )
     return _replace_suite(
         base,
@@ -475,9 +488,11 @@ def suites(
     expectations_dir: Path,
     gx_dir: Path,
     sources: Sequence[str],
+    max_quarantine_rate: float = 0.2,
 ) -> list[SuiteStatus]:
     """Every suite of `expectations_dir` with its latest validation, staged suites first
-    (one entry per source a shared suite validates); `con` None: no warehouse yet."""
+    (one entry per source a shared suite validates); `con` None: no warehouse yet;
+    `max_quarantine_rate`: quality.max_quarantine_rate of the pipeline."""
     names = load_suite_names(expectations_dir)
     out: list[SuiteStatus] = []
     for name in names:
@@ -498,7 +513,7 @@ def suites(
                 )
             for source in scopes if con is not None else []:
                 key = name if len(scopes) == 1 else f"{name}.{source}"
-                out.append(staged_status(con, key, name, suite, source))
+                out.append(staged_status(con, key, name, suite, source, max_quarantine_rate))
         elif kind == "orders":
             out.append(
                 orders_status(con, suite) if con is not None

@@ -274,3 +274,13 @@ def test_a_blocked_night_says_blocked_and_names_the_rule(steward_settings):
     assert re.search(r'id="rule-name_mostly_present".*?state-blocked', crm, re.S)
     erp = viewer.get("/rules/staged_customers_erp").text
     assert "state-blocked" not in erp
+
+
+def test_a_night_stopped_by_a_check_outside_the_suite_says_so(tmp_path):
+    con = tiny_warehouse()
+    add_run(con, "erp", "r1", 100, 30, True, {"segment_crosswalk_covered": 30})
+    con.execute("UPDATE quality.validation_runs SET volume_ok = FALSE")
+    erp = status(con, tmp_path, "staged_customers_erp")
+    assert erp.state == "quarantined"  # no block rule failed
+    assert any("volume check" in n for n in erp.notes)
+    assert any("suite_passes" in n for n in erp.notes)

@@ -28,11 +28,12 @@ def _suites(request: Request, cfg: PipelineConfig) -> list[rules.SuiteStatus]:
     """Every suite with its latest validation (the suites alone before the first night)."""
     settings = request.app.state.settings
     args = (settings.expectations_dir, settings.gx_dir, list(cfg.sources))
+    rate = cfg.quality.max_quarantine_rate
     try:
         with reading(request) as con:
-            return rules.suites(con, *args)
+            return rules.suites(con, *args, max_quarantine_rate=rate)
     except NoWarehouse:
-        return rules.suites(None, *args)
+        return rules.suites(None, *args, max_quarantine_rate=rate)
 
 
 @page("viewer")
@@ -79,9 +80,7 @@ def scorecard_page(request: Request) -> Response:
             con, _dates(request), max_quarantine_rate=cfg.quality.max_quarantine_rate
         )
     sources = list(cfg.sources)
-    links = {
-        s: rules.suite_key_for(s, settings.expectations_dir, sources) for s in trend.sources
-    }
+    links = {s: rules.suite_key_for(s, settings.expectations_dir, sources) for s in trend.sources}
     return render(
         request,
         "scorecard.html",
