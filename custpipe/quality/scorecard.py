@@ -203,11 +203,13 @@ def _problems(
         )
         fails[column[day]] = int(failed or 0)
         evals[column[day]] = int(evaluated or 0)
-    return tuple(
+    problems = [
         Problem(source, rule, severity, tuple(fails), tuple(evals))
         for (source, rule), (severity, fails, evals) in found.items()
         if any(f for f in fails)
-    )
+    ]
+    order = {"block": 0, "quarantine": 1, "warn": 2}
+    return tuple(sorted(problems, key=lambda p: (p.source, order.get(p.severity, 3), p.rule)))
 
 
 def sparkline_points(values: tuple[int | None, ...], width: int = 120, height: int = 24) -> str:
@@ -248,7 +250,7 @@ _PAGE_STYLE = (
     "body{font-family:sans-serif;margin:2em;color:#222}"
     "td,th{padding:4px 10px;border-bottom:1px solid #ddd;vertical-align:top}"
     "td.n{text-align:right}th{text-align:left}"
-    ".blocked{background:#fde2e1;font-weight:bold}.rerun{background:#fff4d6}"
+    ".blocked{background:#fde2e1}mark.blocked{font-weight:bold}.rerun{background:#fff4d6}"
     "mark{padding:0 4px}polyline{fill:none;stroke:#444;stroke-width:1.5}"
 )
 
