@@ -1,0 +1,1 @@
+"""The stewards' workbench: its decision store (`store`) and, later, its web application."""
