@@ -109,8 +109,8 @@ def connect(path: Path) -> sqlite3.Connection:
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             con.execute("PRAGMA journal_mode = WAL")
-        if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            _migrate(con)
+        if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            _migrate(con)  # older: migrated; newer: refused
     except BaseException:
         con.close()
         raise
@@ -230,7 +230,8 @@ def _insert(con: sqlite3.Connection, row: dict, at: datetime | None) -> str:
     else:
         action, target = "decide", f"{row['left_record']}|{row['right_record']}"
         detail = {"decision_id": decision_id, "decision": row["kind"]}
-    _insert_audit(con, row["decided_by"], action, target, detail | {"origin": row["origin"]}, at)
+    detail |= {"origin": row["origin"]}
+    _insert_audit(con, row["decided_by"], action, target, detail, stamp)
     return decision_id
 
 
@@ -306,7 +307,7 @@ def _insert_audit(
     action: str,
     target: str | None,
     detail: dict | None,
-    at: datetime | None,
+    stamp: str,
 ) -> None:
     if not (actor or "").strip() or not (action or "").strip():
         raise ValueError("an audit entry needs an actor and an action")
@@ -318,7 +319,7 @@ def _insert_audit(
         )
     con.execute(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        [_iso(at), actor.strip(), action.strip(), target, json.dumps(detail, sort_keys=True)],
+        [stamp, actor.strip(), action.strip(), target, json.dumps(detail, sort_keys=True)],
     )
 
 
@@ -334,7 +335,7 @@ def audit(
     JSON of ids and counts; a key naming a personal field (name, email, tax_id, …) is
     refused (ValueError)."""
     with _writing(path) as con:
-        _insert_audit(con, actor, action, target, detail, at)
+        _insert_audit(con, actor, action, target, detail, _iso(at))
 
 
 def audit_entries(
