@@ -478,13 +478,20 @@ def import_decisions(
     split's decision_id. A split_out whose golden record no longer holds the record (split
     already, or the record is gone) or holds nothing else is stale: it adds nothing and is
     logged (ids only). Every imported decision, stale or not, gets a row in
-    mdm.steward_imports, so a second import adds nothing. A missing store: nothing to import.
+    mdm.steward_imports, so a second import adds nothing. A missing store: nothing to import;
+    an unreadable one: RuntimeError (the night stops rather than drop decisions).
     """
     log = log or _log.info
     counts = dict.fromkeys(IMPORT_COUNTS, 0)
     if not Path(path).exists():
         return counts
-    store = _read_only(path)
+    try:
+        store = _read_only(path)
+    except sqlite3.Error as exc:  # damaged or unreadable: the stewards' decisions would be lost
+        raise RuntimeError(
+            f"the steward store {path} cannot be read ({exc}): restore it from a backup, or "
+            "move it aside to consolidate without the decisions not imported yet"
+        ) from exc
     now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.transaction(con):
         done = imported_decision_ids(con)

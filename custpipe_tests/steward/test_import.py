@@ -182,3 +182,10 @@ def test_a_store_without_its_tables_imports_nothing(con, path):
     path.parent.mkdir(parents=True)
     sqlite3.connect(path).close()
     assert store.import_decisions(con, path, "run1")["decisions"] == 0
+
+
+def test_a_damaged_store_stops_the_import_with_a_clear_error(con, path):
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(RuntimeError, match="steward store .* cannot be read"):
+        store.import_decisions(con, path, "run1")
