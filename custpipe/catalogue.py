@@ -350,7 +350,21 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _text("right_source_id", nullable=False), _text("decision", nullable=False),
             _text("decided_by", nullable=False), Column("decided_at", ts, nullable=False),
             _text("reason", nullable=False),
-        ), "steward's must-link or cannot-link decision on a pair, with who and why"),
+            _text("decision_id", "the decision's id in the steward store "
+                  "(data/steward/steward.sqlite); a split-out's cannot-links share it; empty "
+                  "for a decision recorded before the store"),
+            _text("origin", "where it was made: workbench, cli or sheet"),
+        ), "steward's must-link or cannot-link decision on a pair, with who and why "
+           "(imported from the steward store by the nightly run; a split-out of a record "
+           "becomes cannot-links between it and every other member of its golden record)"),
+        Table("mdm", "steward_imports", (
+            _text("decision_id", nullable=False), _text("kind", nullable=False),
+            _text("outcome", "imported, or stale: a split-out whose golden record no longer "
+                  "holds the record (or holds nothing else)", nullable=False),
+            Column("pairs", "INTEGER", description="rows added to mdm.steward_decisions"),
+            _RUN_ID, Column("imported_at", ts),
+        ), "decision of the steward store imported by a run, with its outcome: a decision is "
+           "imported once", primary_key=("decision_id",)),
         Table("mdm", "match_pairs", (
             _text("left_source_system", nullable=False), _text("left_source_id", nullable=False),
             _text("right_source_system", nullable=False),

@@ -346,32 +346,45 @@ def _print_blocking(pipeline_file: Path, blocking) -> None:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Record a steward decision (or import a CSV of them) for the next run."""
+    """Record a steward decision (or a filled review sheet) in the steward store; the next
+    run imports and honours it. Never opens the warehouse, so it never waits for a run."""
     import pandas as pd
 
-    from custpipe import warehouse
-    from custpipe.matching.decisions import record_decision
     from custpipe.settings import Settings
+    from custpipe.steward import store
 
-    settings = Settings.from_env()
+    path = store.store_path(Settings.from_env())
     if args.file:
-        rows = pd.read_csv(args.file, dtype=str).fillna("")
+        rows = pd.read_csv(args.file, dtype=str, keep_default_na=False)
         needed = {"left", "right", "decision", "decided_by", "reason"}
         if needed - set(rows.columns):
             raise ValueError(f"{args.file}: needs columns {sorted(needed)}")
-        items = [
-            (r.left, r.right, r.decision, r.decided_by, r.reason)
-            for r in rows.itertuples()
-            if r.decision.strip()  # rows of the review sheet the steward left undecided
-        ]
+        items, lines = [], []
+        for line, r in enumerate(rows.itertuples(), start=2):  # a spreadsheet's row number
+            decision = r.decision.strip().lower().replace("-", "_")
+            if decision:  # rows of the review sheet the steward left undecided are skipped
+                items.append((r.left, r.right, decision, r.decided_by, r.reason))
+                lines.append(line)
+        try:
+            store.record_decisions(path, items, origin="sheet")
+        except store.InvalidDecision as exc:
+            row = lines[exc.number - 1]
+            raise ValueError(f"{args.file}, row {row}: {exc.problem}; nothing recorded") from None
+        count = len(items)
     else:
         if not (args.decision and args.left and args.right):
-            raise ValueError("give DECISION LEFT RIGHT, or --file decisions.csv")
-        items = [(args.left, args.right, args.decision.replace("-", "_"), args.by, args.why)]
-    with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
-        for left, right, decision, by, why in items:
-            record_decision(con, left, right, decision.replace("-", "_"), by, why)
-    print(f"{len(items)} decision(s) recorded; the next run honours them")
+            raise ValueError(
+                "give DECISION LEFT RIGHT (split-out RECORD GOLDEN_ID), or --file decisions.csv"
+            )
+        if args.decision == "split-out":
+            store.record_split(path, args.left, args.right, args.by, args.why, origin="cli")
+        else:
+            decision = args.decision.replace("-", "_")
+            store.record_decision(
+                path, args.left, args.right, decision, args.by, args.why, origin="cli"
+            )
+        count = 1
+    print(f"{count} decision(s) recorded in {path}; the next run imports and honours them")
     return 0
 
 
@@ -496,10 +509,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
-    decide = sub.add_parser("decide", help="record a steward's must-link / cannot-link decision")
-    decide.add_argument("decision", nargs="?", choices=["must-link", "cannot-link"])
+    decide = sub.add_parser(
+        "decide",
+        help="record a steward's must-link / cannot-link / split-out decision for the next run",
+        description="Record a steward decision in the steward store (data/steward/"
+        "steward.sqlite); the next nightly run imports and honours it. must-link / "
+        "cannot-link LEFT RIGHT: two records; split-out RECORD GOLDEN_ID: the record leaves "
+        "that golden record.",
+    )
+    decide.add_argument("decision", nargs="?", choices=["must-link", "cannot-link", "split-out"])
     decide.add_argument("left", nargs="?", help="source_system:source_id")
-    decide.add_argument("right", nargs="?", help="source_system:source_id")
+    decide.add_argument(
+        "right", nargs="?", help="source_system:source_id (split-out: the golden ID)"
+    )
     decide.add_argument("--by", default=os.environ.get("USER", ""), help="who decides")
     decide.add_argument("--why", default="", help="why (required)")
     decide.add_argument("--file", help="CSV with left, right, decision, decided_by, reason")

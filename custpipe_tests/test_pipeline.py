@@ -277,6 +277,7 @@ def test_match_quality_against_the_ground_truth(demo_run):
 
 def test_steward_sheet_round_trip(demo_copy, monkeypatch, capsys):
     from custpipe.cli import main
+    from custpipe.steward import store
 
     deployment, _, _ = demo_copy
     settings = deployment.settings
@@ -286,12 +287,27 @@ def test_steward_sheet_round_trip(demo_copy, monkeypatch, capsys):
     assert list(sheet.columns) == [
         "left",
         "right",
+        "left_golden_id",
+        "right_golden_id",
+        "group",
         "score",
         "explanation",
+        "allowed_decisions",
         "decision",
         "decided_by",
         "reason",
     ]
+    xref = query(
+        settings,
+        "SELECT source_system || ':' || source_id AS record, golden_id FROM mdm.customer_xref",
+    ).set_index("record")["golden_id"]
+    assert sheet["left_golden_id"].tolist() == xref[sheet["left"]].tolist()
+    assert sheet["right_golden_id"].tolist() == xref[sheet["right"]].tolist()
+    for row in sheet.itertuples():  # one group: one decision between two golden records
+        assert row.group == "|".join(sorted([row.left_golden_id, row.right_golden_id]))
+    groups = sheet["group"].tolist()  # a group's rows stand together
+    assert groups == sorted(groups, key=groups.index)
+    assert set(sheet["allowed_decisions"]) == {"must_link or cannot_link"}
     sheet.loc[0, ["decision", "decided_by", "reason"]] = ["cannot_link", "ann", "two branches"]
     filled = settings.reports_dir / "filled.csv"
     sheet.to_csv(filled, index=False)
@@ -299,8 +315,14 @@ def test_steward_sheet_round_trip(demo_copy, monkeypatch, capsys):
     monkeypatch.setenv("CUSTPIPE_CONFIG", str(settings.config_dir))
     assert main(["decide", "--file", str(filled)]) == 0
     assert "1 decision(s) recorded" in capsys.readouterr().out
-    decided = query(settings, "SELECT * FROM mdm.steward_decisions")
-    assert decided[["decision", "decided_by"]].values.tolist() == [["cannot_link", "ann"]]
+    decided = store.decisions(store.store_path(settings))
+    assert decided[
+        ["kind", "left_record", "right_record", "decided_by", "origin"]
+    ].values.tolist() == [
+        ["cannot_link", sheet.loc[0, "left"], sheet.loc[0, "right"], "ann", "sheet"]
+    ]
+    # the warehouse is left to the nightly run, which imports the decision
+    assert query(settings, "SELECT count(*) AS n FROM mdm.steward_decisions")["n"][0] == 0
 
 
 def test_the_training_job_writes_a_model_the_next_run_uses(demo_copy):

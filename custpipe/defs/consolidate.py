@@ -24,9 +24,10 @@ from custpipe.matching.consolidate import (
     load_matcher,
     plan_consolidation,
 )
-from custpipe.matching.review import export_review
+from custpipe.matching.review import export_review, review_with_golden_ids
 from custpipe.quality.conservation import conservation_report
 from custpipe.quality.validate import plan_golden, validate_golden
+from custpipe.steward.store import import_decisions, store_path
 
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
 XREF = dg.AssetKey(["mdm", "customer_xref"])
@@ -82,6 +83,13 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         schedule = schedule_of(context, run_cfg)
         business_date = schedule.business_date
         with warehouse.connect(settings.warehouse_path) as con:
+            # the stewards' new decisions, committed before the consolidation reads them: a
+            # failed consolidation leaves them imported, and the next night honours them
+            imported = import_decisions(
+                con, store_path(settings), context.run_id, log=context.log.warning
+            )
+            if imported["decisions"]:
+                context.log.info(f"steward decisions imported: {imported}")
             plan = plan_consolidation(con, chosen, parts, schedule)
             if plan.reason:
                 context.log.info(f"consolidation recomputes in full: {plan.reason}")
@@ -132,7 +140,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                     "the full validation of the golden records differs from the incremental "
                     f"state: {describe_differences(golden_diffs)}"
                 )
-            review = con.execute("SELECT * FROM mdm.match_review ORDER BY score DESC").df()
+            review = review_with_golden_ids(con)
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
                 GROUP BY 1 ORDER BY 1""").df()
@@ -140,6 +148,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             asset_key=GOLDEN,
             metadata={
                 **plan_metadata(plan),
+                "steward_decisions_imported": dg.MetadataValue.json(imported),
                 "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
                 "golden_rebuilt": result.golden_rebuilt,

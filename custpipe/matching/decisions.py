@@ -29,7 +29,9 @@ def record_decision(
     reason: str,
     decided_at: datetime | None = None,
 ) -> None:
-    """Store a decision about two records given as 'source_system:source_id'."""
+    """Store a decision about two records given as 'source_system:source_id' directly in
+    the warehouse (an open write connection). Stewards' decisions take the steward store
+    instead (`custpipe.steward.store`), which the nightly run imports."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     (ls, _, lid), (rs, _, rid) = left.partition(":"), right.partition(":")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from custpipe.csv_safe import write_csv
@@ -68,22 +69,63 @@ def review_queue(
     )
 
 
+ALLOWED_DECISIONS = "must_link or cannot_link"
+
+
+def review_with_golden_ids(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """mdm.match_review (kept-apart links first, then by score) with each record's golden
+    record from mdm.customer_xref: `left_golden_id`, `right_golden_id`."""
+    return con.execute("""
+        SELECT r.*, xl.golden_id AS left_golden_id, xr.golden_id AS right_golden_id
+        FROM mdm.match_review r
+        LEFT JOIN mdm.customer_xref xl
+          ON xl.source_system = r.left_source_system AND xl.source_id = r.left_source_id
+        LEFT JOIN mdm.customer_xref xr
+          ON xr.source_system = r.right_source_system AND xr.source_id = r.right_source_id
+        ORDER BY r.score DESC NULLS FIRST, r.left_source_system, r.left_source_id,
+                 r.right_source_system, r.right_source_id
+    """).df()
+
+
 def export_review(review: pd.DataFrame, path: Path) -> Path:
     """The review queue as a CSV a steward fills in and imports with `custpipe decide --file`.
 
-    Records are named by id only (look them up in the warehouse); the `decision`,
-    `decided_by` and `reason` columns are left empty for the steward.
+    Records are named by id only (look them up in the warehouse or the workbench), with
+    their golden records (`left_golden_id`, `right_golden_id`, when `review` has them, see
+    :func:`review_with_golden_ids`). `group` names the pair of golden records ("G1|G2",
+    sorted): the rows of one group are one decision (a record against a cluster), and stand
+    together, groups in the order of their first row. `allowed_decisions` states what
+    `decision` may hold; `decision`, `decided_by` and `reason` are left empty for the
+    steward.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    left = review["left_source_system"] + ":" + review["left_source_id"]
+    right = review["right_source_system"] + ":" + review["right_source_id"]
+    empty = pd.Series("", index=review.index, dtype=object)
+    left_golden = review.get("left_golden_id", empty).fillna("").astype(str)
+    right_golden = review.get("right_golden_id", empty).fillna("").astype(str)
+    sides = pd.DataFrame(
+        {  # a record without a golden record (none in a consolidated queue) stands for itself
+            "a": left_golden.where(left_golden != "", left),
+            "b": right_golden.where(right_golden != "", right),
+        }
+    )
+    group = ["|".join(sorted(pair)) for pair in sides.itertuples(index=False)]
     sheet = pd.DataFrame(
         {
-            "left": review["left_source_system"] + ":" + review["left_source_id"],
-            "right": review["right_source_system"] + ":" + review["right_source_id"],
+            "left": left,
+            "right": right,
+            "left_golden_id": left_golden,
+            "right_golden_id": right_golden,
+            "group": group,
             "score": review["score"],
             "explanation": review["explanation"],
-            "decision": "",  # must_link or cannot_link
+            "allowed_decisions": ALLOWED_DECISIONS,
+            "decision": "",
             "decided_by": "",
             "reason": "",
         }
     )
+    order = sheet.groupby("group", sort=False).ngroup()  # groups by their first row
+    sheet = sheet.iloc[order.argsort(kind="stable")].reset_index(drop=True)
     return write_csv(sheet, path)  # formula payloads escaped (OWASP CSV injection)

@@ -12,6 +12,8 @@ PASSWORD = "correct horse battery staple"
 USERS = {"viewer": "vic", "steward": "ann", "admin": "ada"}
 # verify() reads the cost from the hash, so cheap test hashes keep sign-in fast
 _FAST = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+# one hash for all: writing the users file again must not end the sessions of other clients
+_HASH = _FAST.hash(PASSWORD)
 
 
 def add_users(settings: Settings) -> None:
@@ -20,7 +22,7 @@ def add_users(settings: Settings) -> None:
 
     path = users_path(settings, load_steward_config(settings))
     for role, name in USERS.items():
-        save_user(path, name, role, _FAST.hash(PASSWORD))
+        save_user(path, name, role, _HASH)
 
 
 def client(settings: Settings, role: str | None = None, peer: str = "testclient", **app_options):
@@ -44,9 +46,9 @@ def csrf_of(test_client) -> str:
     import re
 
     page = test_client.get("/login")
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    if found is None:
-        found = re.search(r'"X-CSRF-Token": "([^"]+)"', test_client.get("/inbox").text)
+    if page.status_code == 303:  # signed in already: any page carries the token
+        page = test_client.get("/golden")
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)
     assert found, "no CSRF token on the page"
     return found.group(1)
 

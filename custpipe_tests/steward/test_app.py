@@ -132,7 +132,7 @@ def test_roles_guard_forms_and_pages(demo_run):
     assert viewer.get("/quarantine/crm/export.csv").status_code == 403
     assert steward.get("/audit").status_code == 403
     assert admin.get("/audit").status_code == 200
-    assert store.decisions(_store(settings)) == []
+    assert store.decisions(_store(settings)).empty
 
 
 # -- values only for stewards -----------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_every_form_rejects_a_missing_wrong_foreign_or_cross_site_token(demo_run
         for case, (form, headers) in cases.items():
             response = steward.post(url, data=form, headers=headers)
             assert response.status_code == 403, f"{path}: {case} token accepted"
-    assert store.decisions(_store(settings)) == []
+    assert store.decisions(_store(settings)).empty
     assert steward.get("/golden").status_code == 200  # still signed in: logout was refused
 
 
@@ -290,7 +290,7 @@ def test_a_decision_is_audited_and_leaves_the_inbox(demo_copy):
     after = steward.get("/inbox").text
     assert f'href="{group}"' in inbox and f'href="{group}"' not in after
     assert "recorded" in after  # the notice
-    rows = store.decisions(_store(settings))
+    rows = store.decisions(_store(settings)).to_dict("records")
     assert rows and {r["kind"] for r in rows} == {"cannot_link"}
     assert {r["decided_by"] for r in rows} == {"ann"}
     assert {r["reason"] for r in rows} == {"different tax ID, confirmed by phone"}
@@ -418,8 +418,9 @@ def _store(settings):
 
 
 def _first_group(session) -> str:
-    found = re.findall(r'href="(/review/[^"]+)"', session.get("/inbox").text)
-    assert found, "the demo deployment has pairs to review"
+    page = session.get("/inbox")
+    found = re.findall(r'href="(/review/[^"]+)"', page.text)
+    assert found, f"the demo deployment has pairs to review: {page.status_code} {page.text[-3000:]}"
     return found[0]
 
 

@@ -30,7 +30,7 @@ def test_a_bad_key_or_proxy_names_the_file(tmp_path):
     config.mkdir()
     settings = Settings(config, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
     (config / "steward.yaml").write_text("auth: password\nsesion_hours: 3\n")
-    with pytest.raises(ConfigError, match=r"steward\.yaml.*sesion_hours"):
+    with pytest.raises(ConfigError, match=r"(?s)steward\.yaml.*sesion_hours"):
         load_steward_config(settings)
     (config / "steward.yaml").write_text("trusted_proxies: [not-an-address]\n")
     with pytest.raises(ConfigError, match="not-an-address"):

@@ -74,15 +74,13 @@ def golden_page(request: Request) -> Response:
         row = queries.golden(con, golden_id)
         members = queries.members(con, golden_id)
         events = queries.history(con, golden_id)
+        imported = store.imported_decision_ids(con)
     if row is None and not events:
         raise HTTPException(404, f"no golden record {golden_id}")
     if not can_see_values(request):
         row, members = strip_record(row), [strip_record(m) for m in members]
-    pending = [
-        d
-        for d in store.decisions(request.app.state.store_path)
-        if d["kind"] == "split_out" and d["golden_id"] == golden_id
-    ]
+    pending = store.pending_pairs(request.app.state.store_path, imported)
+    member_records = {m["record"] for m in members}
     return render(
         request,
         "golden.html",
@@ -91,7 +89,7 @@ def golden_page(request: Request) -> Response:
         members=members,
         events=events,
         fields=queries.RECORD_FIELDS,
-        pending_splits={d["left_record"] for d in pending},
+        pending_splits={r for r, _, kind in pending if kind == "split_out"} & member_records,
     )
 
 

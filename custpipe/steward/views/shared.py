@@ -22,12 +22,13 @@ ID_COLUMNS = (
 
 
 def decided_pairs(store_path: Path) -> set[str]:
-    """Pair keys (see `queries.pair_key`) of every must-link or cannot-link in the store:
-    such a pair still in the warehouse's review queue waits for the next nightly run."""
+    """Pair keys (see `queries.pair_key`) of every must-link or cannot-link in the store: a
+    decided pair never returns to the review queue, so one still there waits for the next
+    nightly run."""
     return {
-        queries.pair_key(d["left_record"], d["right_record"])
-        for d in store.decisions(store_path)
-        if d["kind"] in ("must_link", "cannot_link")
+        queries.pair_key(left, right)
+        for left, right, kind in store.pending_pairs(store_path, set())
+        if kind in ("must_link", "cannot_link")
     }
 
 

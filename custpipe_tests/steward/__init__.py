@@ -1,0 +1,1 @@
+"""The steward store and how the nightly run honours it."""
