@@ -213,9 +213,12 @@ def _problems(
 
 
 def sparkline_points(values: tuple[int | None, ...], width: int = 120, height: int = 24) -> str:
-    """SVG polyline points of `values` (None: a gap, drawn at 0), scaled to the box."""
+    """SVG polyline points of `values` (None: a gap, drawn at 0), scaled to the box; one
+    value is drawn as a level line."""
     if not values:
         return ""
+    if len(values) == 1:
+        values = (values[0], values[0])
     top = max((v for v in values if v is not None), default=0) or 1
     step = width / max(1, len(values) - 1)
     points = []

@@ -105,6 +105,7 @@ def test_sparkline_points_scale_to_the_box():
         == "0.0,22.0 50.0,12.0 100.0,2.0"
     )
     assert scorecard.sparkline_points((None, 0), width=10, height=10) == "0.0,8.0 10.0,8.0"
+    assert scorecard.sparkline_points((3,), width=10, height=10) == "0.0,2.0 10.0,2.0"
 
 
 # --- over a real nightly run -------------------------------------------------------------------
