@@ -160,6 +160,9 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     }
     assert checks[("quality/crm", "suite_passes")] is False
     assert checks[("quality/erp", "suite_passes")] is True
+    # the quality assets write the trend page: the blocked night is on it, crm marked
+    page = (deployment.settings.reports_dir / "scorecard.html").read_text()
+    assert page.count("<td class='blocked'>") == 1 and "<th>crm</th><td class='blocked'>" in page
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert not any("publish" in step for step in started)
     engine = sa.create_engine(f"sqlite:///{deployment.settings.sources_dir / 'erp' / 'erp.sqlite'}")
