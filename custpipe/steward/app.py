@@ -166,4 +166,5 @@ def build_app(
     app.state.users = _users_loader(users_path(settings, cfg))
     app.state.store_path = store.store_path(settings)
     app.state.clock = clock
+    app.state.review_cache = {}  # the review queue per warehouse version (views.shared)
     return app

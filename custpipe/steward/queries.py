@@ -24,20 +24,6 @@ RECORD_FIELDS = (
 OPEN_ORDER_STATUSES = ("open", "in_progress")
 GOLDEN_ID = re.compile(r"^G[0-9A-F]{12}$")
 
-_REVIEW_WITH_GOLDEN = """
-    SELECT r.left_source_system || ':' || r.left_source_id AS left_record,
-           r.right_source_system || ':' || r.right_source_id AS right_record,
-           r.score, r.explanation,
-           coalesce(xl.golden_id, r.left_source_system || ':' || r.left_source_id) AS left_golden,
-           coalesce(xr.golden_id, r.right_source_system || ':' || r.right_source_id)
-               AS right_golden
-    FROM mdm.match_review r
-    LEFT JOIN mdm.customer_xref xl
-           ON xl.source_system = r.left_source_system AND xl.source_id = r.left_source_id
-    LEFT JOIN mdm.customer_xref xr
-           ON xr.source_system = r.right_source_system AND xr.source_id = r.right_source_id
-"""
-
 
 def pair_key(left: str, right: str) -> str:
     """An order-free key of a pair of records."""
@@ -63,57 +49,94 @@ class InboxGroup:
     open_orders: int
 
 
-def inbox(
-    con: duckdb.DuckDBPyConnection, decided: set[str], limit: int = 100
-) -> tuple[list[InboxGroup], int]:
+@dataclass
+class ReviewState:
+    """The review queue with the golden record of each record, and per golden record its
+    member count and open orders: all the inbox needs, read once per warehouse version."""
+
+    pairs: list[dict]  # left, right, score, explanation, left_golden, right_golden
+    members: dict[str, int]
+    open_orders: dict[str, int]
+
+
+def review_state(con: duckdb.DuckDBPyConnection) -> ReviewState:
+    """Read the review queue and what ranks it (see `ReviewState`).
+
+    Each step narrows by id lists (the queue's records, then their golden records) rather
+    than joining whole tables: at a million records a join scans and hashes every xref row.
+    """
+    pairs = _records(
+        con,
+        """SELECT left_source_system || ':' || left_source_id AS left,
+                  right_source_system || ':' || right_source_id AS right, score, explanation
+           FROM mdm.match_review""",
+        {},
+    )
+    records = sorted({p["left"] for p in pairs} | {p["right"] for p in pairs})
+    golden = golden_of(con, records)
+    for p in pairs:  # a record outside the xref stands for itself
+        p["left_golden"] = golden.get(p["left"], p["left"])
+        p["right_golden"] = golden.get(p["right"], p["right"])
+    goldens = sorted({p["left_golden"] for p in pairs} | {p["right_golden"] for p in pairs})
+    members = dict(
+        con.execute(
+            """SELECT golden_id, member_count FROM mdm.golden_customers
+               WHERE golden_id IN (SELECT unnest($g::VARCHAR[]))""",
+            {"g": goldens},
+        ).fetchall()
+    )
+    orders = dict(
+        con.execute(
+            """
+            WITH m AS (SELECT source_system, source_id, golden_id FROM mdm.customer_xref
+                       WHERE golden_id IN (SELECT unnest($g::VARCHAR[])))
+            SELECT m.golden_id, count(*) FROM staging.orders o
+            JOIN m ON m.source_system = o.source_system AND m.source_id = o.customer_ref
+            WHERE o.customer_ref IN (SELECT source_id FROM m)
+              AND o.status IN (SELECT unnest($statuses::VARCHAR[]))
+            GROUP BY 1
+            """,
+            {"g": goldens, "statuses": list(OPEN_ORDER_STATUSES)},
+        ).fetchall()
+    )
+    return ReviewState(pairs, members, orders)
+
+
+def inbox(state: ReviewState, decided: set[str], limit: int = 100) -> tuple[list[InboxGroup], int]:
     """(groups by impact, total groups): the review queue grouped by the decision it really
     is, without the pairs in `decided` (pair keys a steward decided since the last run).
 
     Impact: open orders of both golden records, then their members, then the best score.
     """
-    statuses = list(OPEN_ORDER_STATUSES)
-    rows = con.execute(
-        f"""
-        WITH review AS ({_REVIEW_WITH_GOLDEN}),
-        open_pairs AS (
-            SELECT * FROM review
-            WHERE NOT list_contains(
-                $decided::VARCHAR[],
-                least(left_record, right_record) || '|' || greatest(left_record, right_record))
-        ),
-        groups AS (
-            SELECT least(left_golden, right_golden) AS golden_a,
-                   greatest(left_golden, right_golden) AS golden_b,
-                   count(*) AS pairs, max(score) AS best_score,
-                   bool_or(explanation LIKE '%"kept_apart"%') AS kept_apart
-            FROM open_pairs GROUP BY 1, 2
-        ),
-        orders AS (
-            SELECT x.golden_id, count(*) AS open_orders
-            FROM staging.orders o
-            JOIN mdm.customer_xref x
-              ON x.source_system = o.source_system AND x.source_id = o.customer_ref
-            WHERE o.status IN (SELECT unnest($statuses::VARCHAR[]))
-              AND x.golden_id IN (SELECT golden_a FROM groups UNION SELECT golden_b FROM groups)
-            GROUP BY 1
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for p in state.pairs:
+        if pair_key(p["left"], p["right"]) not in decided:
+            grouped.setdefault(group_key(p["left_golden"], p["right_golden"]), []).append(p)
+    groups = []
+    for (a, b), pairs in grouped.items():
+        scores = [p["score"] for p in pairs if p["score"] is not None]
+        groups.append(
+            InboxGroup(
+                a,
+                b,
+                len(pairs),
+                max(scores) if scores else None,
+                any('"kept_apart"' in (p["explanation"] or "") for p in pairs),
+                state.members.get(a, 1),
+                state.members.get(b, 1),
+                state.open_orders.get(a, 0) + state.open_orders.get(b, 0),
+            )
         )
-        SELECT g.golden_a, g.golden_b, g.pairs, g.best_score, g.kept_apart,
-               coalesce(ga.member_count, 1) AS members_a, coalesce(gb.member_count, 1) AS members_b,
-               coalesce(oa.open_orders, 0) + coalesce(ob.open_orders, 0) AS open_orders,
-               count(*) OVER () AS total
-        FROM groups g
-        LEFT JOIN mdm.golden_customers ga ON ga.golden_id = g.golden_a
-        LEFT JOIN mdm.golden_customers gb ON gb.golden_id = g.golden_b
-        LEFT JOIN orders oa ON oa.golden_id = g.golden_a
-        LEFT JOIN orders ob ON ob.golden_id = g.golden_b
-        ORDER BY open_orders DESC, members_a + members_b DESC, g.best_score DESC NULLS FIRST,
-                 g.golden_a, g.golden_b
-        LIMIT $limit
-        """,
-        {"decided": sorted(decided), "statuses": statuses, "limit": limit},
-    ).fetchall()
-    total = rows[0][-1] if rows else 0
-    return [InboxGroup(*row[:-1]) for row in rows], total
+    groups.sort(
+        key=lambda g: (
+            -g.open_orders,
+            -(g.members_a + g.members_b),
+            -(g.best_score if g.best_score is not None else 2.0),  # kept apart first
+            g.golden_a,
+            g.golden_b,
+        )
+    )
+    return groups[:limit], len(groups)
 
 
 @dataclass
@@ -161,25 +184,22 @@ def waterfall(score: float | None, explanation: dict) -> tuple[list[Bar], float 
     return bars, (round(total, 2) if total is not None else None)
 
 
-def review_group(con: duckdb.DuckDBPyConnection, golden_a: str, golden_b: str) -> list[ReviewPair]:
+def review_group(state: ReviewState, golden_a: str, golden_b: str) -> list[ReviewPair]:
     """The review pairs between two golden records (either way round), with waterfalls."""
-    rows = con.execute(
-        f"""
-        SELECT left_record, right_record, score, explanation FROM ({_REVIEW_WITH_GOLDEN})
-        WHERE (left_golden = $a AND right_golden = $b) OR (left_golden = $b AND right_golden = $a)
-        ORDER BY score DESC NULLS FIRST, left_record, right_record
-        """,
-        {"a": golden_a, "b": golden_b},
-    ).fetchall()
+    wanted = group_key(golden_a, golden_b)
+    rows = [p for p in state.pairs if group_key(p["left_golden"], p["right_golden"]) == wanted]
+    rows.sort(
+        key=lambda p: (-(p["score"] if p["score"] is not None else 2.0), p["left"], p["right"])
+    )
     pairs = []
-    for left, right, score, text in rows:
-        explanation = json.loads(text) if text else {}
-        bars, total = waterfall(score, explanation)
+    for p in rows:
+        explanation = json.loads(p["explanation"]) if p["explanation"] else {}
+        bars, total = waterfall(p["score"], explanation)
         pairs.append(
             ReviewPair(
-                left,
-                right,
-                score,
+                p["left"],
+                p["right"],
+                p["score"],
                 explanation.get("kept_apart"),
                 explanation.get("linked_by"),
                 bars,
@@ -192,20 +212,44 @@ def review_group(con: duckdb.DuckDBPyConnection, golden_a: str, golden_b: str) -
 def members(con: duckdb.DuckDBPyConnection, golden_id: str) -> list[dict]:
     """The source records of a golden record, each with its staged values, the rules that
     linked it and whether its source deleted it."""
-    columns = ", ".join(f"s.{c}" for c in RECORD_FIELDS)
-    return _records(
-        con,
-        f"""
-        SELECT x.source_system || ':' || x.source_id AS record, x.match_rule, s.is_deleted,
-               {columns}
-        FROM mdm.customer_xref x
-        LEFT JOIN staging.customers s
-               ON s.source_system = x.source_system AND s.source_id = x.source_id
-        WHERE x.golden_id = $id
-        ORDER BY 1
-        """,
+    xref = con.execute(
+        """SELECT source_system, source_id, match_rule FROM mdm.customer_xref
+           WHERE golden_id = $id ORDER BY 1, 2""",
         {"id": golden_id},
+    ).fetchall()
+    staged = staged_records(con, [(system, sid) for system, sid, _ in xref])
+    out = []
+    for system, sid, rule in xref:
+        row = staged.get((system, sid), {})
+        out.append(
+            {"record": f"{system}:{sid}", "match_rule": rule, "is_deleted": row.get("is_deleted")}
+            | {f: row.get(f) for f in RECORD_FIELDS}
+        )
+    return out
+
+
+def staged_records(
+    con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict]:
+    """(source_system, source_id) -> its staged row, for a few records.
+
+    One equality per record, so DuckDB skips the row groups whose id range cannot hold it
+    (an IN list or a join would read every staged row).
+    """
+    if not keys:
+        return {}
+    where = " OR ".join("(source_system = ? AND source_id = ?)" for _ in keys)
+    columns = ", ".join(("source_system", "source_id", "is_deleted", *RECORD_FIELDS))
+    cursor = con.execute(
+        f"SELECT {columns} FROM staging.customers WHERE {where}",
+        [v for key in keys for v in key],
     )
+    names = [d[0] for d in cursor.description]
+    out: dict[tuple[str, str], dict] = {}
+    for row in cursor.fetchall():
+        record = dict(zip(names, row, strict=True))
+        out.setdefault((record["source_system"], record["source_id"]), record)
+    return out
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
@@ -314,12 +358,13 @@ def golden_of(con: duckdb.DuckDBPyConnection, records: list[str]) -> dict[str, s
     """record ('system:id') -> its golden ID, for the records that have one."""
     if not records:
         return {}
+    wanted = set(records)
     rows = con.execute(
-        """SELECT source_system || ':' || source_id, golden_id FROM mdm.customer_xref
-           WHERE source_system || ':' || source_id IN (SELECT unnest($r::VARCHAR[]))""",
-        {"r": records},
+        """SELECT source_system, source_id, golden_id FROM mdm.customer_xref
+           WHERE source_id IN (SELECT unnest($ids::VARCHAR[]))""",
+        {"ids": sorted({r.partition(":")[2] for r in records})},
     ).fetchall()
-    return dict(rows)
+    return {f"{s}:{i}": g for s, i, g in rows if f"{s}:{i}" in wanted}
 
 
 _LATEST_QUARANTINE = """

@@ -121,9 +121,9 @@ def test_an_unparseable_quantity_has_its_own_rule_and_amounts_keep_theirs():
 
 
 def test_the_quantity_rule_has_its_own_quarantine_text():
-    from custpipe.quality.quarantine import _describe
+    from custpipe.quality.quarantine import describe_mapping_rule
 
-    text = _describe("number_unparseable:quantity")
+    text = describe_mapping_rule("number_unparseable:quantity")
     assert "'quantity' is not a number under the dataset's 'number_format'" in text
 
 

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from custpipe.steward import queries, store
-from custpipe.steward.views.shared import strip_record
+from custpipe.steward.views.shared import imported_ids, strip_record
 from custpipe.steward.web import (
     can_see_values,
     current_user,
@@ -74,7 +74,7 @@ def golden_page(request: Request) -> Response:
         row = queries.golden(con, golden_id)
         members = queries.members(con, golden_id)
         events = queries.history(con, golden_id)
-        imported = store.imported_decision_ids(con)
+        imported = imported_ids(con)
     if row is None and not events:
         raise HTTPException(404, f"no golden record {golden_id}")
     if not can_see_values(request):

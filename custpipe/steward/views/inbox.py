@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from custpipe.steward import queries, store
-from custpipe.steward.views.shared import decided_pairs, hide_values
+from custpipe.steward.views.shared import decided_pairs, hide_values, review_state
 from custpipe.steward.web import (
     can_see_values,
     current_user,
@@ -27,7 +27,7 @@ WATERFALL_WIDTH = 560  # px of the chart's drawing area
 def inbox_page(request: Request) -> Response:
     decided = decided_pairs(request.app.state.store_path)
     with reading(request) as con:
-        groups, total = queries.inbox(con, decided)
+        groups, total = queries.inbox(review_state(request, con), decided)
         run = queries.last_run(con)
     return render(request, "inbox.html", groups=groups, total=total, run=run, pending=len(decided))
 
@@ -52,7 +52,7 @@ def group_page(request: Request) -> Response:
     a, b = queries.group_key(request.path_params["a"], request.path_params["b"])
     decided = decided_pairs(request.app.state.store_path)
     with reading(request) as con:
-        pairs = queries.review_group(con, a, b)
+        pairs = queries.review_group(review_state(request, con), a, b)
         sides = [
             {"golden_id": g, "golden": queries.golden(con, g), "members": queries.members(con, g)}
             for g in (a, b)
@@ -89,7 +89,7 @@ def decide(request: Request, form: dict[str, str]) -> Response:
     path = request.app.state.store_path
     decided = decided_pairs(path)
     with reading(request) as con:
-        pairs = queries.review_group(con, a, b)
+        pairs = queries.review_group(review_state(request, con), a, b)
     todo = [p for p in pairs if queries.pair_key(p.left, p.right) not in decided]
     if not todo:
         raise HTTPException(404, f"nothing left to decide between {a} and {b}")
