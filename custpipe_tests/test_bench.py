@@ -427,3 +427,25 @@ def test_the_identity_check_recomputes_in_a_copy_at_the_run_folders_own_path(tmp
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ops.stage_runs").fetchone() == (0,)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-10"]
+
+
+def test_the_workbench_pages_are_timed_on_a_warehouse_and_judged_at_a_million(demo_run):
+    from custpipe import bench
+
+    timings = bench.workbench_timings(demo_run[0].settings.data_dir, requests=2)
+    assert {"inbox", "golden record", "name search", "review group"} <= set(timings)
+    assert all(t["median_ms"] > 0 and t["max_ms"] >= t["median_ms"] for t in timings.values())
+    assert timings["inbox"]["first_after_run_ms"] > 0
+    # nothing was written to the deployment's own store or users file
+    assert not (demo_run[0].settings.data_dir / "steward" / "steward.sqlite").exists()
+
+    pages = {
+        "inbox": {"median_ms": 120.0, "max_ms": 130.0},
+        "golden record": {"median_ms": 310.0, "max_ms": 400.0},
+    }
+    report = {"scales": [{"scale": 1_000_000, "runs": [], "workbench": pages}]}
+    checked = {what: (measured, ok) for what, measured, ok in bench.targets(report)}
+    assert checked["1,000,000 records, workbench inbox page <= 300 ms"] == ("120 ms (median)", True)
+    assert checked["1,000,000 records, workbench golden record page <= 300 ms"][1] is False
+    small = {"scales": [{"scale": 100_000, "runs": [], "workbench": pages}]}
+    assert not any("workbench" in what for what, _, _ in bench.targets(small))

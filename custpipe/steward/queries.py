@@ -338,7 +338,7 @@ def search(con: duckdb.DuckDBPyConnection, query: str, kind: str, limit: int = 5
                       AND regexp_replace(s.phone, '\\D', '', 'g')
                           LIKE '%' || regexp_replace($q, '\\D', '', 'g')""",
         "name": """SELECT golden_id FROM mdm.golden_customers
-                   WHERE name ILIKE '%' || $q || '%' OR name_key ILIKE '%' || $q || '%'""",
+                   WHERE name ILIKE '%' || $q || '%'""",
     }
     if kind not in sources:
         raise ValueError(f"unknown search {kind!r}")
