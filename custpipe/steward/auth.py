@@ -139,6 +139,7 @@ def login(request: Request, form: dict[str, str]) -> Response:
         store.audit(app.store_path, name or "-", "login_failed", client, {})
         return render(request, "login.html", 401, error="Wrong user or password.", next=target)
     store.clear_login_failures(app.store_path, name)
+    store.prune_login_failures(app.store_path, since)  # older ones no longer count
     store.audit(app.store_path, name, "login", client, {"role": user.role})
     request.session.clear()  # a new session (and CSRF token) at every sign-in
     request.session.update({"user": name, "issued_at": now, "epoch": user_epoch(name, user)})

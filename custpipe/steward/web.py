@@ -128,7 +128,7 @@ async def check_csrf(request: Request) -> dict[str, str]:
     form = await request.form()
     sent = request.headers.get(CSRF_HEADER) or str(form.get(CSRF_FIELD, ""))
     expected = request.session.get("csrf", "")
-    if not expected or not sent or not hmac.compare_digest(sent, expected):
+    if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise HTTPException(403, "the form's security token is missing or stale: reload the page")
     if not _same_origin(request):
         raise HTTPException(403, "the form was sent from another site")

@@ -269,6 +269,7 @@ def test_every_form_rejects_a_missing_wrong_foreign_or_cross_site_token(demo_run
         cases = {
             "missing": (data, {}),
             "wrong": (data | {"csrf_token": "x" * 43}, {}),
+            "non-ASCII": (data | {"csrf_token": "é" * 43}, {}),
             "another session's": (data | {"csrf_token": theirs}, {}),
             "cross-site origin": (data | {"csrf_token": mine}, {"Origin": "https://evil.example"}),
             "cross-site fetch": (data | {"csrf_token": mine}, {"Sec-Fetch-Site": "cross-site"}),

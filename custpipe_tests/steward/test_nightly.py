@@ -8,25 +8,11 @@ import json
 import dagster as dg
 
 from custpipe import warehouse
-from custpipe.incremental import FULL_REFRESH_TAG
 from custpipe.matching.review import review_with_golden_ids
 from custpipe.steward import store
-from custpipe_tests.conftest import BUSINESS_DATE
-from custpipe_tests.test_incremental_nights import _stages
+from custpipe_tests.test_incremental_nights import _night, _stages
 
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
-
-
-def _night(settings, instance, full_refresh: bool = False):
-    from custpipe.definitions import build_definitions
-
-    job = build_definitions(settings).resolve_job_def("nightly")
-    return job.execute_in_process(
-        partition_key=BUSINESS_DATE.isoformat(),
-        instance=instance,
-        raise_on_error=False,
-        tags={FULL_REFRESH_TAG: "true"} if full_refresh else None,
-    )
 
 
 def _golden_metadata(result) -> dict:

@@ -94,8 +94,8 @@ def decide(request: Request, form: dict[str, str]) -> Response:
     if not todo:
         raise HTTPException(404, f"nothing left to decide between {a} and {b}")
     who = current_user(request)[0]
-    for p in todo:
-        store.record_decision(path, p.left, p.right, decision, who, reason, "workbench")
+    items = [(p.left, p.right, decision, who, reason) for p in todo]
+    store.record_decisions(path, items, "workbench")  # all of the group or none
     flash(
         request,
         f"{DECISIONS[decision]} recorded for {len(todo)} pair(s) of {a} and {b}; "
