@@ -39,7 +39,10 @@ def test_sign_in_with_the_right_password_only_and_audited(steward_settings):
     assert unknown.status_code == 401
     assert anonymous.get("/golden").status_code == 303  # still signed out
 
-    sign_in(anonymous, "ann")
+    signed = sign_in(anonymous, "ann")
+    cookie = signed.headers["set-cookie"].lower()
+    assert "custpipe_steward=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    assert "secure" not in cookie  # loopback over http by default; secure_cookies: true sets it
     assert anonymous.get("/golden").status_code == 200
     actions = [(e["actor"], e["action"]) for e in store.audit_entries(_store(steward_settings))]
     assert ("ann", "login_failed") in actions and ("nobody", "login_failed") in actions
@@ -461,3 +464,11 @@ def _members(settings, golden: str) -> list[str]:
         ]
     finally:
         con.close()
+
+
+def test_the_session_cookie_is_secure_behind_https(steward_settings):
+    from custpipe.steward.config import StewardConfig
+
+    behind_proxy = client(steward_settings, steward_config=StewardConfig(secure_cookies=True))
+    login = behind_proxy.get("/login")
+    assert "secure" in login.headers["set-cookie"].lower()
