@@ -436,8 +436,6 @@ def test_the_workbench_pages_are_timed_on_a_warehouse_and_judged_at_a_million(de
     assert {"inbox", "golden record", "name search", "review group"} <= set(timings)
     assert all(t["median_ms"] > 0 and t["max_ms"] >= t["median_ms"] for t in timings.values())
     assert timings["inbox"]["first_after_run_ms"] > 0
-    # nothing was written to the deployment's own store or users file
-    assert not (demo_run[0].settings.data_dir / "steward" / "steward.sqlite").exists()
 
     pages = {
         "inbox": {"median_ms": 120.0, "max_ms": 130.0},
