@@ -41,6 +41,10 @@ GX_YML = "great_expectations.yml"
 
 _PROCESS_LOCK = threading.Lock()
 
+# libyaml's safe loader and dumper where PyYAML has them (~10x faster, the same data)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def _store(class_name: str, base_directory: str, module_name: str | None = None) -> dict:
     cfg: dict[str, Any] = {
@@ -159,11 +163,14 @@ def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit:
     share_compiled_templates()
     yml_path = gx_dir / GX_YML
     config = build_project_config(expectations_dir, validation_results_limit)
-    if yml_path.exists():
-        previous = yaml.safe_load(yml_path.read_text(encoding="utf-8")) or {}
+    before = yml_path.read_text(encoding="utf-8") if yml_path.exists() else None
+    if before is not None:
+        previous = yaml.load(before, Loader=_LOADER) or {}
         if previous.get("fluent_datasources"):
             config["fluent_datasources"] = previous["fluent_datasources"]
-    yml_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    text = yaml.dump(config, Dumper=_DUMPER, sort_keys=False)
+    if text != before:  # most nights: as the last validation left it
+        yml_path.write_text(text, encoding="utf-8")
     return gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
 
 
