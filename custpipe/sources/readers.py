@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from custpipe.config import ReaderConfig
 from custpipe.secrets import redact
+from custpipe.sources import arrow_csv
 from custpipe.sources.sql_guard import dialect_for
 
 
@@ -567,28 +568,36 @@ def _stripped_names(columns: list) -> list[str]:
 
 
 def _csv_chunks(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str]
-) -> Iterator[pd.DataFrame]:
+    path: Path, reader: ReaderConfig, source: str, notes: list[str], arrow: bool = False
+) -> Iterator[pd.DataFrame | pa.Table]:
     encoding = resolve_encoding(path, reader, source, notes)
     columns = 0
     stream = None
     try:
         _check_header(path, encoding, reader, source)
-        stream = _NulFilter(path.open(encoding=encoding, newline=""))
-        chunks = pd.read_csv(
-            stream,
-            sep=reader.delimiter,
-            quotechar=reader.quotechar,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=reader.chunk_size,
-        )
-        for chunk in chunks:
-            columns = len(chunk.columns)
-            if reader.strip_header:  # 'id, given_name' names 'given_name' (values untouched)
-                chunk.columns = _stripped_names(list(chunk.columns))
-            yield _as_strings(chunk)
+        tables = arrow_csv.read_whole(path, reader, encoding) if arrow else None
+        if tables is not None:  # Arrow reads this file as pandas would
+            for table in tables:
+                columns = table.num_columns
+                if reader.strip_header:
+                    table = table.rename_columns(_stripped_names(table.column_names))
+                yield table
+        else:
+            stream = _NulFilter(path.open(encoding=encoding, newline=""))
+            chunks = pd.read_csv(
+                stream,
+                sep=reader.delimiter,
+                quotechar=reader.quotechar,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=reader.chunk_size,
+            )
+            for chunk in chunks:
+                columns = len(chunk.columns)
+                if reader.strip_header:  # 'id, given_name' names 'given_name' (values kept)
+                    chunk.columns = _stripped_names(list(chunk.columns))
+                yield _as_strings(chunk)
     except pd.errors.EmptyDataError:
         raise SourceReadError(
             f"source '{source}': {path} is empty — no header (not even the column names). "
@@ -620,13 +629,19 @@ def _csv_chunks(
 
 
 def read_csv(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
-) -> Iterator[pd.DataFrame]:
+    path: Path,
+    reader: ReaderConfig,
+    source: str,
+    notes: list[str] | None = None,
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame | pa.Table]:
     """Stream a delimited text file in its declared (or detected) encoding; with the
-    reader's `strip_header` (the default) the header's names lose the spaces around them."""
+    reader's `strip_header` (the default) the header's names lose the spaces around them.
+    `arrow`: chunks are Arrow tables of strings where Arrow's reader reads the file as
+    pandas' does (custpipe.sources.arrow_csv), else pandas frames as always."""
     notes = notes if notes is not None else []
     _require_file(path, source, notes)
-    yield from _guarded(path, source, _csv_chunks(path, reader, source, notes))
+    yield from _guarded(path, source, _csv_chunks(path, reader, source, notes, arrow))
 
 
 def _xlsx_chunks(path: Path, reader: ReaderConfig, source: str) -> Iterator[pd.DataFrame]:
