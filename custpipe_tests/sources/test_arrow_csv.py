@@ -34,6 +34,11 @@ FILES = {
     "spaces-only line": (HEADER + "1,Ann,Bern\n   \n2,Bob,Chur\n", False),
     "a row of delimiters": (HEADER + ",,\n1,Ann,Bern\n", True),
     "spaces around values": (HEADER + " 1 , Ann ,Bern \n", True),
+    "words pandas would read as missing by default": (
+        HEADER + "NA,null,N/A\nnan,NaN,None\n#N/A,-nan,NULL\n",
+        True,
+    ),
+    "numbers keep their spelling": (HEADER + "007,1e3,1.50\n-0,+1,0x1F\n", True),
     "spaced header": ("id , name,city\n1,Ann,Bern\n", True),
     "byte-order mark": ("\ufeff" + HEADER + "1,Ann,Bern\n", True),
     "non-ascii": (HEADER + "1,Zoë,Zürich\n2,张伟,北京\n", True),
