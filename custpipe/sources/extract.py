@@ -129,8 +129,8 @@ def iter_raw(
         "xlsx": readers.read_xlsx,
     }
     path = source_path(reader, settings, business_date, source.name)
-    if reader.kind == "csv":
-        return readers.read_csv(path, reader, source.name, notes, arrow=arrow)
+    if reader.kind in ("csv", "jsonl"):
+        return fn[reader.kind](path, reader, source.name, notes, arrow=arrow)
     return fn[reader.kind](path, reader, source.name, notes)
 
 
@@ -533,11 +533,14 @@ def extract_dataset(
 
 def _landed_table(chunk: pd.DataFrame | pa.Table, first: list[str]) -> pa.Table:
     """A chunk as the Arrow table of strings it lands as: the columns of the first chunk
-    (`first`) in their order, then its others by name (a pandas chunk lacking one of
-    `first` gets it all null). An Arrow chunk (a CSV read by Arrow) has the file's one
-    header, so the first chunk's columns."""
+    (`first`) in their order, then its others by name; one it lacks comes all null."""
     if isinstance(chunk, pa.Table):
-        return chunk
+        names = chunk.column_names
+        order = sorted(set(first) | set(names), key=_order(first))
+        if order == names:
+            return chunk
+        columns = [chunk[c] if c in names else pa.nulls(chunk.num_rows, pa.string()) for c in order]
+        return pa.table(columns, names=order)
     chunk = chunk.reindex(columns=sorted(set(first) | set(chunk.columns), key=_order(first)))
     schema = pa.schema([(c, pa.string()) for c in chunk.columns])
     return pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from custpipe.config import ReaderConfig
 from custpipe.secrets import redact
-from custpipe.sources import arrow_csv
+from custpipe.sources import arrow_csv, arrow_records
 from custpipe.sources.sql_guard import dialect_for
 
 
@@ -730,9 +730,16 @@ def _first_undecodable_line(path: Path, encoding: str) -> int | None:
     return None
 
 
+def _records_chunk(batch: list[dict], arrow: bool) -> pd.DataFrame | pa.Table:
+    """A chunk of JSON records flattened, every value as text: Arrow strings where they
+    are strings already (`arrow`, custpipe.sources.arrow_records), else a pandas frame."""
+    table = arrow_records.strings_table(batch, sep=".") if arrow else None
+    return table if table is not None else _as_strings(pd.json_normalize(batch, sep="."))
+
+
 def _jsonl_records(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str]
-) -> Iterator[pd.DataFrame]:
+    path: Path, reader: ReaderConfig, source: str, notes: list[str], arrow: bool = False
+) -> Iterator[pd.DataFrame | pa.Table]:
     batch: list[dict] = []
     encoding = resolve_encoding(path, reader, source, notes)
     line_no = 0
@@ -764,7 +771,7 @@ def _jsonl_records(
                     )
                 batch.append(record)
                 if len(batch) >= reader.chunk_size:
-                    yield _as_strings(pd.json_normalize(batch, sep="."))
+                    yield _records_chunk(batch, arrow)
                     batch = []
     except UnicodeDecodeError:
         ascii_compatible = "16" not in encoding and "32" not in encoding
@@ -777,19 +784,25 @@ def _jsonl_records(
             "Set 'encoding' in the reader to the file's real encoding (e.g. cp1252, gb18030)."
         ) from None
     if batch:
-        yield _as_strings(pd.json_normalize(batch, sep="."))
+        yield _records_chunk(batch, arrow)
 
 
 def read_jsonl(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
-) -> Iterator[pd.DataFrame]:
+    path: Path,
+    reader: ReaderConfig,
+    source: str,
+    notes: list[str] | None = None,
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame | pa.Table]:
     """Stream a JSON Lines file; nested objects are flattened to dotted column names.
 
     Every non-blank line must be one JSON object; an empty file is an empty extraction.
+    `arrow`: a chunk whose values are all strings or null comes as an Arrow table of
+    strings (custpipe.sources.arrow_records), any other as a pandas frame.
     """
     notes = notes if notes is not None else []
     _require_file(path, source, notes)
-    yield from _guarded(path, source, _jsonl_records(path, reader, source, notes))
+    yield from _guarded(path, source, _jsonl_records(path, reader, source, notes, arrow))
 
 
 def _text_columns(batch: pa.RecordBatch) -> pa.Table:
