@@ -24,7 +24,7 @@ from custpipe.config import ReaderConfig
 
 #: files up to this size are read whole (~2.5x their size in memory at the peak); larger
 #: ones are streamed by pandas in chunks
-MAX_BYTES = 256 << 20
+MAX_BYTES = 128 << 20
 _BLOCK = 1 << 24  # Arrow's parse block: a field longer than this makes Arrow refuse the file
 
 
