@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import charset_normalizer
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -645,6 +644,8 @@ def read_csv(
 
 
 def _xlsx_chunks(path: Path, reader: ReaderConfig, source: str) -> Iterator[pd.DataFrame]:
+    import openpyxl  # here: only an Excel source needs it (~0.1 s to import)
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
