@@ -523,10 +523,15 @@ def raw_suite_for(source: str, expectations_dir) -> str | None:
     return name if name in load_suite_names(expectations_dir) else None
 
 
-def read_landing_columns(path: Path, columns: list[str] | None) -> pd.DataFrame:
+def read_landing_columns(
+    path: Path, columns: list[str] | None, values: list[str] | None = None
+) -> pd.DataFrame:
     """One landing folder as a frame of strings, with only `columns` (those a part lacks are
     left out, as a whole read would lack them too; None: every column). Parts may differ in
-    columns, as in :func:`custpipe.sources.extract.read_landing_table`."""
+    columns, as in :func:`custpipe.sources.extract.read_landing_table`. `values`: the
+    columns whose values are read (None: all); the others come all null, in their place
+    (for rules that read only the column names: reading the values of a 187,000-row extract's
+    other columns took ~0.4 s)."""
     parts = sorted(Path(path).glob("part-*.parquet"))
     if not parts:
         raise FileNotFoundError(f"landing folder {path} holds no part-*.parquet files")
@@ -534,7 +539,14 @@ def read_landing_columns(path: Path, columns: list[str] | None) -> pd.DataFrame:
     for part in parts:
         have = pq.read_schema(part).names
         wanted = have if columns is None else [c for c in columns if c in have]
-        tables.append(pq.read_table(part, columns=wanted))
+        read = wanted if values is None else [c for c in wanted if c in values]
+        table = pq.read_table(part, columns=read)
+        if read != wanted:
+            table = pa.table(
+                [table[c] if c in read else pa.nulls(table.num_rows, pa.string()) for c in wanted],
+                names=wanted,
+            )
+        tables.append(table)
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
@@ -554,9 +566,12 @@ def validate_landing(
     suite = raw_suite_for(source.name, settings.expectations_dir)
     if suite is None:
         return None, 0
-    raw = read_landing_columns(
-        landing_path, columns_named(read_suite(settings.expectations_dir, suite))
-    )
+    rules = read_suite(settings.expectations_dir, suite)
+    # a table-shape rule reads the column names only; validate_frame hands GX the values of
+    # the columns the other rules read (and of the id), no others
+    shape = any(table_shape(e) for e in rules.get("expectations") or [])
+    values = [*required_columns(rules), source.customers.id] if shape else None
+    raw = read_landing_columns(landing_path, columns_named(rules), values)
     outcome = validate_frame(
         raw,
         suite,

@@ -106,8 +106,10 @@ def iter_raw(
     notes: list[str] | None = None,
     since: object | None = None,
     state: dict | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Raw rows of one dataset, in chunks, as strings."""
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame | pa.Table]:
+    """Raw rows of one dataset, in chunks, as strings; `arrow`: a CSV export's chunks may be
+    Arrow tables of strings (readers.read_csv)."""
     reader = dataset.reader
     if reader.kind == "sql":
         url = resolve_url(source.connection, source.name, settings)
@@ -127,6 +129,8 @@ def iter_raw(
         "xlsx": readers.read_xlsx,
     }
     path = source_path(reader, settings, business_date, source.name)
+    if reader.kind in ("csv", "jsonl"):
+        return fn[reader.kind](path, reader, source.name, notes, arrow=arrow)
     return fn[reader.kind](path, reader, source.name, notes)
 
 
@@ -420,25 +424,22 @@ def extract_dataset(
     uniform = True  # every chunk had the same columns: the row hashes are the landing's
     row_hashes = []  # per chunk: a hash of each row (known_rows)
     try:
-        chunks = iter_raw(source, dataset, settings, business_date, notes, since, state)
+        chunks = iter_raw(source, dataset, settings, business_date, notes, since, state, True)
         for part, chunk in enumerate(chunks):
+            names = chunk.column_names if isinstance(chunk, pa.Table) else list(chunk.columns)
             if columns is None:
-                columns = list(chunk.columns)
+                columns = list(names)
                 check_delimiter(source.name, reader, columns, expected)
                 extra = _check_schema(source.name, name, expected, columns, before, state)
-            chunk = chunk.reindex(
-                columns=sorted(set(columns) | set(chunk.columns), key=_order(columns))
-            )
-            schema = pa.schema([(c, pa.string()) for c in chunk.columns])
-            table = pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
+            table = _landed_table(chunk, columns)
             pq.write_table(table, target / f"part-{part:05d}.parquet")
-            if list(chunk.columns) != hashed_columns:  # not per chunk: chunking is no content
+            if table.column_names != hashed_columns:  # not per chunk: chunking is no content
                 uniform = uniform and hashed_columns is None
-                hashed_columns = list(chunk.columns)
+                hashed_columns = table.column_names
                 content.update(("\x1e" + "\x1f".join(hashed_columns)).encode())
             row_hashes.append(hash_rows(table))
             content.update(row_hashes[-1].tobytes())
-            rows += len(chunk)
+            rows += table.num_rows
         if signature is not None:  # what was read is what was hashed
             now = readers._signature(path)
             if now is None or now[1:] != (signature["size"], signature["mtime_ns"]):
@@ -528,6 +529,21 @@ def extract_dataset(
         tuple(notes),
         full_reason,
     )
+
+
+def _landed_table(chunk: pd.DataFrame | pa.Table, first: list[str]) -> pa.Table:
+    """A chunk as the Arrow table of strings it lands as: the columns of the first chunk
+    (`first`) in their order, then its others by name; one it lacks comes all null."""
+    if isinstance(chunk, pa.Table):
+        names = chunk.column_names
+        order = sorted(set(first) | set(names), key=_order(first))
+        if order == names:
+            return chunk
+        columns = [chunk[c] if c in names else pa.nulls(chunk.num_rows, pa.string()) for c in order]
+        return pa.table(columns, names=order)
+    chunk = chunk.reindex(columns=sorted(set(first) | set(chunk.columns), key=_order(first)))
+    schema = pa.schema([(c, pa.string()) for c in chunk.columns])
+    return pa.Table.from_pandas(chunk, preserve_index=False, schema=schema)
 
 
 def read_manifest(path: Path) -> dict:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import charset_normalizer
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 
 from custpipe.config import ReaderConfig
 from custpipe.secrets import redact
+from custpipe.sources import arrow_csv, arrow_records
 from custpipe.sources.sql_guard import dialect_for
 
 
@@ -567,28 +567,36 @@ def _stripped_names(columns: list) -> list[str]:
 
 
 def _csv_chunks(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str]
-) -> Iterator[pd.DataFrame]:
+    path: Path, reader: ReaderConfig, source: str, notes: list[str], arrow: bool = False
+) -> Iterator[pd.DataFrame | pa.Table]:
     encoding = resolve_encoding(path, reader, source, notes)
     columns = 0
     stream = None
     try:
         _check_header(path, encoding, reader, source)
-        stream = _NulFilter(path.open(encoding=encoding, newline=""))
-        chunks = pd.read_csv(
-            stream,
-            sep=reader.delimiter,
-            quotechar=reader.quotechar,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=reader.chunk_size,
-        )
-        for chunk in chunks:
-            columns = len(chunk.columns)
-            if reader.strip_header:  # 'id, given_name' names 'given_name' (values untouched)
-                chunk.columns = _stripped_names(list(chunk.columns))
-            yield _as_strings(chunk)
+        tables = arrow_csv.read_whole(path, reader, encoding) if arrow else None
+        if tables is not None:  # Arrow reads this file as pandas would
+            for table in tables:
+                columns = table.num_columns
+                if reader.strip_header:
+                    table = table.rename_columns(_stripped_names(table.column_names))
+                yield table
+        else:
+            stream = _NulFilter(path.open(encoding=encoding, newline=""))
+            chunks = pd.read_csv(
+                stream,
+                sep=reader.delimiter,
+                quotechar=reader.quotechar,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=reader.chunk_size,
+            )
+            for chunk in chunks:
+                columns = len(chunk.columns)
+                if reader.strip_header:  # 'id, given_name' names 'given_name' (values kept)
+                    chunk.columns = _stripped_names(list(chunk.columns))
+                yield _as_strings(chunk)
     except pd.errors.EmptyDataError:
         raise SourceReadError(
             f"source '{source}': {path} is empty — no header (not even the column names). "
@@ -620,16 +628,24 @@ def _csv_chunks(
 
 
 def read_csv(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
-) -> Iterator[pd.DataFrame]:
+    path: Path,
+    reader: ReaderConfig,
+    source: str,
+    notes: list[str] | None = None,
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame | pa.Table]:
     """Stream a delimited text file in its declared (or detected) encoding; with the
-    reader's `strip_header` (the default) the header's names lose the spaces around them."""
+    reader's `strip_header` (the default) the header's names lose the spaces around them.
+    `arrow`: chunks are Arrow tables of strings where Arrow's reader reads the file as
+    pandas' does (custpipe.sources.arrow_csv), else pandas frames as always."""
     notes = notes if notes is not None else []
     _require_file(path, source, notes)
-    yield from _guarded(path, source, _csv_chunks(path, reader, source, notes))
+    yield from _guarded(path, source, _csv_chunks(path, reader, source, notes, arrow))
 
 
 def _xlsx_chunks(path: Path, reader: ReaderConfig, source: str) -> Iterator[pd.DataFrame]:
+    import openpyxl  # here: only an Excel source needs it (~0.1 s to import)
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -715,9 +731,16 @@ def _first_undecodable_line(path: Path, encoding: str) -> int | None:
     return None
 
 
+def _records_chunk(batch: list[dict], arrow: bool) -> pd.DataFrame | pa.Table:
+    """A chunk of JSON records flattened, every value as text: Arrow strings where they
+    are strings already (`arrow`, custpipe.sources.arrow_records), else a pandas frame."""
+    table = arrow_records.strings_table(batch, sep=".") if arrow else None
+    return table if table is not None else _as_strings(pd.json_normalize(batch, sep="."))
+
+
 def _jsonl_records(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str]
-) -> Iterator[pd.DataFrame]:
+    path: Path, reader: ReaderConfig, source: str, notes: list[str], arrow: bool = False
+) -> Iterator[pd.DataFrame | pa.Table]:
     batch: list[dict] = []
     encoding = resolve_encoding(path, reader, source, notes)
     line_no = 0
@@ -749,7 +772,7 @@ def _jsonl_records(
                     )
                 batch.append(record)
                 if len(batch) >= reader.chunk_size:
-                    yield _as_strings(pd.json_normalize(batch, sep="."))
+                    yield _records_chunk(batch, arrow)
                     batch = []
     except UnicodeDecodeError:
         ascii_compatible = "16" not in encoding and "32" not in encoding
@@ -762,19 +785,25 @@ def _jsonl_records(
             "Set 'encoding' in the reader to the file's real encoding (e.g. cp1252, gb18030)."
         ) from None
     if batch:
-        yield _as_strings(pd.json_normalize(batch, sep="."))
+        yield _records_chunk(batch, arrow)
 
 
 def read_jsonl(
-    path: Path, reader: ReaderConfig, source: str, notes: list[str] | None = None
-) -> Iterator[pd.DataFrame]:
+    path: Path,
+    reader: ReaderConfig,
+    source: str,
+    notes: list[str] | None = None,
+    arrow: bool = False,
+) -> Iterator[pd.DataFrame | pa.Table]:
     """Stream a JSON Lines file; nested objects are flattened to dotted column names.
 
     Every non-blank line must be one JSON object; an empty file is an empty extraction.
+    `arrow`: a chunk whose values are all strings or null comes as an Arrow table of
+    strings (custpipe.sources.arrow_records), any other as a pandas frame.
     """
     notes = notes if notes is not None else []
     _require_file(path, source, notes)
-    yield from _guarded(path, source, _jsonl_records(path, reader, source, notes))
+    yield from _guarded(path, source, _jsonl_records(path, reader, source, notes, arrow))
 
 
 def _text_columns(batch: pa.RecordBatch) -> pa.Table:

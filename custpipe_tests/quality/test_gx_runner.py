@@ -329,3 +329,26 @@ def test_data_docs_templates_are_compiled_once_per_process(
     assert compiled == []  # every template came from the cache
     pages = list((gx_dir / "data_docs" / "validations" / "staged_customers_erp").rglob("*.html"))
     assert len(pages) == 2 and all("staged_customers_erp" in p.read_text() for p in pages)
+
+
+def test_data_docs_static_assets_are_copied_when_missing_or_changed(
+    expectations_dir, gx_dir, staged_frame
+):
+    def validate() -> None:
+        validate_frame(
+            staged_frame, "staged_customers_erp", expectations_dir=expectations_dir, gx_dir=gx_dir
+        )
+
+    validate()
+    static = gx_dir / "data_docs" / "static"
+    files = sorted(p for p in static.rglob("*") if p.is_file())
+    assert files  # GX's stylesheets, scripts and fonts
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    validate()
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # the same: not written again
+    removed, changed = files[0], files[-1]
+    original = changed.read_bytes()
+    removed.unlink()
+    changed.write_bytes(b"not GX's")
+    validate()
+    assert removed.is_file() and changed.read_bytes() == original

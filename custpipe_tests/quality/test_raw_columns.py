@@ -57,3 +57,34 @@ def test_a_clean_extract_passes_and_a_broken_one_fails_as_before(tmp_path):
     failed = {o.rule: o.failed for o in outcome.failures("block")}
     assert rows == 3 and failed == {"mapped_columns_present": 1, "record_id_unique": 2}
     assert (broken / "rejected.json").exists()
+
+
+def test_columns_not_in_values_come_all_null_in_their_place(tmp_path):
+    folder = landing(tmp_path)
+    named = columns_named(read_suite(EXPECTATIONS_DIR, "raw_crm"))
+    full = read_landing_columns(folder, named)
+    names_only = read_landing_columns(folder, named, values=["Id"])
+    assert names_only.columns.tolist() == full.columns.tolist()
+    assert names_only["Id"].tolist() == full["Id"].tolist() == ["001", "002", "003"]
+    others = names_only.drop(columns=["Id"])
+    assert others.isna().all().all() and len(others) == 3
+
+
+def test_reading_names_only_gives_the_full_reads_verdicts(tmp_path):
+    from custpipe.quality.gx_runner import validate_frame
+
+    broken = landing(tmp_path, drop="Phone", duplicate=True)
+    rules = read_suite(EXPECTATIONS_DIR, "raw_crm")
+    outcomes = [
+        validate_frame(
+            read_landing_columns(broken, columns_named(rules), values),
+            "raw_crm",
+            expectations_dir=EXPECTATIONS_DIR,
+            gx_dir=tmp_path / f"gx{n}",
+            id_column="Id",
+            build_docs=False,
+        ).outcomes
+        for n, values in enumerate((None, ["Id"]))
+    ]
+    assert outcomes[0] == outcomes[1]
+    assert {o.rule for o in outcomes[0] if not o.success} >= {"mapped_columns_present"}
