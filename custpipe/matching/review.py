@@ -75,12 +75,19 @@ ALLOWED_DECISIONS = "must_link or cannot_link"
 def review_with_golden_ids(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """mdm.match_review (kept-apart links first, then by score) with each record's golden
     record from mdm.customer_xref: `left_golden_id`, `right_golden_id`."""
+    # the xref rows of the queue's records first: joining the whole xref twice scanned and
+    # hashed every row of it (~0.4 s at 1M records), the id list reads one column once
     return con.execute("""
+        WITH x AS (
+            SELECT source_system, source_id, golden_id FROM mdm.customer_xref
+            WHERE source_id IN (SELECT left_source_id FROM mdm.match_review
+                                UNION SELECT right_source_id FROM mdm.match_review)
+        )
         SELECT r.*, xl.golden_id AS left_golden_id, xr.golden_id AS right_golden_id
         FROM mdm.match_review r
-        LEFT JOIN mdm.customer_xref xl
+        LEFT JOIN x xl
           ON xl.source_system = r.left_source_system AND xl.source_id = r.left_source_id
-        LEFT JOIN mdm.customer_xref xr
+        LEFT JOIN x xr
           ON xr.source_system = r.right_source_system AND xr.source_id = r.right_source_id
         ORDER BY r.score DESC NULLS FIRST, r.left_source_system, r.left_source_id,
                  r.right_source_system, r.right_source_id
