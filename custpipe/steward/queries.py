@@ -328,15 +328,23 @@ def search(con: duckdb.DuckDBPyConnection, query: str, kind: str, limit: int = 5
         "source_id": "SELECT golden_id FROM mdm.customer_xref WHERE source_id = $q",
         "email": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
                     USING (source_system, source_id) WHERE lower(s.email) = lower($q)""",
+        # valid values are staged compact (tax IDs upper case, phones E.164): compared as
+        # they are; only the few invalid ones are normalised row by row (~3x faster at 1M)
         "tax_id": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
                      USING (source_system, source_id)
-                     WHERE upper(regexp_replace(s.tax_id, '[\\s.-]', '', 'g'))
-                         = upper(regexp_replace($q, '[\\s.-]', '', 'g'))""",
+                     WHERE CASE WHEN s.tax_id_valid
+                                THEN s.tax_id = upper(regexp_replace($q, '[\\s.-]', '', 'g'))
+                                ELSE upper(regexp_replace(s.tax_id, '[\\s.-]', '', 'g'))
+                                     = upper(regexp_replace($q, '[\\s.-]', '', 'g')) END""",
         "phone": """SELECT x.golden_id FROM staging.customers s JOIN mdm.customer_xref x
                     USING (source_system, source_id)
-                    WHERE length(regexp_replace($q, '\\D', '', 'g')) >= 6
-                      AND regexp_replace(s.phone, '\\D', '', 'g')
-                          LIKE '%' || regexp_replace($q, '\\D', '', 'g')""",
+                    WHERE length(ltrim(regexp_replace($q, '\\D', '', 'g'), '0')) >= 6
+                      AND CASE WHEN s.phone_valid  -- a national form's trunk 0 dropped
+                               THEN s.phone
+                                    LIKE '%' || ltrim(regexp_replace($q, '\\D', '', 'g'), '0')
+                               ELSE regexp_replace(s.phone, '\\D', '', 'g')
+                                    LIKE '%' || ltrim(regexp_replace($q, '\\D', '', 'g'), '0')
+                          END""",
         "name": """SELECT golden_id FROM mdm.golden_customers
                    WHERE name ILIKE '%' || $q || '%'""",
     }

@@ -161,3 +161,28 @@ def test_search_finds_golden_records_by_id_and_record(review_warehouse):
     assert queries.search(review_warehouse, "  ", "name") == []
     with pytest.raises(ValueError):
         queries.search(review_warehouse, "x", "sql")
+
+
+def test_search_by_tax_id_and_phone_finds_valid_and_raw_values(review_warehouse):
+    staged = pd.DataFrame(
+        {
+            "source_system": ["erp", "erp", "sales"],
+            "source_id": ["1", "2", "1"],
+            "tax_id": ["DE123456789", "de 987.654-321", None],
+            "tax_id_valid": [True, False, None],
+            "phone": ["+493012345678", "030 / 99 88 77 66", "+8613581798403"],
+            "phone_valid": [True, False, True],
+        }
+    )
+    append_rows(review_warehouse, "staging.customers", staged)
+
+    def found(text: str, kind: str) -> list[str]:
+        return [r["golden_id"] for r in queries.search(review_warehouse, text, kind)]
+
+    assert found("de 123 456 789", "tax_id") == ["GB"]  # compacted, upper case
+    assert found("DE987654321", "tax_id") == ["GB"]  # a raw (invalid) value, normalised
+    assert found("030 12345678", "phone") == ["GB"]  # a national form: its trunk 0 dropped
+    assert found("12345678", "phone") == ["GB"]  # the last digits
+    assert found("99887766", "phone") == ["GB"]  # a raw phone, digits only
+    assert found("13581798403", "phone") == ["GB"]
+    assert found("12345", "phone") == []  # too few digits to search
