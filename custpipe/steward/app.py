@@ -7,6 +7,7 @@ imports. The application never writes the warehouse.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from custpipe.config import ConfigError
 from custpipe.settings import Settings
 from custpipe.steward import auth, store
 from custpipe.steward.config import (
@@ -33,6 +35,7 @@ from custpipe.steward.config import (
 )
 from custpipe.steward.web import NoWarehouse, WarehouseBusy, render
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 COOKIE = "custpipe_steward"
 CONTENT_SECURITY_POLICY = (
@@ -73,13 +76,18 @@ class SecurityHeaders:
 
 
 def _users_loader(path: Path) -> Callable[[], dict[str, User]]:
-    """The users file, read again when it changes (a new user needs no restart)."""
+    """The users file, read again when it changes (a new user needs no restart). A file
+    broken by an edit keeps the users read before, and the error is logged once."""
     cache: dict[str, object] = {"mtime": None, "users": {}}
 
     def users() -> dict[str, User]:
         mtime = path.stat().st_mtime_ns if path.exists() else None
         if mtime != cache["mtime"]:
-            cache["users"], cache["mtime"] = load_users(path), mtime
+            cache["mtime"] = mtime
+            try:
+                cache["users"] = load_users(path)
+            except ConfigError as exc:
+                log.error("%s — the workbench keeps the users it read before; fix the file", exc)
         return cache["users"]  # type: ignore[return-value]
 
     return users

@@ -472,3 +472,16 @@ def test_the_session_cookie_is_secure_behind_https(steward_settings):
     behind_proxy = client(steward_settings, steward_config=StewardConfig(secure_cookies=True))
     login = behind_proxy.get("/login")
     assert "secure" in login.headers["set-cookie"].lower()
+
+
+def test_a_users_file_broken_by_an_edit_keeps_the_users_read_before(steward_settings, caplog):
+    from custpipe.steward.config import load_steward_config, users_path
+
+    session = client(steward_settings, "steward")
+    path = users_path(steward_settings, load_steward_config(steward_settings))
+    good = path.read_text()
+    path.write_text(good.replace("role: steward", "role: superuser"))
+    assert session.get("/golden").status_code == 200  # still signed in
+    assert "users.yaml" in caplog.text and "superuser" in caplog.text
+    path.write_text(good.replace("role: steward", "role: viewer"))
+    assert session.get("/golden").status_code == 303  # a valid change applies at once
