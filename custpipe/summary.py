@@ -36,11 +36,9 @@ def collect_summary(settings: Settings, run_id: str | None) -> Summary:
             ).fetchall()
         )
         s.quarantined_by_source = dict(
-            con.execute("""
-            WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
-                            FROM quality.validation_runs GROUP BY 1)
-            SELECT q.source_system, count(DISTINCT q.source_id) FROM quality.quarantine q
-            JOIN latest USING (source_system, run_id) GROUP BY 1 ORDER BY 1""").fetchall()
+            con.execute(f"""
+            SELECT source_system, count(DISTINCT source_id)
+            FROM ({warehouse.CURRENT_QUARANTINE}) GROUP BY 1 ORDER BY 1""").fetchall()
         )
         s.golden = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()[0]
         s.xref = con.execute("SELECT count(*) FROM mdm.customer_xref").fetchone()[0]

@@ -22,6 +22,14 @@ DDL = catalogue.ddl()
 
 CONTRACT_TABLES: tuple[str, ...] = catalogue.contract_tables()
 
+#: The rows of quality.quarantine that hold records back now: those of each source's latest
+#: validation (older runs' rows are history). A subquery: `FROM ({CURRENT_QUARANTINE}) q`.
+CURRENT_QUARANTINE = """
+    SELECT q.* FROM quality.quarantine q
+    JOIN (SELECT source_system, arg_max(run_id, validated_at) AS run_id
+          FROM quality.validation_runs GROUP BY source_system) latest
+      USING (source_system, run_id)"""
+
 
 log = logging.getLogger(__name__)
 

@@ -200,12 +200,12 @@ def prepare(work: Path, name: str, deployment: Path | None = None) -> Path:
 def quarantine_counts(con, trust: dict[str, int]) -> dict[str, int]:
     """Records held back by the latest validation of each source, per rule (a record failing
     two rules counts under both), plus '(records)': how many distinct records."""
+    from custpipe import warehouse
+
     rows = con.execute(
-        """
-        WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
-                        FROM quality.validation_runs GROUP BY source_system)
+        f"""
         SELECT coalesce(rule, '(records)'), count(DISTINCT (source_system, source_id))
-        FROM quality.quarantine JOIN latest USING (source_system, run_id)
+        FROM ({warehouse.CURRENT_QUARANTINE})
         WHERE source_system IN (SELECT unnest(?))
         GROUP BY GROUPING SETS ((rule), ())
         """,

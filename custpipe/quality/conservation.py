@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from custpipe.warehouse import CURRENT_QUARANTINE
+
 
 @dataclass(frozen=True)
 class ConservationReport:
@@ -77,11 +79,8 @@ def conservation_report(con: duckdb.DuckDBPyConnection, sources: list[str]) -> C
     Only the configured `sources` count; xref rows of any other source are a violation too.
     """
     row = con.execute(
-        """
-        WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
-                        FROM quality.validation_runs GROUP BY source_system),
-        q AS (SELECT DISTINCT q.source_system, q.source_id FROM quality.quarantine q
-              JOIN latest USING (source_system, run_id)),
+        f"""
+        WITH q AS (SELECT DISTINCT source_system, source_id FROM ({CURRENT_QUARANTINE})),
         s AS (SELECT source_system, source_id,
                      EXISTS (SELECT 1 FROM mdm.customer_xref x
                              WHERE x.source_system = c.source_system

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from custpipe import catalogue
+from custpipe import catalogue, warehouse
 
 #: the staged fields shown side by side for a record, in this order
 RECORD_FIELDS = (
@@ -375,11 +375,7 @@ def golden_of(con: duckdb.DuckDBPyConnection, records: list[str]) -> dict[str, s
     return {f"{s}:{i}": g for s, i, g in rows if f"{s}:{i}" in wanted}
 
 
-_LATEST_QUARANTINE = """
-    WITH latest AS (SELECT source_system, arg_max(run_id, validated_at) AS run_id
-                    FROM quality.validation_runs GROUP BY 1)
-    SELECT q.* FROM quality.quarantine q JOIN latest USING (source_system, run_id)
-"""
+
 
 
 def quarantine_summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -390,7 +386,7 @@ def quarantine_summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
         f"""
         SELECT source_system, rule, any_value(severity) AS severity,
                any_value(description) AS description, count(DISTINCT source_id) AS records
-        FROM ({_LATEST_QUARANTINE}) GROUP BY 1, 2 ORDER BY 1, records DESC, 2
+        FROM ({warehouse.CURRENT_QUARANTINE}) GROUP BY 1, 2 ORDER BY 1, records DESC, 2
         """,
         {},
     )
@@ -405,7 +401,7 @@ def quarantined_records(
         f"""
         SELECT q.source_id, string_agg(q.rule, ', ' ORDER BY q.rule) AS rules,
                any_value(s.name) AS name
-        FROM ({_LATEST_QUARANTINE}) q
+        FROM ({warehouse.CURRENT_QUARANTINE}) q
         LEFT JOIN staging.customers s USING (source_system, source_id)
         WHERE q.source_system = $source
         GROUP BY q.source_id ORDER BY q.source_id
@@ -421,7 +417,7 @@ def quarantine_export(con: duckdb.DuckDBPyConnection, source: str) -> list[dict]
     return _records(
         con,
         f"""SELECT source_system, source_id, rule, severity, description AS what_to_fix
-            FROM ({_LATEST_QUARANTINE}) WHERE source_system = $source
+            FROM ({warehouse.CURRENT_QUARANTINE}) WHERE source_system = $source
             ORDER BY source_id, rule""",
         {"source": source},
     )
