@@ -48,35 +48,43 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the nightly job once, in process, recorded in the Dagster instance (DAGSTER_HOME)."""
+    """Run the nightly job once, in process; with DAGSTER_HOME, as a run of workspace.yaml's
+    code location (listed under the job in the UI), else in an ephemeral instance."""
     import dagster as dg
 
-    from custpipe.definitions import build_definitions
     from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
 
     settings = Settings.from_env()
     args.date = resolve_business_date(args, settings)
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("nightly")
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
-    if not os.environ.get("DAGSTER_HOME"):
+    tags = {FULL_REFRESH_TAG: "true"} if args.full_refresh else {}
+    if os.environ.get("DAGSTER_HOME"):
+        from custpipe.defs import workspace_run
+
+        instance = dg.DagsterInstance.get()
+        with workspace_run.workspace_job(instance, "nightly") as job:
+            partition = {"dagster/partition": args.date.isoformat()}
+            run = workspace_run.create_run(
+                instance, job, run_config(settings, args), partition | tags
+            )
+            print(f"running the nightly job for business date {args.date} ...", flush=True)
+            result = workspace_run.execute_run(instance, job, run)
+    else:
         print(
             "note: DAGSTER_HOME is not set, so this run will not appear in the Dagster UI "
             "(`make run` sets it)"
         )
-    print(f"running the nightly job for business date {args.date} ...", flush=True)
-    result = job.execute_in_process(
-        partition_key=args.date.isoformat(),
-        instance=instance,
-        raise_on_error=False,
-        run_config=run_config(defs, args),
-        tags={FULL_REFRESH_TAG: "true"} if args.full_refresh else None,
-    )
+        from custpipe.definitions import build_definitions
+
+        job_def = build_definitions(settings).resolve_job_def("nightly")
+        print(f"running the nightly job for business date {args.date} ...", flush=True)
+        result = job_def.execute_in_process(
+            partition_key=args.date.isoformat(),
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config=run_config(settings, args),
+            tags=tags or None,
+        )
     failed = [(e.step_key, failure_headline(e)) for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
     print(
@@ -110,14 +118,17 @@ def failure_headline(event) -> str:
     return redact(lines[0]) if lines else "(no message; see the Dagster event log)"
 
 
-def run_config(defs, args: argparse.Namespace) -> dict:
+def run_config(settings, args: argparse.Namespace) -> dict:
     """Run configuration of the nightly job from the command-line flags."""
+    import dagster as dg
+
+    from custpipe.config import load_config
+
     config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if args.full_refresh:
         extract_ops = [
-            key.to_python_identifier()
-            for key in defs.resolve_asset_graph().get_all_asset_keys()
-            if key.path[0] == "extract"
+            dg.AssetKey(["extract", name]).to_python_identifier()
+            for name in load_config(settings.config_dir).sources
         ]
         config["ops"] = {op: {"config": {"full_refresh": True}} for op in extract_ops}
     return config

@@ -32,6 +32,11 @@ def build_nightly_job(cfg: PipelineConfig) -> "dg.UnresolvedAssetJobDefinition":
         description="Extract every source for the business date, stage, validate, consolidate, "
         "reconcile orders, publish to the ERP, update the scorecard.",
         tags={"team": "customer-data"},
+        # every run (the schedule's, the UI's, `custpipe run`) executes its steps in the run's
+        # own process, one at a time: a process per step paid imports and definition loading
+        # each time (5-8x the in-process run's time); the DuckDB-bound steps queue on one pool
+        # anyway (README: Performance). Retries (RetryPolicy) and pools hold in process.
+        executor_def=dg.in_process_executor,
         # steps of an in-process run share one process: each gives back what it freed
         hooks={_release_after_success, _release_after_failure},
     )
