@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -342,6 +343,166 @@ def _run_in_child(
     return RunFigures(**json.loads(out.read_text()))
 
 
+# -- a run launched as the schedule launches it ---------------------------------------------
+
+LAUNCH_TIMEOUT_S = 3600.0
+#: a launched run's end-to-end time at most this multiple of the in-process run's
+TARGET_LAUNCHED_RATIO = 1.3
+
+
+def _instance_at(home: Path):
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def _wait_for_daemon(home: Path, daemon: subprocess.Popen, timeout: float = 300.0) -> None:
+    """Until the daemon's run queue beats (its workspace, with the code server, is loaded)."""
+    deadline = time.time() + timeout
+    with _instance_at(home) as instance:
+        while time.time() < deadline:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"dagster-daemon ended with status {daemon.returncode}")
+            if "QUEUED_RUN_COORDINATOR" in instance.get_daemon_heartbeats():
+                return
+            time.sleep(0.5)
+    raise TimeoutError(f"dagster-daemon did not start within {timeout:.0f} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End a process group this bench started (the daemon and its code server)."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def launched_run_figures(instance, run_id: str, submitted: float) -> dict:
+    """End to end of a launched run from its run record and events: from the run's creation
+    (what a schedule tick does) to its end, and where that time went."""
+    record = instance.get_run_record_by_id(run_id)
+    created_at = record.create_timestamp
+    created = (created_at if created_at.tzinfo else created_at.replace(tzinfo=dt.UTC)).timestamp()
+    steps: dict[str, list[float]] = {}
+    marks: dict[str, float] = {}
+    published = None
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type_value
+        if kind in ("PIPELINE_STARTING", "PIPELINE_START"):
+            marks.setdefault(kind, entry.timestamp)
+        if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            steps.setdefault(event.step_key, []).append(entry.timestamp)
+        if kind == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            if mat.asset_key.to_user_string() == "publish/erp_customers":
+                published = int(mat.metadata["rows_published"].value)
+    ended = record.end_time or time.time()
+    first_step = min((min(t) for t in steps.values()), default=ended)
+    last_step = max((max(t) for t in steps.values()), default=ended)
+    dequeued = marks.get("PIPELINE_STARTING", created)
+    started = marks.get("PIPELINE_START", dequeued)
+    status = record.dagster_run.status.value
+    return {
+        "run_id": run_id,
+        "status": status,
+        "success": status == "SUCCESS",
+        "seconds": round(ended - created, 2),
+        "seconds_with_cli": round(ended - submitted, 2),
+        "rows_published": published,
+        "phases": {
+            "queued": round(dequeued - created, 2),  # until the daemon dequeued it
+            # the code server starts the run worker: process start, imports, definitions
+            "worker_start": round(started - dequeued, 2),
+            "job_setup": round(first_step - started, 2),  # resources, execution plan
+            "steps": round(last_step - first_step, 2),
+            "teardown": round(ended - last_step, 2),
+        },
+    }
+
+
+def launched_run(data_dir: Path, log: Path) -> dict:
+    """One nightly run on `data_dir` launched the way the schedule launches it: a temporary
+    Dagster instance (DAGSTER_HOME with the repository's dagster.yaml), `dagster-daemon run`
+    on the repository's workspace.yaml, started and ready first (as it is at 02:00), then
+    `dagster job launch`: the run is queued, the daemon dequeues it and the code server starts
+    its run worker. Timed from the run's creation to its end (`seconds`), and from the
+    launch command (`seconds_with_cli`, which also loads the workspace in the command)."""
+    from custpipe.settings import REPO_DIR
+
+    home = data_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_DIR / "dagster.yaml", home / "dagster.yaml")
+    env = os.environ | {
+        "DAGSTER_HOME": str(home),
+        "CUSTPIPE_DATA": str(data_dir),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    with _instance_at(home):  # its storage created here, not by two processes at once
+        pass
+    bin_dir = Path(sys.executable).parent
+    workspace = str(REPO_DIR / "workspace.yaml")
+    with open(log, "w", encoding="utf-8") as out:
+        daemon = subprocess.Popen(
+            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+            cwd=REPO_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_for_daemon(home, daemon)
+            run_id = str(uuid.uuid4())
+            config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+            submitted = time.time()
+            subprocess.run(
+                [
+                    str(bin_dir / "dagster"),
+                    *("job", "launch", "-w", workspace, "-j", "nightly", "--run-id", run_id),
+                    *("--tags", json.dumps({"dagster/partition": BUSINESS_DATE.isoformat()})),
+                    *("--config-json", json.dumps(config)),
+                ],
+                cwd=REPO_DIR,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+            with _instance_at(home) as instance:
+                deadline = time.time() + LAUNCH_TIMEOUT_S
+                while True:
+                    record = instance.get_run_record_by_id(run_id)
+                    if record is not None and record.dagster_run.is_finished:
+                        break
+                    if time.time() > deadline:
+                        raise TimeoutError(f"launched run {run_id} did not end (see {log})")
+                    time.sleep(0.5)
+                return launched_run_figures(instance, run_id, submitted)
+        finally:
+            _stop(daemon)
+
+
+def _launched_on_copy(sources: Path, root: Path, scale: int) -> dict:
+    """The launched run on a fresh copy of the scale's sources (the first run's state)."""
+    work = root / f"run-{scale}-launched"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(sources, work / "sources")
+    try:
+        return launched_run(work, root / f"launched-{scale}.log")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def matching_baseline(data_dir: Path, truth_path: Path) -> dict:
     """Splink's documented default workflow on the same accepted records: train (prior from
     deterministic rules, u by random sampling, m by EM), predict, cluster at 0.99; scored as
@@ -523,10 +684,13 @@ def bench_scale(
     change: float,
     change_large: float | None = 0.10,
     identity: bool = True,
+    launched: bool = True,
 ) -> dict:
     """Generate (cached), then the first run, an unchanged rerun, a rerun after `change`
     and one after `change_large` of the records (customers and orders) changed; after every
-    rerun, unless not `identity`, check it equals a full recompute (`identity_check`)."""
+    rerun, unless not `identity`, check it equals a full recompute (`identity_check`).
+    With `launched`, the first run is also launched through the daemon on a fresh copy
+    (`launched_run`) and compared with the in-process one."""
     from custpipe.demo.changes import change_sources
 
     sources, generation = generate_cached(root / "cache", scale, seed, orders)
@@ -535,6 +699,15 @@ def bench_scale(
     shutil.copytree(sources, work / "sources")
     runs = [_run_in_child(work, "first run").as_dict() | {"kind": "first", "fraction": None}]
     print(f"bench: first run {runs[0]['seconds']} s", flush=True)
+    launch = _launched_on_copy(sources, root, scale) if launched else None
+    if launch is not None:
+        first_seconds = runs[0]["seconds"]
+        launch["ratio"] = round(launch["seconds"] / first_seconds, 3) if first_seconds else None
+        print(
+            f"bench: first run launched through the daemon {launch['seconds']} s "
+            f"({launch['status']}; {launch['ratio']}x the in-process run)",
+            flush=True,
+        )
     truth = work / "sources" / "ground_truth" / "customers.csv"
     matching = {
         "custpipe": custpipe_match_quality(work, truth)
@@ -570,6 +743,7 @@ def bench_scale(
         "generation": generation,
         "changed_records": changed,
         "runs": runs,
+        "launched": launch,
         "workbench": workbench,
         "matching": matching,
         "records_per_second": round(records / first) if first else None,
@@ -848,6 +1022,19 @@ def format_report(report: dict) -> str:
             f"  {'end to end':<14}"
             + "".join(f"{r['seconds']:>9.1f} s {r['peak_mb']:>7,.0f} MB" for r in res["runs"])
         )
+        launch = res.get("launched")
+        if launch:
+            phases = launch["phases"]
+            lines.append(
+                f"  first run launched through the daemon (as the schedule launches it): "
+                f"{launch['seconds']:.1f} s from the run's creation to its end, "
+                f"{launch['ratio']:.2f}x the in-process {res['runs'][0]['seconds']:.1f} s "
+                f"({launch['status']}; queued {phases['queued']:.1f} s, run worker start "
+                f"{phases['worker_start']:.1f} s, job setup {phases['job_setup']:.1f} s, "
+                f"steps {phases['steps']:.1f} s, teardown {phases['teardown']:.1f} s; "
+                "with `dagster job launch` itself "
+                f"{launch['seconds_with_cli']:.1f} s)"
+            )
         if any("share" in r for r in res["runs"]):
             lines.append(
                 f"  {'of first run':<14}"
@@ -993,6 +1180,18 @@ def targets(report: dict) -> list[tuple[str, str, bool]]:
     """(target, measured, met) for the targets the report's scales allow checking."""
     by_scale = {res["scale"]: res["runs"][0] for res in report["scales"] if res["runs"]}
     out = [t for res in report["scales"] for t in incremental_targets(res)]
+    for res in report["scales"]:
+        launch, first_run = res.get("launched"), res["runs"][0] if res["runs"] else None
+        if launch and first_run:
+            out.append(
+                (
+                    f"{res['scale']:,} records, first run launched through the daemon <= "
+                    f"{TARGET_LAUNCHED_RATIO}x the in-process run",
+                    f"{launch['seconds']:.1f} s vs {first_run['seconds']:.1f} s, "
+                    f"{launch['ratio']:.2f}x ({launch['status']})",
+                    launch["success"] and launch["ratio"] <= TARGET_LAUNCHED_RATIO,
+                )
+            )
     first = by_scale.get(1_000_000)
     if first:
         out.append(
@@ -1085,6 +1284,12 @@ def main(argv: list[str] | None = None) -> int:
         help="do not check each rerun against a full recompute of a copy (about one full "
         "run's time per rerun)",
     )
+    ap.add_argument(
+        "--no-launched",
+        action="store_true",
+        help="do not time the first run launched through dagster-daemon (as the schedule "
+        "launches it) beside the in-process one",
+    )
     ap.add_argument("--out", type=Path, default=Path("data/bench"))
     ap.add_argument(
         "--publish-url",
@@ -1127,6 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.change,
                 args.change_large,
                 identity=not args.no_identity,
+                launched=not args.no_launched,
             )
         )
     if scales:  # the scale figures are kept whatever fails after them
