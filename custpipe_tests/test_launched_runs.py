@@ -1,0 +1,161 @@
+"""Runs as the UI, the schedule and `custpipe run` make them: in process, under the job of
+workspace.yaml's code location, and never failing on the DuckDB lock when two run at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from custpipe.settings import REPO_DIR
+from custpipe_tests.conftest import BUSINESS_DATE
+
+CUSTPIPE = Path(sys.executable).parent / "custpipe"
+# the steps of assets in the `duckdb_warehouse` pool (custpipe.defs.common.WAREHOUSE_POOL)
+POOLED_STEPS = ("staging__", "quality__", "consolidated", "recon__", "publish__")
+
+
+def _home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME as `make run` makes it (the repository's dagster.yaml), its storage
+    created once (as the first `make demo` does) before processes share it."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_DIR / "dagster.yaml", home / "dagster.yaml")
+    with _instance(home):
+        pass
+    return home
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def _env(settings, home: Path | None) -> dict:
+    env = os.environ | {
+        "CUSTPIPE_DATA": str(settings.data_dir),
+        "CUSTPIPE_CONFIG": str(settings.config_dir),
+        "CUSTPIPE_EXPECTATIONS": str(settings.expectations_dir),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("DAGSTER_HOME", None)
+    return env | ({"DAGSTER_HOME": str(home)} if home else {})
+
+
+def _custpipe_run(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(CUSTPIPE), "run", "--date", BUSINESS_DATE.isoformat()],
+        cwd=REPO_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_the_nightly_job_runs_its_steps_in_the_runs_own_process_with_retries():
+    from custpipe.definitions import defs
+
+    job = defs.resolve_job_def("nightly")
+    assert job.executor_def is dg.in_process_executor
+    # its retries are on by default (executor config `retries: enabled`)
+    retries = job.executor_def.config_schema.as_field().default_value["retries"]
+    assert "enabled" in retries
+    graph = defs.resolve_asset_graph()
+    for key in (dg.AssetKey(["extract", "erp"]), dg.AssetKey(["publish", "erp_customers"])):
+        assert graph.get(key).assets_def.op.retry_policy.max_retries == 2
+
+
+def test_custpipe_run_is_a_run_of_the_nightly_job_of_the_workspaces_code_location(
+    demo_copy, tmp_path
+):
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+    from dagster._core.workspace.load import load_workspace_process_context_from_yaml_paths
+
+    deployment, _, _ = demo_copy
+    home = _home(tmp_path)
+    env = _env(deployment.settings, home)
+    done = _custpipe_run(env)
+    out, _ = done.communicate(timeout=900)
+    assert done.returncode == 0, out
+    assert "nightly run " in out and ": succeeded" in out and "custpipe summary" in out
+    with _instance(home) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.job_name == "nightly"
+        assert run.remote_job_origin.location_name == "custpipe"
+        assert run.remote_job_origin.job_name == "nightly"
+        assert run.tags["dagster/partition"] == BUSINESS_DATE.isoformat()
+        # what the UI lists under the job: the job's name and its repository label
+        under_job = instance.get_runs(
+            dg.RunsFilter(
+                job_name="nightly", tags={REPOSITORY_LABEL_TAG: "__repository__@custpipe"}
+            )
+        )
+        assert [r.run_id for r in under_job] == [run.run_id]
+        # the job as the webserver loads it (a code server for workspace.yaml) is the run's
+        # job: same origin and snapshot, so Re-execute does not warn that the job differs
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            with load_workspace_process_context_from_yaml_paths(
+                instance, [str(REPO_DIR / "workspace.yaml")]
+            ) as context:
+                location = context.create_request_context().get_code_location("custpipe")
+                repository = location.get_repository("__repository__")
+                remote_job = repository.get_full_job("nightly")
+                assert remote_job.get_remote_origin() == run.remote_job_origin
+                assert remote_job.identifying_job_snapshot_id == run.job_snapshot_id
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.mark.parametrize("with_instance", [True, False], ids=["dagster_home", "no_instance"])
+def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instance):
+    """With DAGSTER_HOME the pool lets one warehouse step run at a time across both runs;
+    without an instance there is no pool, and warehouse.connect waits for the file lock."""
+    deployment, _, _ = demo_copy
+    home = _home(tmp_path) if with_instance else None
+    env = _env(deployment.settings, home)
+    runs = [_custpipe_run(env), _custpipe_run(env)]
+    outputs = [run.communicate(timeout=1200)[0] for run in runs]
+    for run, out in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out
+        # waiting for the other's lock is logged; giving up on it would name the timeout
+        assert ": succeeded" in out and "was not released within" not in out, out
+    if not with_instance:
+        return
+    with _instance(home) as instance:
+        records = instance.get_runs()
+        assert len(records) == 2
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in records)
+        windows = []
+        for record in records:
+            steps: dict[str, list[float]] = {}
+            for entry in instance.all_logs(record.run_id):
+                event = entry.dagster_event
+                # no step failed, not even once before a retry
+                assert event is None or event.event_type_value not in (
+                    "STEP_FAILURE",
+                    "STEP_UP_FOR_RETRY",
+                ), entry.message
+                kind = event.event_type_value if event else None
+                if kind in ("STEP_START", "STEP_SUCCESS") and event.step_key.startswith(
+                    POOLED_STEPS
+                ):
+                    steps.setdefault(event.step_key, []).append(entry.timestamp)
+            assert len(steps) >= 10, steps  # the run's warehouse steps all ran
+            windows += [(min(t), max(t), record.run_id) for t in steps.values()]
+    windows.sort()
+    for (_, end, run_a), (start, _, run_b) in zip(windows, windows[1:], strict=False):
+        assert start >= end, f"warehouse steps of runs {run_a} and {run_b} overlapped"
