@@ -159,3 +159,78 @@ def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instan
     windows.sort()
     for (_, end, run_a), (start, _, run_b) in zip(windows, windows[1:], strict=False):
         assert start >= end, f"warehouse steps of runs {run_a} and {run_b} overlapped"
+
+
+def test_every_step_that_opens_the_warehouse_is_in_the_pool():
+    """Every asset but the extracts (which write only the landing zone) opens the DuckDB
+    file, and so does the model training op: all in `duckdb_warehouse`."""
+    from custpipe.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        pools = graph.get(key).pools
+        if key.path[0] == "extract":
+            assert not pools, key
+        else:
+            assert pools == {"duckdb_warehouse"}, key
+    (node,) = defs.resolve_job_def("train_match_model").nodes
+    assert node.definition.pool == "duckdb_warehouse"
+
+
+def test_the_bench_report_compares_the_launched_run_with_the_in_process_one():
+    from custpipe import bench
+
+    first = {
+        "label": "first run",
+        "seconds": 40.0,
+        "peak_mb": 900,
+        "rows_published": 10,
+        "stages": {},
+        "standardise_customers": {},
+    }
+    phases = {"queued": 1.5, "worker_start": 6.0, "job_setup": 1.0, "steps": 39.0}
+    launched = {"seconds": 48.0, "seconds_with_cli": 55.0, "ratio": 1.2, "status": "SUCCESS"}
+    res = {
+        "scale": 100_000,
+        "generation": {"source_records": 100_000, "order_rows": 0, "seconds": 1.0, "cached": True},
+        "runs": [first],
+        "launched": launched | {"success": True, "phases": phases | {"teardown": 0.5}},
+        "matching": {
+            "custpipe": {"seconds": 1.0, "f1": 0.99},
+            "baseline": {"seconds": 1.0, "peak_mb": 1, "f1": 0.99},
+        },
+        "records_per_second": 2500,
+        "rerun_share": 0.1,
+        "change_share": 0.2,
+    }
+    text = bench.format_report({"machine": {}, "scales": [res]})
+    assert "launched through the daemon" in text and "48.0 s" in text and "1.20x" in text
+    checked = {what: (measured, ok) for what, measured, ok in bench.targets({"scales": [res]})}
+    target = "100,000 records, first run launched through the daemon <= 1.3x the in-process run"
+    assert checked[target] == ("48.0 s vs 40.0 s, 1.20x (SUCCESS)", True)
+    res["launched"] |= {"seconds": 60.0, "ratio": 1.5}
+    assert not dict((w, ok) for w, _, ok in bench.targets({"scales": [res]}))[target]
+    res["launched"] |= {"seconds": 30.0, "ratio": 0.75, "success": False, "status": "FAILURE"}
+    assert not dict((w, ok) for w, _, ok in bench.targets({"scales": [res]}))[target]
+
+
+def test_the_bench_launches_a_run_through_the_daemon(demo_copy, monkeypatch):
+    """`make bench`'s launched run on the demo deployment: a temporary instance, the daemon
+    on workspace.yaml, `dagster job launch`; its phases add up to its end-to-end time."""
+    from custpipe import bench
+
+    deployment, _, _ = demo_copy
+    settings = deployment.settings
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(settings.config_dir))
+    monkeypatch.setenv("CUSTPIPE_EXPECTATIONS", str(settings.expectations_dir))
+    log = settings.data_dir.parent / "launched.log"
+    figures = bench.launched_run(settings.data_dir, log)
+    assert figures["success"], log.read_text()
+    assert figures["rows_published"] == 0  # the demo's first run published everything
+    assert abs(sum(figures["phases"].values()) - figures["seconds"]) < 0.1
+    assert figures["seconds_with_cli"] >= figures["seconds"] > figures["phases"]["steps"] > 0
+    with _instance(settings.data_dir / "dagster_home") as instance:
+        (run,) = instance.get_runs()
+        assert run.run_id == figures["run_id"]
+        assert run.remote_job_origin.location_name == "custpipe"
+        assert run.tags["dagster/partition"] == BUSINESS_DATE.isoformat()
