@@ -234,3 +234,26 @@ def test_the_bench_launches_a_run_through_the_daemon(demo_copy, monkeypatch):
         assert run.run_id == figures["run_id"]
         assert run.remote_job_origin.location_name == "custpipe"
         assert run.tags["dagster/partition"] == BUSINESS_DATE.isoformat()
+
+
+def test_a_workspace_file_custpipe_run_cannot_use_is_a_clear_error(tmp_path):
+    from custpipe.defs.workspace_run import WorkspaceError, workspace_job
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        missing = tmp_path / "workspace.yaml"
+        with (
+            pytest.raises(WorkspaceError, match="no workspace file .*unset DAGSTER_HOME"),
+            workspace_job(instance, "nightly", missing),
+        ):
+            pass
+        two = tmp_path / "two.yaml"
+        two.write_text(
+            "load_from:\n"
+            "  - python_module: {module_name: custpipe.definitions, location_name: a}\n"
+            "  - python_module: {module_name: custpipe.definitions, location_name: b}\n"
+        )
+        with (
+            pytest.raises(WorkspaceError, match="exactly one Python code location .*loads 2"),
+            workspace_job(instance, "nightly", two),
+        ):
+            pass

@@ -46,6 +46,12 @@ def workspace_job(
     )
     from dagster._core.workspace.load import location_origins_from_yaml_paths
 
+    if not workspace_file.is_file():
+        raise WorkspaceError(
+            f"no workspace file {workspace_file}: `custpipe run` with DAGSTER_HOME runs the job "
+            "of its code location (run it from a checkout of the repository, or unset "
+            "DAGSTER_HOME for a run outside the Dagster instance)"
+        )
     origins = location_origins_from_yaml_paths([str(workspace_file)])
     if len(origins) != 1 or not hasattr(origins[0], "loadable_target_origin"):
         raise WorkspaceError(
