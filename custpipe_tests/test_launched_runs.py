@@ -122,8 +122,9 @@ def test_custpipe_run_is_a_run_of_the_nightly_job_of_the_workspaces_code_locatio
 
 @pytest.mark.parametrize("with_instance", [True, False], ids=["dagster_home", "no_instance"])
 def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instance):
-    """With DAGSTER_HOME the pool lets one warehouse step run at a time across both runs;
-    without an instance there is no pool, and warehouse.connect waits for the file lock."""
+    """The second run waits for the first's end (the deployment's run lock), with or without
+    a Dagster instance: no warehouse step of one run between two of the other, no staging of
+    a landing folder the other run is still writing."""
     deployment, _, _ = demo_copy
     home = _home(tmp_path) if with_instance else None
     env = _env(deployment.settings, home)
@@ -133,6 +134,8 @@ def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instan
         assert run.returncode == 0, out
         # waiting for the other's lock is logged; giving up on it would name the timeout
         assert ": succeeded" in out and "was not released within" not in out, out
+    waited = [out for out in outputs if "is in progress: this run waits for it to end" in out]
+    assert len(waited) == 1, outputs
     if not with_instance:
         return
     with _instance(home) as instance:
@@ -257,3 +260,23 @@ def test_a_workspace_file_custpipe_run_cannot_use_is_a_clear_error(tmp_path):
             workspace_job(instance, "nightly", two),
         ):
             pass
+
+
+def test_a_second_run_lock_waits_for_the_first_then_names_it_on_timeout(tmp_path):
+    import threading
+    import time
+
+    from custpipe.runlock import RunLock, RunLockTimeout
+
+    first = RunLock(tmp_path, "run-one")
+    first.acquire(timeout=0)
+    told: list[str] = []
+    with pytest.raises(RunLockTimeout, match=r"\(run run-one, PID \d+\) has held .*run.lock"):
+        RunLock(tmp_path, "run-two").acquire(timeout=0.6, on_wait=told.append)
+    assert len(told) == 1 and "run run-one" in told[0] and "waits for it to end" in told[0]
+    threading.Timer(0.5, first.release).start()
+    second = RunLock(tmp_path, "run-two")
+    started = time.monotonic()
+    second.acquire(timeout=30)  # waits for the first run's end, then holds the lock
+    assert time.monotonic() - started >= 0.4
+    second.release()

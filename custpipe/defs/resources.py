@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from custpipe.config import PipelineConfig, SourceConfig, load_config, run_config_copy
+from custpipe.runlock import RunLock
 from custpipe.settings import Settings
 
 
@@ -17,10 +18,21 @@ class CustpipeResource(dg.ConfigurableResource):
     data_dir: str
     expectations_dir: str
     _run_id: str | None = PrivateAttr(default=None)
+    _run_lock: RunLock | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Remember the run: its steps read one copy of the configuration (see `pipeline`)."""
+        """Remember the run: its steps read one copy of the configuration (see `pipeline`).
+        A run (not a sensor) first takes the deployment's run lock: one run at a time."""
         self._run_id = context.run_id
+        if context.run_id is not None:
+            self._run_lock = RunLock(self.settings.data_dir, context.run_id)
+            self._run_lock.acquire(on_wait=context.log.warning if context.log else None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Give the run lock back at the run's end (also when it failed)."""
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CustpipeResource":
