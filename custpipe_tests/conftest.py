@@ -122,14 +122,15 @@ def send_failure_alert(settings: Settings, instance, result) -> None:
     from custpipe.defs.resources import CustpipeResource
 
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
+    # the resource has a set-up and a tear-down (the run lock): open it as the daemon does
+    with dg.build_run_status_sensor_context(
         sensor_name="nightly_failure_alert",
         dagster_event=failure,
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         resources={"custpipe": CustpipeResource.from_settings(settings)},
-    ).for_run_failure()
-    nightly_failure_alert(context)
+    ) as context:
+        nightly_failure_alert(context.for_run_failure())
 
 
 def require_services() -> bool:
