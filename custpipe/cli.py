@@ -113,13 +113,8 @@ def failure_headline(event) -> str:
 def run_config(defs, args: argparse.Namespace) -> dict:
     """Run configuration of the nightly job from the command-line flags."""
     config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-    if args.full_refresh:
-        extract_ops = [
-            key.to_python_identifier()
-            for key in defs.resolve_asset_graph().get_all_asset_keys()
-            if key.path[0] == "extract"
-        ]
-        config["ops"] = {op: {"config": {"full_refresh": True}} for op in extract_ops}
+    if args.full_refresh:  # every source extracted in full, every stage recomputed
+        config["resources"] = {"run_options": {"config": {"full_refresh": True}}}
     return config
 
 

@@ -443,6 +443,12 @@ class QualityConfig(_Strict):
     quarantine_warn_rate: float = Field(default=0.05, ge=0, le=1)
     # ... and above this share the source is blocked: so many bad rows is a systemic problem
     max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
+    # the "mapping_issues" check (staging) warns when the rows flagged while mapping exceed
+    # this share of the rows mapped tonight
+    mapping_issue_warn_rate: float = Field(default=0.05, ge=0, le=1)
+    # the "review_queue_growth" check warns when the steward review queue holds more than
+    # this many times the pairs of the last run (an empty queue counts as one pair)
+    review_growth_factor: float = Field(default=2.0, ge=1)
 
 
 class RetentionConfig(_Strict):
@@ -507,7 +513,12 @@ class PipelineConfig(_Strict):
 
     timezone: str = "UTC"
     schedule_cron: str = "0 2 * * *"
+    # the first business date of the nightly job's partitions: the go-live night of the
+    # deployment (earlier dates show as missing partitions in the Dagster UI)
     partitions_start: str = "2026-01-01"
+    # who answers for the assets, shown in the Dagster catalogue: e-mail addresses or team
+    # names written `team:<name>`
+    owners: list[str] = ["team:customer-data"]
     sources: dict[str, SourceConfig]
     reconcile: ReconcileConfig = ReconcileConfig()
     publish: PublishConfig
@@ -537,6 +548,18 @@ class PipelineConfig(_Strict):
             date.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            team = owner.startswith("team:") and re.fullmatch(r"team:[\w.-]+", owner)
+            if not team and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner):
+                raise ValueError(
+                    f"{owner!r} is not an owner: write an e-mail address "
+                    "(someone@example.com) or a team as team:<name> (team:customer-data)"
+                )
         return value
 
     def mapped_customer_fields(self) -> set[str]:

@@ -16,7 +16,7 @@ from custpipe.defs.quality import (
     build_scorecard_asset,
 )
 from custpipe.defs.reconcile import build_reconcile_asset
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import RunOptions, custpipe_resource
 from custpipe.defs.stage import build_stage_asset
 from custpipe.settings import Settings
 
@@ -24,6 +24,8 @@ from custpipe.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Assemble the Dagster definitions for a deployment (config is validated here)."""
     cfg = load_config(settings.config_dir)
+    if settings.partitions_start:  # the environment's (the demo's) start of the partitions
+        cfg = cfg.model_validate(cfg.model_dump() | {"partitions_start": settings.partitions_start})
     assets = []
     for source in cfg.sources:
         assets += [
@@ -44,7 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[job, build_train_model_job(cfg)],
         schedules=[build_nightly_schedule(job, cfg)],
         sensors=[nightly_failure_alert],
-        resources={"custpipe": CustpipeResource.from_settings(settings)},
+        resources={"custpipe": custpipe_resource(settings), "run_options": RunOptions()},
     )
 
 

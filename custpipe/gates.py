@@ -67,6 +67,9 @@ GOLDEN_SUITE_PASSES = "golden_suite_passes"
 NO_DISCREPANCIES = "no_discrepancies"
 ORDERS_SUITE_PASSES = "orders_suite_passes"
 INCREMENTAL_CONSISTENT = "incremental_consistent"
+MAPPING_ISSUES = "mapping_issues"
+REVIEW_QUEUE_GROWTH = "review_queue_growth"
+ERP_MATCHES_GOLDEN = "erp_matches_golden"
 
 CHECKS: dict[str, Check] = {
     c.name: c
@@ -168,6 +171,45 @@ CHECKS: dict[str, Check] = {
             "findings for reconciliation and never hold back the customer master).",
             "Some staged orders fail the 'orders' suite; the customer publish is not affected.",
             "Nothing tonight; the owners of the order systems fix the rules' findings.",
+        ),
+        Check(
+            MAPPING_ISSUES,
+            "staging/<source>",
+            False,
+            "Warns when more than quality.mapping_issue_warn_rate of the rows staged tonight "
+            "were flagged while mapping (unknown codes, unparsable dates or numbers, values "
+            "cut to length); a row counts once per issue.",
+            "Many of the source's rows did not map cleanly (an unknown code, a date or number "
+            "that does not parse): the rows were staged, the affected values are empty or "
+            "quarantined by the suite, the rest was published.",
+            "Nothing tonight; read the check's `issues` table (field, source column, problem, "
+            "rows) and have the mapping (config/sources/<source>.yaml) or the export fixed.",
+        ),
+        Check(
+            REVIEW_QUEUE_GROWTH,
+            "mdm/match_review",
+            False,
+            "Warns when the steward review queue (mdm.match_review) grew by more than "
+            "quality.review_growth_factor times its size at the last run.",
+            "The review queue grew sharply: new data with many uncertain pairs, or a changed "
+            "model or threshold. The certain pairs were merged and published as usual; the "
+            "uncertain ones wait for the stewards.",
+            "Nothing tonight; tell the data stewards, and check whether a source delivered "
+            "unusual data or the match model or thresholds changed.",
+        ),
+        Check(
+            ERP_MATCHES_GOLDEN,
+            "publish/erp_customers",
+            True,
+            "After the publish, the ERP table's active rows (read back and hashed) have the "
+            "same content hash as the golden records: what the ERP holds is what custpipe "
+            "meant to publish.",
+            "The ERP table was written but its content differs from the golden records (a "
+            "value changed on the way, a row missing or extra, or another writer touched the "
+            "table). The ERP got data tonight, and it may be wrong.",
+            "Read the check's counts; rerun the night with a full refresh (`custpipe run "
+            "--full-refresh`), which republishes every row; if it fails again, stop the ERP's "
+            "import of the table and escalate to the custpipe developers.",
         ),
     )
 }
@@ -392,4 +434,67 @@ def no_discrepancies(counts: Mapping[str, int], orders: int, warn_rate: float) -
         findings=findings,
         finding_rate=share,
         by_kind=[{"kind": k, "findings": int(n)} for k, n in counts.items()],
+    )
+
+
+def mapping_issues(
+    issues: Iterable[Mapping], rows_mapped: int, warn_rate: float, source: str
+) -> GateResult:
+    """Warns when the rows flagged while mapping exceed `warn_rate` of the rows mapped tonight
+    (`issues`: dataset, field, source_column, problem, rows; no values)."""
+    table = [
+        {k: _plain(i[k]) for k in ("dataset", "field", "source_column", "problem", "rows")}
+        for i in issues
+    ]
+    flagged = int(sum(i["rows"] for i in table))
+    share = rate(flagged, rows_mapped)
+    return _result(
+        MAPPING_ISSUES,
+        share <= warn_rate,
+        f"{flagged} mapping issue(s) in {rows_mapped} rows mapped tonight for '{source}' "
+        f"({share:.1%}; warns above {warn_rate:.0%})",
+        rows_mapped=rows_mapped,
+        rows_flagged=flagged,
+        issue_rate=share,
+        issues=table,
+    )
+
+
+def review_queue_growth(pairs: int, previous: int | None, factor: float) -> GateResult:
+    """Warns when the review queue holds more than `factor` times the pairs of the last run
+    (`previous` None: no earlier run to compare with; an empty queue counts as one pair)."""
+    if previous is None:
+        return _result(
+            REVIEW_QUEUE_GROWTH,
+            True,
+            f"{pairs} pairs to review; no earlier run to compare with",
+            pairs=pairs,
+        )
+    limit = max(previous, 1) * factor
+    return _result(
+        REVIEW_QUEUE_GROWTH,
+        pairs <= limit,
+        f"{pairs} pairs to review, {previous} at the last run (warns above {factor:g} times "
+        "the last run's size)",
+        pairs=pairs,
+        previous_pairs=previous,
+        growth=round(pairs / max(previous, 1), 2),
+    )
+
+
+def erp_matches_golden(
+    golden_hash: str, golden_rows: int, erp_hash: str, erp_rows: int, table: str
+) -> GateResult:
+    """The ERP table's active rows read back hash to the golden records' content hash."""
+    same = golden_hash == erp_hash
+    return _result(
+        ERP_MATCHES_GOLDEN,
+        same,
+        f"{table}: {erp_rows} active rows read back "
+        + ("match" if same else "do NOT match")
+        + f" the {golden_rows} golden records",
+        golden_rows=golden_rows,
+        erp_active_rows=erp_rows,
+        golden_content_hash=golden_hash,
+        erp_content_hash=erp_hash,
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from custpipe import catalogue
 from custpipe.config import PipelineConfig
 from custpipe.gates import CHECKS, FILE_KEYS, NOT_BUILT, GateResult
 from custpipe.incremental import FULL_REFRESH_TAG, Schedule, StagePlan
@@ -23,20 +24,55 @@ def run_business_date(context: dg.AssetExecutionContext) -> date | None:
     return date.fromisoformat(tag) if tag else None
 
 
-def full_refresh_requested(context: dg.AssetExecutionContext) -> bool:
-    """True when the run asks every stage for a full recompute (tag custpipe/full_refresh)."""
-    return context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("true", "1", "yes")
+def full_refresh_requested(context: dg.AssetExecutionContext, options=None) -> bool:
+    """True when the run asks every stage for a full recompute: the run tag
+    custpipe/full_refresh, or `full_refresh` of the run's options (RunOptions)."""
+    tagged = context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("true", "1", "yes")
+    return tagged or bool(options is not None and options.full_refresh)
 
 
-def schedule_of(context: dg.AssetExecutionContext, run_cfg: PipelineConfig) -> Schedule:
+def schedule_of(
+    context: dg.AssetExecutionContext, run_cfg: PipelineConfig, options=None
+) -> Schedule:
     """When the run's stages may work incrementally: `run_cfg.incremental`, the run's full
-    refresh tag and its business date."""
+    refresh (tag or run options) and its business date."""
     return Schedule(
         enabled=run_cfg.incremental.enabled,
         full_every_days=run_cfg.incremental.full_every_days,
-        full_refresh=full_refresh_requested(context),
+        full_refresh=full_refresh_requested(context, options),
         business_date=run_business_date(context),
     )
+
+
+def column_schema(table: catalogue.Table) -> dg.TableSchema:
+    """The Dagster column schema of a catalogue table: names, types, descriptions."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                c.type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in table.columns
+        ]
+    )
+
+
+def table_definition_metadata(name: str, table: catalogue.Table | None = None) -> dict:
+    """Definition metadata of an asset that owns a table: `dagster/table_name` and
+    `dagster/column_schema` (from the catalogue, which the warehouse's DDL is made from)."""
+    table = table or catalogue.table(name)
+    return {
+        "dagster/table_name": name,
+        "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(table)),
+    }
+
+
+def row_count(rows: int, table: str | None = None) -> dict:
+    """Materialisation metadata: `dagster/row_count` (and the table's name, if it has one)."""
+    meta = {"dagster/row_count": dg.MetadataValue.int(int(rows))}
+    return meta | ({"dagster/table_name": table} if table else {})
 
 
 def plan_metadata(plan: StagePlan) -> dict:

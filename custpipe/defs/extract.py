@@ -6,8 +6,8 @@ import dagster as dg
 
 from custpipe import gates
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import check_result, check_spec, md_table
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.common import check_result, check_spec, md_table, row_count
+from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.quality.validate import validate_landing
 from custpipe.sources.extract import SchemaDriftError, extract_dataset
 from custpipe.sources.readers import SourceReadError
@@ -16,12 +16,6 @@ from custpipe.sources.readers import SourceReadError
 def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
     """Business dates, one partition per night."""
     return dg.DailyPartitionsDefinition(start_date=cfg.partitions_start, timezone=cfg.timezone)
-
-
-class ExtractConfig(dg.Config):
-    """Run configuration of an extract asset."""
-
-    full_refresh: bool = False  # ignore the watermark: extract every row again
 
 
 def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -37,18 +31,26 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         kinds={"python", "parquet"},
         tags={"source": source_name},
+        owners=cfg.owners,
         check_specs=[check_spec(gates.RAW_SHAPE, source_name)],
     )
     def _extract(
-        context: dg.AssetExecutionContext, config: ExtractConfig, custpipe: CustpipeResource
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
     ):
         business_date = date.fromisoformat(context.partition_key)
         source = custpipe.source(source_name)  # this run's configuration
+        unknown = run_options.unknown_sources(custpipe.pipeline.sources)
+        if unknown:
+            raise dg.Failure(
+                description=f"run_options.full_refresh_sources names {', '.join(unknown)}, "
+                f"not a configured source ({', '.join(sorted(custpipe.pipeline.sources))}): "
+                "correct the run configuration and launch again",
+                allow_retries=False,
+            )
+        in_full = run_options.extract_in_full(source_name)
         try:
             results = [
-                extract_dataset(
-                    source, name, custpipe.settings, business_date, full_refresh=config.full_refresh
-                )
+                extract_dataset(source, name, custpipe.settings, business_date, full_refresh=in_full)
                 for name in source.datasets()
             ]
         except (SourceReadError, SchemaDriftError) as exc:
@@ -87,7 +89,7 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         unchanged = [r for r in results if r.unchanged_since]
         yield dg.MaterializeResult(
             metadata={
-                "rows": sum(r.rows for r in results),
+                **row_count(sum(r.rows for r in results)),  # rows landed tonight
                 "rows_by_dataset": md_table(
                     table, ["dataset", "rows", "mode", "why full", "unchanged since"]
                 ),

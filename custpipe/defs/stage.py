@@ -5,11 +5,22 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from custpipe import warehouse
+from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import WAREHOUSE_POOL, md_table, run_business_date
+from custpipe.defs.common import (
+    WAREHOUSE_POOL,
+    check_result,
+    check_spec,
+    md_table,
+    row_count,
+    run_business_date,
+    table_definition_metadata,
+)
 from custpipe.defs.resources import CustpipeResource
 from custpipe.mapping.stage import issue_rows, stage_source, standardisation_counts
+
+
+CUSTOMERS_TABLE = "staging.customers"
 
 
 def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -18,16 +29,18 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
     @dg.asset(
         key=["staging", source_name],
         deps=[dg.AssetKey(["extract", source_name])],
-        group_name="stage",
+        group_name="staging",
         pool=WAREHOUSE_POOL,
         description=f"'{source_name}' records mapped to the canonical model and standardised "
-        "(rows of staging.customers / staging.orders for this source).",
+        "(rows of staging.customers / staging.orders for this source; row count: its rows "
+        "of staging.customers).",
         kinds={"duckdb", "pandas"},
         tags={"source": source_name},
+        owners=cfg.owners,
+        metadata=table_definition_metadata(CUSTOMERS_TABLE),
+        check_specs=[check_spec(gates.MAPPING_ISSUES, source_name)],
     )
-    def _stage(
-        context: dg.AssetExecutionContext, custpipe: CustpipeResource
-    ) -> dg.MaterializeResult:
+    def _stage(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         settings, source = custpipe.settings, custpipe.source(source_name)
         business_date = run_business_date(context)
         started = time.perf_counter()
@@ -54,10 +67,17 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
             )
             if "customers" in source.datasets():
                 meta.update(standardisation_counts(con, source_name))
+            (staged,) = con.execute(
+                f"SELECT count(*) FROM {CUSTOMERS_TABLE} WHERE source_system = ?", [source_name]
+            ).fetchone()
         issues = issue_rows(report, source_name, context.run_id, now)
         columns = ["dataset", "field", "source_column", "problem", "rows", "examples"]
         meta["mapping_issues"] = md_table(issues.to_dict("records"), columns)
         meta["seconds"] = round(time.perf_counter() - started, 2)
-        return dg.MaterializeResult(metadata=meta)
+        yield dg.MaterializeResult(metadata=row_count(staged, CUSTOMERS_TABLE) | meta)
+        mapped = sum(d.rows - d.unchanged for d in report)
+        warn_rate = custpipe.pipeline.quality.mapping_issue_warn_rate
+        found = issues.to_dict("records")
+        yield check_result(gates.mapping_issues(found, mapped, warn_rate, source_name), source_name)
 
     return _stage
