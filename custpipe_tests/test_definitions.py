@@ -255,8 +255,10 @@ def test_golden_records_review_queue_and_publish_must_be_fresh_within_26_hours()
 def test_partitions_start_at_the_configured_date_or_the_environments(tmp_path):
     from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR
 
-    job = defs.resolve_job_def("nightly")
-    assert job.partitions_def.start.date().isoformat() == "2026-01-01"  # config/pipeline.yaml
+    configured = build_definitions(
+        Settings(DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    ).resolve_job_def("nightly")
+    assert configured.partitions_def.start.date().isoformat() == "2026-01-01"  # pipeline.yaml
     settings = Settings(
         DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR, partitions_start="2026-11-20"
     )

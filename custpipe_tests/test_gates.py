@@ -191,6 +191,7 @@ def test_every_registered_check_has_a_gate_and_on_call_text():
         "volume_stable",
         "conservation",
         "golden_suite_passes",
+        "erp_matches_golden",
     }
     assert CHECKS["suite_passes"].asset_path("crm") == ["quality", "crm"]
     with pytest.raises(ValueError):
@@ -204,3 +205,38 @@ def test_the_defs_layer_holds_no_decision():
         text = path.read_text(encoding="utf-8")
         assert "passed=" not in text.replace("passed=result.passed", ""), path.name
         assert "blocking=True" not in text, path.name
+
+
+def test_mapping_issues_warns_above_the_rate_and_carries_no_values():
+    issues = [
+        {"dataset": "customers", "field": "country", "source_column": "LAND1",
+         "problem": "unknown code", "rows": 3, "examples": "XX, YY"},
+        {"dataset": "customers", "field": "birth_date", "source_column": "GBDAT",
+         "problem": "not a date", "rows": 2, "examples": ""},
+    ]  # fmt: skip
+    calm = gates.mapping_issues(issues, 100, 0.05, "erp")
+    assert calm.passed and calm.severity == "warn" and calm.metadata["rows_flagged"] == 5
+    noisy = gates.mapping_issues(issues, 99, 0.05, "erp")
+    assert not noisy.passed and not noisy.blocks and noisy.metadata["issue_rate"] == 0.0505
+    assert "5 mapping issue(s) in 99 rows" in noisy.description and "'erp'" in noisy.description
+    assert all("examples" not in row for row in noisy.metadata["issues"])
+    nothing = gates.mapping_issues([], 0, 0.05, "erp")
+    assert nothing.passed and nothing.metadata["issue_rate"] == 0.0
+
+
+def test_review_queue_growth_warns_when_the_queue_grows_beyond_the_factor():
+    first = gates.review_queue_growth(40, None, 2.0)
+    assert first.passed and "no earlier run" in first.description
+    assert gates.review_queue_growth(20, 10, 2.0).passed
+    grown = gates.review_queue_growth(21, 10, 2.0)
+    assert not grown.passed and not grown.blocks and grown.metadata["growth"] == 2.1
+    assert gates.review_queue_growth(2, 0, 2.0).passed  # an empty queue counts as one pair
+    assert not gates.review_queue_growth(3, 0, 2.0).passed
+    assert gates.review_queue_growth(5, 50, 2.0).passed  # shrinking never warns
+
+
+def test_erp_matches_golden_blocks_on_a_different_content_hash():
+    same = gates.erp_matches_golden("abc", 10, "abc", 10, "ZCUST_INBOUND")
+    assert same.passed and same.severity == "block"
+    differs = gates.erp_matches_golden("abc", 10, "abd", 9, "ZCUST_INBOUND")
+    assert differs.blocks and "9 active rows read back do NOT match the 10" in differs.description
