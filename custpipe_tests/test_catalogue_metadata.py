@@ -105,9 +105,18 @@ def test_a_dry_run_is_an_observation_and_does_not_reset_freshness(demo_copy):
     dry = job.execute_in_process(
         partition_key=day.isoformat(),
         instance=instance,
-        run_config={"resources": {"run_options": {"config": {"dry_run": True}}}},
+        run_config={
+            "resources": {
+                "run_options": {"config": {"dry_run": True, "full_refresh_sources": ["crm"]}}
+            }
+        },
     )
     assert dry.success
+    # full_refresh_sources: only that source is extracted in full
+    extracted = _materialisations(dry)
+    assert "| customers | " in extracted["extract/crm"]["rows_by_dataset"].value
+    assert "full refresh requested" in extracted["extract/crm"]["rows_by_dataset"].value
+    assert "full refresh requested" not in extracted["extract/erp"]["rows_by_dataset"].value
     # the ERP got nothing: the published asset's last materialisation is still the real one
     assert instance.get_latest_materialization_event(PUBLISHED).run_id == published.run_id
     assert PUBLISHED not in {m.asset_key for m in dry.get_asset_materialization_events()}
@@ -129,3 +138,39 @@ def test_a_dry_run_is_an_observation_and_does_not_reset_freshness(demo_copy):
     ]
     checks = {c.check_name for c in dry.get_asset_check_evaluations()}
     assert "erp_matches_golden" not in checks  # nothing was written to compare
+
+
+def test_run_options_override_tonights_thresholds_only():
+    from custpipe.config import QualityConfig
+    from custpipe.defs.resources import RunOptions
+
+    configured = QualityConfig()
+    assert RunOptions().quality(configured) is configured
+    tonight = RunOptions(max_quarantine_rate=0.5, max_volume_drop=0.9).quality(configured)
+    assert (tonight.max_quarantine_rate, tonight.max_volume_drop) == (0.5, 0.9)
+    assert tonight.quarantine_warn_rate == configured.quarantine_warn_rate
+    assert configured.max_quarantine_rate == 0.2  # the configuration itself is unchanged
+    options = RunOptions(full_refresh_sources=["crm", "nope"])
+    assert options.extract_in_full("crm") and not options.extract_in_full("erp")
+    assert RunOptions(full_refresh=True).extract_in_full("erp")
+    assert options.unknown_sources({"crm": 1, "erp": 2}) == ["nope"]
+
+
+def test_a_full_refresh_of_an_unknown_source_fails_at_once_naming_it(tmp_path):
+    from custpipe.definitions import build_definitions
+    from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR, Settings
+
+    settings = Settings(DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    job = build_definitions(settings).resolve_job_def("nightly")
+    result = job.execute_in_process(
+        partition_key=BUSINESS_DATE.isoformat(),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        op_selection=["extract__crm"],
+        run_config={"resources": {"run_options": {"config": {"full_refresh_sources": ["crn"]}}}},
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "crn" in message and "not a configured source" in message and "crm" in message
+    assert not (tmp_path / "data" / "landing").exists()

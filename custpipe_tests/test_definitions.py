@@ -290,3 +290,16 @@ def test_every_run_config_field_of_custpipe_has_a_description_and_no_path_is_edi
     assert not {p.rsplit("/", 1)[1] for p in fields} & {"config_dir", "data_dir"}
     schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.description and "02:00" in schedule.description
+
+
+def test_custpipe_run_full_refresh_is_run_config_the_job_accepts():
+    import argparse
+
+    from custpipe.cli import run_config
+
+    job = defs.resolve_job_def("nightly")
+    for full in (False, True):
+        config = run_config(defs, argparse.Namespace(log_level="INFO", full_refresh=full))
+        resolved = dg.validate_run_config(job, config)
+        options = resolved["resources"]["run_options"]["config"]
+        assert options["full_refresh"] is full and options["dry_run"] is False
