@@ -260,7 +260,10 @@ def test_partitions_start_at_the_configured_date_or_the_environments(tmp_path):
     ).resolve_job_def("nightly")
     assert configured.partitions_def.start.date().isoformat() == "2026-01-01"  # pipeline.yaml
     settings = Settings(
-        DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR, partitions_start="2026-11-20"
+        DEFAULT_CONFIG_DIR,
+        tmp_path / "data",
+        DEFAULT_EXPECTATIONS_DIR,
+        partitions_start="2026-11-20",
     )
     moved = build_definitions(settings).resolve_job_def("nightly").partitions_def
     assert moved.start.date().isoformat() == "2026-11-20"

@@ -50,7 +50,9 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         in_full = run_options.extract_in_full(source_name)
         try:
             results = [
-                extract_dataset(source, name, custpipe.settings, business_date, full_refresh=in_full)
+                extract_dataset(
+                    source, name, custpipe.settings, business_date, full_refresh=in_full
+                )
                 for name in source.datasets()
             ]
         except (SourceReadError, SchemaDriftError) as exc:

@@ -46,9 +46,7 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
                 kinds={"sqlalchemy"},
                 owners=cfg.owners,
-                metadata=table_definition_metadata(
-                    cfg.publish.table, catalogue.published_table()
-                ),
+                metadata=table_definition_metadata(cfg.publish.table, catalogue.published_table()),
                 skippable=True,  # a dry run materialises nothing
             )
         ],

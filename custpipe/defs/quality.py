@@ -23,7 +23,6 @@ from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.validate import plan_source, validate_source
 from custpipe.retention import apply_retention
 
-
 QUARANTINE_TABLE = "quality.quarantine"
 SCORECARD_TABLE = "quality.scorecard"
 
@@ -79,8 +78,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 business_date=day,
             )
             (held_rows,) = con.execute(  # this source's current quarantine: (record, rule) rows
-                f"SELECT count(*) FROM ({warehouse.CURRENT_QUARANTINE}) q "
-                "WHERE source_system = ?",
+                f"SELECT count(*) FROM ({warehouse.CURRENT_QUARANTINE}) q WHERE source_system = ?",
                 [source_name],
             ).fetchone()
         # the trend page also on a night this source blocks (the scorecard asset then does

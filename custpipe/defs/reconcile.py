@@ -95,7 +95,11 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
         )
-        metadata = row_count(rows, TABLE) | {"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        metadata = row_count(rows, TABLE) | {
+            "orders": orders,
+            "findings": sum(counts.values()),
+            "by_kind": table,
+        }
         metadata |= plan_metadata(plan) | {
             "changed_inputs": done.changed,
             "orders_reconciled": "all" if done.everything else done.reconciled,

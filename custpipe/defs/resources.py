@@ -7,7 +7,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from custpipe.config import PipelineConfig, QualityConfig, SourceConfig, load_config, run_config_copy
+from custpipe.config import (
+    PipelineConfig,
+    QualityConfig,
+    SourceConfig,
+    load_config,
+    run_config_copy,
+)
 from custpipe.settings import Settings
 
 

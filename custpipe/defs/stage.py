@@ -19,7 +19,6 @@ from custpipe.defs.common import (
 from custpipe.defs.resources import CustpipeResource
 from custpipe.mapping.stage import issue_rows, stage_source, standardisation_counts
 
-
 CUSTOMERS_TABLE = "staging.customers"
 
 

@@ -41,7 +41,9 @@ class ContentHash:
 def frame_content_hash(frame: pd.DataFrame) -> ContentHash:
     """The content hash of `frame` (golden_id + the published columns)."""
     if frame.empty:
-        return ContentHash(content_hash(pd.Series([], dtype=object), pd.Series([], dtype=object)), 0)
+        return ContentHash(
+            content_hash(pd.Series([], dtype=object), pd.Series([], dtype=object)), 0
+        )
     return ContentHash(content_hash(frame["golden_id"], row_hashes(frame)), len(frame))
 
 
