@@ -4,8 +4,9 @@ Each gate is a function that returns one :class:`GateResult` (passed, severity, 
 metadata of plain JSON-able values: counts, rule names, codes — never customer values). The
 Dagster layer (`custpipe/defs/`) only turns results into asset check results, and builds its
 check specs from :data:`CHECKS`, the registry below: name, asset, blocking or not, what a
-failure means for on-call and what to do. README.md's "What blocks the publish" lists the same
-blocking checks (a test compares them with the built definitions).
+failure means for on-call, what to do and whether the ERP got that night's data. README.md's
+"What blocks the publish" lists the same checks (a test compares them with the built
+definitions and this registry): it is the per-check part of the on-call runbook.
 
 No Dagster import here.
 """
@@ -43,6 +44,13 @@ class Check:
     def severity(self) -> Severity:
         """'block' for a blocking check, else 'warn'."""
         return "block" if self.blocking else "warn"
+
+    @property
+    def erp_tonight(self) -> str:
+        """Did the ERP get that night's data when this check failed (the runbook's answer)."""
+        if self.blocking:
+            return "No: the publish did not run; the ERP keeps the last published customers."
+        return "Yes: the publish ran."
 
     @property
     def per_source(self) -> bool:

@@ -129,3 +129,48 @@ def test_a_failing_webhook_is_logged_and_never_loses_the_file_alert(
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith("alert webhook ") and "failed" in message and str(path) in message
     assert "T0KEN" not in message and "T0KEN" not in delivery.webhook_error
+
+
+def _readme_section(title: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_runbook_covers_every_kind_of_night_and_shows_the_alert_as_written():
+    from typing import get_args
+
+    section = _readme_section("Runbook for on-call")
+    kinds = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert sorted(kinds) == sorted(get_args(alerting.Kind))
+    example = section.split("```json\n", 1)[1].split("```", 1)[0].replace("…", "")
+    shown = json.loads(example)
+    assert set(shown) == set(record(Night(alerting.BLOCKED, (BLOCK,))))
+    assert set(shown["blocked_by"][0]) == set(BLOCK.as_dict())
+
+
+def test_the_demo_configuration_names_the_webhook_variable_and_the_dagster_url():
+    from custpipe.config import load_config
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    alerts = load_config(DEFAULT_CONFIG_DIR).alerts
+    assert alerts.webhook_url_env == alerting.WEBHOOK_URL_ENV
+    assert alerts.dagster_url == alerting.DEFAULT_DAGSTER_URL
+    assert alerts.webhook_timeout_seconds == 10
+
+
+def test_a_configuration_that_does_not_load_still_gets_its_alert_out(config_dir, tmp_path):
+    """The broken configuration may be why the run failed: the sensor falls back to the
+    default alert settings and says so, instead of failing without an alert."""
+    from custpipe.defs.alerts import alerts_settings
+    from custpipe.defs.resources import CustpipeResource
+    from custpipe.settings import DEFAULT_EXPECTATIONS_DIR, Settings
+
+    (config_dir / "pipeline.yaml").write_text("alerts: {dagster_url: nowhere}\n")
+    resource = CustpipeResource.from_settings(
+        Settings(config_dir, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    )
+    settings, problem = alerts_settings(resource)
+    assert settings == AlertsConfig()
+    assert problem.startswith("config not loaded (") and "default alerts" in problem
