@@ -1,7 +1,7 @@
 """Alerting: a blocked or failed nightly run leaves an alert (file, and webhook if configured)
 and run tags that say which it was; the record is built by custpipe.alerting."""
 
-import logging
+import os
 
 import dagster as dg
 
@@ -9,10 +9,9 @@ from custpipe import alerting
 from custpipe.alerting import Block, Night
 from custpipe.config import AlertsConfig, ConfigError, load_config
 from custpipe.defs.common import BLOCKED_BY_KEY, PARTITION_TAG
+from custpipe.defs.publish import PUBLISHED
 from custpipe.defs.resources import CustpipeResource
 
-log = logging.getLogger(__name__)
-PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
 _EVENTS = {
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
@@ -29,7 +28,7 @@ def step_error(event: dg.DagsterEvent) -> str:
     return alerting.headline(error)
 
 
-def _block(evaluation) -> Block | None:
+def _block(evaluation) -> Block:
     value = evaluation.metadata.get(BLOCKED_BY_KEY)
     if value is not None:
         return Block.from_dict(value.value)
@@ -86,8 +85,6 @@ def send_alert(
     custpipe: CustpipeResource,
 ) -> tuple[dict, alerting.Delivery]:
     """Classify the run, tag it, and deliver its alert to the file and the webhook."""
-    import os
-
     night = night_of_run(instance, run.run_id)
     tag_night(instance, run.run_id, night)
     settings, problem = alerts_settings(custpipe)
