@@ -52,6 +52,7 @@ class Block:
     check: str  # "suite_passes"
     rules: tuple[dict, ...] = ()  # {"rule", "evaluated", "failed"[, "note"]}
     counts: dict[str, int | float] = field(default_factory=dict)
+    source: str | None = None  # the source system, for a check that runs per source
 
     def text(self) -> str:
         """'quality/crm: suite_passes: name_mostly_present (40 of 150 failed)'."""
@@ -63,6 +64,7 @@ class Block:
     def as_dict(self) -> dict:
         """The block as JSON-able values (what the alert and the check's metadata carry)."""
         return {
+            "source": self.source,
             "asset": self.asset,
             "check": self.check,
             "rules": [dict(r) for r in self.rules],
@@ -77,6 +79,7 @@ class Block:
             str(data["check"]),
             tuple(dict(r) for r in data.get("rules", ())),
             dict(data.get("counts", {})),
+            data.get("source"),
         )
 
 

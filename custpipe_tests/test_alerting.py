@@ -19,6 +19,7 @@ BLOCK = Block(
     "suite_passes",
     (RULE,),
     {"rows_evaluated": 150, "rows_quarantined": 12, "quarantine_rate": 0.08},
+    "crm",
 )
 
 
@@ -41,6 +42,7 @@ def test_a_blocked_night_names_the_rule_the_counts_and_that_nothing_was_publishe
     assert alert["kind"] == "blocked" and alert["published"] is False
     assert alert["blocked_by"] == [
         {
+            "source": "crm",
             "asset": "quality/crm",
             "check": "suite_passes",
             "rules": [RULE],

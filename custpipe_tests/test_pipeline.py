@@ -208,7 +208,11 @@ def assert_blocked_alert(settings, instance, result, webhook, monkeypatch, capsy
     assert alert["business_date"] == BUSINESS_DATE.isoformat()
     assert alert["url"] == f"http://dagster.test:3000/runs/{result.run_id}"
     (block,) = alert["blocked_by"]
-    assert (block["asset"], block["check"]) == ("quality/crm", "suite_passes")
+    assert (block["source"], block["asset"], block["check"]) == (
+        "crm",
+        "quality/crm",
+        "suite_passes",
+    )
     # the names are missing in most rows: those rows are quarantined too, over the limit
     quarantined = block["counts"]["rows_quarantined"]
     assert block["rules"] == [

@@ -78,7 +78,7 @@ def _metadata_value(key: str, value):
 def block_of(result: GateResult, source: str | None = None) -> Block:
     """What a failed blocking gate result blocked: asset, check, failed rules, counts."""
     asset = "/".join(CHECKS[result.check].asset_path(source))
-    return Block(asset, result.check, result.failed_rules, result.counts())
+    return Block(asset, result.check, result.failed_rules, result.counts(), source)
 
 
 def check_result(result: GateResult, source: str | None = None) -> dg.AssetCheckResult:
