@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from custpipe.gates import rule_text
 from custpipe.secrets import redact
 
 Kind = Literal["blocked", "failed", "held"]
@@ -56,8 +57,6 @@ class Block:
 
     def text(self) -> str:
         """'quality/crm: suite_passes: name_mostly_present (40 of 150 failed)'."""
-        from custpipe.gates import rule_text
-
         rules = ", ".join(rule_text(r) for r in self.rules) or "failed"
         return f"{self.asset}: {self.check}: {rules}"
 

@@ -222,13 +222,6 @@ def rule_text(rule: Mapping) -> str:
     return f"{rule['rule']} ({rule['failed']:,} of {rule['evaluated']:,} failed)"
 
 
-def blocked_text(asset: str, result: GateResult) -> str:
-    """What blocked, for the step, the run's tag and the alert: 'quality/crm: suite_passes:
-    name_mostly_present (40 of 150 failed)' (rule names and counts only)."""
-    rules = ", ".join(rule_text(r) for r in result.failed_rules) or result.description
-    return f"{asset}: {result.check}: {rules}"
-
-
 def _result(
     check: str,
     passed: bool,

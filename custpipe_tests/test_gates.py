@@ -75,10 +75,6 @@ def test_raw_shape_blocks_on_a_failed_block_rule_and_passes_without_a_suite():
     assert not bad.passed and bad.blocks
     assert bad.description == "blocked by: id_unique (2 of 10 failed)"  # a warn rule never blocks
     assert bad.failed_rules == ({"rule": "id_unique", "evaluated": 10, "failed": 2},)
-    assert (
-        gates.blocked_text("extract/crm", bad)
-        == "extract/crm: raw_shape: id_unique (2 of 10 failed)"
-    )
     assert bad.metadata["rules"][1] == {
         "rule": "id_unique",
         "severity": "block",
