@@ -9,10 +9,10 @@ from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
     plan_metadata,
+    report_checks,
     schedule_of,
 )
 from custpipe.defs.resources import CustpipeResource
@@ -199,8 +199,13 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "decided by a steward; per-field comparison level and weight in `explanation`",
             },
         )
-        yield check_result(gates.conservation(report))
-        yield check_result(gates.golden_suite_passes(suite, golden_rows))
-        yield check_result(gates.incremental_consistent(result.differences, plan.reason))
+        yield from report_checks(
+            context,
+            [
+                gates.conservation(report),
+                gates.golden_suite_passes(suite, golden_rows),
+                gates.incremental_consistent(result.differences, plan.reason),
+            ],
+        )
 
     return consolidated
