@@ -126,7 +126,10 @@ def test_on_call_opens_a_blocked_night_in_the_dagster_ui(tmp_path):
         status = _wait_for_run(client, run_id, timeout=600)
         assert status == "FAILURE", (tmp_path / "dagster-dev.log").read_text()[-3000:]
         alert = _wait_for_alert(settings.data_dir / "alerts" / "alerts.jsonl", run_id, 180)
-        assert "quality__crm" in alert["failed_steps"]
+        # the failure sensor, under the daemon: a blocked night, the rule named, no publish
+        assert alert["kind"] == "blocked" and alert["published"] is False
+        assert "name_mostly_present" in json.dumps(alert["blocked_by"])
+        assert alert["url"].endswith(f"/runs/{run_id}")
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, headless=True)
@@ -147,6 +150,8 @@ def test_on_call_opens_a_blocked_night_in_the_dagster_ui(tmp_path):
             page.goto(f"{base}/runs/{run_id}")
             expect(page.get_by_text("Failure").first).to_be_visible(timeout=60_000)
             expect(page.get_by_text("quality__crm").first).to_be_visible()
+            # the blocked step's own message names the rule, not only the check
+            expect(page.get_by_text("blocked by quality/crm").first).to_be_visible()
             page.screenshot(path=str(artifacts / "02-blocked-run.png"))
 
             page.goto(f"{base}/locations/custpipe/jobs/nightly/playground")
