@@ -77,19 +77,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_config=run_config(defs, args),
         tags={FULL_REFRESH_TAG: "true"} if args.full_refresh else None,
     )
-    failed = [(e.step_key, failure_headline(e)) for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
-    print(
-        f"nightly run {result.run_id} for business date {args.date}: "
-        f"{'succeeded' if result.success else 'FAILED'}"
-    )
-    for step, headline in failed:
-        print(f"  failed step: {step}: {headline}")
+    if result.success:
+        print(f"nightly run {result.run_id} for business date {args.date}: succeeded")
+    else:
+        print_unsuccessful_night(instance, result, args.date)
     for step in skipped:
         print(f"  skipped step: {step}")
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
+
+
+def print_unsuccessful_night(instance, result, business_date: date) -> None:
+    """Say whether the night was BLOCKED (a blocking check: the rule and its counts) or
+    FAILED (an error: the step and its message), and whether the ERP got data; tag the run."""
+    from custpipe.defs.alerts import night_of_run, tag_night
+
+    night = night_of_run(instance, result.run_id)
+    tag_night(instance, result.run_id, night)
+    verdict = "BLOCKED" if night.kind == "blocked" else "FAILED"
+    print(f"nightly run {result.run_id} for business date {business_date}: {verdict}")
+    for block in night.blocks:
+        print(f"  blocked by {block.text()}")
+    failed = {e.step_key: failure_headline(e) for e in result.all_events if e.is_step_failure}
+    for step in night.errors:
+        print(f"  failed step: {step}: {failed.get(step, night.errors[step])}")
+    print(
+        "  the ERP got this night's data"
+        if night.published
+        else "  the ERP did NOT get this night's data (nothing was published)"
+    )
+    print("  what to do: README.md, section 'Runbook for on-call'")
 
 
 def failure_headline(event) -> str:

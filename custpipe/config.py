@@ -508,6 +508,28 @@ class SurvivorshipConfig(_Strict):
         return Survivorship(tuple(self.default), {a: tuple(r) for a, r in self.attributes.items()})
 
 
+class AlertsConfig(_Strict):
+    """Where the alert of a blocked or failed night goes, besides <data>/alerts/alerts.jsonl."""
+
+    # the Dagster UI the alert links to (<dagster_url>/runs/<run_id>); the environment
+    # variable CUSTPIPE_DAGSTER_URL overrides it
+    dagster_url: str = "http://127.0.0.1:3000"
+    # the environment variable holding the webhook URL (a JSON POST of each alert); unset or
+    # empty: no webhook. The URL often holds a token, so it is never written in this file.
+    webhook_url_env: str = "CUSTPIPE_ALERT_WEBHOOK"
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("dagster_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/@]+(/[^\s@]*)?", value):
+            raise ValueError(
+                f"{value!r} is not the URL of the Dagster UI: write it as http://host:port "
+                "(no user or password)"
+            )
+        return value.rstrip("/")
+
+
 class PipelineConfig(_Strict):
     """The whole deployment."""
 
@@ -527,6 +549,7 @@ class PipelineConfig(_Strict):
     matching: MatchingConfig = MatchingConfig()
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
     incremental: IncrementalConfig = IncrementalConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -4,8 +4,9 @@ Each gate is a function that returns one :class:`GateResult` (passed, severity, 
 metadata of plain JSON-able values: counts, rule names, codes — never customer values). The
 Dagster layer (`custpipe/defs/`) only turns results into asset check results, and builds its
 check specs from :data:`CHECKS`, the registry below: name, asset, blocking or not, what a
-failure means for on-call and what to do. README.md's "What blocks the publish" lists the same
-blocking checks (a test compares them with the built definitions).
+failure means for on-call, what to do and whether the ERP got that night's data. README.md's
+"What blocks the publish" lists the same checks (a test compares them with the built
+definitions and this registry): it is the per-check part of the on-call runbook.
 
 No Dagster import here.
 """
@@ -38,11 +39,26 @@ class Check:
     description: str  # the check's description in Dagster
     on_call: str  # what a failure means for the on-call engineer
     action: str  # what to do about it
+    # a blocking check of the publish itself, after the write: when it fails the ERP got
+    # that night's data (and it may be wrong)
+    after_publish: bool = False
 
     @property
     def severity(self) -> Severity:
         """'block' for a blocking check, else 'warn'."""
         return "block" if self.blocking else "warn"
+
+    @property
+    def erp_tonight(self) -> str:
+        """Did the ERP get that night's data when this check failed (the runbook's answer)."""
+        if self.after_publish:
+            return (
+                "Yes, and it may be wrong: the publish wrote the table before this check read "
+                "it back."
+            )
+        if self.blocking:
+            return "No: the publish did not run; the ERP keeps the last published customers."
+        return "Yes: the publish ran."
 
     @property
     def per_source(self) -> bool:
@@ -210,6 +226,7 @@ CHECKS: dict[str, Check] = {
             "Read the check's counts; rerun the night with a full refresh (`custpipe run "
             "--full-refresh`), which republishes every row; if it fails again, stop the ERP's "
             "import of the table and escalate to the custpipe developers.",
+            after_publish=True,
         ),
     )
 }
@@ -232,19 +249,52 @@ class GateResult:
     severity: Severity
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # what failed, one dict per rule: {"rule", "evaluated", "failed"} (counts only)
+    failed_rules: tuple[dict, ...] = ()
 
     @property
     def blocks(self) -> bool:
         """True when this result stops the publish."""
         return not self.passed and self.severity == "block"
 
+    def counts(self) -> dict[str, int | float]:
+        """The result's plain counts and rates (its int and float metadata)."""
+        return {
+            k: v
+            for k, v in self.metadata.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
 
-def _result(check: str, passed: bool, description: str, **metadata: Any) -> GateResult:
-    return GateResult(check, bool(passed), CHECKS[check].severity, description, metadata)
+
+def rule_text(rule: Mapping) -> str:
+    """'name_mostly_present (40 of 150 failed)': a failed rule and its counts (or its note)."""
+    if rule.get("note"):
+        return f"{rule['rule']} ({rule['note']})"
+    return f"{rule['rule']} ({rule['failed']:,} of {rule['evaluated']:,} failed)"
 
 
-def _blocked_text(blocked: list[str]) -> str:
-    return ("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed"
+def _result(
+    check: str,
+    passed: bool,
+    description: str,
+    failed_rules: Iterable[Mapping] = (),
+    **metadata: Any,
+) -> GateResult:
+    rules = () if passed else tuple({k: _plain(v) for k, v in r.items()} for r in failed_rules)
+    return GateResult(check, bool(passed), CHECKS[check].severity, description, metadata, rules)
+
+
+def _failed(outcome: SuiteOutcome, severity: str | None = "block") -> list[dict]:
+    return [
+        {"rule": o.rule, "evaluated": o.evaluated, "failed": o.failed}
+        for o in outcome.failures(severity)
+    ]
+
+
+def _blocked_text(failed_rules: list[dict]) -> str:
+    if not failed_rules:
+        return "no blocking rule failed"
+    return "blocked by: " + ", ".join(rule_text(r) for r in failed_rules)
 
 
 def _docs(outcome: SuiteOutcome) -> str:
@@ -304,11 +354,12 @@ def raw_shape(outcome: SuiteOutcome | None, rows: int, source: str) -> GateResul
             f"no raw suite: add expectations/raw_{source}.json to check the extract's shape "
             "before mapping",
         )
-    blocked = [o.rule for o in outcome.failures("block")]
+    blocked = _failed(outcome)
     return _result(
         RAW_SHAPE,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         suite=outcome.suite_name,
         rows_evaluated=rows,
         blocking_rules_failed=len(blocked),
@@ -319,15 +370,26 @@ def raw_shape(outcome: SuiteOutcome | None, rows: int, source: str) -> GateResul
 
 def suite_passes(v: SourceValidation, max_quarantine_rate: float) -> GateResult:
     """A source's staged suite: no failed `block` rule, quarantine rate within the limit."""
-    blocked = suite_blockers(
-        [o.rule for o in v.outcome.failures("block")], v.quarantine_rate, max_quarantine_rate
-    )
+    blocked = _failed(v.outcome)
+    if v.quarantine_rate > max_quarantine_rate:  # the same decision as suite_blockers
+        blocked.append(
+            {
+                "rule": "quarantine_rate",
+                "evaluated": v.rows,
+                "failed": v.quarantined,
+                "note": f"{v.quarantine_rate:.1%} > {max_quarantine_rate:.0%}: "
+                f"{v.quarantined:,} of {v.rows:,} rows quarantined",
+            }
+        )
     return _result(
         SUITE_PASSES,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         suite=v.suite,
         rows_evaluated=v.rows,
+        rows_quarantined=v.quarantined,
+        quarantine_rate=rate(v.quarantined, v.rows),
         blocking_rules_failed=len(blocked),
         rules=scorecard_table(v.rules.to_dict("records")),
         data_docs=_docs(v.outcome),
@@ -336,12 +398,22 @@ def suite_passes(v: SourceValidation, max_quarantine_rate: float) -> GateResult:
 
 def volume_stable(v: SourceValidation) -> GateResult:
     """The source kept its volume: at most `v.max_volume_drop` lost since the baseline."""
+    baseline = v.baseline_rows or 0
     return _result(
         VOLUME_STABLE,
         volume_within(v.volume_drop, v.max_volume_drop),
         f"{v.rows} rows now, {v.baseline_rows} at the baseline (the last validation that was "
         "not empty, passed its suite and this check) "
         f"(drop {v.volume_drop:.1%}, limit {v.max_volume_drop:.0%})",
+        [
+            {
+                "rule": "volume_drop",
+                "evaluated": baseline,
+                "failed": max(baseline - v.rows, 0),
+                "note": f"{v.volume_drop:.1%} > {v.max_volume_drop:.0%}: {v.rows:,} rows now, "
+                f"{baseline:,} at the baseline",
+            }
+        ],
         rows=v.rows,
         baseline_rows=v.baseline_rows or 0,
         drop=round(v.volume_drop, 4),
@@ -366,6 +438,15 @@ def conservation(report: ConservationReport) -> GateResult:
         CONSERVATION,
         report.ok,
         report.summary(),
+        [
+            {
+                "rule": "each_record_in_one_place",
+                "evaluated": report.staged,
+                "failed": report.in_both + report.in_neither + report.orphans,
+                "note": f"in both {report.in_both}, in neither {report.in_neither}, "
+                f"orphan xref rows {report.orphans}",
+            }
+        ],
         staged=report.staged,
         in_xref=report.in_xref,
         quarantined=report.quarantined,
@@ -400,11 +481,12 @@ def incremental_consistent(diffs: Mapping[str, int] | None, reason: str) -> Gate
 
 def golden_suite_passes(outcome: SuiteOutcome, rows: int) -> GateResult:
     """The golden records' suite: no failed `block` rule."""
-    blocked = [o.rule for o in outcome.failures("block")]
+    blocked = _failed(outcome)
     return _result(
         GOLDEN_SUITE_PASSES,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         rows_evaluated=rows,
         blocking_rules_failed=len(blocked),
     )
@@ -412,11 +494,14 @@ def golden_suite_passes(outcome: SuiteOutcome, rows: int) -> GateResult:
 
 def orders_suite_passes(outcome: SuiteOutcome, rules: Iterable[Mapping], orders: int) -> GateResult:
     """The staged orders' suite: warns on any failed rule, never blocks."""
-    failed = [o.rule for o in outcome.failures()]
+    failed = _failed(outcome, None)
     return _result(
         ORDERS_SUITE_PASSES,
         not failed,
-        ("failed: " + ", ".join(failed)) if failed else "every orders rule passed",
+        ("failed: " + ", ".join(rule_text(r) for r in failed))
+        if failed
+        else "every orders rule passed",
+        failed,
         orders_evaluated=orders,
         rules_failed=len(failed),
         rules=scorecard_table(rules),
@@ -493,6 +578,13 @@ def erp_matches_golden(
         f"{table}: {erp_rows} active rows read back "
         + ("match" if same else "do NOT match")
         + f" the {golden_rows} golden records",
+        [
+            {
+                "rule": "erp_content_equals_golden",
+                "note": f"{erp_rows:,} active ERP rows, {golden_rows:,} golden records, "
+                "content hashes differ",
+            }
+        ],
         golden_rows=golden_rows,
         erp_active_rows=erp_rows,
         golden_content_hash=golden_hash,

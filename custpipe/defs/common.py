@@ -1,18 +1,21 @@
 """Small helpers shared by the Dagster assets (no business rules here: those are in
 custpipe.gates; this only maps its checks and results to Dagster)."""
 
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from custpipe import catalogue
+from custpipe.alerting import BLOCKED_BY_TAG, MAX_TAG_CHARS, Block, clip
 from custpipe.config import PipelineConfig
 from custpipe.gates import CHECKS, FILE_KEYS, NOT_BUILT, GateResult
 from custpipe.incremental import FULL_REFRESH_TAG, Schedule, StagePlan
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer of the DuckDB file at a time (dagster.yaml)
 PARTITION_TAG = "dagster/partition"
+BLOCKED_BY_KEY = "blocked_by"  # check and step metadata: what blocked (rules, counts)
 _SEVERITY = {"block": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
@@ -108,13 +111,60 @@ def _metadata_value(key: str, value):
     return value
 
 
+def block_of(result: GateResult, source: str | None = None) -> Block:
+    """What a failed blocking gate result blocked: asset, check, failed rules, counts."""
+    asset = "/".join(CHECKS[result.check].asset_path(source))
+    return Block(asset, result.check, result.failed_rules, result.counts(), source)
+
+
 def check_result(result: GateResult, source: str | None = None) -> dg.AssetCheckResult:
-    """A gate's result as the Dagster asset check result of its check."""
+    """A gate's result as the Dagster asset check result of its check (a blocking failure
+    also carries `blocked_by`: its rules and counts, which the alert reads)."""
+    metadata = {k: _metadata_value(k, v) for k, v in result.metadata.items()}
+    if result.blocks:
+        metadata[BLOCKED_BY_KEY] = dg.MetadataValue.json(block_of(result, source).as_dict())
     return dg.AssetCheckResult(
         check_name=result.check,
         asset_key=dg.AssetKey(CHECKS[result.check].asset_path(source)),
         passed=result.passed,
         severity=_SEVERITY[result.severity],
         description=result.description,
-        metadata={k: _metadata_value(k, v) for k, v in result.metadata.items()},
+        metadata=metadata,
     )
+
+
+def report_checks(
+    context: dg.AssetExecutionContext, results: Iterable[GateResult], source: str | None = None
+) -> Iterator[dg.AssetCheckResult]:
+    """Yield the gates' results as check results; when one blocks, tag the run with what
+    blocked (`custpipe/blocked_by`) and end the step with a Failure naming the rules and
+    counts (instead of Dagster's 'blocking asset check failed' with a stack trace)."""
+    blocks = []
+    for result in results:
+        yield check_result(result, source)
+        if result.blocks:
+            blocks.append(block_of(result, source))
+    if not blocks:
+        return
+    text = "; ".join(b.text() for b in blocks)
+    tag_blocked(context.instance, context.run_id, text)
+    what = (
+        "the ERP table was written tonight and does not hold the golden records"
+        if any(CHECKS[b.check].after_publish for b in blocks)
+        else "nothing downstream runs tonight and the ERP does not get this night's data"
+    )
+    raise dg.Failure(
+        description=f"blocked by {text}: a blocking check failed, so {what} (see the README "
+        "runbook)",
+        metadata={BLOCKED_BY_KEY: dg.MetadataValue.json([b.as_dict() for b in blocks])},
+        allow_retries=False,
+    )
+
+
+def tag_blocked(instance: dg.DagsterInstance, run_id: str, text: str) -> None:
+    """Add `text` to the run's `custpipe/blocked_by` tag (steps of one run may each block)."""
+    run = instance.get_run_by_id(run_id)
+    before = run.tags.get(BLOCKED_BY_TAG, "") if run else ""
+    parts = [p for p in before.split("; ") if p] + [text]
+    merged = "; ".join(dict.fromkeys(parts))
+    instance.add_run_tags(run_id, {BLOCKED_BY_TAG: clip(merged, MAX_TAG_CHARS)})

@@ -9,10 +9,10 @@ from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
     plan_metadata,
+    report_checks,
     row_count,
     schedule_of,
     table_definition_metadata,
@@ -223,11 +223,16 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "decided by a steward; per-field comparison level and weight in `explanation`",
             },
         )
-        yield check_result(gates.conservation(report))
-        yield check_result(gates.golden_suite_passes(suite, golden_rows))
-        yield check_result(gates.incremental_consistent(result.differences, plan.reason))
         growth = run_cfg.quality.review_growth_factor
-        yield check_result(gates.review_queue_growth(result.review_pairs, previous, growth))
+        yield from report_checks(
+            context,
+            [
+                gates.conservation(report),
+                gates.golden_suite_passes(suite, golden_rows),
+                gates.incremental_consistent(result.differences, plan.reason),
+                gates.review_queue_growth(result.review_pairs, previous, growth),
+            ],
+        )
 
     return consolidated
 

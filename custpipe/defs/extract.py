@@ -6,7 +6,7 @@ import dagster as dg
 
 from custpipe import gates
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import check_result, check_spec, md_table, row_count
+from custpipe.defs.common import check_result, check_spec, md_table, report_checks, row_count
 from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.quality.validate import validate_landing
 from custpipe.sources.extract import SchemaDriftError, extract_dataset
@@ -114,7 +114,7 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             yield check_result(unchanged_raw_check(customers.unchanged_since), source_name)
             return
         landing = customers.path if customers else None
-        yield check_result(raw_check(custpipe, source, landing), source_name)
+        yield from report_checks(context, [raw_check(custpipe, source, landing)], source_name)
 
     return _extract
 

@@ -13,9 +13,9 @@ from custpipe import catalogue, gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     plan_metadata,
+    report_checks,
     row_count,
     schedule_of,
     table_definition_metadata,
@@ -144,8 +144,13 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             | {"active_rows": erp.rows}
             | metadata,
         )
-        yield check_result(
-            gates.erp_matches_golden(golden.digest, golden.rows, erp.digest, erp.rows, target.table)
+        yield from report_checks(
+            context,
+            [
+                gates.erp_matches_golden(
+                    golden.digest, golden.rows, erp.digest, erp.rows, target.table
+                )
+            ],
         )
 
     return erp_customers

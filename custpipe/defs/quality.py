@@ -8,10 +8,10 @@ from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
     plan_metadata,
+    report_checks,
     row_count,
     schedule_of,
     table_definition_metadata,
@@ -114,12 +114,15 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             }
             | plan_metadata(plan)
         )
-        for result in (
-            gates.suite_passes(v, quality.max_quarantine_rate),
-            gates.volume_stable(v),
-            gates.rows_quarantined(v, quality.quarantine_warn_rate),
-        ):
-            yield check_result(result, source_name)
+        yield from report_checks(
+            context,
+            (
+                gates.suite_passes(v, quality.max_quarantine_rate),
+                gates.volume_stable(v),
+                gates.rows_quarantined(v, quality.quarantine_warn_rate),
+            ),
+            source_name,
+        )
 
     return _validate
 

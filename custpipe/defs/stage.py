@@ -9,9 +9,9 @@ from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
+    report_checks,
     row_count,
     run_business_date,
     table_definition_metadata,
@@ -77,6 +77,8 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         mapped = sum(d.rows - d.unchanged for d in report)
         warn_rate = custpipe.pipeline.quality.mapping_issue_warn_rate
         found = issues.to_dict("records")
-        yield check_result(gates.mapping_issues(found, mapped, warn_rate, source_name), source_name)
+        yield from report_checks(
+            context, [gates.mapping_issues(found, mapped, warn_rate, source_name)], source_name
+        )
 
     return _stage
