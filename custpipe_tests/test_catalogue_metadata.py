@@ -174,3 +174,33 @@ def test_a_full_refresh_of_an_unknown_source_fails_at_once_naming_it(tmp_path):
     message = failure.step_failure_data.user_failure_data.description
     assert "crn" in message and "not a configured source" in message and "crm" in message
     assert not (tmp_path / "data" / "landing").exists()
+
+
+def test_an_erp_table_that_differs_after_the_write_fails_the_publish_saying_it_was_written(
+    demo_copy, monkeypatch
+):
+    from custpipe.definitions import build_definitions
+    from custpipe.defs import publish as publish_defs
+    from custpipe.publish.verify import ContentHash
+
+    deployment, instance, _ = demo_copy
+    monkeypatch.setattr(  # as if a value changed on its way into the ERP
+        publish_defs, "erp_content", lambda url, table: ContentHash("0" * 64, 3, 3)
+    )
+    job = build_definitions(deployment.settings).resolve_job_def("nightly")
+    result = job.execute_in_process(
+        partition_key=BUSINESS_DATE.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+        op_selection=["erp_customers"],
+    )
+    assert not result.success
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "erp_matches_golden"
+    )
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert PUBLISHED in {m.asset_key for m in result.get_asset_materialization_events()}
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "erp_matches_golden" in message and "3 active ERP rows" in message
+    assert "the ERP table was written tonight" in message

@@ -264,3 +264,6 @@ def test_erp_matches_golden_blocks_on_a_different_content_hash():
     assert same.passed and same.severity == "block"
     differs = gates.erp_matches_golden("abc", 10, "abd", 9, "ZCUST_INBOUND")
     assert differs.blocks and "9 active rows read back do NOT match the 10" in differs.description
+    assert [r["rule"] for r in differs.failed_rules] == ["erp_content_equals_golden"]
+    assert CHECKS["erp_matches_golden"].erp_tonight.startswith("Yes, and it may be wrong")
+    assert CHECKS["golden_suite_passes"].erp_tonight.startswith("No")
