@@ -206,7 +206,8 @@ CHECKS: dict[str, Check] = {
             "mdm/match_review",
             False,
             "Warns when the steward review queue (mdm.match_review) grew by more than "
-            "quality.review_growth_factor times its size at the last run.",
+            "quality.review_growth_factor times its size at the last run recorded in the "
+            "Dagster instance (an empty queue counts as one pair; no earlier run: passes).",
             "The review queue grew sharply: new data with many uncertain pairs, or a changed "
             "model or threshold. The certain pairs were merged and published as usual; the "
             "uncertain ones wait for the stewards.",
