@@ -87,9 +87,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed step: {step}: {headline}")
     for step in skipped:
         print(f"  skipped step: {step}")
+    for source, reason in held_sources(result):
+        print(f"  HELD source: {source} (on_failure: hold; last good state published): {reason}")
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
+
+
+def held_sources(result) -> list[tuple[str, str]]:
+    """(source, reason) of every source the run held back (its staging metadata `held`)."""
+    out = []
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        held = mat.metadata.get("held")
+        if mat.asset_key.path[0] == "staging" and held is not None and held.value is True:
+            out.append((mat.asset_key.path[-1], str(mat.metadata["held_reason"].value)))
+    return sorted(out)
 
 
 def failure_headline(event) -> str:

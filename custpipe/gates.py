@@ -67,6 +67,7 @@ GOLDEN_SUITE_PASSES = "golden_suite_passes"
 NO_DISCREPANCIES = "no_discrepancies"
 ORDERS_SUITE_PASSES = "orders_suite_passes"
 INCREMENTAL_CONSISTENT = "incremental_consistent"
+SOURCE_HELD = "source_held"
 
 CHECKS: dict[str, Check] = {
     c.name: c
@@ -84,6 +85,20 @@ CHECKS: dict[str, Check] = {
             "Read the failed rule in the check's `rules`; have the source system's owner "
             "deliver the export again, then rerun the night (the next extraction starts from "
             "the watermark before the rejected folder).",
+        ),
+        Check(
+            SOURCE_HELD,
+            "staging/<source>",
+            False,
+            "The source's new data was accepted tonight; fails (warns) when it was held back "
+            "by `on_failure: hold` and the night used its last good staged state.",
+            "The source's new data failed (an export missing or unreadable, a column renamed "
+            "or retyped, a mapping error, a raw suite that rejected it): it was held back. "
+            "The night consolidated and published with the source's last good staged state; "
+            "the other sources' changes reached the ERP, this source's did not.",
+            "Read the reason in the check's description (also ops.held_sources and the run "
+            "tag custpipe/held_sources); have the export or the mapping fixed. The next night "
+            "lands and stages the held data; nothing is lost.",
         ),
         Check(
             SUITE_PASSES,
@@ -315,6 +330,19 @@ def rows_quarantined(v: SourceValidation, warn_rate: float) -> GateResult:
         f"{v.quarantined} of {v.rows} rows quarantined ({share:.1%}; warns above {warn_rate:.0%})",
         rows_quarantined=v.quarantined,
         quarantine_rate=share,
+    )
+
+
+def source_held(source: str, step: str | None, reason: str | None) -> GateResult:
+    """Warns when the source was held back tonight (`step`, `reason` None: it was not)."""
+    if reason is None:
+        return _result(SOURCE_HELD, True, f"'{source}''s new data was accepted", held=False)
+    return _result(
+        SOURCE_HELD,
+        False,
+        f"held back at {step} (on_failure: hold): {reason}",
+        held=True,
+        held_at_step=step,
     )
 
 
