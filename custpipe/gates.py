@@ -80,11 +80,14 @@ CHECKS: dict[str, Check] = {
             "present, record ids present and unique): a broken export stops here, before it "
             "is mapped.",
             "The source delivered a broken export (a mapped column is gone, record ids are "
-            "missing or duplicated). Its landing folder is marked rejected and never staged; "
-            "nothing of that night reaches the golden records or the ERP.",
+            "missing or duplicated). Its landing folder is marked rejected and never staged. "
+            "With `on_failure: block` (or on the source's first night) nothing of that night "
+            "reaches the golden records or the ERP; with `on_failure: hold` (the default) the "
+            "check fails at WARN severity and the night publishes with the source's last good "
+            "state (see `source_held`).",
             "Read the failed rule in the check's `rules`; have the source system's owner "
-            "deliver the export again, then rerun the night (the next extraction starts from "
-            "the watermark before the rejected folder).",
+            "deliver the export again, then rerun the night, or let the next night catch up "
+            "(the next extraction starts from the watermark before the rejected folder).",
         ),
         Check(
             SOURCE_HELD,

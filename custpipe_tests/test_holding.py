@@ -62,6 +62,19 @@ def test_a_held_reason_never_shows_a_password():
     assert "s3cr3t" not in reason and "source 'crm'" in reason
 
 
+def test_the_source_held_check_warns_with_the_step_and_reason():
+    from custpipe import gates
+
+    ok = gates.source_held("sales", None, None)
+    assert ok.passed and ok.severity == "warn" and ok.metadata == {"held": False}
+    held = gates.source_held("sales", "staging", "a code without a crosswalk entry")
+    assert not held.passed and not held.blocks  # warns: the night goes on
+    assert held.description == (
+        "held back at staging (on_failure: hold): a code without a crosswalk entry"
+    )
+    assert held.metadata == {"held": True, "held_at_step": "staging"}
+
+
 def test_every_source_held_is_systemic_and_the_tag_lists_the_held():
     assert holding.every_source_held({"crm", "erp"}, ["erp", "crm"])
     assert not holding.every_source_held({"crm"}, ["erp", "crm"])
@@ -75,7 +88,8 @@ def test_on_failure_defaults_to_hold_and_rejects_anything_else(config_dir):
     edit(config_dir / "sources" / "sales.yaml", "trust: 3", "trust: 3\non_failure: block")
     assert load_config(config_dir).sources["sales"].on_failure == "block"
     edit(config_dir / "sources" / "sales.yaml", "on_failure: block", "on_failure: skip")
-    with pytest.raises(ConfigError, match=r"(?s)sales\.yaml.*on_failure: Input should be .hold. or .block."):
+    expected = r"(?s)sales\.yaml.*on_failure: Input should be 'hold' or 'block'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(config_dir)
 
 
