@@ -166,7 +166,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{d} ({c.reader.kind}{', incremental' if c.reader.watermark else ''})"
             for d, c in source.datasets().items()
         )
-        print(f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}")
+        print(
+            f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}; "
+            f"on_failure {source.on_failure}"
+        )
     return 0
 
 

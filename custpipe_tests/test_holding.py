@@ -83,10 +83,20 @@ def test_every_source_held_is_systemic_and_the_tag_lists_the_held():
     assert holding.parse_tag("crm,sales") == ["crm", "sales"] and holding.parse_tag(None) == []
 
 
-def test_on_failure_defaults_to_hold_and_rejects_anything_else(config_dir):
+def test_on_failure_defaults_to_hold_and_rejects_anything_else(
+    config_dir, tmp_path, monkeypatch, capsys
+):
+    from custpipe.cli import main
+
     assert {s.on_failure for s in load_config(config_dir).sources.values()} == {"hold"}
     edit(config_dir / "sources" / "sales.yaml", "trust: 3", "trust: 3\non_failure: block")
     assert load_config(config_dir).sources["sales"].on_failure == "block"
+    monkeypatch.setenv("CUSTPIPE_CONFIG", str(config_dir))
+    monkeypatch.setenv("CUSTPIPE_DATA", str(tmp_path / "data"))
+    assert main(["check"]) == 0  # `custpipe check` lists each source's choice
+    out = capsys.readouterr().out
+    assert re.search(r"\n  sales .*; on_failure block\n", out)
+    assert re.search(r"\n  crm .*; on_failure hold\n", out)
     edit(config_dir / "sources" / "sales.yaml", "on_failure: block", "on_failure: skip")
     expected = r"(?s)sales\.yaml.*on_failure: Input should be 'hold' or 'block'"
     with pytest.raises(ConfigError, match=expected):
@@ -168,9 +178,10 @@ def test_held_sources_let_the_others_publish_and_the_next_night_catches_up(
     deployment, _, first = demo_copy
     settings = deployment.settings
     assert first.success
-    # night 2: every source changes 10 % of its customers; the service export renames a
+    # night 2: every source changes 10 % of its customers (ERP and sales 10 % of their
+    # orders too); the service export renames a
     # mapped key (extract fails) and the sales export repeats two ids (its raw suite fails)
-    change_sources(settings.sources_dir, BUSINESS_DATE, fraction=0.1, seed=11)
+    change_sources(settings.sources_dir, BUSINESS_DATE, fraction=0.1, seed=11, orders=0.1)
     good_service = _break_service_export(settings)
     good_sales = _duplicate_sales_ids(settings)
     before = _staged(settings, ("sales", "service"))
@@ -181,7 +192,7 @@ def test_held_sources_let_the_others_publish_and_the_next_night_catches_up(
     assert f"nightly run {run_id} for business date {BUSINESS_DATE}: succeeded" in out
     assert re.search(r"HELD source: service \(on_failure: hold.*'vat_id'", out)
     assert re.search(r"HELD source: sales \(on_failure: hold.*record_id_unique", out)
-    assert "HELD BACK tonight (on_failure: hold): 2 source(s)" in out  # the summary
+    assert f"HELD BACK in run {run_id} (on_failure: hold): 2 source(s)" in out  # summary
     instance = dg.DagsterInstance.get()
     assert instance.get_run_by_id(run_id).tags[holding.HELD_TAG] == "sales,service"
     checks = _checks(instance, run_id)
@@ -213,10 +224,13 @@ def test_held_sources_let_the_others_publish_and_the_next_night_catches_up(
             [run_id],
         ).fetchone()[0]
     assert changed_crm > 0
-    # what the held sales extraction landed (its customers; its orders were unchanged) is
-    # rejected: never staged, read again by the next extraction
+    from custpipe.summary import collect_summary
+
+    assert set(collect_summary(settings, None).held) == {"sales", "service"}  # the latest run
+    # what the held sales extraction landed (customers and changed orders) is rejected:
+    # never staged, read again by the next extraction
     landed = set(settings.landing_dir.glob("*/sales/*/*/manifest.json")) - landed_before
-    assert {p.parent.name for p in landed} == {"customers"}
+    assert {p.parent.name for p in landed} == {"customers", "orders"}
     assert all((p.parent / "rejected.json").is_file() for p in landed)
 
     # night 3: both exports are good again (with the night-2 changes): they are staged,
@@ -230,6 +244,8 @@ def test_held_sources_let_the_others_publish_and_the_next_night_catches_up(
     checks = _checks(instance, caught_up.run_id)
     assert all(checks[(f"staging/{s}", "source_held")].passed for s in ("sales", "service"))
     assert holding.HELD_TAG not in instance.get_run_by_id(caught_up.run_id).tags
+    assert collect_summary(settings, caught_up.run_id).held == {}
+    assert set(collect_summary(settings, run_id).held) == {"sales", "service"}
     with warehouse.connect(settings.warehouse_path, read_only=True) as con:
         restaged = dict(
             con.execute(
