@@ -52,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from custpipe.definitions import build_definitions
+    from custpipe.defs.alerts import held_sources
     from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
 
@@ -84,6 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_unsuccessful_night(instance, result, args.date)
     for step in skipped:
         print(f"  skipped step: {step}")
+    mats = [e.materialization for e in result.get_asset_materialization_events()]
+    for source, reason in held_sources(mats):
+        print(f"  HELD source: {source} (on_failure: hold; last good state published): {reason}")
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
@@ -167,7 +171,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{d} ({c.reader.kind}{', incremental' if c.reader.watermark else ''})"
             for d, c in source.datasets().items()
         )
-        print(f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}")
+        print(
+            f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}; "
+            f"on_failure {source.on_failure}"
+        )
     return 0
 
 

@@ -348,6 +348,14 @@ class SourceConfig(_Strict):
     customers: DatasetConfig
     orders: DatasetConfig | None = None
     order_lines: DatasetConfig | None = None  # line items of the orders, where a source has them
+    # when this source's new data fails (extract, schema, mapping): 'hold' it back and let the
+    # night go on with its last good staged state, or 'block' the night (custpipe.holding)
+    on_failure: Literal["hold", "block"] = Field(
+        default="hold",
+        description="hold: a failure of this source's new data holds it back (the night uses "
+        "its last good staged state and publishes for the others, loudly); block: the night "
+        "stops before consolidation",
+    )
 
     @field_validator("timezone")
     @classmethod

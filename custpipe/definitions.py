@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from custpipe.config import load_config
-from custpipe.defs.alerts import nightly_failure_alert
+from custpipe.defs.alerts import nightly_failure_alert, nightly_held_alert
 from custpipe.defs.consolidate import build_consolidate_asset
 from custpipe.defs.extract import build_extract_asset
 from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule, build_train_model_job
@@ -45,7 +45,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=assets,
         jobs=[job, build_train_model_job(cfg)],
         schedules=[build_nightly_schedule(job, cfg)],
-        sensors=[nightly_failure_alert],
+        sensors=[nightly_failure_alert, nightly_held_alert],
         resources={"custpipe": custpipe_resource(settings), "run_options": RunOptions()},
     )
 

@@ -39,6 +39,7 @@ class Check:
     description: str  # the check's description in Dagster
     on_call: str  # what a failure means for the on-call engineer
     action: str  # what to do about it
+    erp: str | None = None  # did the ERP get that night's data, where the default is wrong
     # a blocking check of the publish itself, after the write: when it fails the ERP got
     # that night's data (and it may be wrong)
     after_publish: bool = False
@@ -51,6 +52,8 @@ class Check:
     @property
     def erp_tonight(self) -> str:
         """Did the ERP get that night's data when this check failed (the runbook's answer)."""
+        if self.erp is not None:
+            return self.erp
         if self.after_publish:
             return (
                 "Yes, and it may be wrong: the publish wrote the table before this check read "
@@ -83,6 +86,7 @@ GOLDEN_SUITE_PASSES = "golden_suite_passes"
 NO_DISCREPANCIES = "no_discrepancies"
 ORDERS_SUITE_PASSES = "orders_suite_passes"
 INCREMENTAL_CONSISTENT = "incremental_consistent"
+SOURCE_HELD = "source_held"
 MAPPING_ISSUES = "mapping_issues"
 REVIEW_QUEUE_GROWTH = "review_queue_growth"
 ERP_MATCHES_GOLDEN = "erp_matches_golden"
@@ -98,11 +102,32 @@ CHECKS: dict[str, Check] = {
             "present, record ids present and unique): a broken export stops here, before it "
             "is mapped.",
             "The source delivered a broken export (a mapped column is gone, record ids are "
-            "missing or duplicated). Its landing folder is marked rejected and never staged; "
-            "nothing of that night reaches the golden records or the ERP.",
+            "missing or duplicated). Its landing folder is marked rejected and never staged. "
+            "With `on_failure: block` (or on the source's first night) nothing of that night "
+            "reaches the golden records or the ERP; with `on_failure: hold` (the default) the "
+            "check fails at WARN severity and the night publishes with the source's last good "
+            "state (see `source_held`).",
             "Read the failed rule in the check's `rules`; have the source system's owner "
-            "deliver the export again, then rerun the night (the next extraction starts from "
-            "the watermark before the rejected folder).",
+            "deliver the export again, then rerun the night, or let the next night catch up "
+            "(the next extraction starts from the watermark before the rejected folder).",
+            "`on_failure: block`: no, the publish did not run and the ERP keeps the last "
+            "published customers. `on_failure: hold`: yes, for every source; this source's "
+            "changes of that night are not in it.",
+        ),
+        Check(
+            SOURCE_HELD,
+            "staging/<source>",
+            False,
+            "The source's new data was accepted tonight; fails (warns) when it was held back "
+            "by `on_failure: hold` and the night used its last good staged state.",
+            "The source's new data failed (an export missing or unreadable, a column renamed "
+            "or retyped, a mapping error, a raw suite that rejected it): it was held back. "
+            "The night consolidated and published with the source's last good staged state; "
+            "the other sources' changes reached the ERP, this source's did not.",
+            "Read the reason in the check's description (also ops.held_sources and the run "
+            "tag custpipe/held_sources); have the export or the mapping fixed. The next night "
+            "lands and stages the held data; nothing is lost.",
+            "Yes, for every source; the held source's changes of that night are not in it.",
         ),
         Check(
             SUITE_PASSES,
@@ -430,6 +455,19 @@ def rows_quarantined(v: SourceValidation, warn_rate: float) -> GateResult:
         f"{v.quarantined} of {v.rows} rows quarantined ({share:.1%}; warns above {warn_rate:.0%})",
         rows_quarantined=v.quarantined,
         quarantine_rate=share,
+    )
+
+
+def source_held(source: str, step: str | None, reason: str | None) -> GateResult:
+    """Warns when the source was held back tonight (`step`, `reason` None: it was not)."""
+    if reason is None:
+        return _result(SOURCE_HELD, True, f"'{source}''s new data was accepted", held=False)
+    return _result(
+        SOURCE_HELD,
+        False,
+        f"held back at {step} (on_failure: hold): {reason}",
+        held=True,
+        held_at_step=step,
     )
 
 

@@ -22,6 +22,7 @@ EXPECTED_ASSETS = sorted(
 )
 EXPECTED_CHECKS = sorted(
     [f"extract/{s}:raw_shape" for s in SOURCES]
+    + [f"staging/{s}:source_held" for s in SOURCES]
     + [f"quality/{s}:suite_passes" for s in SOURCES]
     + [f"quality/{s}:rows_quarantined" for s in SOURCES]
     + [f"quality/{s}:volume_stable" for s in SOURCES]

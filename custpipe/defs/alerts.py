@@ -5,7 +5,7 @@ import os
 
 import dagster as dg
 
-from custpipe import alerting
+from custpipe import alerting, gates, holding
 from custpipe.alerting import Block, Night
 from custpipe.config import AlertsConfig, ConfigError, load_config
 from custpipe.defs.common import BLOCKED_BY_KEY, PARTITION_TAG
@@ -64,6 +64,36 @@ def night_of_run(instance: dg.DagsterInstance, run_id: str) -> Night:
     return Night(kind, tuple(blocks), errors, published)
 
 
+def held_sources(materializations) -> list[tuple[str, str]]:
+    """(source, reason) of every source held back, from a run's staging materialisations
+    (metadata `held`, `held_reason`), sorted by source."""
+    out = []
+    for mat in materializations:
+        held = mat.metadata.get("held")
+        if mat.asset_key.path[0] == "staging" and held is not None and held.value is True:
+            out.append((mat.asset_key.path[-1], str(mat.metadata["held_reason"].value)))
+    return sorted(out)
+
+
+def held_night(instance: dg.DagsterInstance, run_id: str) -> Night | None:
+    """The held night of a successful run that held sources back (None: nothing held)."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    mats = [e.dagster_event.step_materialization_data.materialization for e in entries]
+    held = held_sources(mats)
+    if not held:
+        return None
+    blocks = tuple(
+        Block(
+            f"staging/{source}",
+            gates.SOURCE_HELD,
+            ({"rule": "held back", "note": reason},),
+            source=source,
+        )
+        for source, reason in held
+    )
+    return Night(alerting.HELD, blocks, {}, night_of_run(instance, run_id).published)
+
+
 def tag_night(instance: dg.DagsterInstance, run_id: str, night: Night) -> None:
     """Tag the run `custpipe/night` (blocked, failed) and `custpipe/blocked_by` (rules, counts)."""
     instance.add_run_tags(run_id, night.tags())
@@ -83,9 +113,11 @@ def send_alert(
     run: dg.DagsterRun,
     message: str,
     custpipe: CustpipeResource,
+    night: Night | None = None,
 ) -> tuple[dict, alerting.Delivery]:
-    """Classify the run, tag it, and deliver its alert to the file and the webhook."""
-    night = night_of_run(instance, run.run_id)
+    """Classify the run (unless `night` says what it was), tag it, and deliver its alert to
+    the file and the webhook."""
+    night = night or night_of_run(instance, run.run_id)
     tag_night(instance, run.run_id, night)
     settings, problem = alerts_settings(custpipe)
     record = alerting.alert_record(
@@ -118,6 +150,30 @@ def nightly_failure_alert(context: dg.RunFailureSensorContext, custpipe: Custpip
     record, delivery = send_alert(
         context.instance, context.dagster_run, context.failure_event.message or "", custpipe
     )
+    _log_delivery(context, record, delivery)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="nightly_held_alert",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When a run of this code location succeeds but held a source back "
+    "(on_failure: hold, run tag custpipe/held_sources): tags it custpipe/night = held and "
+    "sends a `held` alert naming each held source and why, like nightly_failure_alert.",
+)
+def nightly_held_alert(context: dg.RunStatusSensorContext, custpipe: CustpipeResource):
+    """A held night published, but not everything: on-call must hear of it."""
+    run = context.dagster_run
+    if not run.tags.get(holding.HELD_TAG):
+        return
+    night = held_night(context.instance, run.run_id)
+    if night is None:
+        return
+    record, delivery = send_alert(context.instance, run, "", custpipe, night=night)
+    _log_delivery(context, record, delivery)
+
+
+def _log_delivery(context, record: dict, delivery: alerting.Delivery) -> None:
     context.log.info(
         f"{record['kind']} night alert written to {delivery.file}: {record['headline']}"
     )

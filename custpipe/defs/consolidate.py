@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from custpipe import gates, warehouse
+from custpipe import gates, holding, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
@@ -49,6 +49,28 @@ def matcher(cfg: PipelineConfig, settings) -> Matcher:
         )
     except (FileNotFoundError, ValueError) as exc:  # only a trained model file can fix it
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def check_held(context, held: dict[str, holding.Hold], sources: list[str]) -> None:
+    """Tag the run with the sources held back tonight and say so; fail when every source
+    was held (a systemic cause, such as the export share or the network: nothing new would
+    be published, and on-call must see a failed night, not a quiet one)."""
+    if not held:
+        return
+    context.instance.add_run_tags(context.run_id, {holding.HELD_TAG: holding.tag_value(held)})
+    if holding.every_source_held(held, sources):
+        raise dg.Failure(
+            description="every source was held back tonight ("
+            + "; ".join(f"{h.source}: {h.reason}" for h in held.values())
+            + "): a systemic failure (export share, network, credentials), not one source's "
+            "data, so the night stops. Fix the cause, then rerun.",
+            allow_retries=False,
+        )
+    context.log.warning(
+        "consolidating with the last good staged state of the source(s) held back tonight: "
+        + ", ".join(sorted(held))
+        + " (on_failure: hold); the other sources' changes are consolidated and published"
+    )
 
 
 def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -100,6 +122,8 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
         with warehouse.connect(settings.warehouse_path) as con:
+            held = holding.held_in_run(con, context.run_id)
+            check_held(context, held, list(run_cfg.sources))
             # the stewards' new decisions, committed before the consolidation reads them: a
             # failed consolidation leaves them imported, and the next night honours them
             imported = import_decisions(
@@ -171,6 +195,10 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             metadata={
                 **row_count(rows[GOLDEN], TABLES[GOLDEN]),
                 **plan_metadata(plan),
+                "held_sources": dg.MetadataValue.md(
+                    "\n".join(f"- {h.source} (at {h.step}): {h.reason}" for h in held.values())
+                    or "_none_"
+                ),
                 "steward_decisions_imported": dg.MetadataValue.json(imported),
                 "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
