@@ -192,7 +192,7 @@ def test_an_erp_table_that_differs_after_the_write_fails_the_publish_saying_it_w
         partition_key=BUSINESS_DATE.isoformat(),
         instance=instance,
         raise_on_error=False,
-        op_selection=["erp_customers"],
+        op_selection=["publish__erp_customers"],
     )
     assert not result.success
     check = next(

@@ -178,7 +178,7 @@ def held_extract(
         metadata={
             "held": True,
             "held_reason": reason,
-            "rows": 0,
+            **row_count(0),  # nothing of tonight's extraction is kept
             "landing_paths": dg.MetadataValue.md(
                 "\n".join(f"- `{r.path}` (held: marked rejected)" for r in landed) or "_none_"
             ),

@@ -35,6 +35,7 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     """Runs only when the blocking checks upstream passed (Dagster skips it otherwise)."""
 
     @dg.multi_asset(
+        name="publish__erp_customers",  # the step key of the asset's key, as before
         specs=[
             dg.AssetSpec(
                 PUBLISHED,
