@@ -26,6 +26,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# the demo's partitions start at its data's business date (README "Partitions"); a real
+# deployment leaves this unset and configures `partitions_start` in pipeline.yaml
+DEMO_DATE = $(shell sed -n 's/.*"business_date": "\([0-9-]*\)".*/\1/p' $(CUSTPIPE_DATA)/sources/ground_truth/rates.json 2>/dev/null)
+demo run dev: export CUSTPIPE_PARTITIONS_START ?= $(DEMO_DATE)
+
 demo: install $(DAGSTER_HOME)/dagster.yaml  ## generate demo sources, run the nightly job once, print a summary
 	$(BIN)/custpipe demo-data --customers $(CUSTOMERS) --seed $(SEED) --out $(CUSTPIPE_DATA)/sources
 	$(BIN)/custpipe run

@@ -408,6 +408,14 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _text("inputs", "digest of what the stage read (consolidation: accepted records and "
                   "steward decisions); a night with the same inputs writes nothing"),
         ), "(stage, scope, run): how an incremental stage ran and why"),
+        Table("ops", "held_sources", (
+            _RUN_ID, _text("source_system", nullable=False), Column("business_date", "DATE"),
+            _text("step", "where the source's new data failed: 'extract' or 'staging'"),
+            _text("reason", "the failure (an export missing, a column renamed, a mapping "
+                  "error); never customer values"),
+            Column("held_at", ts),
+        ), "(run, source): a source held back by `on_failure: hold`; the run consolidated "
+           "and published with its last good staged state (custpipe.holding)"),
         Table("recon", "order_discrepancies", (
             _text("order_id", nullable=False), _text("kind", nullable=False),
             _text("source_system"), _text("other_system"), _text("source_value"),

@@ -52,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code location (listed under the job in the UI), else in an ephemeral instance."""
     import dagster as dg
 
+    from custpipe.defs.alerts import held_sources
     from custpipe.incremental import FULL_REFRESH_TAG
     from custpipe.settings import Settings
 
@@ -65,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with workspace_run.workspace_job(instance, "nightly") as job:
             partition = {"dagster/partition": args.date.isoformat()}
             run = workspace_run.create_run(
-                instance, job, run_config(settings, args), partition | tags
+                instance, job, run_config(None, args), partition | tags
             )
             print(f"running the nightly job for business date {args.date} ...", flush=True)
             result = workspace_run.execute_run(instance, job, run)
@@ -76,28 +77,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         from custpipe.definitions import build_definitions
 
-        job_def = build_definitions(settings).resolve_job_def("nightly")
+        instance = dg.DagsterInstance.ephemeral()
+        defs = build_definitions(settings)
         print(f"running the nightly job for business date {args.date} ...", flush=True)
-        result = job_def.execute_in_process(
+        result = defs.resolve_job_def("nightly").execute_in_process(
             partition_key=args.date.isoformat(),
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance,
             raise_on_error=False,
-            run_config=run_config(settings, args),
+            run_config=run_config(defs, args),
             tags=tags or None,
         )
-    failed = [(e.step_key, failure_headline(e)) for e in result.all_events if e.is_step_failure]
     skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
-    print(
-        f"nightly run {result.run_id} for business date {args.date}: "
-        f"{'succeeded' if result.success else 'FAILED'}"
-    )
-    for step, headline in failed:
-        print(f"  failed step: {step}: {headline}")
+    if result.success:
+        print(f"nightly run {result.run_id} for business date {args.date}: succeeded")
+    else:
+        print_unsuccessful_night(instance, result, args.date)
     for step in skipped:
         print(f"  skipped step: {step}")
+    mats = [e.materialization for e in result.get_asset_materialization_events()]
+    for source, reason in held_sources(mats):
+        print(f"  HELD source: {source} (on_failure: hold; last good state published): {reason}")
     if result.success or args.summary_on_failure:
         print(render_summary(settings, result.run_id))
     return 0 if result.success else 1
+
+
+def print_unsuccessful_night(instance, result, business_date: date) -> None:
+    """Say whether the night was BLOCKED (a blocking check: the rule and its counts) or
+    FAILED (an error: the step and its message), and whether the ERP got data; tag the run."""
+    from custpipe.defs.alerts import night_of_run, tag_night
+
+    night = night_of_run(instance, result.run_id)
+    tag_night(instance, result.run_id, night)
+    verdict = "BLOCKED" if night.kind == "blocked" else "FAILED"
+    print(f"nightly run {result.run_id} for business date {business_date}: {verdict}")
+    for block in night.blocks:
+        print(f"  blocked by {block.text()}")
+    failed = {e.step_key: failure_headline(e) for e in result.all_events if e.is_step_failure}
+    for step in night.errors:
+        print(f"  failed step: {step}: {failed.get(step, night.errors[step])}")
+    print(
+        "  the ERP got this night's data"
+        if night.published
+        else "  the ERP did NOT get this night's data (nothing was published)"
+    )
+    print("  what to do: README.md, section 'Runbook for on-call'")
 
 
 def failure_headline(event) -> str:
@@ -118,19 +142,11 @@ def failure_headline(event) -> str:
     return redact(lines[0]) if lines else "(no message; see the Dagster event log)"
 
 
-def run_config(settings, args: argparse.Namespace) -> dict:
+def run_config(defs, args: argparse.Namespace) -> dict:
     """Run configuration of the nightly job from the command-line flags."""
-    import dagster as dg
-
-    from custpipe.config import load_config
-
     config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-    if args.full_refresh:
-        extract_ops = [
-            dg.AssetKey(["extract", name]).to_python_identifier()
-            for name in load_config(settings.config_dir).sources
-        ]
-        config["ops"] = {op: {"config": {"full_refresh": True}} for op in extract_ops}
+    if args.full_refresh:  # every source extracted in full, every stage recomputed
+        config["resources"] = {"run_options": {"config": {"full_refresh": True}}}
     return config
 
 
@@ -164,7 +180,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{d} ({c.reader.kind}{', incremental' if c.reader.watermark else ''})"
             for d, c in source.datasets().items()
         )
-        print(f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}")
+        print(
+            f"  {name:<10} trust {source.trust:<3} {datasets}; suite {suite}; "
+            f"on_failure {source.on_failure}"
+        )
     return 0
 
 

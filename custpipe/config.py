@@ -348,6 +348,14 @@ class SourceConfig(_Strict):
     customers: DatasetConfig
     orders: DatasetConfig | None = None
     order_lines: DatasetConfig | None = None  # line items of the orders, where a source has them
+    # when this source's new data fails (extract, schema, mapping): 'hold' it back and let the
+    # night go on with its last good staged state, or 'block' the night (custpipe.holding)
+    on_failure: Literal["hold", "block"] = Field(
+        default="hold",
+        description="hold: a failure of this source's new data holds it back (the night uses "
+        "its last good staged state and publishes for the others, loudly); block: the night "
+        "stops before consolidation",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -443,6 +451,12 @@ class QualityConfig(_Strict):
     quarantine_warn_rate: float = Field(default=0.05, ge=0, le=1)
     # ... and above this share the source is blocked: so many bad rows is a systemic problem
     max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
+    # the "mapping_issues" check (staging) warns when the rows flagged while mapping exceed
+    # this share of the rows mapped tonight
+    mapping_issue_warn_rate: float = Field(default=0.05, ge=0, le=1)
+    # the "review_queue_growth" check warns when the steward review queue holds more than
+    # this many times the pairs of the last run (an empty queue counts as one pair)
+    review_growth_factor: float = Field(default=2.0, ge=1)
 
 
 class RetentionConfig(_Strict):
@@ -502,12 +516,39 @@ class SurvivorshipConfig(_Strict):
         return Survivorship(tuple(self.default), {a: tuple(r) for a, r in self.attributes.items()})
 
 
+class AlertsConfig(_Strict):
+    """Where the alert of a blocked or failed night goes, besides <data>/alerts/alerts.jsonl."""
+
+    # the Dagster UI the alert links to (<dagster_url>/runs/<run_id>); the environment
+    # variable CUSTPIPE_DAGSTER_URL overrides it
+    dagster_url: str = "http://127.0.0.1:3000"
+    # the environment variable holding the webhook URL (a JSON POST of each alert); unset or
+    # empty: no webhook. The URL often holds a token, so it is never written in this file.
+    webhook_url_env: str = "CUSTPIPE_ALERT_WEBHOOK"
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("dagster_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/@]+(/[^\s@]*)?", value):
+            raise ValueError(
+                f"{value!r} is not the URL of the Dagster UI: write it as http://host:port "
+                "(no user or password)"
+            )
+        return value.rstrip("/")
+
+
 class PipelineConfig(_Strict):
     """The whole deployment."""
 
     timezone: str = "UTC"
     schedule_cron: str = "0 2 * * *"
+    # the first business date of the nightly job's partitions: the go-live night of the
+    # deployment (earlier dates show as missing partitions in the Dagster UI)
     partitions_start: str = "2026-01-01"
+    # who answers for the assets, shown in the Dagster catalogue: e-mail addresses or team
+    # names written `team:<name>`
+    owners: list[str] = ["team:customer-data"]
     sources: dict[str, SourceConfig]
     reconcile: ReconcileConfig = ReconcileConfig()
     publish: PublishConfig
@@ -516,6 +557,7 @@ class PipelineConfig(_Strict):
     matching: MatchingConfig = MatchingConfig()
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
     incremental: IncrementalConfig = IncrementalConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -537,6 +579,18 @@ class PipelineConfig(_Strict):
             date.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            team = owner.startswith("team:") and re.fullmatch(r"team:[\w.-]+", owner)
+            if not team and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner):
+                raise ValueError(
+                    f"{owner!r} is not an owner: write an e-mail address "
+                    "(someone@example.com) or a team as team:<name> (team:customer-data)"
+                )
         return value
 
     def mapped_customer_fields(self) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from custpipe.config import load_config
-from custpipe.defs.alerts import nightly_failure_alert
+from custpipe.defs.alerts import nightly_failure_alert, nightly_held_alert
 from custpipe.defs.consolidate import build_consolidate_asset
 from custpipe.defs.extract import build_extract_asset
 from custpipe.defs.jobs import build_nightly_job, build_nightly_schedule, build_train_model_job
@@ -16,7 +16,7 @@ from custpipe.defs.quality import (
     build_scorecard_asset,
 )
 from custpipe.defs.reconcile import build_reconcile_asset
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import RunOptions, custpipe_resource
 from custpipe.defs.stage import build_stage_asset
 from custpipe.settings import Settings
 
@@ -24,6 +24,8 @@ from custpipe.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Assemble the Dagster definitions for a deployment (config is validated here)."""
     cfg = load_config(settings.config_dir)
+    if settings.partitions_start:  # the environment's (the demo's) start of the partitions
+        cfg = cfg.model_validate(cfg.model_dump() | {"partitions_start": settings.partitions_start})
     assets = []
     for source in cfg.sources:
         assets += [
@@ -43,8 +45,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=assets,
         jobs=[job, build_train_model_job(cfg)],
         schedules=[build_nightly_schedule(job, cfg)],
-        sensors=[nightly_failure_alert],
-        resources={"custpipe": CustpipeResource.from_settings(settings)},
+        sensors=[nightly_failure_alert, nightly_held_alert],
+        resources={"custpipe": custpipe_resource(settings), "run_options": RunOptions()},
     )
 
 

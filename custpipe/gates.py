@@ -4,8 +4,9 @@ Each gate is a function that returns one :class:`GateResult` (passed, severity, 
 metadata of plain JSON-able values: counts, rule names, codes — never customer values). The
 Dagster layer (`custpipe/defs/`) only turns results into asset check results, and builds its
 check specs from :data:`CHECKS`, the registry below: name, asset, blocking or not, what a
-failure means for on-call and what to do. README.md's "What blocks the publish" lists the same
-blocking checks (a test compares them with the built definitions).
+failure means for on-call, what to do and whether the ERP got that night's data. README.md's
+"What blocks the publish" lists the same checks (a test compares them with the built
+definitions and this registry): it is the per-check part of the on-call runbook.
 
 No Dagster import here.
 """
@@ -38,11 +39,29 @@ class Check:
     description: str  # the check's description in Dagster
     on_call: str  # what a failure means for the on-call engineer
     action: str  # what to do about it
+    erp: str | None = None  # did the ERP get that night's data, where the default is wrong
+    # a blocking check of the publish itself, after the write: when it fails the ERP got
+    # that night's data (and it may be wrong)
+    after_publish: bool = False
 
     @property
     def severity(self) -> Severity:
         """'block' for a blocking check, else 'warn'."""
         return "block" if self.blocking else "warn"
+
+    @property
+    def erp_tonight(self) -> str:
+        """Did the ERP get that night's data when this check failed (the runbook's answer)."""
+        if self.erp is not None:
+            return self.erp
+        if self.after_publish:
+            return (
+                "Yes, and it may be wrong: the publish wrote the table before this check read "
+                "it back."
+            )
+        if self.blocking:
+            return "No: the publish did not run; the ERP keeps the last published customers."
+        return "Yes: the publish ran."
 
     @property
     def per_source(self) -> bool:
@@ -67,6 +86,10 @@ GOLDEN_SUITE_PASSES = "golden_suite_passes"
 NO_DISCREPANCIES = "no_discrepancies"
 ORDERS_SUITE_PASSES = "orders_suite_passes"
 INCREMENTAL_CONSISTENT = "incremental_consistent"
+SOURCE_HELD = "source_held"
+MAPPING_ISSUES = "mapping_issues"
+REVIEW_QUEUE_GROWTH = "review_queue_growth"
+ERP_MATCHES_GOLDEN = "erp_matches_golden"
 
 CHECKS: dict[str, Check] = {
     c.name: c
@@ -79,11 +102,32 @@ CHECKS: dict[str, Check] = {
             "present, record ids present and unique): a broken export stops here, before it "
             "is mapped.",
             "The source delivered a broken export (a mapped column is gone, record ids are "
-            "missing or duplicated). Its landing folder is marked rejected and never staged; "
-            "nothing of that night reaches the golden records or the ERP.",
+            "missing or duplicated). Its landing folder is marked rejected and never staged. "
+            "With `on_failure: block` (or on the source's first night) nothing of that night "
+            "reaches the golden records or the ERP; with `on_failure: hold` (the default) the "
+            "check fails at WARN severity and the night publishes with the source's last good "
+            "state (see `source_held`).",
             "Read the failed rule in the check's `rules`; have the source system's owner "
-            "deliver the export again, then rerun the night (the next extraction starts from "
-            "the watermark before the rejected folder).",
+            "deliver the export again, then rerun the night, or let the next night catch up "
+            "(the next extraction starts from the watermark before the rejected folder).",
+            "`on_failure: block`: no, the publish did not run and the ERP keeps the last "
+            "published customers. `on_failure: hold`: yes, for every source; this source's "
+            "changes of that night are not in it.",
+        ),
+        Check(
+            SOURCE_HELD,
+            "staging/<source>",
+            False,
+            "The source's new data was accepted tonight; fails (warns) when it was held back "
+            "by `on_failure: hold` and the night used its last good staged state.",
+            "The source's new data failed (an export missing or unreadable, a column renamed "
+            "or retyped, a mapping error, a raw suite that rejected it): it was held back. "
+            "The night consolidated and published with the source's last good staged state; "
+            "the other sources' changes reached the ERP, this source's did not.",
+            "Read the reason in the check's description (also ops.held_sources and the run "
+            "tag custpipe/held_sources); have the export or the mapping fixed. The next night "
+            "lands and stages the held data; nothing is lost.",
+            "Yes, for every source; the held source's changes of that night are not in it.",
         ),
         Check(
             SUITE_PASSES,
@@ -169,6 +213,47 @@ CHECKS: dict[str, Check] = {
             "Some staged orders fail the 'orders' suite; the customer publish is not affected.",
             "Nothing tonight; the owners of the order systems fix the rules' findings.",
         ),
+        Check(
+            MAPPING_ISSUES,
+            "staging/<source>",
+            False,
+            "Warns when more than quality.mapping_issue_warn_rate of the rows staged tonight "
+            "were flagged while mapping (unknown codes, unparsable dates or numbers, values "
+            "cut to length); a row counts once per issue.",
+            "Many of the source's rows did not map cleanly (an unknown code, a date or number "
+            "that does not parse): the rows were staged, the affected values are empty or "
+            "quarantined by the suite, the rest was published.",
+            "Nothing tonight; read the check's `issues` table (field, source column, problem, "
+            "rows) and have the mapping (config/sources/<source>.yaml) or the export fixed.",
+        ),
+        Check(
+            REVIEW_QUEUE_GROWTH,
+            "mdm/match_review",
+            False,
+            "Warns when the steward review queue (mdm.match_review) grew by more than "
+            "quality.review_growth_factor times its size at the last run recorded in the "
+            "Dagster instance (an empty queue counts as one pair; no earlier run: passes).",
+            "The review queue grew sharply: new data with many uncertain pairs, or a changed "
+            "model or threshold. The certain pairs were merged and published as usual; the "
+            "uncertain ones wait for the stewards.",
+            "Nothing tonight; tell the data stewards, and check whether a source delivered "
+            "unusual data or the match model or thresholds changed.",
+        ),
+        Check(
+            ERP_MATCHES_GOLDEN,
+            "publish/erp_customers",
+            True,
+            "After the publish, the ERP table's active rows (read back and hashed) have the "
+            "same content hash as the golden records: what the ERP holds is what custpipe "
+            "meant to publish.",
+            "The ERP table was written but its content differs from the golden records (a "
+            "value changed on the way, a row missing or extra, or another writer touched the "
+            "table). The ERP got data tonight, and it may be wrong.",
+            "Read the check's counts; rerun the night with a full refresh (`custpipe run "
+            "--full-refresh`), which republishes every row; if it fails again, stop the ERP's "
+            "import of the table and escalate to the custpipe developers.",
+            after_publish=True,
+        ),
     )
 }
 
@@ -190,19 +275,52 @@ class GateResult:
     severity: Severity
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # what failed, one dict per rule: {"rule", "evaluated", "failed"} (counts only)
+    failed_rules: tuple[dict, ...] = ()
 
     @property
     def blocks(self) -> bool:
         """True when this result stops the publish."""
         return not self.passed and self.severity == "block"
 
+    def counts(self) -> dict[str, int | float]:
+        """The result's plain counts and rates (its int and float metadata)."""
+        return {
+            k: v
+            for k, v in self.metadata.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
 
-def _result(check: str, passed: bool, description: str, **metadata: Any) -> GateResult:
-    return GateResult(check, bool(passed), CHECKS[check].severity, description, metadata)
+
+def rule_text(rule: Mapping) -> str:
+    """'name_mostly_present (40 of 150 failed)': a failed rule and its counts (or its note)."""
+    if rule.get("note"):
+        return f"{rule['rule']} ({rule['note']})"
+    return f"{rule['rule']} ({rule['failed']:,} of {rule['evaluated']:,} failed)"
 
 
-def _blocked_text(blocked: list[str]) -> str:
-    return ("blocked by: " + ", ".join(blocked)) if blocked else "no blocking rule failed"
+def _result(
+    check: str,
+    passed: bool,
+    description: str,
+    failed_rules: Iterable[Mapping] = (),
+    **metadata: Any,
+) -> GateResult:
+    rules = () if passed else tuple({k: _plain(v) for k, v in r.items()} for r in failed_rules)
+    return GateResult(check, bool(passed), CHECKS[check].severity, description, metadata, rules)
+
+
+def _failed(outcome: SuiteOutcome, severity: str | None = "block") -> list[dict]:
+    return [
+        {"rule": o.rule, "evaluated": o.evaluated, "failed": o.failed}
+        for o in outcome.failures(severity)
+    ]
+
+
+def _blocked_text(failed_rules: list[dict]) -> str:
+    if not failed_rules:
+        return "no blocking rule failed"
+    return "blocked by: " + ", ".join(rule_text(r) for r in failed_rules)
 
 
 def _docs(outcome: SuiteOutcome) -> str:
@@ -262,11 +380,12 @@ def raw_shape(outcome: SuiteOutcome | None, rows: int, source: str) -> GateResul
             f"no raw suite: add expectations/raw_{source}.json to check the extract's shape "
             "before mapping",
         )
-    blocked = [o.rule for o in outcome.failures("block")]
+    blocked = _failed(outcome)
     return _result(
         RAW_SHAPE,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         suite=outcome.suite_name,
         rows_evaluated=rows,
         blocking_rules_failed=len(blocked),
@@ -277,15 +396,26 @@ def raw_shape(outcome: SuiteOutcome | None, rows: int, source: str) -> GateResul
 
 def suite_passes(v: SourceValidation, max_quarantine_rate: float) -> GateResult:
     """A source's staged suite: no failed `block` rule, quarantine rate within the limit."""
-    blocked = suite_blockers(
-        [o.rule for o in v.outcome.failures("block")], v.quarantine_rate, max_quarantine_rate
-    )
+    blocked = _failed(v.outcome)
+    if v.quarantine_rate > max_quarantine_rate:  # the same decision as suite_blockers
+        blocked.append(
+            {
+                "rule": "quarantine_rate",
+                "evaluated": v.rows,
+                "failed": v.quarantined,
+                "note": f"{v.quarantine_rate:.1%} > {max_quarantine_rate:.0%}: "
+                f"{v.quarantined:,} of {v.rows:,} rows quarantined",
+            }
+        )
     return _result(
         SUITE_PASSES,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         suite=v.suite,
         rows_evaluated=v.rows,
+        rows_quarantined=v.quarantined,
+        quarantine_rate=rate(v.quarantined, v.rows),
         blocking_rules_failed=len(blocked),
         rules=scorecard_table(v.rules.to_dict("records")),
         data_docs=_docs(v.outcome),
@@ -294,12 +424,22 @@ def suite_passes(v: SourceValidation, max_quarantine_rate: float) -> GateResult:
 
 def volume_stable(v: SourceValidation) -> GateResult:
     """The source kept its volume: at most `v.max_volume_drop` lost since the baseline."""
+    baseline = v.baseline_rows or 0
     return _result(
         VOLUME_STABLE,
         volume_within(v.volume_drop, v.max_volume_drop),
         f"{v.rows} rows now, {v.baseline_rows} at the baseline (the last validation that was "
         "not empty, passed its suite and this check) "
         f"(drop {v.volume_drop:.1%}, limit {v.max_volume_drop:.0%})",
+        [
+            {
+                "rule": "volume_drop",
+                "evaluated": baseline,
+                "failed": max(baseline - v.rows, 0),
+                "note": f"{v.volume_drop:.1%} > {v.max_volume_drop:.0%}: {v.rows:,} rows now, "
+                f"{baseline:,} at the baseline",
+            }
+        ],
         rows=v.rows,
         baseline_rows=v.baseline_rows or 0,
         drop=round(v.volume_drop, 4),
@@ -318,12 +458,34 @@ def rows_quarantined(v: SourceValidation, warn_rate: float) -> GateResult:
     )
 
 
+def source_held(source: str, step: str | None, reason: str | None) -> GateResult:
+    """Warns when the source was held back tonight (`step`, `reason` None: it was not)."""
+    if reason is None:
+        return _result(SOURCE_HELD, True, f"'{source}''s new data was accepted", held=False)
+    return _result(
+        SOURCE_HELD,
+        False,
+        f"held back at {step} (on_failure: hold): {reason}",
+        held=True,
+        held_at_step=step,
+    )
+
+
 def conservation(report: ConservationReport) -> GateResult:
     """No record lost or doubled between landing, staging, xref and quarantine."""
     return _result(
         CONSERVATION,
         report.ok,
         report.summary(),
+        [
+            {
+                "rule": "each_record_in_one_place",
+                "evaluated": report.staged,
+                "failed": report.in_both + report.in_neither + report.orphans,
+                "note": f"in both {report.in_both}, in neither {report.in_neither}, "
+                f"orphan xref rows {report.orphans}",
+            }
+        ],
         staged=report.staged,
         in_xref=report.in_xref,
         quarantined=report.quarantined,
@@ -358,11 +520,12 @@ def incremental_consistent(diffs: Mapping[str, int] | None, reason: str) -> Gate
 
 def golden_suite_passes(outcome: SuiteOutcome, rows: int) -> GateResult:
     """The golden records' suite: no failed `block` rule."""
-    blocked = [o.rule for o in outcome.failures("block")]
+    blocked = _failed(outcome)
     return _result(
         GOLDEN_SUITE_PASSES,
         not blocked,
         _blocked_text(blocked),
+        blocked,
         rows_evaluated=rows,
         blocking_rules_failed=len(blocked),
     )
@@ -370,11 +533,14 @@ def golden_suite_passes(outcome: SuiteOutcome, rows: int) -> GateResult:
 
 def orders_suite_passes(outcome: SuiteOutcome, rules: Iterable[Mapping], orders: int) -> GateResult:
     """The staged orders' suite: warns on any failed rule, never blocks."""
-    failed = [o.rule for o in outcome.failures()]
+    failed = _failed(outcome, None)
     return _result(
         ORDERS_SUITE_PASSES,
         not failed,
-        ("failed: " + ", ".join(failed)) if failed else "every orders rule passed",
+        ("failed: " + ", ".join(rule_text(r) for r in failed))
+        if failed
+        else "every orders rule passed",
+        failed,
         orders_evaluated=orders,
         rules_failed=len(failed),
         rules=scorecard_table(rules),
@@ -392,4 +558,74 @@ def no_discrepancies(counts: Mapping[str, int], orders: int, warn_rate: float) -
         findings=findings,
         finding_rate=share,
         by_kind=[{"kind": k, "findings": int(n)} for k, n in counts.items()],
+    )
+
+
+def mapping_issues(
+    issues: Iterable[Mapping], rows_mapped: int, warn_rate: float, source: str
+) -> GateResult:
+    """Warns when the rows flagged while mapping exceed `warn_rate` of the rows mapped tonight
+    (`issues`: dataset, field, source_column, problem, rows; no values)."""
+    table = [
+        {k: _plain(i[k]) for k in ("dataset", "field", "source_column", "problem", "rows")}
+        for i in issues
+    ]
+    flagged = int(sum(i["rows"] for i in table))
+    share = rate(flagged, rows_mapped)
+    return _result(
+        MAPPING_ISSUES,
+        share <= warn_rate,
+        f"{flagged} mapping issue(s) in {rows_mapped} rows mapped tonight for '{source}' "
+        f"({share:.1%}; warns above {warn_rate:.0%})",
+        rows_mapped=rows_mapped,
+        rows_flagged=flagged,
+        issue_rate=share,
+        issues=table,
+    )
+
+
+def review_queue_growth(pairs: int, previous: int | None, factor: float) -> GateResult:
+    """Warns when the review queue holds more than `factor` times the pairs of the last run
+    (`previous` None: no earlier run to compare with; an empty queue counts as one pair)."""
+    if previous is None:
+        return _result(
+            REVIEW_QUEUE_GROWTH,
+            True,
+            f"{pairs} pairs to review; no earlier run to compare with",
+            pairs=pairs,
+        )
+    limit = max(previous, 1) * factor
+    return _result(
+        REVIEW_QUEUE_GROWTH,
+        pairs <= limit,
+        f"{pairs} pairs to review, {previous} at the last run (warns above {factor:g} times "
+        "the last run's size)",
+        pairs=pairs,
+        previous_pairs=previous,
+        growth=round(pairs / max(previous, 1), 2),
+    )
+
+
+def erp_matches_golden(
+    golden_hash: str, golden_rows: int, erp_hash: str, erp_rows: int, table: str
+) -> GateResult:
+    """The ERP table's active rows read back hash to the golden records' content hash."""
+    same = golden_hash == erp_hash
+    return _result(
+        ERP_MATCHES_GOLDEN,
+        same,
+        f"{table}: {erp_rows} active rows read back "
+        + ("match" if same else "do NOT match")
+        + f" the {golden_rows} golden records",
+        [
+            {
+                "rule": "erp_content_equals_golden",
+                "note": f"{erp_rows:,} active ERP rows, {golden_rows:,} golden records, "
+                "content hashes differ",
+            }
+        ],
+        golden_rows=golden_rows,
+        erp_active_rows=erp_rows,
+        golden_content_hash=golden_hash,
+        erp_content_hash=erp_hash,
     )

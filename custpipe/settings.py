@@ -19,16 +19,21 @@ class Settings:
     config_dir: Path
     data_dir: Path
     expectations_dir: Path
+    # overrides pipeline.yaml `partitions_start` (YYYY-MM-DD): `make` sets it to the demo
+    # data's business date, so a demo's partitions start at its data
+    partitions_start: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read `CUSTPIPE_CONFIG`, `CUSTPIPE_DATA`, `CUSTPIPE_EXPECTATIONS` (all optional)."""
+        """Read `CUSTPIPE_CONFIG`, `CUSTPIPE_DATA`, `CUSTPIPE_EXPECTATIONS` and
+        `CUSTPIPE_PARTITIONS_START` (all optional)."""
         return cls(
             config_dir=Path(os.environ.get("CUSTPIPE_CONFIG") or DEFAULT_CONFIG_DIR).resolve(),
             data_dir=Path(os.environ.get("CUSTPIPE_DATA") or "data").resolve(),
             expectations_dir=Path(
                 os.environ.get("CUSTPIPE_EXPECTATIONS") or DEFAULT_EXPECTATIONS_DIR
             ).resolve(),
+            partitions_start=os.environ.get("CUSTPIPE_PARTITIONS_START") or None,
         )
 
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from custpipe import warehouse
+from custpipe import holding, warehouse
 from custpipe.config import load_config
 from custpipe.settings import Settings
 from custpipe.sources.extract import resolve_url
@@ -23,6 +23,8 @@ class Summary:
     discrepancies_by_kind: dict[str, int] = field(default_factory=dict)
     published_this_run: int | None = None
     published_total: int = 0
+    held: dict[str, str] = field(default_factory=dict)  # source -> why it was held
+    held_run: str | None = None  # the run whose holds `held` lists
 
 
 def collect_summary(settings: Settings, run_id: str | None) -> Summary:
@@ -41,6 +43,19 @@ def collect_summary(settings: Settings, run_id: str | None) -> Summary:
             FROM ({warehouse.CURRENT_QUARANTINE}) GROUP BY 1 ORDER BY 1""").fetchall()
         )
         s.golden = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()[0]
+        if _has_table(con, "ops", "held_sources"):  # absent: an older warehouse
+            # this run's holds; without a run, those of the latest run that validated
+            latest = (
+                run_id
+                or con.execute(
+                    "SELECT arg_max(run_id, validated_at) FROM quality.validation_runs"
+                ).fetchone()[0]
+            )
+            s.held_run = latest
+            s.held = {
+                h.source: f"at {h.step}: {h.reason}"
+                for h in holding.held_in_run(con, latest or "").values()
+            }
         s.xref = con.execute("SELECT count(*) FROM mdm.customer_xref").fetchone()[0]
         s.discrepancies_by_kind = dict(
             con.execute(
@@ -64,6 +79,14 @@ def collect_summary(settings: Settings, run_id: str | None) -> Summary:
     finally:
         engine.dispose()
     return s
+
+
+def _has_table(con, schema: str, table: str) -> bool:
+    (n,) = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(n)
 
 
 def format_summary(s: Summary, settings: Settings) -> str:
@@ -92,6 +115,15 @@ def format_summary(s: Summary, settings: Settings) -> str:
         )
     else:
         lines.append(f"rows in the ERP table:   {s.published_total:,}")
+    if s.held:
+        lines += [
+            "",
+            f"HELD BACK in run {s.held_run} (on_failure: hold): {len(s.held)} source(s); "
+            "their last good staged state was consolidated and published, their new data "
+            "was not:",
+        ]
+        lines += [f"  {source:<10} {why}" for source, why in sorted(s.held.items())]
+        lines.append("  (ops.held_sources; fix the export or mapping: the next night catches up)")
     docs = settings.gx_dir / "data_docs" / "index.html"
     lines += [
         "",

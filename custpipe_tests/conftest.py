@@ -122,15 +122,14 @@ def send_failure_alert(settings: Settings, instance, result) -> None:
     from custpipe.defs.resources import CustpipeResource
 
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    # the resource has a set-up and a tear-down (the run lock): open it as the daemon does
-    with dg.build_run_status_sensor_context(
+    context = dg.build_run_status_sensor_context(
         sensor_name="nightly_failure_alert",
         dagster_event=failure,
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         resources={"custpipe": CustpipeResource.from_settings(settings)},
-    ) as context:
-        nightly_failure_alert(context.for_run_failure())
+    ).for_run_failure()
+    nightly_failure_alert(context)
 
 
 def require_services() -> bool:
@@ -197,3 +196,46 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"fixture text {old!r} not in {path.name}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@dataclass
+class Webhook:
+    """A loopback HTTP server that records the JSON bodies POSTed to it."""
+
+    url: str
+    received: list
+    status: int = 200
+    delay: float = 0.0
+
+
+@pytest.fixture
+def webhook():
+    """An alert webhook on 127.0.0.1 (http.server in a thread); set `status`/`delay` to fail."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hook = Webhook("", [])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(hook.delay)
+            hook.received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+            self.send_response(hook.status)
+            self.end_headers()
+
+        def log_message(self, *args):  # keep the test output quiet
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T0KEN-secret"
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

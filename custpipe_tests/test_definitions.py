@@ -22,15 +22,19 @@ EXPECTED_ASSETS = sorted(
 )
 EXPECTED_CHECKS = sorted(
     [f"extract/{s}:raw_shape" for s in SOURCES]
+    + [f"staging/{s}:source_held" for s in SOURCES]
     + [f"quality/{s}:suite_passes" for s in SOURCES]
     + [f"quality/{s}:rows_quarantined" for s in SOURCES]
     + [f"quality/{s}:volume_stable" for s in SOURCES]
+    + [f"staging/{s}:mapping_issues" for s in SOURCES]
     + [
         "mdm/customer_xref:conservation",
         "mdm/golden_customers:golden_suite_passes",
         "mdm/golden_customers:incremental_consistent",
+        "mdm/match_review:review_queue_growth",
         "recon/order_discrepancies:no_discrepancies",
         "recon/order_discrepancies:orders_suite_passes",
+        "publish/erp_customers:erp_matches_golden",
     ]
 )
 
@@ -59,15 +63,15 @@ def test_asset_checks_snapshot_and_blocking():
         + [f"quality/{s}:suite_passes" for s in SOURCES]
         + [f"quality/{s}:volume_stable" for s in SOURCES]
         + ["mdm/customer_xref:conservation", "mdm/golden_customers:golden_suite_passes"]
+        + ["publish/erp_customers:erp_matches_golden"]
     )
 
 
 def test_groups_and_dependencies():
     graph = _graph()
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert {groups[f"extract/{s}"] for s in SOURCES} == {"extract"}
-    assert groups["mdm/golden_customers"] == "consolidate"
-    assert groups["publish/erp_customers"] == "publish"
+    for key, group in groups.items():  # each group is named like its assets' prefix
+        assert group == key.split("/")[0], key
     publish_parents = {
         k.to_user_string() for k in graph.get(dg.AssetKey(["publish", "erp_customers"])).parent_keys
     }
@@ -132,8 +136,9 @@ def test_failure_alert_sensor_runs_by_default():
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def _readme_checks() -> dict[str, list[tuple[str, str, str, str]]]:
-    """The check tables of README.md's "What blocks the publish": blocking, then warning."""
+def _readme_checks() -> dict[str, list[tuple[str, ...]]]:
+    """The check tables of README.md's "What blocks the publish": blocking, then warning
+    (check, asset, what it means, what to do, did the ERP get the night's data)."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
@@ -142,7 +147,7 @@ def _readme_checks() -> dict[str, list[tuple[str, str, str, str]]]:
     for line in section.splitlines():
         if line.startswith("| `"):
             cells = [c.strip() for c in line.strip("|").split(" | ")]
-            current.append((cells[0].strip("`"), cells[1].strip("`"), cells[2], cells[3]))
+            current.append((cells[0].strip("`"), cells[1].strip("`"), *cells[2:]))
         elif line.startswith("|---"):
             current = []
             tables.append(current)
@@ -163,14 +168,14 @@ def test_readme_lists_every_blocking_check_of_the_definitions_and_no_other(tmp_p
     for blocking, rows in ((True, readme["blocking"]), (False, readme["warning"])):
         listed = {
             (name, asset.replace("<source>", s))
-            for name, asset, _, _ in rows
+            for name, asset, *_ in rows
             for s in (SOURCES if "<source>" in asset else [""])
         }
         assert listed == built[blocking], "README.md 'What blocks the publish' is out of date"
-        for name, asset, on_call, action in rows:  # the text is the registry's
+        for name, asset, *texts in rows:  # the text is the registry's
             check = CHECKS[name]
             assert (check.blocking, check.asset) == (blocking, asset), name
-            assert (on_call, action) == (check.on_call, check.action), name
+            assert texts == [check.on_call, check.action, check.erp_tonight], name
     assert readme["blocking"] and readme["warning"]
 
 
@@ -189,3 +194,117 @@ def test_every_gate_result_maps_to_a_check_of_the_graph():
         assert mapped.severity == expected and mapped.passed is False
         assert mapped.metadata["rules"].value.startswith("| rule | failed |\n")
         assert "| id_unique | 2 |" in mapped.metadata["rules"].value
+
+
+def test_every_asset_has_owners_and_every_table_asset_its_name_and_schema():
+    graph = _graph()
+    tables = {
+        "staging/erp": "staging.customers",
+        "quality/erp": "quality.quarantine",
+        "quality/scorecard": "quality.scorecard",
+        "mdm/golden_customers": "mdm.golden_customers",
+        "mdm/customer_xref": "mdm.customer_xref",
+        "mdm/match_review": "mdm.match_review",
+        "recon/order_discrepancies": "recon.order_discrepancies",
+        "publish/erp_customers": "ZCUST_INBOUND",
+    }
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).owners == ["team:customer-data"], key.to_user_string()
+    from custpipe import catalogue
+
+    for name, table in tables.items():
+        meta = graph.get(dg.AssetKey(name.split("/"))).metadata
+        assert meta["dagster/table_name"] == table, name
+        declared = (
+            catalogue.published_table() if table == "ZCUST_INBOUND" else catalogue.table(table)
+        )
+        columns = meta["dagster/column_schema"].schema.columns
+        assert [(c.name, c.type) for c in columns] == [
+            (c.name, c.type) for c in declared.columns
+        ], name
+
+
+def test_an_owner_that_is_neither_an_email_nor_a_team_names_the_fix(tmp_path):
+    import shutil
+
+    import pytest
+
+    from custpipe.config import ConfigError, load_config
+    from custpipe.settings import DEFAULT_CONFIG_DIR
+
+    cfg = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, cfg)
+    path = cfg / "pipeline.yaml"
+    path.write_text(path.read_text() + "owners: [customer-data]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"owners: 'customer-data' is not an owner.*team:"):
+        load_config(cfg)
+    path.write_text(
+        path.read_text().replace("[customer-data]", "[team:mdm, ann@example.com]"),
+        encoding="utf-8",
+    )
+    assert load_config(cfg).owners == ["team:mdm", "ann@example.com"]
+
+
+def test_golden_records_review_queue_and_publish_must_be_fresh_within_26_hours():
+    graph = _graph()
+    for name in ("mdm/golden_customers", "mdm/match_review", "publish/erp_customers"):
+        policy = graph.get(dg.AssetKey(name.split("/"))).freshness_policy
+        assert policy is not None, name
+        assert policy.fail_window.to_timedelta().total_seconds() == 26 * 3600, name
+    assert graph.get(dg.AssetKey(["mdm", "customer_xref"])).freshness_policy is None
+
+
+def test_partitions_start_at_the_configured_date_or_the_environments(tmp_path):
+    from custpipe.settings import DEFAULT_CONFIG_DIR, DEFAULT_EXPECTATIONS_DIR
+
+    configured = build_definitions(
+        Settings(DEFAULT_CONFIG_DIR, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    ).resolve_job_def("nightly")
+    assert configured.partitions_def.start.date().isoformat() == "2026-01-01"  # pipeline.yaml
+    settings = Settings(
+        DEFAULT_CONFIG_DIR,
+        tmp_path / "data",
+        DEFAULT_EXPECTATIONS_DIR,
+        partitions_start="2026-11-20",
+    )
+    moved = build_definitions(settings).resolve_job_def("nightly").partitions_def
+    assert moved.start.date().isoformat() == "2026-11-20"
+    assert moved.get_first_partition_key() == "2026-11-20"
+
+
+def _fields(config_type, path=""):
+    """(path, field) of every field under a Dagster config type, depth first."""
+    for name, field in getattr(config_type, "fields", {}).items():
+        yield f"{path}/{name}", field
+        yield from _fields(field.config_type, f"{path}/{name}")
+
+
+def test_every_run_config_field_of_custpipe_has_a_description_and_no_path_is_editable():
+    schema = defs.resolve_job_def("nightly").run_config_schema.config_type
+    fields = dict(_fields(schema))
+    options = {p: f for p, f in fields.items() if p.startswith("/resources/run_options/")}
+    names = {p.rsplit("/", 1)[1] for p in options}
+    assert {"dry_run", "allow_mass_retire", "full_refresh", "full_refresh_sources"} <= names
+    assert {"max_quarantine_rate", "quarantine_warn_rate", "max_volume_drop"} <= names
+    for path, field in options.items():
+        assert field.description and field.description.strip(), f"{path} has no description"
+    # everything else of custpipe's has no field at all: the paths are not run config, and
+    # no asset has config of its own (one place: resources.run_options)
+    assert not [p for p in fields if p.startswith("/resources/custpipe/config/")]
+    assert not [p for p in fields if p.startswith("/ops/") and p.count("/") > 3]
+    assert not {p.rsplit("/", 1)[1] for p in fields} & {"config_dir", "data_dir"}
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.description and "02:00" in schedule.description
+
+
+def test_custpipe_run_full_refresh_is_run_config_the_job_accepts():
+    import argparse
+
+    from custpipe.cli import run_config
+
+    job = defs.resolve_job_def("nightly")
+    for full in (False, True):
+        config = run_config(defs, argparse.Namespace(log_level="INFO", full_refresh=full))
+        resolved = dg.validate_run_config(job, config)
+        options = resolved["resources"]["run_options"]["config"]
+        assert options["full_refresh"] is full and options["dry_run"] is False

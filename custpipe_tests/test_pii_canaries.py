@@ -158,8 +158,9 @@ def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
     tmp_path, capfd, caplog, monkeypatch
 ):
     """Customer canaries in the CRM and a password in the publish and CRM URLs: after a good
-    night (published to PostgreSQL with the password when the server runs) and a night whose
-    CRM URL (with the password, '@' unescaped) fails, no output holds any of them."""
+    night (published to PostgreSQL with the password when the server runs), a night whose
+    CRM URL (with the password, '@' unescaped) holds the CRM back and one where it fails the
+    night (`on_failure: block`), no output holds any of them."""
     import json
     import logging
     import shutil
@@ -191,8 +192,21 @@ def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
                 published = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
             assert published > 0
             engine.dispose()
-        # the second night: the CRM's URL carries the password with an unescaped '@'
+        # the second night: the CRM's URL carries the password with an unescaped '@'; the
+        # CRM is held back (on_failure: hold, the default): the reason is in the log, the
+        # metadata, the checks and ops.held_sources
         monkeypatch.setenv("CUSTPIPE_CRM_URL", f"postgresql://crm:{PASSWORD}@127.0.0.1:1/crm")
+        held = run_nightly(settings, instance)
+        assert held.success
+        (hold,) = [
+            e
+            for e in held.get_asset_check_evaluations()
+            if e.asset_check_key.name == "source_held" and not e.passed
+        ]
+        assert hold.asset_key.to_user_string() == "staging/crm"
+        # the third night, the CRM set to `on_failure: block`: the night fails and alerts
+        crm = config / "sources" / "crm.yaml"
+        crm.write_text(crm.read_text() + "on_failure: block\n")
         bad = run_nightly(settings, instance)
         assert not bad.success
         failed = {e.step_key for e in bad.all_events if e.is_step_failure}
@@ -205,7 +219,7 @@ def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
             engine.dispose()
     haystacks: dict[str, str] = {}
-    for result in (good, bad):
+    for result in (good, held, bad):
         haystacks[f"event log {result.run_id}"] = "\n".join(
             serialize_value(e) for e in instance.all_logs(result.run_id)
         )
@@ -235,6 +249,7 @@ def test_no_canary_or_password_in_any_output_of_a_good_and_a_failing_night(
         "quality.quarantine",
         "staging.mapping_issues",
         "mdm.match_review",
+        "ops.held_sources",
     ):
         haystacks[name] = con.execute(f"SELECT * FROM {name}").df().to_csv()
     con.close()

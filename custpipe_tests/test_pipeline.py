@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -144,7 +145,7 @@ def test_second_run_publishes_nothing_and_keeps_golden_ids(demo_copy):
     ]
 
 
-def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
+def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path, webhook, monkeypatch, capsys):
     config = tmp_path / "config"
     shutil.copytree(DEFAULT_CONFIG_DIR, config)
     crm = config / "sources" / "crm.yaml"
@@ -153,7 +154,7 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     result = run_nightly(deployment.settings, instance)
     assert not result.success
-    assert_alert_written(deployment.settings, instance, result)
+    assert_blocked_alert(deployment.settings, instance, result, webhook, monkeypatch, capsys)
     checks = {
         (e.asset_key.to_user_string(), e.asset_check_key.name): e.passed
         for e in result.get_asset_check_evaluations()
@@ -171,16 +172,82 @@ def test_a_mapping_that_nulls_names_blocks_the_publish(tmp_path):
     engine.dispose()
 
 
-def assert_alert_written(settings, instance, result) -> None:
-    """The failure sensor turns the failed run into one alert line naming the failed step."""
+def assert_blocked_alert(settings, instance, result, webhook, monkeypatch, capsys) -> None:
+    """A night blocked by crm's `name_mostly_present`: the step, the run's tags, the alert
+    (file and webhook) and `custpipe run`'s output name the rule and its counts, say that
+    the ERP got nothing, and the alert links the run."""
     import json
 
+    from custpipe.cli import print_unsuccessful_night
+
+    # the step ends with the rule and its counts, not Dagster's "blocking asset check failed"
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "quality__crm"
+    message = failure.step_failure_data.user_failure_data.description
+    match = re.match(
+        r"blocked by quality/crm: suite_passes: name_mostly_present \((\d+) of (\d+) failed\)",
+        message,
+    )
+    assert match, message
+    failed, evaluated = int(match[1]), int(match[2])
+    assert 0 < failed <= evaluated and "ERP does not get" in message
+    crm_rows = query(
+        settings, "SELECT count(*) AS n FROM staging.customers WHERE source_system = 'crm'"
+    )
+    assert evaluated == crm_rows["n"][0]
+    check = next(e for e in result.get_asset_check_evaluations() if not e.passed)
+    assert check.description.startswith(f"blocked by: name_mostly_present ({failed} of {evaluated}")
+
+    monkeypatch.setenv("CUSTPIPE_ALERT_WEBHOOK", webhook.url)
+    monkeypatch.setenv("CUSTPIPE_DAGSTER_URL", "http://dagster.test:3000")
     send_failure_alert(settings, instance, result)
     lines = (settings.data_dir / "alerts" / "alerts.jsonl").read_text().splitlines()
     alert = json.loads(lines[-1])
     assert alert["run_id"] == result.run_id and alert["job"] == "nightly"
-    assert "quality__crm" in alert["failed_steps"]
-    assert "quality/crm: suite_passes" in alert["errors"]["quality__crm"]
+    assert alert["kind"] == "blocked" and alert["published"] is False
+    assert alert["business_date"] == BUSINESS_DATE.isoformat()
+    assert alert["url"] == f"http://dagster.test:3000/runs/{result.run_id}"
+    (block,) = alert["blocked_by"]
+    assert (block["source"], block["asset"], block["check"]) == (
+        "crm",
+        "quality/crm",
+        "suite_passes",
+    )
+    # the names are missing in most rows: those rows are quarantined too, over the limit
+    quarantined = block["counts"]["rows_quarantined"]
+    assert block["rules"] == [
+        {"rule": "name_mostly_present", "evaluated": evaluated, "failed": failed},
+        {
+            "rule": "quarantine_rate",
+            "evaluated": evaluated,
+            "failed": quarantined,
+            "note": f"{quarantined / evaluated:.1%} > 20%: {quarantined} of {evaluated} rows "
+            "quarantined",
+        },
+    ]
+    what = (
+        f"quality/crm: suite_passes: name_mostly_present ({failed} of {evaluated} failed), "
+        f"quarantine_rate ({quarantined / evaluated:.1%} > 20%: {quarantined} of {evaluated} "
+        "rows quarantined)"
+    )
+    assert block["counts"]["rows_evaluated"] == evaluated
+    assert {"rows_quarantined", "quarantine_rate"} <= set(block["counts"])
+    assert alert["errors"] == {} and alert["failed_steps"] == []  # no error: a block
+    assert alert["headline"].startswith("BLOCKED by quality/crm: suite_passes: name_mostly_pre")
+    assert webhook.received == [("/hooks/T0KEN-secret", "application/json", alert)]
+
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["custpipe/night"] == "blocked"
+    assert tags["custpipe/blocked_by"] == what
+    assert alert["headline"] == f"BLOCKED by {what} - the ERP did NOT get tonight's data"
+
+    capsys.readouterr()
+    print_unsuccessful_night(instance, result, BUSINESS_DATE)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"nightly run {result.run_id} for business date {BUSINESS_DATE}: BLOCKED"
+    assert printed[1] == f"  blocked by {what}"
+    assert "the ERP did NOT get this night's data" in printed[2]
+    assert not any("failed step" in line for line in printed)
 
 
 def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path):
@@ -188,9 +255,10 @@ def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path
 
     deployment = make_deployment(tmp_path, customers=60)
     job = build_definitions(deployment.settings).resolve_job_def("nightly")
+    instance = dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
         partition_key="2026-11-26",  # the demo sales exports exist only for 2026-11-27
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
     assert not result.success
@@ -198,6 +266,18 @@ def test_a_missing_export_fails_its_extract_at_once_with_the_file_named(tmp_path
     assert set(failures) == {"extract__sales"}
     message = failures["extract__sales"].step_failure_data.user_failure_data.description
     assert "source 'sales'" in message and "customers_20261126.csv not found" in message
+    # an error, not a block: the alert and the run's tag say "failed"
+    send_failure_alert(deployment.settings, instance, result)
+    path = deployment.settings.data_dir / "alerts" / "alerts.jsonl"
+    alert = json.loads(path.read_text().splitlines()[-1])
+    assert alert["kind"] == "failed" and alert["published"] is False
+    assert alert["blocked_by"] == [] and alert["failed_steps"] == ["extract__sales"]
+    assert "customers_20261126.csv not found" in alert["errors"]["extract__sales"]
+    assert alert["headline"] == (
+        "FAILED (error in extract__sales) - the ERP did NOT get tonight's data"
+    )
+    assert alert["url"].endswith(f"/runs/{result.run_id}")
+    assert instance.get_run_by_id(result.run_id).tags["custpipe/night"] == "failed"
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert {"extract__erp", "extract__crm", "extract__service"} <= succeeded
@@ -405,7 +485,8 @@ def test_an_export_with_duplicated_ids_stops_at_its_raw_suite(tmp_path):
         for e in result.get_asset_check_evaluations()
         if e.asset_key == dg.AssetKey(["extract", "sales"])
     ]
-    assert not check.passed and check.description == "blocked by: record_id_unique"
+    assert not check.passed
+    assert re.fullmatch(r"blocked by: record_id_unique \(4 of \d+ failed\)", check.description)
     rules = check.metadata["rules"].value
     assert "| record_id_unique | block | " in rules and "| 4 |" in rules  # 2 ids, 4 rows
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}

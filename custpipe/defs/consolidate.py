@@ -1,21 +1,23 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from custpipe import gates, warehouse
+from custpipe import gates, holding, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
     plan_metadata,
+    report_checks,
+    row_count,
     schedule_of,
+    table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.incremental import describe_differences, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
@@ -32,6 +34,10 @@ from custpipe.steward.store import import_decisions, store_path
 GOLDEN = dg.AssetKey(["mdm", "golden_customers"])
 XREF = dg.AssetKey(["mdm", "customer_xref"])
 REVIEW = dg.AssetKey(["mdm", "match_review"])
+TABLES = {GOLDEN: "mdm.golden_customers", XREF: "mdm.customer_xref", REVIEW: "mdm.match_review"}
+# a night's run rebuilds them (or confirms them unchanged): more than a day and two hours
+# without one is a missed night, as for the publish
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))
 
 
 def matcher(cfg: PipelineConfig, settings) -> Matcher:
@@ -45,6 +51,28 @@ def matcher(cfg: PipelineConfig, settings) -> Matcher:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
+def check_held(context, held: dict[str, holding.Hold], sources: list[str]) -> None:
+    """Tag the run with the sources held back tonight and say so; fail when every source
+    was held (a systemic cause, such as the export share or the network: nothing new would
+    be published, and on-call must see a failed night, not a quiet one)."""
+    if not held:
+        return
+    context.instance.add_run_tags(context.run_id, {holding.HELD_TAG: holding.tag_value(held)})
+    if holding.every_source_held(held, sources):
+        raise dg.Failure(
+            description="every source was held back tonight ("
+            + "; ".join(f"{h.source}: {h.reason}" for h in held.values())
+            + "): a systemic failure (export share, network, credentials), not one source's "
+            "data, so the night stops. Fix the cause, then rerun.",
+            allow_retries=False,
+        )
+    context.log.warning(
+        "consolidating with the last good staged state of the source(s) held back tonight: "
+        + ", ".join(sorted(held))
+        + " (on_failure: hold); the other sources' changes are consolidated and published"
+    )
+
+
 def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     """Match accepted records, cluster them, keep golden IDs stable, build golden records."""
 
@@ -53,7 +81,15 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
-                key, group_name="consolidate", kinds={"duckdb"}, deps=validated, description=text
+                key,
+                group_name="mdm",
+                kinds={"duckdb"},
+                deps=validated,
+                description=text,
+                owners=cfg.owners,
+                metadata=table_definition_metadata(TABLES[key]),
+                # the golden records and the stewards' queue must be rebuilt every night
+                freshness_policy=NIGHTLY_FRESHNESS if key in (GOLDEN, REVIEW) else None,
             )
             for key, text in (
                 (
@@ -69,10 +105,13 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             check_spec(gates.CONSERVATION),
             check_spec(gates.GOLDEN_SUITE_PASSES),
             check_spec(gates.INCREMENTAL_CONSISTENT),
+            check_spec(gates.REVIEW_QUEUE_GROWTH),
         ],
         pool=WAREHOUSE_POOL,
     )
-    def consolidated(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def consolidated(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
+    ):
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
         chosen, rules = matcher(run_cfg, settings), run_cfg.survivorship.build()
@@ -80,9 +119,11 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         parts = fingerprint_parts(
             chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules
         )
-        schedule = schedule_of(context, run_cfg)
+        schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
         with warehouse.connect(settings.warehouse_path) as con:
+            held = holding.held_in_run(con, context.run_id)
+            check_held(context, held, list(run_cfg.sources))
             # the stewards' new decisions, committed before the consolidation reads them: a
             # failed consolidation leaves them imported, and the next night honours them
             imported = import_decisions(
@@ -144,10 +185,20 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             by_source = con.execute("""SELECT source_system, count(*) AS records,
                 count(DISTINCT golden_id) AS golden FROM mdm.customer_xref
                 GROUP BY 1 ORDER BY 1""").df()
+            rows = {
+                key: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for key, table in TABLES.items()
+            }
+        previous = previous_review_pairs(context)  # before tonight's is recorded
         yield dg.MaterializeResult(
             asset_key=GOLDEN,
             metadata={
+                **row_count(rows[GOLDEN], TABLES[GOLDEN]),
                 **plan_metadata(plan),
+                "held_sources": dg.MetadataValue.md(
+                    "\n".join(f"- {h.source} (at {h.step}): {h.reason}" for h in held.values())
+                    or "_none_"
+                ),
                 "steward_decisions_imported": dg.MetadataValue.json(imported),
                 "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
@@ -182,7 +233,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             asset_key=XREF,
             metadata={
-                "rows": result.records,
+                **row_count(rows[XREF], TABLES[XREF]),
                 "by_source": md_table(
                     by_source.to_dict("records"), ["source_system", "records", "golden"]
                 ),
@@ -192,6 +243,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             asset_key=REVIEW,
             metadata={
+                **row_count(rows[REVIEW], TABLES[REVIEW]),
                 "pairs": result.review_pairs,
                 "steward_sheet": dg.MetadataValue.path(str(sheet)),
                 "note": f"match probability from {run_cfg.matching.review} up to "
@@ -199,8 +251,24 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "decided by a steward; per-field comparison level and weight in `explanation`",
             },
         )
-        yield check_result(gates.conservation(report))
-        yield check_result(gates.golden_suite_passes(suite, golden_rows))
-        yield check_result(gates.incremental_consistent(result.differences, plan.reason))
+        growth = run_cfg.quality.review_growth_factor
+        yield from report_checks(
+            context,
+            [
+                gates.conservation(report),
+                gates.golden_suite_passes(suite, golden_rows),
+                gates.incremental_consistent(result.differences, plan.reason),
+                gates.review_queue_growth(result.review_pairs, previous, growth),
+            ],
+        )
 
     return consolidated
+
+
+def previous_review_pairs(context: dg.AssetExecutionContext) -> int | None:
+    """The review queue's size at its last materialisation (None: never materialised)."""
+    event = context.instance.get_latest_materialization_event(REVIEW)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("pairs")
+    return None if value is None else int(value.value)

@@ -1,15 +1,22 @@
 """Extract assets: one per configured source, partitioned by business date."""
 
+import dataclasses
 from datetime import date
 
 import dagster as dg
 
-from custpipe import gates
+from custpipe import gates, holding
 from custpipe.config import PipelineConfig
-from custpipe.defs.common import check_result, check_spec, md_table
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.common import check_result, check_spec, md_table, report_checks, row_count
+from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.quality.validate import validate_landing
-from custpipe.sources.extract import SchemaDriftError, extract_dataset
+from custpipe.sources.extract import (
+    SchemaDriftError,
+    extract_dataset,
+    is_rejected,
+    mark_rejected,
+    previous_manifest,
+)
 from custpipe.sources.readers import SourceReadError
 
 
@@ -18,10 +25,7 @@ def daily_partitions(cfg: PipelineConfig) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=cfg.partitions_start, timezone=cfg.timezone)
 
 
-class ExtractConfig(dg.Config):
-    """Run configuration of an extract asset."""
-
-    full_refresh: bool = False  # ignore the watermark: extract every row again
+EXTRACT_RETRIES = 2  # the extract's RetryPolicy.max_retries: its last attempt may hold
 
 
 def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -34,24 +38,51 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         partitions_def=daily_partitions(cfg),
         description=f"Raw extract of '{source_name}' ({source.description}) into the immutable "
         "landing zone, one folder per business date and extraction.",
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=dg.RetryPolicy(
+            max_retries=EXTRACT_RETRIES, delay=30, backoff=dg.Backoff.EXPONENTIAL
+        ),
         kinds={"python", "parquet"},
         tags={"source": source_name},
+        owners=cfg.owners,
         check_specs=[check_spec(gates.RAW_SHAPE, source_name)],
     )
     def _extract(
-        context: dg.AssetExecutionContext, config: ExtractConfig, custpipe: CustpipeResource
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
     ):
         business_date = date.fromisoformat(context.partition_key)
         source = custpipe.source(source_name)  # this run's configuration
+        unknown = run_options.unknown_sources(custpipe.pipeline.sources)
+        if unknown:
+            raise dg.Failure(
+                description=f"run_options.full_refresh_sources names {', '.join(unknown)}, "
+                f"not a configured source ({', '.join(sorted(custpipe.pipeline.sources))}): "
+                "correct the run configuration and launch again",
+                allow_retries=False,
+            )
+        in_full = run_options.extract_in_full(source_name)
+        fallback = extracted_before(custpipe, source_name)  # a state to hold back to
+        results = []
         try:
-            results = [
-                extract_dataset(
-                    source, name, custpipe.settings, business_date, full_refresh=config.full_refresh
+            for name in source.datasets():
+                results.append(
+                    extract_dataset(
+                        source,
+                        name,
+                        custpipe.settings,
+                        business_date,
+                        full_refresh=in_full,
+                    )
                 )
-                for name in source.datasets()
-            ]
         except (SourceReadError, SchemaDriftError) as exc:
+            reason = holding.hold_reason(
+                exc,
+                source.on_failure,
+                has_good_state=fallback,
+                final_attempt=context.retry_number >= EXTRACT_RETRIES,
+            )
+            if reason is not None:
+                yield from held_extract(context, source_name, results, reason)
+                return
             if getattr(exc, "retryable", False):
                 raise
             # retrying cannot fix a missing file or a drifted schema: fail at once, clearly
@@ -85,9 +116,21 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                     "landed): nothing new landed"
                 )
         unchanged = [r for r in results if r.unchanged_since]
+        customers = next((r for r in results if r.dataset == "customers"), None)
+        if customers is not None and customers.unchanged_since is not None:
+            # the same rows passed the raw suite when they were landed (a rejected landing is
+            # never the one compared with): nothing new to check
+            gate = unchanged_raw_check(customers.unchanged_since)
+        else:
+            gate = raw_check(custpipe, source, customers.path if customers else None)
+        if gate.blocks and holding.may_hold(source.on_failure, fallback):
+            reason = f"the raw suite rejected the extract ({gate.description})"
+            yield from held_extract(context, source_name, results, reason, gate)
+            return
         yield dg.MaterializeResult(
             metadata={
-                "rows": sum(r.rows for r in results),
+                **row_count(sum(r.rows for r in results)),  # rows landed tonight
+                "held": False,
                 "rows_by_dataset": md_table(
                     table, ["dataset", "rows", "mode", "why full", "unchanged since"]
                 ),
@@ -103,16 +146,54 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 "unused_columns": sum(len(r.extra_columns) for r in results),
             }
         )
-        customers = next((r for r in results if r.dataset == "customers"), None)
-        if customers is not None and customers.unchanged_since is not None:
-            # the same rows passed the raw suite when they were landed (a rejected landing is
-            # never the one compared with): nothing new to check
-            yield check_result(unchanged_raw_check(customers.unchanged_since), source_name)
-            return
-        landing = customers.path if customers else None
-        yield check_result(raw_check(custpipe, source, landing), source_name)
+        yield from report_checks(context, [gate], source_name)
 
     return _extract
+
+
+def extracted_before(custpipe: CustpipeResource, source_name: str) -> bool:
+    """True when an earlier extraction of the source's customers was accepted (not
+    rejected): a state the night can fall back on when this one is held back."""
+    return previous_manifest(custpipe.settings, source_name, "customers") is not None
+
+
+def held_extract(
+    context: dg.AssetExecutionContext,
+    source_name: str,
+    results: list,
+    reason: str,
+    gate: gates.GateResult | None = None,
+):
+    """Hold the source's new extraction back (on_failure: hold): every folder it landed is
+    marked rejected (never staged; the next extraction reads it again), the hold is logged as
+    an error and materialised with `held: true`; the raw check fails at WARN severity (the
+    suite's result, or 'did not run'), so it no longer stops the night."""
+    landed = [r for r in results if r.unchanged_since is None]
+    for r in landed:
+        if not is_rejected(r.path):
+            mark_rejected(r.path, ["held: on_failure hold"])
+    hold = holding.Hold(source_name, holding.EXTRACT, reason)
+    context.log.error(hold.message())
+    yield dg.MaterializeResult(
+        metadata={
+            "held": True,
+            "held_reason": reason,
+            **row_count(0),  # nothing of tonight's extraction is kept
+            "landing_paths": dg.MetadataValue.md(
+                "\n".join(f"- `{r.path}` (held: marked rejected)" for r in landed) or "_none_"
+            ),
+        }
+    )
+    if gate is None:  # the extraction failed before its raw suite could run
+        gate = gates.GateResult(
+            gates.RAW_SHAPE, False, "block", f"the raw suite did not run: {reason}"
+        )
+    yield check_result(
+        dataclasses.replace(
+            gate, severity="warn", description=f"held (on_failure: hold): {gate.description}"
+        ),
+        source_name,
+    )
 
 
 def raw_check(custpipe: CustpipeResource, source, landing_path) -> gates.GateResult:

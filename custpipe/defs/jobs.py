@@ -49,6 +49,9 @@ def build_nightly_schedule(
     hour, minute = cfg.schedule_time  # validated with the configuration
     return dg.build_schedule_from_partitioned_job(
         job,
+        description=f"Runs `nightly` at {hour:02d}:{minute:02d} ({cfg.timezone}) for the "
+        "business date that just ended (the previous day's partition), with an empty run "
+        "configuration (a normal night: no dry run, incremental). Stopped until turned on.",
         hour_of_day=hour,
         minute_of_hour=minute,
         default_status=dg.DefaultScheduleStatus.STOPPED,

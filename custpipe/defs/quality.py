@@ -8,18 +8,23 @@ from custpipe import gates, warehouse
 from custpipe.config import PipelineConfig
 from custpipe.defs.common import (
     WAREHOUSE_POOL,
-    check_result,
     check_spec,
     md_table,
     plan_metadata,
+    report_checks,
+    row_count,
     schedule_of,
+    table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.incremental import describe_differences
 from custpipe.mapping.stage import restage_fingerprint
 from custpipe.quality import scorecard as scorecard_core
 from custpipe.quality.validate import plan_source, validate_source
 from custpipe.retention import apply_retention
+
+QUARANTINE_TABLE = "quality.quarantine"
+SCORECARD_TABLE = "quality.scorecard"
 
 
 def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -41,11 +46,16 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         ],
         kinds={"great_expectations", "duckdb"},
         tags={"source": source_name},
+        owners=cfg.owners,
+        metadata=table_definition_metadata(QUARANTINE_TABLE),
     )
-    def _validate(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def _validate(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
+    ):
         settings, pipeline = custpipe.settings, custpipe.pipeline
-        schedule = schedule_of(context, pipeline)
-        quality, day = pipeline.quality, schedule.business_date
+        schedule = schedule_of(context, pipeline, run_options)
+        # the configured thresholds, with tonight's overrides from the run configuration
+        quality, day = run_options.quality(pipeline.quality), schedule.business_date
         now = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect(settings.warehouse_path) as con:
             plan = plan_source(
@@ -67,9 +77,13 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 plan=plan,
                 business_date=day,
             )
+            (held_rows,) = con.execute(  # this source's current quarantine: (record, rule) rows
+                f"SELECT count(*) FROM ({warehouse.CURRENT_QUARANTINE}) q WHERE source_system = ?",
+                [source_name],
+            ).fetchone()
         # the trend page also on a night this source blocks (the scorecard asset then does
         # not run): the stewards see the blocked night the morning after
-        write_trend(settings, pipeline.quality.max_quarantine_rate)
+        write_trend(settings, quality.max_quarantine_rate)
         if v.differences:
             context.log.error(
                 f"validation of '{source_name}': the full recompute differs from the "
@@ -87,6 +101,8 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             consistency = describe_differences(v.differences) if v.differences else "identical"
         yield dg.MaterializeResult(
             metadata={
+                # the source's current rows of quality.quarantine (one per record and rule)
+                **row_count(held_rows, QUARANTINE_TABLE),
                 "suite": v.suite,
                 "rows_evaluated": v.rows,
                 "rows_quarantined": v.quarantined,
@@ -98,12 +114,15 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
             }
             | plan_metadata(plan)
         )
-        for result in (
-            gates.suite_passes(v, quality.max_quarantine_rate),
-            gates.volume_stable(v),
-            gates.rows_quarantined(v, quality.quarantine_warn_rate),
-        ):
-            yield check_result(result, source_name)
+        yield from report_checks(
+            context,
+            (
+                gates.suite_passes(v, quality.max_quarantine_rate),
+                gates.volume_stable(v),
+                gates.rows_quarantined(v, quality.quarantine_warn_rate),
+            ),
+            source_name,
+        )
 
     return _validate
 
@@ -127,17 +146,24 @@ def build_scorecard_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         description="quality.scorecard: one row per (run, source, rule) with counts and pass "
         "rate, and a trend page over the last runs for the data stewards.",
         kinds={"duckdb", "html"},
+        owners=cfg.owners,
+        metadata=table_definition_metadata(SCORECARD_TABLE),
     )
-    def scorecard(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def scorecard(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
+    ):
         settings = custpipe.settings
         with warehouse.connect(settings.warehouse_path) as con:
             scorecard_core.add_reconciliation_rows(con, context.run_id)
             (rows,) = con.execute(
                 "SELECT count(*) FROM quality.scorecard WHERE run_id = ?", [context.run_id]
             ).fetchone()
-        trend, page = write_trend(settings, custpipe.pipeline.quality.max_quarantine_rate)
+            (total,) = con.execute(f"SELECT count(*) FROM {SCORECARD_TABLE}").fetchone()
+        quality = run_options.quality(custpipe.pipeline.quality)
+        trend, page = write_trend(settings, quality.max_quarantine_rate)
         return dg.MaterializeResult(
             metadata={
+                **row_count(total, SCORECARD_TABLE),
                 "rows_this_run": int(rows),
                 "business_dates_shown": len(trend.dates),
                 "blocked_nights_shown": len(trend.blocked_nights()),
@@ -161,6 +187,7 @@ def build_retention_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         "forever); a landing folder staging still needs is never removed. No upstream "
         "dependency: it runs every night, also when a blocking check stops publishing.",
         kinds={"duckdb"},
+        owners=cfg.owners,
     )
     def retention(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         settings = custpipe.settings

@@ -12,15 +12,18 @@ from custpipe.defs.common import (
     check_spec,
     md_table,
     plan_metadata,
+    row_count,
     schedule_of,
+    table_definition_metadata,
 )
 from custpipe.defs.consolidate import GOLDEN, XREF
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.incremental import describe_differences, plan_stage
 from custpipe.quality.validate import plan_orders, validate_orders
 from custpipe.reconcile.orders import STAGE, ReconcileRules, fingerprint_parts, reconcile
 
 DISCREPANCIES = dg.AssetKey(["recon", "order_discrepancies"])
+TABLE = "recon.order_discrepancies"
 
 
 def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
@@ -31,7 +34,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=DISCREPANCIES,
         deps=[GOLDEN, XREF] + [dg.AssetKey(["staging", s]) for s in order_sources],
-        group_name="reconcile",
+        group_name="recon",
         pool=WAREHOUSE_POOL,
         description="recon.order_discrepancies: one row per order finding (status/amount "
         "mismatch, missing in a system, unknown or duplicate customer, duplicate order).",
@@ -40,8 +43,12 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             check_spec(gates.ORDERS_SUITE_PASSES),
         ],
         kinds={"duckdb"},
+        owners=cfg.owners,
+        metadata=table_definition_metadata(TABLE),
     )
-    def order_discrepancies(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def order_discrepancies(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
+    ):
         run_cfg = custpipe.pipeline  # this run's configuration
         rc = run_cfg.reconcile
         rules = ReconcileRules(
@@ -51,7 +58,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             rc.date_window_days,
         )
         sources = [name for name, s in run_cfg.sources.items() if s.orders is not None]
-        schedule = schedule_of(context, run_cfg)
+        schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
             plan = plan_stage(con, STAGE, "", fingerprint_parts(rules, sources), schedule)
@@ -78,6 +85,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 plan=checks,
                 business_date=business_date,
             )
+            (rows,) = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
         counts = done.counts
         if done.differences:
             context.log.error(
@@ -87,7 +95,11 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         table = md_table(
             [{"kind": k, "findings": v} for k, v in counts.items()], ["kind", "findings"]
         )
-        metadata = {"orders": orders, "findings": sum(counts.values()), "by_kind": table}
+        metadata = row_count(rows, TABLE) | {
+            "orders": orders,
+            "findings": sum(counts.values()),
+            "by_kind": table,
+        }
         metadata |= plan_metadata(plan) | {
             "changed_inputs": done.changed,
             "orders_reconciled": "all" if done.everything else done.reconciled,

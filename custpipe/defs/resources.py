@@ -1,12 +1,20 @@
-"""The one resource every custpipe asset uses: where the deployment's config and data live."""
+"""The resources of every custpipe asset: where the deployment's config and data live
+(`custpipe`), and what tonight's run asks for (`run_options`, the one place of run config)."""
 
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
-from custpipe.config import PipelineConfig, SourceConfig, load_config, run_config_copy
+from custpipe.config import (
+    PipelineConfig,
+    QualityConfig,
+    SourceConfig,
+    load_config,
+    run_config_copy,
+)
 from custpipe.runlock import RunLock
 from custpipe.settings import Settings
 
@@ -18,21 +26,10 @@ class CustpipeResource(dg.ConfigurableResource):
     data_dir: str
     expectations_dir: str
     _run_id: str | None = PrivateAttr(default=None)
-    _run_lock: RunLock | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Remember the run: its steps read one copy of the configuration (see `pipeline`).
-        A run (not a sensor) first takes the deployment's run lock: one run at a time."""
+        """Remember the run: its steps read one copy of the configuration (see `pipeline`)."""
         self._run_id = context.run_id
-        if context.run_id is not None:
-            self._run_lock = RunLock(self.settings.data_dir, context.run_id)
-            self._run_lock.acquire(on_wait=context.log.warning if context.log else None)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Give the run lock back at the run's end (also when it failed)."""
-        if self._run_lock is not None:
-            self._run_lock.release()
-            self._run_lock = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CustpipeResource":
@@ -75,3 +72,94 @@ class CustpipeResource(dg.ConfigurableResource):
                 allow_retries=False,
             )
         return source
+
+
+def custpipe_resource(settings: Settings) -> dg.ResourceDefinition:
+    """The `custpipe` resource of a deployment, without run configuration: its paths come
+    from the settings the definitions were loaded with (the environment), so the Launchpad
+    neither shows nor edits them."""
+
+    @dg.resource(
+        description="Where the deployment's configuration, data and expectations live (from "
+        "CUSTPIPE_CONFIG, CUSTPIPE_DATA and CUSTPIPE_EXPECTATIONS when the code location "
+        "loads; not run configuration)."
+    )
+    def custpipe(context: dg.InitResourceContext) -> Iterator[CustpipeResource]:
+        resource = CustpipeResource.from_settings(settings)
+        resource._run_id = context.run_id  # its steps read the run's copy of the config
+        if context.run_id is None:  # a sensor, a schedule: no run to keep apart
+            yield resource
+            return
+        # one run at a time per deployment (custpipe.runlock): held until the run ends
+        lock = RunLock(settings.data_dir, context.run_id)
+        lock.acquire(on_wait=context.log.warning if context.log else None)
+        try:
+            yield resource
+        finally:
+            lock.release()
+
+    return custpipe
+
+
+class RunOptions(dg.ConfigurableResource):
+    """What tonight's run asks for beyond the configuration in pipeline.yaml (Launchpad:
+    resources.run_options.config). Every field is optional: an empty run config is a
+    normal night."""
+
+    dry_run: bool = Field(
+        default=False,
+        description="Compute the delta to the ERP and report it (an observation of "
+        "publish/erp_customers with the insert/update/retire counts), but write nothing to "
+        "the ERP: the published asset is not materialised and its freshness is not reset.",
+    )
+    allow_mass_retire: bool = Field(
+        default=False,
+        description="Accept a publish that retires more than publish.max_retire_share of "
+        "the ERP's active customers (set only after checking the retirements are genuine).",
+    )
+    full_refresh: bool = Field(
+        default=False,
+        description="Extract every source in full (ignore the watermarks) and recompute "
+        "every stage in full, compared with the incremental state (same as `custpipe run "
+        "--full-refresh` and the run tag custpipe/full_refresh=true).",
+    )
+    full_refresh_sources: list[str] = Field(
+        default=[],
+        description="Extract only these sources in full (ignore their watermarks), e.g. "
+        "[crm]; the other sources and the stages run as usual.",
+    )
+    max_quarantine_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Tonight only: block a source when more than this share of its rows is "
+        "quarantined (check suite_passes); empty: quality.max_quarantine_rate.",
+    )
+    quarantine_warn_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Tonight only: warn when more than this share of a source's rows is "
+        "quarantined (check rows_quarantined); empty: quality.quarantine_warn_rate.",
+    )
+    max_volume_drop: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Tonight only: block a source that lost more than this share of its rows "
+        "since its baseline (check volume_stable); empty: quality.max_volume_drop.",
+    )
+
+    def quality(self, configured: QualityConfig) -> QualityConfig:
+        """The configured quality thresholds with tonight's overrides applied."""
+        names = ("max_quarantine_rate", "quarantine_warn_rate", "max_volume_drop")
+        update = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return configured.model_copy(update=update) if update else configured
+
+    def extract_in_full(self, source: str) -> bool:
+        """True when tonight's run asks for every row of `source` again."""
+        return self.full_refresh or source in self.full_refresh_sources
+
+    def unknown_sources(self, configured) -> list[str]:
+        """Names in `full_refresh_sources` that are not configured sources."""
+        return [s for s in self.full_refresh_sources if s not in configured]

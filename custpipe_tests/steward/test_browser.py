@@ -11,32 +11,15 @@ where CUSTPIPE_REQUIRE_BROWSER=1 (CI) turns the skip into a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import threading
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import duckdb
-import pytest
 
+from custpipe_tests.browser import artifacts_dir, chromium_or_skip, refuse_outside
 from custpipe_tests.steward.conftest import PASSWORD, add_users
-
-CHROMIUM = os.environ.get("CUSTPIPE_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("CUSTPIPE_ARTIFACTS", "artifacts")) / "steward"
-
-
-def _browser_or_skip() -> str:
-    found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if found:
-        return found
-    message = f"no Chromium at {CHROMIUM}: `make browser` installs Debian's package"
-    if os.environ.get("CUSTPIPE_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + " (CUSTPIPE_REQUIRE_BROWSER=1: it must run here)")
-    pytest.skip(message)
 
 
 class _Server:
@@ -81,32 +64,23 @@ def _a_tax_id(settings) -> str:
 
 
 def test_a_steward_works_through_the_inbox_in_a_real_browser(demo_copy):
-    executable = _browser_or_skip()
+    executable = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
     settings = demo_copy[0].settings
     add_users(settings)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    artifacts = artifacts_dir("steward")
     tax_id = _a_tax_id(settings)
     outside: list[str] = []
     problems: list[str] = []
 
     def shot(page, name: str) -> None:
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
     with _Server(settings) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
-
-        def offline(route) -> None:  # nothing may leave the machine
-            host = urlsplit(route.request.url).hostname
-            if host in ("127.0.0.1", "localhost") or route.request.url.startswith("data:"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", offline)
+        refuse_outside(context, outside)  # nothing may leave the machine
         page = context.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
