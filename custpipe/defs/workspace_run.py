@@ -8,6 +8,8 @@ Overview timeline, and its re-execution finds the same job. The code is loaded i
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +61,9 @@ def workspace_job(
             f"{len(origins)}): `custpipe run` executes that location's job"
         )
     origin = origins[0]
+    module = origin.loadable_target_origin.module_name
+    if module in sys.modules:  # its definitions read the environment when it is imported:
+        importlib.reload(sys.modules[module])  # load them for this environment, as a code server
     in_process = InProcessCodeLocationOrigin(
         loadable_target_origin=origin.loadable_target_origin, location_name=origin.location_name
     )
