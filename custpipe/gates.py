@@ -243,9 +243,11 @@ CHECKS: dict[str, Check] = {
             ERP_MATCHES_GOLDEN,
             "publish/erp_customers",
             True,
-            "After the publish, the ERP table's active rows (read back and hashed) have the "
-            "same content hash as the golden records: what the ERP holds is what custpipe "
-            "meant to publish.",
+            "After the publish, what the ERP holds is what custpipe meant to publish: on a "
+            "full publish, the table's active rows read back and hashed have the golden "
+            "records' content hash; on an incremental night, the rows written tonight read "
+            "back as meant and the table's mark (count, checksum of the row hashes) is the "
+            "one remembered.",
             "The ERP table was written but its content differs from the golden records (a "
             "value changed on the way, a row missing or extra, or another writer touched the "
             "table). The ERP got data tonight, and it may be wrong.",
@@ -603,6 +605,42 @@ def review_queue_growth(pairs: int, previous: int | None, factor: float) -> Gate
         pairs=pairs,
         previous_pairs=previous,
         growth=round(pairs / max(previous, 1), 2),
+    )
+
+
+def erp_matches_golden_tonight(verified, table: str) -> GateResult:
+    """An incremental night's read-back (custpipe.publish.verify.NightVerified): every row it
+    wrote is as meant and the table's mark is the one remembered."""
+    rules = []
+    if verified.mismatched or verified.written != verified.expected:
+        rules.append(
+            {
+                "rule": "rows_written_tonight_as_meant",
+                "note": f"{verified.written:,} rows carry tonight's stamp, {verified.expected:,} "
+                f"were written, {verified.mismatched:,} differ from the golden records",
+            }
+        )
+    if verified.mark_differences:
+        rules.append(
+            {
+                "rule": "table_mark_as_remembered",
+                "note": "the table's " + ", ".join(verified.mark_differences) + " differ",
+            }
+        )
+    return _result(
+        ERP_MATCHES_GOLDEN,
+        verified.ok,
+        f"{table}: the {verified.written:,} rows written tonight read back "
+        + ("as meant" if verified.ok else "NOT as meant")
+        + " and the table's mark (count, checksum of its row hashes) "
+        + ("is" if not verified.mark_differences else "is NOT")
+        + " the one remembered (incremental night: the whole table is read back on full "
+        "publishes)",
+        rules,
+        rows_written=verified.written,
+        rows_expected=verified.expected,
+        rows_mismatched=verified.mismatched,
+        erp_rows=verified.table_rows,
     )
 
 

@@ -8,6 +8,7 @@ import duckdb
 import sqlalchemy as sa
 
 from custpipe.config import load_config
+from custpipe.incremental import FULL_REFRESH_TAG
 from custpipe.publish.verify import erp_content, golden_content
 from custpipe.sources.extract import resolve_url
 from custpipe_tests.conftest import BUSINESS_DATE, run_nightly
@@ -188,11 +189,12 @@ def test_an_erp_table_that_differs_after_the_write_fails_the_publish_saying_it_w
         publish_defs, "erp_content", lambda url, table: ContentHash("0" * 64, 3, 3)
     )
     job = build_definitions(deployment.settings).resolve_job_def("nightly")
-    result = job.execute_in_process(
+    result = job.execute_in_process(  # a full publish: the whole table is read back
         partition_key=BUSINESS_DATE.isoformat(),
         instance=instance,
         raise_on_error=False,
         op_selection=["publish__erp_customers"],
+        tags={FULL_REFRESH_TAG: "true"},
     )
     assert not result.success
     check = next(
@@ -204,3 +206,65 @@ def test_an_erp_table_that_differs_after_the_write_fails_the_publish_saying_it_w
     message = failure.step_failure_data.user_failure_data.description
     assert "erp_matches_golden" in message and "3 active ERP rows" in message
     assert "the ERP table was written tonight" in message
+
+
+def test_an_incremental_night_reads_back_only_what_it_wrote_and_the_tables_mark(demo_copy):
+    """An incremental night checks the rows it wrote value by value and the rest of the
+    table by its mark: a value changed in a written row, or a row hash changed anywhere,
+    fails the check; nothing is read row by row but tonight's rows."""
+    from custpipe import gates
+    from custpipe.demo.changes import change_sources
+    from custpipe.publish.verify import verify_night
+
+    deployment, instance, _ = demo_copy
+    settings = deployment.settings
+    change_sources(settings.sources_dir, BUSINESS_DATE, fraction=0.1, seed=5)
+    night = run_nightly(settings, instance)
+    assert night.success
+    check = next(
+        c for c in night.get_asset_check_evaluations() if c.check_name == "erp_matches_golden"
+    )
+    published = _materialisations(night)["publish/erp_customers"]
+    assert published["mode"].value == "incremental"
+    written = published["rows_published"].value
+    assert written > 0 and check.passed
+    assert check.metadata["rows_written"].value == written
+    assert "rows written tonight read back as meant" in check.description
+    assert published["dagster/row_count"].value >= published["active_rows"].value > 0
+
+    target = load_config(settings.config_dir).publish
+    url = resolve_url(target.connection, "publish", settings)
+    engine = sa.create_engine(url)
+
+    def verify():
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            return verify_night(con, url, target.table, night.run_id, written)
+        finally:
+            con.close()
+
+    assert verify().ok
+    with engine.begin() as conn:  # a value of a row written tonight changed on its way
+        conn.execute(
+            sa.text(
+                f"UPDATE {target.table} SET city = coalesce(city, '') || 'x' WHERE golden_id = "
+                f"(SELECT min(golden_id) FROM {target.table} WHERE run_id = :run "
+                "AND status <> 'retired')"
+            ),
+            {"run": night.run_id},
+        )
+    found = verify()
+    assert (found.mismatched, found.mark_differences) == (1, ())
+    result = gates.erp_matches_golden_tonight(found, target.table)
+    assert not result.passed and "1 differ" in str(result.failed_rules)
+    with engine.begin() as conn:  # a row not written tonight re-hashed by another writer
+        conn.execute(
+            sa.text(
+                f"UPDATE {target.table} SET row_hash = 'ffff' || substr(row_hash, 5) "
+                f"WHERE golden_id = (SELECT min(golden_id) FROM {target.table} "
+                "WHERE run_id <> :run AND status <> 'retired')"
+            ),
+            {"run": night.run_id},
+        )
+    engine.dispose()
+    assert "checksum" in verify().mark_differences

@@ -25,7 +25,7 @@ from custpipe.defs.resources import CustpipeResource, RunOptions
 from custpipe.incremental import describe_differences
 from custpipe.publish.erp import PublishRefused, PublishTargetError, export_delta
 from custpipe.publish.state import plan_publish, publish_night
-from custpipe.publish.verify import erp_content, golden_content
+from custpipe.publish.verify import erp_content, golden_content, verify_night
 from custpipe.sources.extract import resolve_url
 
 PUBLISHED = dg.AssetKey(["publish", "erp_customers"])
@@ -81,7 +81,16 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 )
             except PublishRefused as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from exc
-            golden = None if dry_run else golden_content(con)
+            verified = golden = None
+            if not dry_run and night.plan.incremental:  # the rows it wrote, and the table's mark
+                try:
+                    verified = verify_night(
+                        con, url, target.table, context.run_id, night.result.changed
+                    )
+                except PublishTargetError as exc:
+                    raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            elif not dry_run:  # a full publish: the whole table read back and hashed
+                golden = golden_content(con)
         result = night.result
         if night.plan.mode != plan.mode:  # the target was not what custpipe wrote
             context.log.warning(f"publish reads the target in full: {night.plan.reason}")
@@ -134,24 +143,29 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             metadata["rows_that_would_change"] = result.changed
             yield dg.AssetObservation(asset_key=PUBLISHED, metadata=metadata)
             return
-        try:
-            erp = erp_content(url, target.table)
-        except PublishTargetError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(f"published to {target.table}: {counts}")
-        yield dg.MaterializeResult(
-            asset_key=PUBLISHED,
-            metadata=row_count(erp.table_rows or 0, target.table)
-            | {"active_rows": erp.rows}
-            | metadata,
-        )
-        yield from report_checks(
-            context,
-            [
-                gates.erp_matches_golden(
-                    golden.digest, golden.rows, erp.digest, erp.rows, target.table
-                )
-            ],
-        )
+        if verified is not None:
+            yield dg.MaterializeResult(
+                asset_key=PUBLISHED,
+                metadata=row_count(verified.table_rows, target.table)
+                | {"active_rows": verified.table_rows - verified.retired_rows}
+                | metadata,
+            )
+            gate = gates.erp_matches_golden_tonight(verified, target.table)
+        else:
+            try:
+                erp = erp_content(url, target.table)
+            except PublishTargetError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            yield dg.MaterializeResult(
+                asset_key=PUBLISHED,
+                metadata=row_count(erp.table_rows or 0, target.table)
+                | {"active_rows": erp.rows}
+                | metadata,
+            )
+            gate = gates.erp_matches_golden(
+                golden.digest, golden.rows, erp.digest, erp.rows, target.table
+            )
+        yield from report_checks(context, [gate])
 
     return erp_customers

@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from custpipe import warehouse
 from custpipe.publish.erp import (
     PUBLISHED_COLUMNS,
     PublishTargetError,
@@ -78,3 +80,79 @@ def erp_content(url: str, table: str) -> ContentHash:
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
     found = frame_content_hash(frame)
     return ContentHash(found.digest, found.rows, int(total))
+
+
+@dataclass(frozen=True)
+class NightVerified:
+    """An incremental night's read-back: the rows it wrote, checked value by value against
+    what custpipe meant to write, and the whole table's mark against the one remembered."""
+
+    written: int  # rows of the ERP table stamped with tonight's run
+    expected: int  # rows tonight's publish wrote
+    mismatched: int  # written rows whose values or status differ from what was meant
+    mark_differences: tuple[str, ...]  # fields of the table's mark that differ (names only)
+    table_rows: int = 0  # every row of the table, by its mark read after the write
+    retired_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every written row is as meant and the table's mark is the remembered."""
+        return not self.mismatched and not self.mark_differences and self.written == self.expected
+
+
+def verify_night(
+    con: duckdb.DuckDBPyConnection, url: str, table: str, run_id: str, expected: int
+) -> NightVerified:
+    """Read back the rows run `run_id` wrote to `table` (its stamp) and check them against
+    mdm.published_rows (the golden records' hashes the publish remembered): an active row's
+    values must hash to the remembered row hash, a retired row must be remembered retired.
+    The rest of the table is checked by its mark (count, retired rows, checksum of the row
+    hashes, newest stamp and log row: one aggregate query), equal to the remembered mark.
+    Costs what the night changed, not the size of the table."""
+    from custpipe.publish.erp import read_target_mark
+    from custpipe.publish.state import remembered_mark
+
+    engine = _engine(url, table)
+    try:
+        with engine.connect() as conn:
+            target = target_table(table, sa.MetaData())
+            columns = [target.c.golden_id, *(target.c[c] for c in PUBLISHED_COLUMNS)]
+            result = conn.execution_options(stream_results=True).execute(
+                sa.select(*columns).where(target.c.run_id == run_id)
+            )
+            names = [c.name for c in columns]
+            parts = [pd.DataFrame(rows, columns=names) for rows in result.partitions(BATCH)]
+    except sa.exc.DBAPIError as exc:
+        raise PublishTargetError(
+            f"reading {table} back at {mask_url(url)} failed: {type(exc).__name__}. The "
+            "publish itself is done; check that the database is reachable, then rerun."
+        ) from None
+    finally:
+        engine.dispose()
+    written = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
+    written = written.astype({"golden_id": object, "status": object})
+    retired = written["status"].eq("retired").to_numpy(dtype=bool)
+    hashes = row_hashes(written).to_numpy(dtype=object) if len(written) else np.array([], object)
+    found = pd.DataFrame(
+        {
+            "golden_id": written["golden_id"].to_numpy(dtype=object),
+            "found": np.where(retired, "retired", hashes).astype(object),
+        }
+    )
+    with warehouse.registered(con, "_verify_found", found):
+        (mismatched,) = con.execute(
+            """
+            SELECT count(*) FROM _verify_found f
+            LEFT JOIN (SELECT golden_id, row_hash FROM mdm.published_rows WHERE target = ?) m
+              USING (golden_id)
+            WHERE m.row_hash IS DISTINCT FROM f.found
+            """,
+            [table],
+        ).fetchone()
+    remembered, now = remembered_mark(con, table), read_target_mark(url, table)
+    if remembered is None or now is None:
+        differences = ("the table or its record is missing",)
+    else:
+        differences = tuple(remembered.differences(now))
+    rows, retired = (now.rows, now.retired) if now is not None else (0, 0)
+    return NightVerified(len(written), expected, int(mismatched), differences, rows, retired)
