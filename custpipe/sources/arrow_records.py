@@ -13,7 +13,7 @@ which keys first appear), a null where a record lacks a key. A chunk holding any
 A whole file of such records is parsed by Arrow's JSON reader (:func:`jsonl_chunks`), in C++
 (~0.4 s for those 140,000 records, where `json.loads` per line and the flattening above took
 ~3 s), when the result is provably the same chunks: every value a string or null (Arrow is
-told to read strings and refuses anything else), no blank line, no escape `\\u`, no carriage
+told to read strings and refuses anything else), each line one object, no escape `\\u`, no carriage
 return, no nested object given as `null`, every column present in the first chunk. The order
 of the first chunk's columns — the order in which the flattened keys first appear — comes from
 its first records, read with `json.loads` until every column has appeared; every later chunk
@@ -138,7 +138,15 @@ def jsonl_chunks(path: Path, chunk_size: int, sep: str = ".") -> list[pa.Table] 
         data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    body = data.removesuffix(b"\n")
+    lines = body.count(b"\n") + 1
+    # every line one object: each starts with '{' and ends with '}' (no object then spans
+    # lines: '}' newline '{' is no JSON inside one), and Arrow finds as many records as lines
+    # (not two on one line); so no blank line, no 'null' line, no other value
+    if not (body.startswith(b"{") and body.endswith(b"}")) or not (
+        body.count(b"\n{") == body.count(b"}\n") == lines - 1
+    ):
+        return None
     try:  # the first record's keys as strings: Arrow would read a date-like one as a date
         schema = pa.schema(_strings_of(json.loads(data[: data.find(b"\n")])))
     except (ValueError, TypeError, AttributeError):
@@ -155,7 +163,7 @@ def jsonl_chunks(path: Path, chunk_size: int, sep: str = ".") -> list[pa.Table] 
         schema = wanted
     else:
         return None
-    if table.num_rows != lines or not table.num_columns:  # a blank line, no key at all
+    if table.num_rows != lines or not table.num_columns:  # two records on a line, no key
         return None
     table = table.combine_chunks()
     columns: dict[str, pa.Array] = {}

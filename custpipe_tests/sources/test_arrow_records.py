@@ -129,6 +129,11 @@ LEFT_TO_THE_OLD_WAY = {
     "a key only in a later chunk": '{"id": "1"}\n{"id": "2"}\n{"id": "3", "late": "x"}\n',
     "not JSON": '{"id": "1"}\n{"id": \n',
     "a list": '{"id": "1", "tags": ["a"]}\n',
+    "a null line": '{"id": "1"}\nnull\n',
+    "two records on a line": '{"id": "1"}\n{"id": "2"} {"id": "3"}\n',
+    "two on a line and one on two lines": '{"id": "1"} {"id": "2"}\n{"id":\n "3"}\n',
+    "a blank last line": '{"id": "1"}\n\n',
+    "a line with spaces around": '{"id": "1"}\n {"id": "2"} \n',
 }
 
 
