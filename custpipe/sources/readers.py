@@ -743,6 +743,11 @@ def _jsonl_records(
 ) -> Iterator[pd.DataFrame | pa.Table]:
     batch: list[dict] = []
     encoding = resolve_encoding(path, reader, source, notes)
+    if arrow and encoding == "utf-8-sig":  # parsed whole by Arrow where it reads the same
+        chunks = arrow_records.jsonl_chunks(path, reader.chunk_size, sep=".")
+        if chunks is not None:
+            yield from chunks
+            return
     line_no = 0
     try:
         with path.open(encoding=encoding) as handle:
