@@ -332,6 +332,45 @@ def test_a_mapping_failure_holds_the_source_at_staging_with_its_rows_kept(demo_c
     assert "publish__erp_customers" in started
 
 
+def test_the_run_option_hold_sources_holds_a_healthy_source_for_one_night(demo_copy):
+    """On-call holds `sales` from the Launchpad (run_options.hold_sources): nothing of it is
+    extracted, its staged rows are kept, the others' changes are published, and the held
+    night is reported like any other hold; an unknown name fails at once."""
+    from custpipe.definitions import build_definitions
+
+    deployment, instance, _ = demo_copy
+    settings = deployment.settings
+    change_sources(settings.sources_dir, BUSINESS_DATE, fraction=0.1, seed=3)
+    before = _staged(settings, ("sales",))
+    job = build_definitions(settings).resolve_job_def("nightly")
+
+    def night(hold: list[str]):
+        return job.execute_in_process(
+            partition_key=BUSINESS_DATE.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config={"resources": {"run_options": {"config": {"hold_sources": hold}}}},
+        )
+
+    unknown = night(["sals"])
+    assert not unknown.success
+    (failure,) = [e for e in unknown.all_events if e.is_step_failure][:1]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "hold_sources" in message and "sals" in message and "not a configured source" in message
+
+    held = night(["sales"])
+    assert held.success
+    check = _checks(instance, held.run_id)[("staging/sales", "source_held")]
+    assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
+    assert "run_options.hold_sources" in check.description
+    assert instance.get_run_by_id(held.run_id).tags[holding.HELD_TAG] == "sales"
+    pd.testing.assert_frame_equal(_staged(settings, ("sales",)), before)
+    mats = _materialized(instance, held.run_id)
+    assert mats["extract/sales"]["held"] is True
+    assert mats["publish/erp_customers"]["rows_published"] > 0  # the others' changes
+    assert _held_alert(settings, instance, held.run_id)["kind"] == "held"
+
+
 def test_a_block_source_fails_the_night_as_before(demo_copy):
     deployment, instance, _ = demo_copy
     settings = deployment.settings

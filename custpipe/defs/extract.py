@@ -54,13 +54,25 @@ def build_extract_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         unknown = run_options.unknown_sources(custpipe.pipeline.sources)
         if unknown:
             raise dg.Failure(
-                description=f"run_options.full_refresh_sources names {', '.join(unknown)}, "
+                description="run_options.full_refresh_sources or hold_sources names "
+                f"{', '.join(unknown)}, "
                 f"not a configured source ({', '.join(sorted(custpipe.pipeline.sources))}): "
                 "correct the run configuration and launch again",
                 allow_retries=False,
             )
         in_full = run_options.extract_in_full(source_name)
         fallback = extracted_before(custpipe, source_name)  # a state to hold back to
+        if source_name in run_options.hold_sources:  # held by the run's own options
+            if not fallback:
+                raise dg.Failure(
+                    description=f"run_options.hold_sources holds '{source_name}', but it has "
+                    "never been extracted and staged: there is no good state to consolidate "
+                    "with. Remove it from hold_sources (or fix its data) and launch again",
+                    allow_retries=False,
+                )
+            reason = "held by this run's options (run_options.hold_sources); nothing extracted"
+            yield from held_extract(context, source_name, [], reason)
+            return
         results = []
         try:
             for name in source.datasets():

@@ -128,6 +128,14 @@ class RunOptions(dg.ConfigurableResource):
         description="Extract only these sources in full (ignore their watermarks), e.g. "
         "[crm]; the other sources and the stages run as usual.",
     )
+    hold_sources: list[str] = Field(
+        default=[],
+        description="Hold back these sources' new data tonight, as on_failure: hold does for "
+        "a source whose data failed: nothing is extracted from them, the night consolidates "
+        "and publishes with their last good staged state, and the run reports them as held "
+        "(check source_held, alert kind held). E.g. [sales] while its owner repairs an "
+        "export. A source never staged before cannot be held.",
+    )
     max_quarantine_rate: float | None = Field(
         default=None,
         ge=0,
@@ -161,5 +169,6 @@ class RunOptions(dg.ConfigurableResource):
         return self.full_refresh or source in self.full_refresh_sources
 
     def unknown_sources(self, configured) -> list[str]:
-        """Names in `full_refresh_sources` that are not configured sources."""
-        return [s for s in self.full_refresh_sources if s not in configured]
+        """Names in `full_refresh_sources` or `hold_sources` that are not configured sources."""
+        named = [*self.full_refresh_sources, *self.hold_sources]
+        return list(dict.fromkeys(s for s in named if s not in configured))
