@@ -157,6 +157,9 @@ def test_on_call_opens_a_blocked_night_in_the_dagster_ui(tmp_path):
             page.goto(f"{base}/locations/custpipe/jobs/nightly/playground")
             expect(page.get_by_text("Launch Run").first).to_be_visible(timeout=60_000)
             expect(page.locator(".CodeMirror, .cm-editor").first).to_be_visible()
+            # run configuration is the run options, not the resource's paths
+            expect(page.get_by_text("run_options").first).to_be_visible()
+            assert str(settings.data_dir) not in page.locator("body").inner_text()
             page.screenshot(path=str(artifacts / "03-launchpad.png"))
             browser.close()
 
