@@ -627,6 +627,17 @@ def erp_matches_golden_tonight(verified, table: str) -> GateResult:
                 "note": "the table's " + ", ".join(verified.mark_differences) + " differ",
             }
         )
+    if verified.ok and verified.expected == 0:
+        return _result(
+            ERP_MATCHES_GOLDEN,
+            True,
+            f"{table}: nothing was written tonight; the table's mark (count, checksum of its "
+            "row hashes) was the one remembered when the publish began, in its transaction",
+            rows_written=0,
+            rows_expected=0,
+            rows_mismatched=0,
+            erp_rows=verified.table_rows,
+        )
     return _result(
         ERP_MATCHES_GOLDEN,
         verified.ok,

@@ -108,10 +108,17 @@ def verify_night(
     values must hash to the remembered row hash, a retired row must be remembered retired.
     The rest of the table is checked by its mark (count, retired rows, checksum of the row
     hashes, newest stamp and log row: one aggregate query), equal to the remembered mark.
-    Costs what the night changed, not the size of the table."""
+    Costs what the night changed, not the size of the table. A night that wrote no row reads
+    nothing back: the publish compared the table's mark with the remembered one inside its
+    own transaction, and nothing changed the rows since."""
     from custpipe.publish.erp import read_target_mark
     from custpipe.publish.state import remembered_mark
 
+    if expected == 0:
+        mark = remembered_mark(con, table)
+        rows, retired = (mark.rows, mark.retired) if mark is not None else (0, 0)
+        missing = () if mark is not None else ("the table's record is missing",)
+        return NightVerified(0, 0, 0, missing, rows, retired)
     engine = _engine(url, table)
     try:
         with engine.connect() as conn:
