@@ -29,17 +29,9 @@ class RunLockTimeout(Exception):
 
 def run_lock_timeout() -> float:
     """Seconds a run waits for another run of the deployment (CUSTPIPE_RUN_LOCK_TIMEOUT)."""
-    raw = os.environ.get("CUSTPIPE_RUN_LOCK_TIMEOUT", "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_RUN_LOCK_TIMEOUT
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise ValueError(
-            f"CUSTPIPE_RUN_LOCK_TIMEOUT is {raw!r}: set it to a number of seconds "
-            f"(e.g. {DEFAULT_RUN_LOCK_TIMEOUT:.0f}) or unset it"
-        )
-    return value
+    from custpipe.warehouse import seconds_setting
+
+    return seconds_setting("CUSTPIPE_RUN_LOCK_TIMEOUT", DEFAULT_RUN_LOCK_TIMEOUT)
 
 
 def _holder(handle) -> str:

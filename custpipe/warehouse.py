@@ -66,21 +66,26 @@ class WarehouseNotWritableError(WarehouseError):
     """The warehouse file, or its folder, cannot be written by this process."""
 
 
-def lock_timeout_setting() -> float:
-    """Seconds to wait for another process's warehouse lock (CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT)."""
-    raw = os.environ.get("CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT", "").strip()
+def seconds_setting(name: str, default: float) -> float:
+    """A number of seconds from the environment variable `name` (unset or empty: `default`);
+    anything else than a number >= 0 is a ValueError naming the variable and the fix."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_LOCK_TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not value >= 0:  # also NaN
         raise ValueError(
-            f"CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT is {raw!r}: set it to a number of seconds "
-            f"(e.g. {DEFAULT_LOCK_TIMEOUT:.0f}) or unset it"
+            f"{name} is {raw!r}: set it to a number of seconds (e.g. {default:.0f}) or unset it"
         )
     return value
+
+
+def lock_timeout_setting() -> float:
+    """Seconds to wait for another process's warehouse lock (CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT)."""
+    return seconds_setting("CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
 
 
 # an option whose value (the next argument, or after '=') is a password: --password, -p,

@@ -54,19 +54,22 @@ def golden_content(con: duckdb.DuckDBPyConnection) -> ContentHash:
     return frame_content_hash(golden_for_publish(con))
 
 
-def erp_content(url: str, table: str) -> ContentHash:
-    """The content hash of the active rows of the ERP table `table` at `url`, read back."""
+def _read_back(
+    url: str, table: str, where, count: bool = True
+) -> tuple[pd.DataFrame, int | None] | None:
+    """golden_id and the published columns of the rows of `table` that `where(target)`
+    selects, and (with `count`) the table's row count; None when the table does not exist."""
     engine = _engine(url, table)
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(table):
-                return frame_content_hash(pd.DataFrame())
+                return None
             target = target_table(table, sa.MetaData())
-            total = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
+            total = None
+            if count:
+                total = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
             columns = [target.c.golden_id, *(target.c[c] for c in PUBLISHED_COLUMNS)]
-            query = sa.select(*columns).where(
-                sa.or_(target.c.status.is_(None), target.c.status != "retired")
-            )
+            query = sa.select(*columns).where(where(target))
             names = [c.name for c in columns]
             result = conn.execution_options(stream_results=True).execute(query)
             parts = [pd.DataFrame(rows, columns=names) for rows in result.partitions(BATCH)]
@@ -78,8 +81,19 @@ def erp_content(url: str, table: str) -> ContentHash:
     finally:
         engine.dispose()
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
-    found = frame_content_hash(frame)
-    return ContentHash(found.digest, found.rows, int(total))
+    return frame, None if total is None else int(total)
+
+
+def erp_content(url: str, table: str) -> ContentHash:
+    """The content hash of the active rows of the ERP table `table` at `url`, read back."""
+    found = _read_back(
+        url, table, lambda t: sa.or_(t.c.status.is_(None), t.c.status != "retired")
+    )
+    if found is None:
+        return frame_content_hash(pd.DataFrame())
+    frame, total = found
+    hashed = frame_content_hash(frame)
+    return ContentHash(hashed.digest, hashed.rows, total)
 
 
 @dataclass(frozen=True)
@@ -119,24 +133,8 @@ def verify_night(
         rows, retired = (mark.rows, mark.retired) if mark is not None else (0, 0)
         missing = () if mark is not None else ("the table's record is missing",)
         return NightVerified(0, 0, 0, missing, rows, retired)
-    engine = _engine(url, table)
-    try:
-        with engine.connect() as conn:
-            target = target_table(table, sa.MetaData())
-            columns = [target.c.golden_id, *(target.c[c] for c in PUBLISHED_COLUMNS)]
-            result = conn.execution_options(stream_results=True).execute(
-                sa.select(*columns).where(target.c.run_id == run_id)
-            )
-            names = [c.name for c in columns]
-            parts = [pd.DataFrame(rows, columns=names) for rows in result.partitions(BATCH)]
-    except sa.exc.DBAPIError as exc:
-        raise PublishTargetError(
-            f"reading {table} back at {mask_url(url)} failed: {type(exc).__name__}. The "
-            "publish itself is done; check that the database is reachable, then rerun."
-        ) from None
-    finally:
-        engine.dispose()
-    written = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
+    found = _read_back(url, table, lambda t: t.c.run_id == run_id, count=False)
+    written = found[0] if found is not None else pd.DataFrame(columns=["golden_id", "status"])
     written = written.astype({"golden_id": object, "status": object})
     retired = written["status"].eq("retired").to_numpy(dtype=bool)
     hashes = row_hashes(written).to_numpy(dtype=object) if len(written) else np.array([], object)
