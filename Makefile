@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export CUSTPIPE_DATA := $(abspath $(DATA))
 
-.PHONY: install demo run dev test lint clean bench bench-febrl browser steward steward-user
+.PHONY: install demo run dev test lint clean bench bench-febrl browser spark java steward steward-user
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,6 +21,26 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# engine: spark (pyspark, ~0.5 GB; the first install builds its wheel, ~2 min) and a Java
+# runtime: `make test` runs the Spark tests, `make demo` does not need them
+SPARK_STAMP := $(VENV)/.spark-installed
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+spark: $(SPARK_STAMP) java  ## pyspark and Java for engine: spark
+
+java:  ## a Java 17+ runtime for Spark (installs Debian's openjdk-17-jre-headless when missing)
+	@if $(BIN)/python -c 'from custpipe.spark.session import java_problem as p; raise SystemExit(bool(p()))' 2>/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's Java runtime for Spark ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends openjdk-17-jre-headless >/dev/null; \
+	else \
+	    echo "no Java 17+ for Spark: install one (sudo apt-get install openjdk-17-jre-headless) or set JAVA_HOME" \
+	      >&2; exit 1; \
+	fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
@@ -76,7 +96,7 @@ lint: install
 # session fixtures it needs (the shared demo deployment) in its own temporary folder
 TEST_WORKERS ?= 2
 
-test: install browser  ## lint, then the whole test suite
+test: install browser spark  ## lint, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 

@@ -516,6 +516,26 @@ class SurvivorshipConfig(_Strict):
         return Survivorship(tuple(self.default), {a: tuple(r) for a, r in self.attributes.items()})
 
 
+class SparkConfig(_Strict):
+    """Where `engine: spark` runs its work: the Spark master (the environment's
+    CUSTPIPE_SPARK_MASTER wins, so a deployment points at its cluster without editing this
+    file) and extra Spark settings (spark.* keys, e.g. spark.driver.memory)."""
+
+    master: str = "local[2]"
+    conf: dict[str, str] = {}
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = [k for k in value if not k.startswith("spark.")]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: not Spark settings (every key of spark.conf starts "
+                "with 'spark.', e.g. spark.driver.memory)"
+            )
+        return value
+
+
 class AlertsConfig(_Strict):
     """Where the alert of a blocked or failed night goes, besides <data>/alerts/alerts.jsonl."""
 
@@ -550,6 +570,10 @@ class PipelineConfig(_Strict):
     # names written `team:<name>`
     owners: list[str] = ["team:customer-data"]
     sources: dict[str, SourceConfig]
+    # where the pair scoring runs: duckdb (one machine) or spark (Splink's Spark backend,
+    # see custpipe.spark); both give the same tables
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = SparkConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     publish: PublishConfig
     quality: QualityConfig = QualityConfig()

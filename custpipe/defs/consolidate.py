@@ -1,5 +1,6 @@
 """Consolidation assets: golden customers, cross-reference, review queue; conservation check."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,15 +41,28 @@ TABLES = {GOLDEN: "mdm.golden_customers", XREF: "mdm.customer_xref", REVIEW: "md
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))
 
 
-def matcher(cfg: PipelineConfig, settings) -> Matcher:
-    """The configured match model and thresholds."""
+def matcher(cfg: PipelineConfig, settings, engine: str | None = None) -> Matcher:
+    """The configured match model and thresholds, scoring on `engine` (default: the
+    configured one; spark: Splink's Spark backend, custpipe.spark.scoring)."""
     m = cfg.matching
     try:
-        return load_matcher(
+        chosen = load_matcher(
             Path(settings.expand(m.model)), m.auto_merge, m.review, cfg.match_settings()
         )
     except (FileNotFoundError, ValueError) as exc:  # only a trained model file can fix it
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    if engine not in (None, "duckdb", "spark"):
+        raise dg.Failure(
+            description=f"run_options.engine is {engine!r}: write duckdb or spark (or leave "
+            "it empty for the configured engine)",
+            allow_retries=False,
+        )
+    if (engine or cfg.engine) != "spark":
+        return chosen
+    from custpipe.spark.scoring import SparkScoring
+
+    spark = SparkScoring(cfg.match_settings(), cfg.spark, settings.data_dir / "spark")
+    return replace(chosen, spark=spark)
 
 
 def check_held(context, held: dict[str, holding.Hold], sources: list[str]) -> None:
@@ -114,7 +128,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     ):
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
-        chosen, rules = matcher(run_cfg, settings), run_cfg.survivorship.build()
+        chosen, rules = matcher(run_cfg, settings, run_options.engine), run_cfg.survivorship.build()
         erp_source = run_cfg.publish.erp_source
         parts = fingerprint_parts(
             chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules
@@ -202,6 +216,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "steward_decisions_imported": dg.MetadataValue.json(imported),
                 "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
+                "pair_scoring": chosen.spark.describe() if chosen.spark else "duckdb",
                 "golden_rebuilt": result.golden_rebuilt,
                 "golden_removed": result.golden_removed,
                 "consistency": "not compared"

@@ -136,6 +136,12 @@ class RunOptions(dg.ConfigurableResource):
         "(check source_held, alert kind held). E.g. [sales] while its owner repairs an "
         "export. A source never staged before cannot be held.",
     )
+    engine: str | None = Field(
+        default=None,
+        description="Tonight only: score the pairs on this engine (duckdb, or spark: "
+        "Splink's Spark backend, which needs custpipe[spark] and Java); empty: the "
+        "configured engine. Both give the same tables.",
+    )
     max_quarantine_rate: float | None = Field(
         default=None,
         ge=0,

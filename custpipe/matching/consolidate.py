@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -51,6 +52,9 @@ from custpipe.matching.workspace import (
     staged_rows,
 )
 
+if TYPE_CHECKING:
+    from custpipe.spark.scoring import SparkScoring
+
 DEFAULT_SURVIVORSHIP = Survivorship()
 
 MODEL_RULE = "model"
@@ -65,6 +69,8 @@ class Matcher:
     review: float = 0.80  # between review and auto_merge: to the steward queue
     # two records with different valid values of one of these never link automatically
     exclusions: tuple[str, ...] = EXCLUDABLE
+    # engine: spark — score the pairs on Spark (custpipe.spark.scoring); None: DuckDB
+    spark: SparkScoring | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.review <= self.auto_merge <= 1:
@@ -260,7 +266,7 @@ def _consolidate(
     with match_workspace(con, trust) as ws:
         started = time.perf_counter()
         build_edges(ws, rules)
-        refresh = refresh_pairs(ws, matcher.model, matcher.review, incremental)
+        refresh = refresh_pairs(ws, matcher.model, matcher.review, incremental, matcher.spark)
         load_scored(ws, matcher.model, matcher.review)
         con.execute(
             f"INSERT INTO {ws.edges} SELECT a, b, '{MODEL_RULE}' FROM {ws.scored} "

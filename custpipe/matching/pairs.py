@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -45,6 +46,9 @@ from custpipe.matching.model import (
 )
 from custpipe.matching.settings import derived_in_rules
 from custpipe.matching.workspace import MatchWorkspace
+
+if TYPE_CHECKING:
+    from custpipe.spark.scoring import SparkScoring
 
 
 @dataclass(frozen=True)
@@ -135,15 +139,17 @@ def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
     return changed, removed
 
 
-def _restricted(settings: dict, incremental: bool) -> dict:
-    """Splink settings whose blocking rules only make pairs with a changed record."""
+def restricted_rules(settings: dict, incremental: bool) -> dict:
+    """Splink settings whose blocking rules only make pairs with a changed record (their
+    dialect kept: the settings' own, DuckDB by default)."""
     if not incremental:
         return settings
+    dialect = settings.get("sql_dialect", "duckdb")
     rules = []
     for rule in settings["blocking_rules_to_generate_predictions"]:
         rule = dict(rule) if isinstance(rule, dict) else {"blocking_rule": str(rule)}
         rule["blocking_rule"] = f"({rule['blocking_rule']}) AND (l.changed OR r.changed)"
-        rules.append(rule | {"sql_dialect": rule.get("sql_dialect", "duckdb")})
+        rules.append(rule | {"sql_dialect": rule.get("sql_dialect", dialect)})
     return settings | {"blocking_rules_to_generate_predictions": rules}
 
 
@@ -180,37 +186,62 @@ def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -
 
 
 def _score_changed(
-    ws: MatchWorkspace, model: MatchModel, frame: pa.Table, review: float, incremental: bool
+    ws: MatchWorkspace,
+    model: MatchModel,
+    frame: pa.Table,
+    review: float,
+    incremental: bool,
+    spark: SparkScoring | None = None,
 ) -> int:
     """Score the candidate pairs with a changed record (every pair when not incremental)
-    under the model's own prior; append those at or above `review` to mdm.match_pairs."""
+    under the model's own prior, on DuckDB or, with `spark`, on Spark (the same pairs and
+    weights, see custpipe.spark.scoring); append those at or above `review` to
+    mdm.match_pairs."""
     con = ws.con
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
     if changed == 0:
         return 0
-    settings = _restricted(model.settings_for(0), incremental)  # 0 records: the largest prior
+    trained = model.settings_for(0)  # 0 records: the largest prior
     if incremental:
-        frame = _changed_and_partners(ws, frame, model.settings_for(0))
-    linker = _splink_linker(frame, settings)
-    del frame
-    scored = linker.inference.predict(threshold_match_probability=review, warning_mode="never")
+        frame = _changed_and_partners(ws, frame, trained)
     fields, tf = compared_fields(model), tf_fields(model)
     weight = " + ".join([f"mw_{f}" for f in fields] + [f"coalesce(mw_tf_adj_{f}, 0)" for f in tf])
     gammas = ", ".join(f"gamma_{f}" for f in fields)
     weights = ", ".join(f"mw_{f}" for f in fields)
     tf_weights = ", ".join(f"mw_tf_adj_{f}" for f in tf) or "NULL"
-    pairs = scored.as_duckdbpyrelation().query(
-        "p",
-        f"""SELECT unique_id_l AS a, unique_id_r AS b, {weight} AS weight,
+    pair_sql = f"""SELECT unique_id_l AS a, unique_id_r AS b, {weight} AS weight,
                    [{gammas}]::INTEGER[] AS gammas, [{weights}]::DOUBLE[] AS weights,
-                   [{tf_weights}]::DOUBLE[] AS tf_weights FROM p""",
-    )
+                   [{tf_weights}]::DOUBLE[] AS tf_weights FROM p"""
+    if spark is not None:
+        from custpipe.spark.scoring import weight_columns_sql
+
+        levels = spark.predict(frame, trained, review, incremental)
+        del frame
+        with warehouse.registered(con, "spark_levels", levels):
+            mw = ", ".join(weight_columns_sql(trained))
+            pairs = con.execute(
+                f"WITH p AS (SELECT *, {mw} FROM spark_levels) {pair_sql}"
+            ).to_arrow_table()
+        return _insert_pairs(ws, pairs)
+    linker = _splink_linker(frame, restricted_rules(trained, incremental))
+    del frame
+    scored = linker.inference.predict(threshold_match_probability=review, warning_mode="never")
+    try:
+        pairs = scored.as_duckdbpyrelation().query("p", pair_sql)
+        return _insert_pairs(ws, pairs.to_arrow_reader(100_000))
+    finally:
+        scored.drop_table_from_database_and_remove_from_cache()
+
+
+def _insert_pairs(ws: MatchWorkspace, pairs) -> int:
+    """Append scored pairs (a, b: nodes; weight, gammas, weights, tf_weights; Arrow) to
+    mdm.match_pairs by their records' keys; return how many."""
     with (
         warnings.catch_warnings(),
-        warehouse.registered(con, "splink_pairs", pairs.to_arrow_reader(100_000)),
+        warehouse.registered(ws.con, "splink_pairs", pairs),
     ):
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-        (n,) = con.execute(f"""
+        (n,) = ws.con.execute(f"""
             INSERT INTO mdm.match_pairs BY NAME
             SELECT na.source_system AS left_source_system, na.source_id AS left_source_id,
                    nb.source_system AS right_source_system, nb.source_id AS right_source_id,
@@ -218,7 +249,6 @@ def _score_changed(
             FROM splink_pairs p JOIN {ws.nodes} na ON na.node = p.a
             JOIN {ws.nodes} nb ON nb.node = p.b
         """).fetchone()
-    scored.drop_table_from_database_and_remove_from_cache()
     return n
 
 
@@ -242,15 +272,20 @@ def _store_records(ws: MatchWorkspace, incremental: bool) -> None:
 
 
 def refresh_pairs(
-    ws: MatchWorkspace, model: MatchModel, review: float, incremental: bool
+    ws: MatchWorkspace,
+    model: MatchModel,
+    review: float,
+    incremental: bool,
+    spark: SparkScoring | None = None,
 ) -> PairRefresh:
     """Bring mdm.match_pairs and mdm.match_records up to tonight's accepted records (see the
-    module docstring); a full refresh (`incremental` False) scores every candidate pair."""
+    module docstring); a full refresh (`incremental` False) scores every candidate pair.
+    `spark`: score on Spark (engine: spark) rather than DuckDB."""
     incremental = incremental and not needs_full_scoring(model)
     frame = match_input(ws, derived_in_rules(model.splink))
     _record_state(ws, frame)
     changed, removed = _changed_records(ws, incremental)
-    scored = _score_changed(ws, model, frame, review, incremental)
+    scored = _score_changed(ws, model, frame, review, incremental, spark)
     del frame
     _store_records(ws, incremental)
     (stored,) = ws.con.execute("SELECT count(*) FROM mdm.match_pairs").fetchone()

@@ -368,8 +368,9 @@ def splink_comparison(column: str, spec: Comparison):
     return comparison
 
 
-def splink_settings(settings: MatchSettings) -> dict[str, Any]:
-    """Splink's settings dict (DuckDB dialect) for `settings`, untrained."""
+def splink_settings(settings: MatchSettings, dialect: str = "duckdb") -> dict[str, Any]:
+    """Splink's settings dict for `settings`, untrained, in `dialect`'s SQL (duckdb, or
+    spark for custpipe.spark.scoring)."""
     from splink import SettingsCreator
 
     creator = SettingsCreator(
@@ -379,7 +380,7 @@ def splink_settings(settings: MatchSettings) -> dict[str, Any]:
         blocking_rules_to_generate_predictions=[block_on_rule(r) for r in settings.blocking_rules],
         additional_columns_to_retain=[],
     )
-    return creator.create_settings_dict(sql_dialect_str="duckdb")
+    return creator.create_settings_dict(sql_dialect_str=dialect)
 
 
 def settings_shape(splink: dict[str, Any]) -> dict[str, Any]:
