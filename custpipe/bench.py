@@ -223,13 +223,18 @@ def _stage_of(step_key: str) -> str:
 
 
 def run_nightly(
-    data_dir: Path, label: str, launched: float | None = None, full_refresh: bool = False
+    data_dir: Path,
+    label: str,
+    launched: float | None = None,
+    full_refresh: bool = False,
+    engine: str | None = None,
 ) -> RunFigures:
     """Run the nightly job in process on `data_dir`; time and measure every stage.
 
     `launched`: when the process was launched (epoch seconds; default its start time from
     /proc), the start of the end-to-end time. `full_refresh`: tag the run
-    `custpipe/full_refresh=true` (every stage recomputes in full and compares)."""
+    `custpipe/full_refresh=true` (every stage recomputes in full and compares). `engine`:
+    the run option engine (duckdb or spark; None: the configuration's)."""
     import dagster as dg
 
     from custpipe.cli import failure_headline
@@ -245,12 +250,15 @@ def run_nightly(
     try:
         defs = build_definitions(Settings.from_env())
         defined = time.time()
+        run_config: dict = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        if engine:
+            run_config["resources"] = {"run_options": {"config": {"engine": engine}}}
         instance = dg.DagsterInstance.ephemeral()
         result = defs.resolve_job_def("nightly").execute_in_process(
             partition_key=BUSINESS_DATE.isoformat(),
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            run_config=run_config,
             tags={FULL_REFRESH_TAG: "true"} if full_refresh else None,
         )
         ended = time.time()
@@ -326,7 +334,11 @@ def run_nightly(
 
 
 def _run_in_child(
-    data_dir: Path, label: str, log: Path | None = None, full_refresh: bool = False
+    data_dir: Path,
+    label: str,
+    log: Path | None = None,
+    full_refresh: bool = False,
+    engine: str | None = None,
 ) -> RunFigures:
     """One nightly run in a fresh Python process, as the scheduler would start it; its
     output goes to `log` if given (else to this process's)."""
@@ -334,6 +346,7 @@ def _run_in_child(
     out.unlink(missing_ok=True)
     command = [sys.executable, "-m", "custpipe.bench", "--run-one", str(data_dir), label, str(out)]
     command += ["--full-refresh"] if full_refresh else []
+    command += ["--engine", engine] if engine else []
     command += ["--launched", repr(time.time())]
     if log is None:
         subprocess.run(command, check=True)
@@ -594,7 +607,7 @@ def _baseline_in_child(data_dir: Path, truth_path: Path) -> dict:
 # -- the whole bench ---------------------------------------------------------------------
 
 
-def identity_check(work: Path, label: str) -> dict:
+def identity_check(work: Path, label: str, engine: str | None = None) -> dict:
     """Whether the incremental state in `work` equals a full recompute of the same inputs.
 
     Copies `work` (warehouse, landing zone, source systems incl. the ERP table publish
@@ -614,7 +627,9 @@ def identity_check(work: Path, label: str) -> dict:
     work.rename(kept)
     try:
         shutil.copytree(kept, work, symlinks=True)
-        figures = _run_in_child(work, f"{label}: full recompute", log=log, full_refresh=True)
+        figures = _run_in_child(
+            work, f"{label}: full recompute", log=log, full_refresh=True, engine=engine
+        )
         with warehouse.connect(work / "warehouse.duckdb", read_only=True) as con:
             rows = con.execute(
                 "SELECT stage, scope, mode, reason, differences FROM ops.stage_runs "
@@ -685,19 +700,22 @@ def bench_scale(
     change_large: float | None = 0.10,
     identity: bool = True,
     launched: bool = True,
+    engine: str | None = None,
 ) -> dict:
     """Generate (cached), then the first run, an unchanged rerun, a rerun after `change`
     and one after `change_large` of the records (customers and orders) changed; after every
     rerun, unless not `identity`, check it equals a full recompute (`identity_check`).
     With `launched`, the first run is also launched through the daemon on a fresh copy
-    (`launched_run`) and compared with the in-process one."""
+    (`launched_run`) and compared with the in-process one. `engine`: every run on that
+    engine (the run option; spark: README "Spark")."""
     from custpipe.demo.changes import change_sources
 
     sources, generation = generate_cached(root / "cache", scale, seed, orders)
-    work = root / f"run-{scale}"
+    work = root / (f"run-{scale}" if engine in (None, "duckdb") else f"run-{scale}-{engine}")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sources, work / "sources")
-    runs = [_run_in_child(work, "first run").as_dict() | {"kind": "first", "fraction": None}]
+    first = _run_in_child(work, "first run", engine=engine).as_dict()
+    runs = [first | {"kind": "first", "fraction": None, "engine": engine or "duckdb"}]
     print(f"bench: first run {runs[0]['seconds']} s", flush=True)
     launch = _launched_on_copy(sources, root, scale) if launched else None
     if launch is not None:
@@ -723,10 +741,10 @@ def bench_scale(
             changed[label] = change_sources(
                 work / "sources", BUSINESS_DATE, fraction=fraction, seed=7 + number, orders=fraction
             )
-        run = _run_in_child(work, label).as_dict()
+        run = _run_in_child(work, label, engine=engine).as_dict()
         run |= {"kind": "changed" if fraction else "unchanged", "fraction": fraction}
         run["share"] = round(run["seconds"] / runs[0]["seconds"], 3) if runs[0]["seconds"] else None
-        run["identity"] = identity_check(work, label) if identity else None
+        run["identity"] = identity_check(work, label, engine) if identity else None
         print(
             f"bench: {label} {run['seconds']} s ({run['share']:.0%} of the first run); "
             f"{describe_identity(run['identity'])}",
@@ -995,6 +1013,7 @@ def format_report(report: dict) -> str:
             f"\nscale {res['scale']:,} source records ({gen['source_records']:,} generated, "
             f"{gen['order_rows']:,} order rows; generation {gen['seconds']} s"
             f"{', cached' if gen['cached'] else ''}, not counted)"
+            f"; engine {res['runs'][0].get('engine', 'duckdb')}"
         )
         header = f"  {'stage':<14}" + "".join(f"{r['label']:>24}" for r in res["runs"])
         lines.append(header)
@@ -1255,7 +1274,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--run-one":  # internal: one run in this process
         _, data_dir, label, out, *flags = argv
         launched = float(flags[flags.index("--launched") + 1]) if "--launched" in flags else None
-        figures = run_nightly(Path(data_dir), label, launched, "--full-refresh" in flags)
+        engine = flags[flags.index("--engine") + 1] if "--engine" in flags else None
+        figures = run_nightly(Path(data_dir), label, launched, "--full-refresh" in flags, engine)
         Path(out).write_text(json.dumps(figures.as_dict()))
         return 0
     ap = argparse.ArgumentParser(prog="custpipe bench", description=__doc__)
@@ -1292,6 +1312,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=Path("data/bench"))
     ap.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="where the runs map records and score pairs (spark: custpipe[spark] and Java, "
+        "master from CUSTPIPE_SPARK_MASTER or pipeline.yaml; no launched run)",
+    )
+    ap.add_argument(
         "--publish-url",
         default=os.environ.get(
             "CUSTPIPE_BENCH_PUBLISH_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -1322,7 +1349,10 @@ def main(argv: list[str] | None = None) -> int:
     path = root / "bench.json"
     for scale in scales:
         orders = args.orders or 2 * scale
-        print(f"bench: {scale:,} source records, {orders:,} order rows ...", flush=True)
+        print(
+            f"bench: {scale:,} source records, {orders:,} order rows, engine {args.engine} ...",
+            flush=True,
+        )
         report["scales"].append(
             bench_scale(
                 root,
@@ -1332,7 +1362,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.change,
                 args.change_large,
                 identity=not args.no_identity,
-                launched=not args.no_launched,
+                launched=not args.no_launched and args.engine == "duckdb",
+                engine=args.engine,
             )
         )
     if scales:  # the scale figures are kept whatever fails after them

@@ -325,23 +325,27 @@ def test_the_report_names_fixed_costs_shares_and_identity(capsys):
     assert "rerun, no change: not incremental: mdm/golden_customers full" in text
 
 
-def test_the_child_run_takes_the_launch_time_and_the_full_refresh_flag(tmp_path, monkeypatch):
+def test_the_child_run_takes_the_launch_time_the_full_refresh_flag_and_the_engine(
+    tmp_path, monkeypatch
+):
     from custpipe import bench
 
     seen = []
 
-    def fake(data_dir, label, launched=None, full_refresh=False):
-        seen.append((data_dir, label, launched, full_refresh))
+    def fake(data_dir, label, launched=None, full_refresh=False, engine=None):
+        seen.append((data_dir, label, launched, full_refresh, engine))
         return bench.RunFigures(label, True, 1.0, 1.0, 0)
 
     monkeypatch.setattr(bench, "run_nightly", fake)
     out = tmp_path / "out.json"
     args = ["--run-one", str(tmp_path), "x", str(out), "--full-refresh", "--launched", "12.5"]
     assert bench.main(args) == 0
-    assert seen == [(tmp_path, "x", 12.5, True)]
+    assert seen == [(tmp_path, "x", 12.5, True, None)]
     assert bench.main(["--run-one", str(tmp_path), "y", str(out)]) == 0
-    assert seen[-1] == (tmp_path, "y", None, False)
-    assert json.loads(out.read_text())["label"] == "y"
+    assert seen[-1] == (tmp_path, "y", None, False, None)
+    assert bench.main(["--run-one", str(tmp_path), "z", str(out), "--engine", "spark"]) == 0
+    assert seen[-1] == (tmp_path, "z", None, False, "spark")
+    assert json.loads(out.read_text())["label"] == "z"
 
 
 def test_the_process_start_is_read_from_proc():
@@ -404,7 +408,7 @@ def test_the_identity_check_recomputes_in_a_copy_at_the_run_folders_own_path(tmp
     (work / "marker").write_text("incremental")
     seen = []
 
-    def full_recompute(data_dir, label, log=None, full_refresh=False):
+    def full_recompute(data_dir, label, log=None, full_refresh=False, engine=None):
         # at the same path (the warehouse's absolute landing paths name the copy's folders)
         seen.append((data_dir, full_refresh, (data_dir / "marker").read_text()))
         (data_dir / "marker").write_text("recomputed")

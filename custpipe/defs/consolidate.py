@@ -18,7 +18,7 @@ from custpipe.defs.common import (
     schedule_of,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource, RunOptions
+from custpipe.defs.resources import CustpipeResource, RunOptions, engine_of
 from custpipe.incremental import describe_differences, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
@@ -41,9 +41,9 @@ TABLES = {GOLDEN: "mdm.golden_customers", XREF: "mdm.customer_xref", REVIEW: "md
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))
 
 
-def matcher(cfg: PipelineConfig, settings, engine: str | None = None) -> Matcher:
-    """The configured match model and thresholds, scoring on `engine` (default: the
-    configured one; spark: Splink's Spark backend, custpipe.spark.scoring)."""
+def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb") -> Matcher:
+    """The configured match model and thresholds, scoring on `engine` (spark: Splink's
+    Spark backend, custpipe.spark.scoring)."""
     m = cfg.matching
     try:
         chosen = load_matcher(
@@ -51,13 +51,7 @@ def matcher(cfg: PipelineConfig, settings, engine: str | None = None) -> Matcher
         )
     except (FileNotFoundError, ValueError) as exc:  # only a trained model file can fix it
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    if engine not in (None, "duckdb", "spark"):
-        raise dg.Failure(
-            description=f"run_options.engine is {engine!r}: write duckdb or spark (or leave "
-            "it empty for the configured engine)",
-            allow_retries=False,
-        )
-    if (engine or cfg.engine) != "spark":
+    if engine != "spark":
         return chosen
     from custpipe.spark.scoring import SparkScoring
 
@@ -128,7 +122,8 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     ):
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
-        chosen, rules = matcher(run_cfg, settings, run_options.engine), run_cfg.survivorship.build()
+        engine = engine_of(custpipe, run_options)
+        chosen, rules = matcher(run_cfg, settings, engine), run_cfg.survivorship.build()
         erp_source = run_cfg.publish.erp_source
         parts = fingerprint_parts(
             chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules

@@ -178,3 +178,25 @@ class RunOptions(dg.ConfigurableResource):
         """Names in `full_refresh_sources` or `hold_sources` that are not configured sources."""
         named = [*self.full_refresh_sources, *self.hold_sources]
         return list(dict.fromkeys(s for s in named if s not in configured))
+
+
+def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
+    """Tonight's engine: the run option, else pipeline.yaml's `engine`; a Failure naming
+    the allowed values for anything else."""
+    engine = run_options.engine or custpipe.pipeline.engine
+    if engine not in ("duckdb", "spark"):
+        raise dg.Failure(
+            description=f"run_options.engine is {engine!r}: write duckdb or spark (or leave "
+            "it empty for the configured engine)",
+            allow_retries=False,
+        )
+    return engine
+
+
+def engine_session(custpipe: CustpipeResource, run_options: RunOptions):
+    """Tonight's Spark session (engine: spark; custpipe.spark.session), else None."""
+    if engine_of(custpipe, run_options) != "spark":
+        return None
+    from custpipe.spark.session import spark_session
+
+    return spark_session(custpipe.pipeline.spark, custpipe.settings.data_dir / "spark")

@@ -17,8 +17,9 @@ from custpipe.defs.common import (
     run_business_date,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource
+from custpipe.defs.resources import CustpipeResource, RunOptions, engine_session
 from custpipe.mapping.stage import issue_rows, stage_source, standardisation_counts
+from custpipe.spark.session import describe
 
 CUSTOMERS_TABLE = "staging.customers"
 
@@ -44,8 +45,11 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
             check_spec(gates.MAPPING_ISSUES, source_name),
         ],
     )
-    def _stage(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
+    def _stage(
+        context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
+    ):
         settings, source = custpipe.settings, custpipe.source(source_name)
+        spark = engine_session(custpipe, run_options)
         business_date = run_business_date(context)
         started = time.perf_counter()
         meta: dict = {}
@@ -62,7 +66,9 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
                 )
             if hold is None:
                 try:
-                    report = stage_source(con, settings, source, business_date, context.run_id, now)
+                    report = stage_source(
+                        con, settings, source, business_date, context.run_id, now, spark
+                    )
                 except holding.HOLDABLE as exc:  # rolled back: the last good rows are kept
                     reason = holding.hold_reason(
                         exc,
@@ -107,6 +113,7 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         columns = ["dataset", "field", "source_column", "problem", "rows", "examples"]
         meta["mapping_issues"] = md_table(issues.to_dict("records"), columns)
         meta["seconds"] = round(time.perf_counter() - started, 2)
+        meta["mapped_on"] = describe(custpipe.pipeline.spark) if spark else "this process"
         meta["held"] = hold is not None
         if hold is not None:
             meta["held_reason"] = hold.reason

@@ -203,6 +203,22 @@ def _changed_batches(
             yield start, mask, raw
 
 
+def _mapped_batches(
+    stager, batches: Iterator, source: SourceConfig, arrow: bool, spark=None
+) -> Iterator[tuple[int, np.ndarray, pd.DataFrame | pa.Table, list, float]]:
+    """Per batch of :func:`_changed_batches`, in order: (start, mask, staged rows, mapping
+    issues, seconds spent mapping it), mapped here or, with a `spark` session, on Spark."""
+    if spark is not None:
+        from custpipe.spark.staging import stage_on_spark
+
+        yield from stage_on_spark(spark, stager, batches, source, arrow)
+        return
+    for start, mask, raw in batches:
+        started = time.perf_counter()
+        staged, found = stager(raw, source, arrow=arrow)
+        yield start, mask, staged, found, time.perf_counter() - started
+
+
 # Tables whose source_id must be unique per source (order lines are keyed by their order).
 _UNIQUE_IDS = ("staging.customers", "staging.orders")
 
@@ -279,10 +295,12 @@ def _stage_landing(
     fingerprints: tuple[str, str],
     run_id: str,
     at: datetime,
+    spark=None,
 ) -> StagedDataset:
     """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch.
 
-    `fingerprints`: (mapping + staging code, for the row hashes; mapping file, logged)."""
+    `fingerprints`: (mapping + staging code, for the row hashes; mapping file, logged).
+    `spark`: a Spark session to map the batches on (custpipe.spark.staging)."""
     fingerprint, restage = fingerprints
     manifest = read_manifest(path)
     mode = manifest.get("mode", "full")
@@ -304,10 +322,10 @@ def _stage_landing(
             )
             con.execute(f"DELETE FROM {table} WHERE {stale}", [source.name])
     seconds, issues = 0.0, []
-    for start, changed, raw in _changed_batches(landing, size, ~unchanged):
-        started = time.perf_counter()
-        staged, found = stager(raw, source, arrow=mode != "incremental")
-        seconds += time.perf_counter() - started
+    for start, changed, staged, found, took in _mapped_batches(
+        stager, _changed_batches(landing, size, ~unchanged), source, mode != "incremental", spark
+    ):
+        seconds += took
         issues.append(found)
         staged = _with_columns(
             staged,
@@ -380,8 +398,10 @@ def stage_source(
     business_date: date | None,
     run_id: str,
     at: datetime,
+    spark=None,
 ) -> list[StagedDataset]:
-    """Stage every dataset of `source` from the landing folders not staged yet, in order.
+    """Stage every dataset of `source` from the landing folders not staged yet, in order
+    (mapped on Spark with a `spark` session: custpipe.spark.staging).
 
     A full extraction replaces the source's rows; an incremental one upserts them by
     `source_id`. Rows whose raw values (and the mapping and staging code) are the same as
@@ -404,7 +424,16 @@ def stage_source(
             for path in pending:
                 report.append(
                     _stage_landing(
-                        con, source, name, stager, table, path, (fingerprint, restage), run_id, at
+                        con,
+                        source,
+                        name,
+                        stager,
+                        table,
+                        path,
+                        (fingerprint, restage),
+                        run_id,
+                        at,
+                        spark,
                     )
                 )
         issues = issue_rows(report, source.name, run_id, at)

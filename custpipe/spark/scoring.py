@@ -135,9 +135,9 @@ class SparkScoring:
 
     def describe(self) -> str:
         """Where the pairs are scored, for the run's metadata (no values)."""
-        from custpipe.spark.session import master
+        from custpipe.spark.session import describe
 
-        return f"spark (master {master(self.spark)})"
+        return describe(self.spark)
 
     def predict(
         self, frame: pa.Table, trained: dict[str, Any], threshold: float, restrict: bool

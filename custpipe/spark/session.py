@@ -48,6 +48,11 @@ def master(cfg: SparkConfig) -> str:
     return os.environ.get(MASTER_ENV) or cfg.master
 
 
+def describe(cfg: SparkConfig) -> str:
+    """Where Spark work runs, for a run's metadata: `spark (master <url>)`."""
+    return f"spark (master {master(cfg)})"
+
+
 def settings_for(cfg: SparkConfig, work_dir: Path) -> dict[str, str]:
     """The Spark settings custpipe starts its session with (`cfg.conf` last)."""
     from splink.backends.spark import similarity_jar_location

@@ -1,6 +1,7 @@
-"""engine: spark scores pairs with Splink's Spark backend and gives the DuckDB engine's
-tables exactly: the demo's first and second nights equal the recorded fingerprints (the
-same ones the DuckDB engine is held to), and the stored pairs equal DuckDB's to the bit."""
+"""engine: spark maps and standardises the sources' rows on Spark and scores pairs with
+Splink's Spark backend, and gives the DuckDB engine's tables exactly: the demo's first and
+second nights equal the recorded fingerprints (the same ones the DuckDB engine is held to),
+and the stored pairs equal DuckDB's to the bit."""
 
 from __future__ import annotations
 
@@ -99,6 +100,8 @@ def test_spark_nights_equal_the_duckdb_engines_tables(spark_demo, demo_run):
     assert first.success
     golden = first.asset_materializations_for_node("consolidated")[0].metadata
     assert golden["pair_scoring"].value == "spark (master local[2])"
+    staged = first.asset_materializations_for_node("staging__erp")[0].metadata
+    assert staged["mapped_on"].value == "spark (master local[2])"
     assert golden["records_scored_again"].value > 100
     _assert_equal(demo_fingerprint(spark_demo.settings), FIRST_NIGHT)
     stored, expected = _pairs(spark_demo.settings), _pairs(duckdb_deployment.settings)
