@@ -194,9 +194,11 @@ def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
 
 
 def engine_session(custpipe: CustpipeResource, run_options: RunOptions):
-    """Tonight's Spark session (engine: spark; custpipe.spark.session), else None."""
+    """engine: spark — a function that returns the Spark session (custpipe.spark.session),
+    started only when called (a night with nothing to map starts no JVM); else None."""
     if engine_of(custpipe, run_options) != "spark":
         return None
     from custpipe.spark.session import spark_session
 
-    return spark_session(custpipe.pipeline.spark, custpipe.settings.data_dir / "spark")
+    cfg, work_dir = custpipe.pipeline.spark, custpipe.settings.data_dir / "spark"
+    return lambda: spark_session(cfg, work_dir)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
+from itertools import chain
 from pathlib import Path
 
 import duckdb
@@ -207,11 +208,15 @@ def _mapped_batches(
     stager, batches: Iterator, source: SourceConfig, arrow: bool, spark=None
 ) -> Iterator[tuple[int, np.ndarray, pd.DataFrame | pa.Table, list, float]]:
     """Per batch of :func:`_changed_batches`, in order: (start, mask, staged rows, mapping
-    issues, seconds spent mapping it), mapped here or, with a `spark` session, on Spark."""
+    issues, seconds spent mapping it), mapped here or, with `spark` (a function returning a
+    Spark session, called at the first batch), on Spark."""
     if spark is not None:
         from custpipe.spark.staging import stage_on_spark
 
-        yield from stage_on_spark(spark, stager, batches, source, arrow)
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is not None:
+            yield from stage_on_spark(spark(), stager, chain([first], batches), source, arrow)
         return
     for start, mask, raw in batches:
         started = time.perf_counter()
@@ -300,7 +305,8 @@ def _stage_landing(
     """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch.
 
     `fingerprints`: (mapping + staging code, for the row hashes; mapping file, logged).
-    `spark`: a Spark session to map the batches on (custpipe.spark.staging)."""
+    `spark`: a function returning the Spark session to map the batches on
+    (custpipe.spark.staging)."""
     fingerprint, restage = fingerprints
     manifest = read_manifest(path)
     mode = manifest.get("mode", "full")
@@ -401,7 +407,7 @@ def stage_source(
     spark=None,
 ) -> list[StagedDataset]:
     """Stage every dataset of `source` from the landing folders not staged yet, in order
-    (mapped on Spark with a `spark` session: custpipe.spark.staging).
+    (mapped on Spark with `spark`, a function returning the session: custpipe.spark.staging).
 
     A full extraction replaces the source's rows; an incremental one upserts them by
     `source_id`. Rows whose raw values (and the mapping and staging code) are the same as

@@ -67,6 +67,9 @@ def settings_for(cfg: SparkConfig, work_dir: Path) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "8",
+        # local mode runs the executors in the driver's JVM: the rows to map and Splink's
+        # pairs pass through it (1g, Spark's default, ran out at 100,000 records)
+        "spark.driver.memory": "4g",
         "spark.local.dir": str(local),
         "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={local}",
     } | dict(cfg.conf)

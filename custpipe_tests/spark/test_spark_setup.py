@@ -92,3 +92,21 @@ def test_a_model_of_other_levels_or_with_term_frequencies_is_refused():
     gone["comparisons"][0]["output_column_name"] = "shoe_size"
     with pytest.raises(ValueError, match="shoe_size"):
         spark_settings(gone, configured)
+
+
+def test_tonights_engine_is_the_run_option_else_the_configuration(config_dir, tmp_path):
+    import dagster as dg
+
+    from custpipe.defs.resources import CustpipeResource, RunOptions, engine_of
+    from custpipe.settings import DEFAULT_EXPECTATIONS_DIR, Settings
+
+    settings = Settings(config_dir, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    resource = CustpipeResource.from_settings(settings)  # outside a run: config/ itself
+    assert engine_of(resource, RunOptions()) == "duckdb"
+    assert engine_of(resource, RunOptions(engine="spark")) == "spark"
+    edit(config_dir / "pipeline.yaml", "engine: duckdb ", "engine: spark ")
+    resource = CustpipeResource.from_settings(settings)
+    assert engine_of(resource, RunOptions()) == "spark"
+    assert engine_of(resource, RunOptions(engine="duckdb")) == "duckdb"
+    with pytest.raises(dg.Failure, match="write duckdb or spark"):
+        engine_of(resource, RunOptions(engine="Spark "))
