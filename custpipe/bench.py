@@ -1363,7 +1363,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.change_large,
                 identity=not args.no_identity,
                 launched=not args.no_launched and args.engine == "duckdb",
-                engine=args.engine,
+                # the default engine is the configuration's: no run config at all, as before
+                engine=None if args.engine == "duckdb" else args.engine,
             )
         )
     if scales:  # the scale figures are kept whatever fails after them
