@@ -138,9 +138,10 @@ class RunOptions(dg.ConfigurableResource):
     )
     engine: str | None = Field(
         default=None,
-        description="Tonight only: score the pairs on this engine (duckdb, or spark: "
-        "Splink's Spark backend, which needs custpipe[spark] and Java); empty: the "
-        "configured engine. Both give the same tables.",
+        description="Tonight only: the engine of staging's mapping and the pair scoring "
+        "(duckdb, or spark: the executors map the rows and Splink's Spark backend scores "
+        "the pairs; needs custpipe[spark] and Java); empty: pipeline.yaml's engine. Both "
+        "give the same tables.",
     )
     max_quarantine_rate: float | None = Field(
         default=None,
