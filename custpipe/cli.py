@@ -145,8 +145,13 @@ def failure_headline(event) -> str:
 def run_config(defs, args: argparse.Namespace) -> dict:
     """Run configuration of the nightly job from the command-line flags."""
     config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    options: dict = {}
     if args.full_refresh:  # every source extracted in full, every stage recomputed
-        config["resources"] = {"run_options": {"config": {"full_refresh": True}}}
+        options["full_refresh"] = True
+    if getattr(args, "engine", None):  # tonight's engine, over pipeline.yaml's
+        options["engine"] = args.engine
+    if options:
+        config["resources"] = {"run_options": {"config": options}}
     return config
 
 
@@ -489,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="extract every row of incremental (watermarked) sources again, and recompute "
         "every stage in full, comparing the result with the incremental state",
+    )
+    run.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default=None,
+        help="tonight's engine for staging's mapping and the pair scoring (default: "
+        "pipeline.yaml's engine; spark needs custpipe[spark] and Java, README 'Spark')",
     )
     run.add_argument(
         "--log-level",

@@ -570,8 +570,8 @@ class PipelineConfig(_Strict):
     # names written `team:<name>`
     owners: list[str] = ["team:customer-data"]
     sources: dict[str, SourceConfig]
-    # where the pair scoring runs: duckdb (one machine) or spark (Splink's Spark backend,
-    # see custpipe.spark); both give the same tables
+    # where staging maps rows and pairs are scored: duckdb (one machine) or spark (the
+    # executors and Splink's Spark backend, see custpipe.spark); both give the same tables
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = SparkConfig()
     reconcile: ReconcileConfig = ReconcileConfig()

@@ -308,3 +308,7 @@ def test_custpipe_run_full_refresh_is_run_config_the_job_accepts():
         resolved = dg.validate_run_config(job, config)
         options = resolved["resources"]["run_options"]["config"]
         assert options["full_refresh"] is full and options["dry_run"] is False
+        assert options["engine"] is None  # pipeline.yaml's
+    args = argparse.Namespace(log_level="INFO", full_refresh=False, engine="spark")
+    resolved = dg.validate_run_config(job, run_config(defs, args))
+    assert resolved["resources"]["run_options"]["config"]["engine"] == "spark"

@@ -56,6 +56,12 @@ def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb") -> Matcher:
     from custpipe.spark.scoring import SparkScoring
 
     spark = SparkScoring(cfg.match_settings(), cfg.spark, settings.data_dir / "spark")
+    try:  # the model written for Spark, before any work: a refused model fails at once
+        spark.settings_for(chosen.model.splink)
+    except ValueError as exc:
+        raise dg.Failure(
+            description=f"{settings.expand(m.model)}: {exc}", allow_retries=False
+        ) from exc
     return replace(chosen, spark=spark)
 
 

@@ -183,7 +183,7 @@ class RunOptions(dg.ConfigurableResource):
 
 def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
     """Tonight's engine: the run option, else pipeline.yaml's `engine`; a Failure naming
-    the allowed values for anything else."""
+    the allowed values for anything else, or what to install when Spark cannot run."""
     engine = run_options.engine or custpipe.pipeline.engine
     if engine not in ("duckdb", "spark"):
         raise dg.Failure(
@@ -191,6 +191,17 @@ def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
             "it empty for the configured engine)",
             allow_retries=False,
         )
+    if engine == "spark":  # before any work: a retry would not install anything
+        from custpipe.spark.session import spark_problem
+
+        problem = spark_problem()
+        if problem:
+            raise dg.Failure(
+                description=f"engine: spark cannot run here: {problem}. Install it (make "
+                "spark), or run with engine: duckdb (pipeline.yaml, or the run option "
+                "engine)",
+                allow_retries=False,
+            )
     return engine
 
 

@@ -133,6 +133,10 @@ class SparkScoring:
     spark: SparkConfig
     work_dir: Path
 
+    def settings_for(self, trained: dict[str, Any]) -> dict[str, Any]:
+        """`trained` (Splink settings, DuckDB SQL) written for Spark (:func:`spark_settings`)."""
+        return spark_settings(trained, splink_settings(self.settings, dialect="spark"))
+
     def describe(self) -> str:
         """Where the pairs are scored, for the run's metadata (no values)."""
         from custpipe.spark.session import describe
@@ -152,8 +156,7 @@ class SparkScoring:
         from custpipe.spark.session import spark_session
 
         session = spark_session(self.spark, self.work_dir)
-        settings = spark_settings(trained, splink_settings(self.settings, dialect="spark"))
-        settings = restricted_rules(settings, restrict)
+        settings = restricted_rules(self.settings_for(trained), restrict)
         db_api = SparkAPI(spark_session=session)
         register_duckdb_similarities(session)
         view = f"custpipe_match_input_{uuid.uuid4().hex}"  # a session serves many nights

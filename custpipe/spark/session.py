@@ -37,10 +37,22 @@ def java_problem() -> str | None:
     done = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=60)
     text = done.stderr + done.stdout
     for token in text.replace('"', " ").split():
-        major = token.split(".")[0]
-        if major.isdigit() and "." in token:
-            return None if int(major) >= 17 else f"{command} is Java {major}; Spark 4 needs 17+"
+        parts = token.split(".")
+        if len(parts) > 1 and parts[0].isdigit():
+            # "17.0.15", "21.0.2"; Java 8 and older say "1.8.0_392"
+            major = int(parts[1]) if parts[0] == "1" and parts[1].isdigit() else int(parts[0])
+            return None if major >= 17 else f"{command} is Java {major}; Spark 4 needs 17+"
     return f"{command} -version printed no version ({text.strip()[:200]})"
+
+
+def spark_problem() -> str | None:
+    """Why `engine: spark` cannot run here (pyspark missing, no Java 17+), None if it can."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return f"pyspark is not installed: {_INSTALL}"
+    problem = java_problem()
+    return None if problem is None else problem
 
 
 def master(cfg: SparkConfig) -> str:
@@ -78,18 +90,14 @@ def settings_for(cfg: SparkConfig, work_dir: Path) -> dict[str, str]:
 def spark_session(cfg: SparkConfig, work_dir: Path) -> SparkSession:
     """The process's Spark session (built on first call); its checkpoints and scratch files
     go under `work_dir` (custpipe passes `<data>/spark`)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise RuntimeError(
-            f"engine: spark needs pyspark, which is not installed: {_INSTALL}"
-        ) from exc
+    problem = spark_problem()
+    if problem:
+        raise RuntimeError(f"engine: spark cannot start: {problem}")
+    from pyspark.sql import SparkSession
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    problem = java_problem()
-    if problem:
-        raise RuntimeError(f"engine: spark cannot start: {problem}")
     # the workers run this process's Python (its packages: pandas, DuckDB) unless the
     # environment names another (PYSPARK_PYTHON: a cluster's executors' own)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -110,3 +110,44 @@ def test_tonights_engine_is_the_run_option_else_the_configuration(config_dir, tm
     assert engine_of(resource, RunOptions(engine="duckdb")) == "duckdb"
     with pytest.raises(dg.Failure, match="write duckdb or spark"):
         engine_of(resource, RunOptions(engine="Spark "))
+
+
+def test_a_spark_night_that_cannot_run_here_fails_at_once_naming_the_fix(
+    config_dir, tmp_path, monkeypatch
+):
+    import dagster as dg
+
+    from custpipe.defs.resources import CustpipeResource, RunOptions, engine_of
+    from custpipe.settings import DEFAULT_EXPECTATIONS_DIR, Settings
+    from custpipe.spark import session
+
+    resource = CustpipeResource.from_settings(
+        Settings(config_dir, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    )
+    monkeypatch.setattr(session, "spark_problem", lambda: "pyspark is not installed: x")
+    with pytest.raises(dg.Failure, match="pyspark is not installed.*make spark") as failed:
+        engine_of(resource, RunOptions(engine="spark"))
+    assert failed.value.allow_retries is False
+    assert engine_of(resource, RunOptions()) == "duckdb"  # the DuckDB engine is unaffected
+
+
+@pytest.mark.parametrize(
+    ("printed", "verdict"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', None),
+        ('openjdk version "21.0.2" 2024-01-16', None),
+        ('java version "1.8.0_392"', "is Java 8; Spark 4 needs 17+"),
+        ('openjdk version "11.0.22" 2024-01-16', "is Java 11; Spark 4 needs 17+"),
+        ("nothing useful", "printed no version"),
+    ],
+)
+def test_the_java_version_is_read_from_java_home(tmp_path, monkeypatch, printed, verdict):
+    from custpipe.spark.session import java_problem
+
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text(f"#!/bin/sh\necho '{printed}' >&2\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    problem = java_problem()
+    assert problem is None if verdict is None else verdict in problem
