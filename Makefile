@@ -84,7 +84,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install $(if $(filter spark,$(ENGINE)),spark)  ## the benchmark: SCALE=100000 for one scale (default 100k and 1M); ENGINE=spark
-	$(BIN)/custpipe bench $(if $(SCALE),--scale $(SCALE),--scale 100000 --scale 1000000) --out $(CUSTPIPE_DATA)/bench$(if $(filter spark,$(ENGINE)),-spark --engine spark)
+	$(BIN)/custpipe bench $(if $(SCALE),--scale $(SCALE),--scale 100000 --scale 1000000) --out $(CUSTPIPE_DATA)/bench$(if $(ENGINE),-$(ENGINE) --engine $(ENGINE))
 
 bench-febrl: install  ## custpipe's matching vs Splink's documented workflows on FEBRL 1-4 (~4 min)
 	$(BIN)/python -m custpipe.benchmarks.febrl --out $(CUSTPIPE_DATA)/bench/febrl
