@@ -519,10 +519,13 @@ class SurvivorshipConfig(_Strict):
 class SparkConfig(_Strict):
     """Where `engine: spark` runs its work: the Spark master (the environment's
     CUSTPIPE_SPARK_MASTER wins, so a deployment points at its cluster without editing this
-    file) and extra Spark settings (spark.* keys, e.g. spark.driver.memory)."""
+    file), extra Spark settings (spark.* keys, e.g. spark.driver.memory), and how the work
+    is launched: in the run's own Spark session, or as spark-submit jobs through Dagster
+    Pipes (custpipe.spark.runners)."""
 
     master: str = "local[2]"
     conf: dict[str, str] = {}
+    launch: Literal["session", "submit"] = "session"
 
     @field_validator("conf")
     @classmethod

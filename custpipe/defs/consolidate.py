@@ -18,7 +18,7 @@ from custpipe.defs.common import (
     schedule_of,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource, RunOptions, engine_of
+from custpipe.defs.resources import CustpipeResource, RunOptions, spark_runner
 from custpipe.incremental import describe_differences, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
@@ -41,9 +41,9 @@ TABLES = {GOLDEN: "mdm.golden_customers", XREF: "mdm.customer_xref", REVIEW: "md
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))
 
 
-def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb") -> Matcher:
+def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb", runner=None) -> Matcher:
     """The configured match model and thresholds, scoring on `engine` (spark: Splink's
-    Spark backend, custpipe.spark.scoring)."""
+    Spark backend, custpipe.spark.scoring, on `runner`: custpipe.spark.runners)."""
     m = cfg.matching
     try:
         chosen = load_matcher(
@@ -53,9 +53,11 @@ def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb") -> Matcher:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     if engine != "spark":
         return chosen
+    from custpipe.spark.runners import InSession
     from custpipe.spark.scoring import SparkScoring
 
-    spark = SparkScoring(cfg.match_settings(), cfg.spark, settings.data_dir / "spark")
+    runner = runner or InSession(cfg.spark, settings.data_dir / "spark")
+    spark = SparkScoring(cfg.match_settings(), runner)
     try:  # the model written for Spark, before any work: a refused model fails at once
         spark.settings_for(chosen.model.splink)
     except ValueError as exc:
@@ -128,8 +130,9 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     ):
         settings, run_cfg = custpipe.settings, custpipe.pipeline  # this run's configuration
         trust = {name: s.trust for name, s in run_cfg.sources.items()}
-        engine = engine_of(custpipe, run_options)
-        chosen, rules = matcher(run_cfg, settings, engine), run_cfg.survivorship.build()
+        runner = spark_runner(custpipe, run_options, context)  # None: engine duckdb
+        chosen = matcher(run_cfg, settings, "spark" if runner else "duckdb", runner)
+        rules = run_cfg.survivorship.build()
         erp_source = run_cfg.publish.erp_source
         parts = fingerprint_parts(
             chosen, Path(settings.expand(run_cfg.matching.model)), trust, erp_source, rules

@@ -205,12 +205,35 @@ def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
     return engine
 
 
-def engine_session(custpipe: CustpipeResource, run_options: RunOptions):
-    """engine: spark — a function that returns the Spark session (custpipe.spark.session),
-    started only when called (a night with nothing to map starts no JVM); else None."""
+def pipes_launch(context):
+    """A launcher for custpipe.spark.runners.Submitted: spark-submit through Dagster Pipes
+    in `context`'s step (the job's log lines and figures reach its event log)."""
+    from dagster._core.errors import DagsterPipesExecutionError  # not exported (1.13)
+
+    from custpipe.spark.runners import submit_env
+
+    client = dg.PipesSubprocessClient(env=submit_env())
+
+    def launch(command: list[str], extras: dict) -> list:
+        try:
+            done = client.run(context=context, command=command, extras=extras)
+        except DagsterPipesExecutionError as exc:
+            raise RuntimeError(
+                f"spark-submit of custpipe's {extras.get('task')} job failed ({exc}); its "
+                "output is in this step's stderr (Dagster UI: the step's logs)"
+            ) from exc
+        return done.get_custom_messages()
+
+    return launch
+
+
+def spark_runner(custpipe: CustpipeResource, run_options: RunOptions, context):
+    """engine: spark — where tonight's Spark work runs (custpipe.spark.runners: this
+    process's session, started at the first piece of work, or spark-submit through Pipes
+    in `context`'s step, as `spark.launch` says); else None."""
     if engine_of(custpipe, run_options) != "spark":
         return None
-    from custpipe.spark.session import spark_session
+    from custpipe.spark.runners import runner
 
-    cfg, work_dir = custpipe.pipeline.spark, custpipe.settings.data_dir / "spark"
-    return lambda: spark_session(cfg, work_dir)
+    cfg = custpipe.pipeline.spark
+    return runner(cfg, custpipe.settings.data_dir / "spark", pipes_launch(context))

@@ -17,9 +17,8 @@ from custpipe.defs.common import (
     run_business_date,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource, RunOptions, engine_session
+from custpipe.defs.resources import CustpipeResource, RunOptions, spark_runner
 from custpipe.mapping.stage import issue_rows, stage_source, standardisation_counts
-from custpipe.spark.session import describe
 
 CUSTOMERS_TABLE = "staging.customers"
 
@@ -49,7 +48,7 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
     ):
         settings, source = custpipe.settings, custpipe.source(source_name)
-        spark = engine_session(custpipe, run_options)
+        spark = spark_runner(custpipe, run_options, context)
         business_date = run_business_date(context)
         started = time.perf_counter()
         meta: dict = {}
@@ -113,7 +112,7 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         columns = ["dataset", "field", "source_column", "problem", "rows", "examples"]
         meta["mapping_issues"] = md_table(issues.to_dict("records"), columns)
         meta["seconds"] = round(time.perf_counter() - started, 2)
-        meta["mapped_on"] = describe(custpipe.pipeline.spark) if spark else "this process"
+        meta["mapped_on"] = spark.describe() if spark else "this process"
         meta["held"] = hold is not None
         if hold is not None:
             meta["held_reason"] = hold.reason

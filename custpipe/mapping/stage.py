@@ -208,15 +208,13 @@ def _mapped_batches(
     stager, batches: Iterator, source: SourceConfig, arrow: bool, spark=None
 ) -> Iterator[tuple[int, np.ndarray, pd.DataFrame | pa.Table, list, float]]:
     """Per batch of :func:`_changed_batches`, in order: (start, mask, staged rows, mapping
-    issues, seconds spent mapping it), mapped here or, with `spark` (a function returning a
-    Spark session, called at the first batch), on Spark."""
+    issues, seconds spent mapping it), mapped here or, with `spark` (a Spark runner,
+    custpipe.spark.runners, given work only when there is a batch), on Spark."""
     if spark is not None:
-        from custpipe.spark.staging import stage_on_spark
-
         batches = iter(batches)
         first = next(batches, None)
         if first is not None:
-            yield from stage_on_spark(spark(), stager, chain([first], batches), source, arrow)
+            yield from spark.map_batches(stager, chain([first], batches), source, arrow)
         return
     for start, mask, raw in batches:
         started = time.perf_counter()
@@ -305,8 +303,7 @@ def _stage_landing(
     """Stage one landing folder of a dataset (see :func:`stage_source`), batch by batch.
 
     `fingerprints`: (mapping + staging code, for the row hashes; mapping file, logged).
-    `spark`: a function returning the Spark session to map the batches on
-    (custpipe.spark.staging)."""
+    `spark`: the Spark runner to map the batches on (custpipe.spark.runners)."""
     fingerprint, restage = fingerprints
     manifest = read_manifest(path)
     mode = manifest.get("mode", "full")
@@ -407,7 +404,7 @@ def stage_source(
     spark=None,
 ) -> list[StagedDataset]:
     """Stage every dataset of `source` from the landing folders not staged yet, in order
-    (mapped on Spark with `spark`, a function returning the session: custpipe.spark.staging).
+    (mapped on Spark with `spark`, a runner: custpipe.spark.runners).
 
     A full extraction replaces the source's rows; an incremental one upserts them by
     `source_id`. Rows whose raw values (and the mapping and staging code) are the same as

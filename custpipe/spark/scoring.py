@@ -27,14 +27,15 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # module level: Spark reads the UDF's type hints from its globals
 import pyarrow as pa
 
-from custpipe.config import SparkConfig
 from custpipe.matching.settings import MatchSettings, splink_settings
+
+if TYPE_CHECKING:
+    from custpipe.spark.runners import SparkRunner
 
 #: Splink's Spark names of the similarity functions -> DuckDB's function it must equal
 DUCKDB_FUNCTIONS = {
@@ -123,15 +124,42 @@ def weight_columns_sql(settings: dict[str, Any]) -> list[str]:
     return columns
 
 
+def score_levels(session, frame: pa.Table, settings: dict[str, Any], threshold: float) -> pa.Table:
+    """On `session`: the pairs of `frame` (match input, Arrow) at or above `threshold` under
+    `settings` (Splink settings in Spark SQL, blocking rules as they are to run): unique_id_l,
+    unique_id_r and one gamma_<field> per comparison, as Arrow."""
+    from splink import Linker
+    from splink.backends.spark import SparkAPI
+
+    db_api = SparkAPI(spark_session=session)
+    register_duckdb_similarities(session)
+    view = f"custpipe_match_input_{uuid.uuid4().hex}"  # a session serves many nights
+    table = db_api.register(
+        session.createDataFrame(frame), dataset_display_name="customers", table_name=view
+    )
+    try:
+        linker = Linker(table, settings, log_level=logging.WARNING)
+        scored = linker.inference.predict(
+            threshold_match_probability=threshold, warning_mode="never"
+        )
+        try:
+            gammas = [f"gamma_{c['output_column_name']}" for c in settings["comparisons"]]
+            pairs = scored.as_spark_dataframe().select("unique_id_l", "unique_id_r", *gammas)
+            return pairs.toArrow()
+        finally:
+            scored.drop_table_from_database_and_remove_from_cache()
+    finally:
+        session.catalog.dropTempView(view)
+
+
 @dataclass(frozen=True)
 class SparkScoring:
     """Score candidate pairs on Spark (`engine: spark`): the deployment's matching settings
-    (to write the model's comparisons in Spark SQL), its `spark:` settings and the folder
-    for Spark's checkpoints and scratch files."""
+    (to write the model's comparisons in Spark SQL) and where the Spark work runs
+    (`runner`: custpipe.spark.runners — this process's session, or spark-submit)."""
 
     settings: MatchSettings
-    spark: SparkConfig
-    work_dir: Path
+    runner: SparkRunner
 
     def settings_for(self, trained: dict[str, Any]) -> dict[str, Any]:
         """`trained` (Splink settings, DuckDB SQL) written for Spark (:func:`spark_settings`)."""
@@ -139,9 +167,7 @@ class SparkScoring:
 
     def describe(self) -> str:
         """Where the pairs are scored, for the run's metadata (no values)."""
-        from custpipe.spark.session import describe
-
-        return describe(self.spark)
+        return self.runner.describe()
 
     def predict(
         self, frame: pa.Table, trained: dict[str, Any], threshold: float, restrict: bool
@@ -149,30 +175,7 @@ class SparkScoring:
         """The pairs of `frame` (match input, Arrow) at or above `threshold` under `trained`
         (Splink settings, DuckDB SQL, prior as tonight's): unique_id_l, unique_id_r and one
         gamma_<field> per comparison. `restrict`: only pairs with a record flagged `changed`."""
-        from splink import Linker
-        from splink.backends.spark import SparkAPI
-
         from custpipe.matching.pairs import restricted_rules
-        from custpipe.spark.session import spark_session
 
-        session = spark_session(self.spark, self.work_dir)
         settings = restricted_rules(self.settings_for(trained), restrict)
-        db_api = SparkAPI(spark_session=session)
-        register_duckdb_similarities(session)
-        view = f"custpipe_match_input_{uuid.uuid4().hex}"  # a session serves many nights
-        table = db_api.register(
-            session.createDataFrame(frame), dataset_display_name="customers", table_name=view
-        )
-        try:
-            linker = Linker(table, settings, log_level=logging.WARNING)
-            scored = linker.inference.predict(
-                threshold_match_probability=threshold, warning_mode="never"
-            )
-            try:
-                gammas = [f"gamma_{c['output_column_name']}" for c in settings["comparisons"]]
-                pairs = scored.as_spark_dataframe().select("unique_id_l", "unique_id_r", *gammas)
-                return pairs.toArrow()
-            finally:
-                scored.drop_table_from_database_and_remove_from_cache()
-        finally:
-            session.catalog.dropTempView(view)
+        return self.runner.score(frame, settings, threshold)

@@ -1,0 +1,76 @@
+"""The spark-submit side of `spark.launch: submit` (custpipe.spark.runners.Submitted).
+
+Run by spark-submit, launched through Dagster Pipes: the extras name the task (``score`` or
+``stage``) and its request folder. The job does the task with the functions the in-process
+session uses, writes the result into the request folder, and reports the number of rows and
+its seconds back to the step (counts only: no customer value leaves in a message).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+
+def score(session, request: Path, threshold: float) -> int:
+    """input.parquet + settings.json -> levels.parquet; the number of pairs."""
+    import pyarrow.parquet as pq
+
+    from custpipe.spark.scoring import score_levels
+
+    settings = json.loads((request / "settings.json").read_text(encoding="utf-8"))
+    levels = score_levels(session, pq.read_table(request / "input.parquet"), settings, threshold)
+    pq.write_table(levels, request / "levels.parquet")
+    return levels.num_rows
+
+
+def stage(session, request: Path, batches: int) -> int:
+    """stager.pkl + batch-NNNNN.pkl -> mapped-NNNNN.pkl (staged, issues, seconds); rows."""
+    from custpipe.spark.staging import stage_on_spark
+
+    with open(request / "stager.pkl", "rb") as fh:
+        stager, source, arrow = pickle.load(fh)
+
+    def raw_batches():
+        for number in range(batches):
+            with open(request / f"batch-{number:05d}.pkl", "rb") as fh:
+                yield number, None, pickle.load(fh)
+
+    rows = 0
+    for number, _, staged, issues, seconds in stage_on_spark(
+        session, stager, raw_batches(), source, arrow
+    ):
+        rows += len(staged)
+        with open(request / f"mapped-{number:05d}.pkl", "wb") as fh:
+            pickle.dump((staged, issues, seconds), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return rows
+
+
+def main() -> None:
+    """Do the task the Pipes extras name and report its figures."""
+    from dagster_pipes import open_dagster_pipes
+    from pyspark.sql import SparkSession
+
+    with open_dagster_pipes() as pipes:
+        task, request = pipes.get_extra("task"), Path(pipes.get_extra("request"))
+        session = SparkSession.builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        session.sparkContext.setCheckpointDir(pipes.get_extra("checkpoints"))
+        started = time.perf_counter()
+        if task == "score":
+            rows = score(session, request, float(pipes.get_extra("threshold")))
+        elif task == "stage":
+            rows = stage(session, request, int(pipes.get_extra("batches")))
+        else:
+            raise ValueError(f"unknown task {task!r}: custpipe's Spark job does score or stage")
+        seconds = round(time.perf_counter() - started, 3)
+        master = session.sparkContext.master
+        pipes.log.info(f"custpipe Spark {task}: {rows:,} rows in {seconds:.1f} s on {master}")
+        pipes.report_custom_message({"task": task, "rows": rows, "seconds": seconds})
+        session.stop()
+
+
+if __name__ == "__main__":
+    main()
