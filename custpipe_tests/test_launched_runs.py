@@ -72,59 +72,47 @@ def test_the_nightly_job_runs_its_steps_in_the_runs_own_process_with_retries():
         assert graph.get(key).assets_def.op.retry_policy.max_retries == 2
 
 
-def test_custpipe_run_is_a_run_of_the_nightly_job_of_the_workspaces_code_location(
-    demo_copy, tmp_path
-):
+def _assert_runs_of_the_workspace_job(instance, env: dict, runs: list) -> None:
+    """`custpipe run`s are runs of the nightly job of the workspace's code location: the UI
+    lists them under the job, and the job the webserver loads is theirs (same origin and
+    snapshot, so Re-execute does not warn that the job differs)."""
     from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
     from dagster._core.workspace.load import load_workspace_process_context_from_yaml_paths
 
-    deployment, _, _ = demo_copy
-    home = _home(tmp_path)
-    env = _env(deployment.settings, home)
-    done = _custpipe_run(env)
-    out, _ = done.communicate(timeout=900)
-    assert done.returncode == 0, out
-    assert "nightly run " in out and ": succeeded" in out and "custpipe summary" in out
-    with _instance(home) as instance:
-        (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.SUCCESS
+    for run in runs:
         assert run.job_name == "nightly"
         assert run.remote_job_origin.location_name == "custpipe"
         assert run.remote_job_origin.job_name == "nightly"
         assert run.tags["dagster/partition"] == BUSINESS_DATE.isoformat()
-        # what the UI lists under the job: the job's name and its repository label
-        under_job = instance.get_runs(
-            dg.RunsFilter(
-                job_name="nightly", tags={REPOSITORY_LABEL_TAG: "__repository__@custpipe"}
-            )
-        )
-        assert [r.run_id for r in under_job] == [run.run_id]
-        # the job as the webserver loads it (a code server for workspace.yaml) is the run's
-        # job: same origin and snapshot, so Re-execute does not warn that the job differs
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            with load_workspace_process_context_from_yaml_paths(
-                instance, [str(REPO_DIR / "workspace.yaml")]
-            ) as context:
-                location = context.create_request_context().get_code_location("custpipe")
-                repository = location.get_repository("__repository__")
-                remote_job = repository.get_full_job("nightly")
+    under_job = instance.get_runs(
+        dg.RunsFilter(job_name="nightly", tags={REPOSITORY_LABEL_TAG: "__repository__@custpipe"})
+    )
+    assert sorted(r.run_id for r in under_job) == sorted(r.run_id for r in runs)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with load_workspace_process_context_from_yaml_paths(
+            instance, [str(REPO_DIR / "workspace.yaml")]
+        ) as context:
+            location = context.create_request_context().get_code_location("custpipe")
+            remote_job = location.get_repository("__repository__").get_full_job("nightly")
+            for run in runs:
                 assert remote_job.get_remote_origin() == run.remote_job_origin
                 assert remote_job.identifying_job_snapshot_id == run.job_snapshot_id
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.mark.parametrize("with_instance", [True, False], ids=["dagster_home", "no_instance"])
 def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instance):
     """The second run waits for the first's end (the deployment's run lock), with or without
     a Dagster instance: no warehouse step of one run between two of the other, no staging of
-    a landing folder the other run is still writing."""
+    a landing folder the other run is still writing. With an instance, both are runs of the
+    nightly job of the workspace's code location."""
     deployment, _, _ = demo_copy
     home = _home(tmp_path) if with_instance else None
     env = _env(deployment.settings, home)
@@ -134,6 +122,7 @@ def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instan
         assert run.returncode == 0, out
         # waiting for the other's lock is logged; giving up on it would name the timeout
         assert ": succeeded" in out and "was not released within" not in out, out
+        assert "nightly run " in out and "custpipe summary" in out
     waited = [out for out in outputs if "is in progress: this run waits for it to end" in out]
     assert len(waited) == 1, outputs
     if not with_instance:
@@ -142,6 +131,7 @@ def test_two_runs_started_together_both_succeed(demo_copy, tmp_path, with_instan
         records = instance.get_runs()
         assert len(records) == 2
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in records)
+        _assert_runs_of_the_workspace_job(instance, env, records)
         windows = []
         for record in records:
             steps: dict[str, list[float]] = {}

@@ -83,6 +83,7 @@ def settings_for(cfg: SparkConfig, work_dir: Path) -> dict[str, str]:
         # pairs pass through it (1g, Spark's default, ran out at 100,000 records)
         "spark.driver.memory": "4g",
         "spark.local.dir": str(local),
+        "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse"),  # not the cwd
         "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={local}",
     } | dict(cfg.conf)
 
