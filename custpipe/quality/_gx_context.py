@@ -213,8 +213,9 @@ def open_context(gx_dir: Path, expectations_dir: Path, validation_results_limit:
     return gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
 
 
-def ensure_checkpoint(context, suite, *, result_format: dict):
-    """Get-or-create datasource, asset, batch definition, validation definition, checkpoint.
+def ensure_checkpoint(context, suite, *, result_format: dict, engine: str = "pandas"):
+    """Get-or-create datasource, asset, batch definition, validation definition, checkpoint
+    (`engine` pandas, or spark: a Spark data source and objects of their own).
 
     Idempotent: existing objects are reused; the checkpoint is updated only when its
     result format differs from what this run needs, or it has actions (Data Docs are built
@@ -223,11 +224,14 @@ def ensure_checkpoint(context, suite, *, result_format: dict):
     import great_expectations as gx
     from great_expectations.exceptions import DataContextError
 
-    name = suite.name
+    spark = engine == "spark"
+    name = f"{suite.name} on spark" if spark else suite.name
+    source_name = f"{DATASOURCE_NAME}_spark" if spark else DATASOURCE_NAME
     try:
-        datasource = context.data_sources.get(DATASOURCE_NAME)
+        datasource = context.data_sources.get(source_name)
     except KeyError:
-        datasource = context.data_sources.add_pandas(DATASOURCE_NAME)
+        add = context.data_sources.add_spark if spark else context.data_sources.add_pandas
+        datasource = add(source_name)
     try:
         asset = datasource.get_asset(name)
     except LookupError:

@@ -57,7 +57,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import phonenumbers  # noqa: E402
 from great_expectations.compatibility import pydantic  # noqa: E402
-from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
+from great_expectations.execution_engine import (  # noqa: E402
+    PandasExecutionEngine,
+    SparkDFExecutionEngine,
+)
 from great_expectations.expectations.core.expect_column_values_to_be_in_set import (  # noqa: E402
     ExpectColumnValuesToBeInSet,
 )
@@ -333,6 +336,79 @@ def _renderers(template: str, params: tuple[str, ...], defaults: dict[str, Any] 
 # --------------------------------------------------------------------------- metrics
 
 
+# Each metric's row-wise check is one pandas function over the rows' columns (a frame) that
+# returns a bool array; pandas calls it on the batch, Spark on each Arrow batch of its
+# partitions (a vectorised UDF over a struct of the columns): the same code on both engines.
+
+
+def _e164_mask(frame: pd.DataFrame) -> np.ndarray:
+    return _map_unique(frame.iloc[:, 0], is_valid_e164)
+
+
+def _tax_id_mask(frame: pd.DataFrame) -> np.ndarray:
+    return _tax_id_results(frame.iloc[:, 0], frame.iloc[:, 1]) != False  # noqa: E712 (None passes)
+
+
+def _company_tax_id_mask(
+    frame: pd.DataFrame, countries: list[str] | None = None, party_type_value: str | None = None
+) -> np.ndarray:
+    party, country, tax = (frame.iloc[:, i] for i in range(3))
+    wanted = list(DEFAULT_TAX_ID_COUNTRIES if countries is None else countries)
+    required = (
+        party.isin([party_type_value or "company"]).to_numpy() & country.isin(wanted).to_numpy()
+    )
+    ok = np.ones(len(frame), dtype=bool)
+    if required.any():
+        sub_tax, sub_country = tax[required], country[required]
+        results = _tax_id_results(sub_tax, sub_country)
+        present = sub_tax.notna().to_numpy()
+        # None = no check digit known for that country: presence is enough
+        ok[required] = present & (results != False)  # noqa: E712
+    return ok
+
+
+def _published_columns_mask(frame: pd.DataFrame, max_lengths: list[int]) -> np.ndarray:
+    if len(max_lengths) != frame.shape[1]:
+        raise ValueError(
+            f"max_lengths has {len(max_lengths)} lengths for {frame.shape[1]} columns: "
+            "give one length per column of column_list"
+        )
+    ok = np.ones(len(frame), dtype=bool)
+    for i, limit in enumerate(max_lengths):
+        ok &= published_length_mask(frame.iloc[:, i], limit)
+    return ok
+
+
+def _no_formula_mask(frame: pd.DataFrame) -> np.ndarray:
+    ok = np.ones(len(frame), dtype=bool)
+    for i in range(frame.shape[1]):
+        ok &= ~formula_mask(frame.iloc[:, i])
+    return ok
+
+
+def _on_pandas(mask: Callable[..., np.ndarray], frame: pd.DataFrame, **kwargs) -> pd.Series:
+    return pd.Series(mask(frame, **kwargs), index=frame.index)
+
+
+def _on_spark(mask: Callable[..., np.ndarray], columns: list, **kwargs):
+    """A Spark condition: `mask` over the columns, per Arrow batch, as a vectorised UDF."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    def batch_mask(rows: pd.DataFrame) -> pd.Series:
+        return pd.Series(mask(rows, **kwargs), index=rows.index)
+
+    udf = F.pandas_udf(batch_mask, "boolean")
+    names = [f"c{i}" for i in range(len(columns))]  # positions: the masks read columns by place
+    return udf(
+        F.struct(
+            *[
+                F.col(c).alias(n) if isinstance(c, str) else c.alias(n)
+                for c, n in zip(columns, names, strict=True)
+            ]
+        )
+    )
+
+
 class ColumnValuesValidE164(ColumnMapMetricProvider):
     """Row-wise: the value is a valid E.164 phone number (see :func:`is_valid_e164`)."""
 
@@ -340,7 +416,11 @@ class ColumnValuesValidE164(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column: pd.Series, **kwargs) -> pd.Series:
-        return pd.Series(_map_unique(column, is_valid_e164), index=column.index)
+        return _on_pandas(_e164_mask, column.to_frame())
+
+    @column_condition_partial(engine=SparkDFExecutionEngine)
+    def _spark(cls, column, **kwargs):
+        return _on_spark(_e164_mask, [column])
 
 
 class ColumnPairValuesValidTaxId(ColumnPairMapMetricProvider):
@@ -360,8 +440,11 @@ class ColumnPairValuesValidTaxId(ColumnPairMapMetricProvider):
 
     @column_pair_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_A: pd.Series, column_B: pd.Series, **kwargs) -> pd.Series:  # noqa: N803
-        results = _tax_id_results(column_A, column_B)
-        return pd.Series(results != False, index=column_A.index)  # noqa: E712 (None passes)
+        return _on_pandas(_tax_id_mask, pd.concat([column_A, column_B], axis=1))
+
+    @column_pair_condition_partial(engine=SparkDFExecutionEngine)
+    def _spark(cls, column_A, column_B, **kwargs):  # noqa: N803
+        return _on_spark(_tax_id_mask, [column_A, column_B])
 
 
 # the domain of a multicolumn row condition (GX's keys, with ignore_row_if)
@@ -383,26 +466,22 @@ class MulticolumnCompanyTaxIdWhereRequired(MulticolumnMapMetricProvider):
     condition_value_keys = ("countries", "party_type_value")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(
-        cls,
-        column_list: pd.DataFrame,
-        countries: list[str] | None = None,
-        party_type_value: str | None = None,
-        **kwargs,
-    ) -> pd.Series:
-        party, country, tax = (column_list.iloc[:, i] for i in range(3))
-        wanted = list(DEFAULT_TAX_ID_COUNTRIES if countries is None else countries)
-        required = (
-            party.isin([party_type_value or "company"]).to_numpy() & country.isin(wanted).to_numpy()
+    def _pandas(cls, column_list: pd.DataFrame, countries=None, party_type_value=None, **kwargs):
+        return _on_pandas(
+            _company_tax_id_mask,
+            column_list,
+            countries=countries,
+            party_type_value=party_type_value,
         )
-        ok = np.ones(len(column_list), dtype=bool)
-        if required.any():
-            sub_tax, sub_country = tax[required], country[required]
-            results = _tax_id_results(sub_tax, sub_country)
-            present = sub_tax.notna().to_numpy()
-            # None = no check digit known for that country: presence is enough
-            ok[required] = present & (results != False)  # noqa: E712
-        return pd.Series(ok, index=column_list.index)
+
+    @multicolumn_condition_partial(engine=SparkDFExecutionEngine)
+    def _spark(cls, column_list, countries=None, party_type_value=None, **kwargs):
+        return _on_spark(
+            _company_tax_id_mask,
+            column_list.columns,
+            countries=countries,
+            party_type_value=party_type_value,
+        )
 
 
 class MulticolumnFitPublishedColumns(MulticolumnMapMetricProvider):
@@ -414,15 +493,11 @@ class MulticolumnFitPublishedColumns(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, max_lengths: list[int], **kwargs) -> pd.Series:
-        if len(max_lengths) != column_list.shape[1]:
-            raise ValueError(
-                f"max_lengths has {len(max_lengths)} lengths for {column_list.shape[1]} columns: "
-                "give one length per column of column_list"
-            )
-        ok = np.ones(len(column_list), dtype=bool)
-        for i, limit in enumerate(max_lengths):
-            ok &= published_length_mask(column_list.iloc[:, i], limit)
-        return pd.Series(ok, index=column_list.index)
+        return _on_pandas(_published_columns_mask, column_list, max_lengths=max_lengths)
+
+    @multicolumn_condition_partial(engine=SparkDFExecutionEngine)
+    def _spark(cls, column_list, max_lengths: list[int], **kwargs):
+        return _on_spark(_published_columns_mask, column_list.columns, max_lengths=max_lengths)
 
 
 class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
@@ -434,10 +509,11 @@ class MulticolumnNoFormulaPayload(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, **kwargs) -> pd.Series:
-        ok = np.ones(len(column_list), dtype=bool)
-        for i in range(column_list.shape[1]):
-            ok &= ~formula_mask(column_list.iloc[:, i])
-        return pd.Series(ok, index=column_list.index)
+        return _on_pandas(_no_formula_mask, column_list)
+
+    @multicolumn_condition_partial(engine=SparkDFExecutionEngine)
+    def _spark(cls, column_list, **kwargs):
+        return _on_spark(_no_formula_mask, column_list.columns)
 
 
 # --------------------------------------------------------------------------- expectations
