@@ -526,6 +526,10 @@ class SparkConfig(_Strict):
     master: str = "local[2]"
     conf: dict[str, str] = {}
     launch: Literal["session", "submit"] = "session"
+    # GX validates a frame of at least this many rows on Spark (launch: session); smaller
+    # ones on pandas, where a suite takes well under a second (on Spark 4-10 s whatever
+    # the size, measured on local[2])
+    validate_min_rows: int = Field(default=100_000, ge=0)
 
     @field_validator("conf")
     @classmethod

@@ -18,7 +18,7 @@ from custpipe.defs.common import (
     schedule_of,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource, RunOptions, spark_runner
+from custpipe.defs.resources import CustpipeResource, RunOptions, gx_on_spark, spark_runner
 from custpipe.incremental import describe_differences, record_stage
 from custpipe.matching.consolidate import (
     Matcher,
@@ -193,6 +193,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 plan=golden_plan,
                 run_id=context.run_id,
                 business_date=business_date,
+                spark=gx_on_spark(custpipe, run_options),
             )
             if golden_diffs:
                 context.log.error(

@@ -16,7 +16,7 @@ from custpipe.defs.common import (
     schedule_of,
     table_definition_metadata,
 )
-from custpipe.defs.resources import CustpipeResource, RunOptions
+from custpipe.defs.resources import CustpipeResource, RunOptions, gx_engine, gx_on_spark
 from custpipe.incremental import describe_differences
 from custpipe.mapping.stage import restage_fingerprint
 from custpipe.quality import scorecard as scorecard_core
@@ -57,6 +57,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         # the configured thresholds, with tonight's overrides from the run configuration
         quality, day = run_options.quality(pipeline.quality), schedule.business_date
         now = datetime.now(UTC).replace(tzinfo=None)
+        on_spark = gx_on_spark(custpipe, run_options)
         with warehouse.connect(settings.warehouse_path) as con:
             plan = plan_source(
                 con,
@@ -76,6 +77,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 max_volume_drop=quality.max_volume_drop,
                 plan=plan,
                 business_date=day,
+                spark=on_spark,
             )
             (held_rows,) = con.execute(  # this source's current quarantine: (record, rule) rows
                 f"SELECT count(*) FROM ({warehouse.CURRENT_QUARANTINE}) q WHERE source_system = ?",
@@ -110,6 +112,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
                 "rules": table,
                 "data_docs": docs,
                 "rows_validated_by_gx": v.changed,
+                "gx_engine": gx_engine(on_spark),
                 "consistency": consistency,
             }
             | plan_metadata(plan)

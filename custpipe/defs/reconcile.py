@@ -17,7 +17,7 @@ from custpipe.defs.common import (
     table_definition_metadata,
 )
 from custpipe.defs.consolidate import GOLDEN, XREF
-from custpipe.defs.resources import CustpipeResource, RunOptions
+from custpipe.defs.resources import CustpipeResource, RunOptions, gx_on_spark
 from custpipe.incremental import describe_differences, plan_stage
 from custpipe.quality.validate import plan_orders, validate_orders
 from custpipe.reconcile.orders import STAGE, ReconcileRules, fingerprint_parts, reconcile
@@ -84,6 +84,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 run_cfg.quality.results_limit,
                 plan=checks,
                 business_date=business_date,
+                spark=gx_on_spark(custpipe, run_options),
             )
             (rows,) = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
         counts = done.counts

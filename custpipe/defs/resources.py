@@ -205,6 +205,26 @@ def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
     return engine
 
 
+def gx_on_spark(custpipe: CustpipeResource, run_options: RunOptions):
+    """engine: spark with launch: session — tonight's large frames validated on Spark
+    (custpipe.quality.gx_runner.OnSpark, from `spark.validate_min_rows` rows); else None."""
+    cfg = custpipe.pipeline.spark
+    if engine_of(custpipe, run_options) != "spark" or cfg.launch != "session":
+        return None
+    from custpipe.quality.gx_runner import OnSpark
+    from custpipe.spark.session import spark_session
+
+    work_dir = custpipe.settings.data_dir / "spark"
+    return OnSpark(lambda: spark_session(cfg, work_dir), cfg.validate_min_rows)
+
+
+def gx_engine(on_spark) -> str:
+    """Where GX validates tonight, for a step's metadata."""
+    if on_spark is None:
+        return "pandas"
+    return f"spark for frames of {on_spark.min_rows:,} rows or more, pandas below"
+
+
 def pipes_launch(context):
     """A launcher for custpipe.spark.runners.Submitted: spark-submit through Dagster Pipes
     in `context`'s step (the job's log lines and figures reach its event log)."""

@@ -496,8 +496,10 @@ def run_gx(
     build_docs: bool,
     results_limit: int,
     include_values: bool,
+    spark=None,
 ) -> SuiteOutcome:
-    """validate_frame with each row's position as its id (failed_ids are row numbers)."""
+    """validate_frame with each row's position as its id (failed_ids are row numbers);
+    `spark`: gx_runner.OnSpark, large frames validated on Spark."""
     gx_frame = frame.drop(columns=["row_hash", ROW_ID_KEY], errors="ignore")
     gx_frame[ROW_COLUMN] = np.arange(len(gx_frame))
     return validate_frame(
@@ -509,6 +511,7 @@ def run_gx(
         build_docs=build_docs,
         results_limit=results_limit,
         include_values=include_values,
+        spark=spark,
     )
 
 
@@ -694,8 +697,10 @@ def evaluate_full(
     *,
     results_limit: int = 30,
     include_values: bool = False,
+    spark=None,
 ) -> Evaluation:
-    """GX over every row with the real suite; the state rebuilt from its verdicts."""
+    """GX over every row with the real suite (large frames on Spark with `spark`); the
+    state rebuilt from its verdicts."""
     columns = suite_frame_columns(con, target, suite)
     rows = hash_rows(con, target, columns)
     frame = fetch_rows(con, target, columns, None)
@@ -708,6 +713,7 @@ def evaluate_full(
         build_docs=True,
         results_limit=results_limit,
         include_values=include_values,
+        spark=spark,
     )
     failed, skipped = masks(frame, row_rules(suite), outcome)
     state = state_frame(frame, failed, skipped, run_id, at)
@@ -727,8 +733,10 @@ def evaluate_incremental(
     build_docs: bool = True,
     results_limit: int = 30,
     include_values: bool = False,
+    spark=None,
 ) -> Evaluation:
-    """GX over the value sets the state lacks (derived suite); the rest from the state."""
+    """GX over the value sets the state lacks (derived suite; large frames on Spark with
+    `spark`); the rest from the state."""
     columns = suite_frame_columns(con, target, suite)
     rows = hash_rows(con, target, columns)
     frame = fetch_rows(con, target, columns, target.scope)
@@ -749,6 +757,7 @@ def evaluate_incremental(
             build_docs=build_docs,
             results_limit=results_limit,
             include_values=include_values,
+            spark=spark,
         )
         docs = outcome.docs_index
         failed, skipped = masks(frame, rules, outcome)

@@ -175,6 +175,7 @@ def _evaluate(
     results_limit: int,
     include_values: bool,
     build_docs: bool = True,
+    spark=None,
 ) -> inc.Evaluation:
     """The target's outcome: incremental; full with the per-row state rebuilt; or, without a
     plan (a caller that does not plan) or for a suite incremental validation cannot split,
@@ -183,11 +184,12 @@ def _evaluate(
         return inc.evaluate_incremental(
             con, target, suite, suite_dict, settings.gx_dir, run_id, at,
             build_docs=build_docs, results_limit=results_limit, include_values=include_values,
+            spark=spark,
         )  # fmt: skip
     if plan is not None and inc.not_incremental(suite_dict) is None:
         return inc.evaluate_full(
             con, target, suite, suite_dict, settings.expectations_dir, settings.gx_dir, run_id,
-            at, results_limit=results_limit, include_values=include_values,
+            at, results_limit=results_limit, include_values=include_values, spark=spark,
         )  # fmt: skip
     columns = inc.suite_frame_columns(con, target, suite_dict)
     staged = inc.fetch_all(con, target, columns)
@@ -199,6 +201,7 @@ def _evaluate(
         id_column=target.id_column,
         results_limit=results_limit,
         include_values=include_values,
+        spark=spark,
     )
     return inc.Evaluation(outcome, len(staged), len(staged), None)
 
@@ -230,11 +233,13 @@ def validate_target(
     quarantine: bool = True,
     scorecard_where: str = "run_id = ? AND source_system = ?",
     run_row=None,
+    spark=None,
 ) -> Validation:
     """Validate a target with its suite — incrementally when `plan` says so (see
     custpipe.quality.incremental) — and store quarantine (if `quarantine`), scorecard rows,
     the run row (`run_row(outcome, rows, quarantined)` -> frame, if given), the per-row
-    state and, with a plan, its ops.stage_runs row, in one transaction.
+    state and, with a plan, its ops.stage_runs row, in one transaction. `spark`
+    (gx_runner.OnSpark): large frames are validated on Spark.
 
     A full run whose plan asks for a comparison first computes what the incremental path
     gives for the same rows and records the differences (tables and row counts)."""
@@ -259,7 +264,7 @@ def validate_target(
         quarantined = int(held["source_id"].nunique()) if len(held) else 0
         return held, rules, quarantined
 
-    kwargs = {"results_limit": results_limit, "include_values": include_values}
+    kwargs = {"results_limit": results_limit, "include_values": include_values, "spark": spark}
     before = None
     if plan is not None and plan.compare and inc.not_incremental(suite_dict) is None:
         before = inc.evaluate_incremental(
@@ -323,6 +328,7 @@ def validate_source(
     max_volume_drop: float = DEFAULT_MAX_VOLUME_DROP,
     plan: StagePlan | None = None,
     business_date: date | None = None,
+    spark=None,
 ) -> SourceValidation:
     """Run the source's suite; store quarantine, scorecard and run rows in one transaction.
 
@@ -344,7 +350,7 @@ def validate_source(
     v = validate_target(
         con, settings, inc.customers_target(source), suite, run_id, at, plan=plan,
         business_date=business_date, results_limit=results_limit,
-        include_values=include_values, run_row=run_row,
+        include_values=include_values, run_row=run_row, spark=spark,
     )  # fmt: skip
     return SourceValidation(
         suite, v.outcome, v.rows, v.quarantined, v.rules, baseline, max_volume_drop,
@@ -388,6 +394,7 @@ def validate_orders(
     results_limit: int = 30,
     plan: StagePlan | None = None,
     business_date: date | None = None,
+    spark=None,
 ) -> tuple[SuiteOutcome, pd.DataFrame, int]:
     """Run the `orders` suite over every staged order (or, by `plan`, the changed ones with
     the rest carried forward); store its scorecard rows.
@@ -399,6 +406,7 @@ def validate_orders(
         con, settings, inc.orders_target(), "orders", run_id, at, plan=plan,
         business_date=business_date, results_limit=results_limit, quarantine=False,
         scorecard_where="run_id = ? AND source_system = ? AND rule NOT LIKE 'recon:%'",
+        spark=spark,
     )  # fmt: skip
     return v.outcome, v.rules, v.rows
 
@@ -460,6 +468,7 @@ def validate_golden(
     run_id: str = "",
     at: datetime | None = None,
     business_date: date | None = None,
+    spark=None,
 ) -> tuple[SuiteOutcome, int, dict[str, int] | None]:
     """Run the `golden_customers` suite over the golden records, reading only the columns its
     rules name. Returns (outcome, rows evaluated, a compared full run's differences or None).
@@ -479,10 +488,11 @@ def validate_golden(
             gx_dir=settings.gx_dir,
             id_column="golden_id",
             results_limit=results_limit,
+            spark=spark,
         )
         return outcome, len(golden), None
     at = at or datetime.now(UTC).replace(tzinfo=None)
-    kwargs = {"results_limit": results_limit, "include_values": False}
+    kwargs = {"results_limit": results_limit, "include_values": False, "spark": spark}
     args = (con, GOLDEN_TARGET, "golden_customers", suite)
     before = None
     if plan.compare:
