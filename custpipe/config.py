@@ -526,10 +526,11 @@ class SparkConfig(_Strict):
     master: str = "local[2]"
     conf: dict[str, str] = {}
     launch: Literal["session", "submit"] = "session"
-    # GX validates a frame of at least this many rows on Spark (launch: session); smaller
-    # ones on pandas, where a suite takes well under a second (on Spark 4-10 s whatever
-    # the size, measured on local[2])
-    validate_min_rows: int = Field(default=100_000, ge=0)
+    # GX validates a frame of at least this many rows on Spark (launch: session); None (the
+    # default): every frame on pandas. Measured on local[2]: 50,000 staged ERP rows took
+    # 68.5 s on Spark against 7.1 s on pandas (GX runs each rule's metrics as separate Spark
+    # jobs), so it pays only with many executors
+    validate_min_rows: int | None = Field(default=None, ge=0)
 
     @field_validator("conf")
     @classmethod

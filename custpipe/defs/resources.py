@@ -206,10 +206,13 @@ def engine_of(custpipe: CustpipeResource, run_options: RunOptions) -> str:
 
 
 def gx_on_spark(custpipe: CustpipeResource, run_options: RunOptions):
-    """engine: spark with launch: session — tonight's large frames validated on Spark
-    (custpipe.quality.gx_runner.OnSpark, from `spark.validate_min_rows` rows); else None."""
+    """engine: spark with launch: session and `spark.validate_min_rows` set — tonight's
+    frames of that many rows validated on Spark (custpipe.quality.gx_runner.OnSpark); else
+    None (GX on pandas)."""
     cfg = custpipe.pipeline.spark
-    if engine_of(custpipe, run_options) != "spark" or cfg.launch != "session":
+    if cfg.validate_min_rows is None or cfg.launch != "session":
+        return None
+    if engine_of(custpipe, run_options) != "spark":
         return None
     from custpipe.quality.gx_runner import OnSpark
     from custpipe.spark.session import spark_session

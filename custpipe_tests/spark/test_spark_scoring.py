@@ -103,8 +103,8 @@ def test_spark_nights_equal_the_duckdb_engines_tables(spark_demo, demo_run):
     staged = first.asset_materializations_for_node("staging__erp")[0].metadata
     assert staged["mapped_on"].value == "spark (master local[2])"
     quality = first.asset_materializations_for_node("quality__erp")[0].metadata
-    # the demo's frames are below spark.validate_min_rows: GX stays on pandas, and says so
-    assert quality["gx_engine"].value == "spark for frames of 100,000 rows or more, pandas below"
+    # spark.validate_min_rows is not set: GX stays on pandas, and says so
+    assert quality["gx_engine"].value == "pandas"
     assert golden["records_scored_again"].value > 100
     _assert_equal(demo_fingerprint(spark_demo.settings), FIRST_NIGHT)
     stored, expected = _pairs(spark_demo.settings), _pairs(duckdb_deployment.settings)

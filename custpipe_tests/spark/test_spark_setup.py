@@ -112,6 +112,27 @@ def test_tonights_engine_is_the_run_option_else_the_configuration(config_dir, tm
         engine_of(resource, RunOptions(engine="Spark "))
 
 
+def test_gx_runs_on_spark_only_when_asked(config_dir, tmp_path):
+    """engine: spark validates on pandas unless spark.validate_min_rows is set (and the work
+    runs in the session); then frames of that many rows go to Spark."""
+    require_spark()
+    from custpipe.defs.resources import CustpipeResource, RunOptions, gx_engine, gx_on_spark
+    from custpipe.settings import DEFAULT_EXPECTATIONS_DIR, Settings
+
+    settings = Settings(config_dir, tmp_path / "data", DEFAULT_EXPECTATIONS_DIR)
+    spark = RunOptions(engine="spark")
+    assert gx_on_spark(CustpipeResource.from_settings(settings), spark) is None
+    edit(config_dir / "pipeline.yaml", "validate_min_rows: null ", "validate_min_rows: 500000 ")
+    resource = CustpipeResource.from_settings(settings)
+    assert gx_on_spark(resource, RunOptions()) is None  # engine: duckdb
+    on_spark = gx_on_spark(resource, spark)
+    assert on_spark.min_rows == 500_000 and on_spark.session_for(499_999) is None
+    assert gx_engine(on_spark) == "spark for frames of 500,000 rows or more, pandas below"
+    assert gx_engine(None) == "pandas"
+    edit(config_dir / "pipeline.yaml", "launch: session ", "launch: submit ")
+    assert gx_on_spark(CustpipeResource.from_settings(settings), spark) is None
+
+
 def test_a_spark_night_that_cannot_run_here_fails_at_once_naming_the_fix(
     config_dir, tmp_path, monkeypatch
 ):
