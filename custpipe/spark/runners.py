@@ -86,9 +86,6 @@ def submit_command(cfg: SparkConfig, work_dir: Path) -> list[str]:
     from custpipe.spark import job
 
     settings = settings_for(cfg, work_dir)
-    if "spark.driver.extraJavaOptions" not in cfg.conf:  # the job's Spark logs errors only
-        logging = Path(__file__).with_name("log4j2.properties")
-        settings["spark.driver.extraJavaOptions"] += f" -Dlog4j2.configurationFile={logging}"
     command = [spark_submit(), "--master", settings.pop("spark.master")]
     for key, value in settings.items():
         command += ["--conf", f"{key}={value}"]

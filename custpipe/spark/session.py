@@ -84,7 +84,10 @@ def settings_for(cfg: SparkConfig, work_dir: Path) -> dict[str, str]:
         "spark.driver.memory": "4g",
         "spark.local.dir": str(local),
         "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse"),  # not the cwd
-        "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={local}",
+        # scratch files under the data folder; Spark logs errors only (its default prints
+        # every INFO line of its start to the night's stderr)
+        "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={local} "
+        f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}",
     } | dict(cfg.conf)
 
 
