@@ -11,6 +11,7 @@ import shutil
 
 import duckdb
 import pandas as pd
+import pytest
 
 from custpipe.config import load_config
 from custpipe.quality import incremental as inc
@@ -159,3 +160,31 @@ def test_a_staged_source_validated_on_spark_quarantines_the_same_rows(spark, dem
     assert on_spark.differences == on_pandas.differences
     for table, frame in pandas_tables.items():
         pd.testing.assert_frame_equal(spark_tables[table], frame, check_exact=True)
+
+
+def test_a_column_spark_cannot_hold_is_named(spark, tmp_path):
+    """Mixed value types in one column: a clear error naming the suite, the column and the
+    way out, not Arrow's."""
+    from custpipe.quality.gx_runner import GxRunnerError
+
+    frame = pd.DataFrame({"source_id": ["1", "2"], "name": ["a", 3]})
+    kwargs = {"expectations_dir": tmp_path / "exp", "gx_dir": tmp_path / "gx", "build_docs": False}
+    (tmp_path / "exp").mkdir()
+    suite = {
+        "name": "names",
+        "id": "3f1c2b4a-5d6e-4f70-8192-a3b4c5d6e7f8",
+        "meta": {},
+        "notes": None,
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "name"},
+                "meta": {"rule": "name_present", "severity": "block"},
+                "id": "6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d",
+            }
+        ],
+    }
+    (tmp_path / "exp" / "names.json").write_text(json.dumps(suite))
+    with pytest.raises(GxRunnerError, match="column 'name' holds values of more than one type"):
+        validate_frame(frame, "names", spark=OnSpark(lambda: spark, 0), **kwargs)
+    assert validate_frame(frame, "names", **kwargs).success  # pandas takes it as it is
