@@ -221,7 +221,11 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 "steward_decisions_imported": dg.MetadataValue.json(imported),
                 "inputs_unchanged": result.unchanged,
                 "records_scored_again": result.changed_records,
+                # where pairs are scored, clusters labelled and golden records built
                 "pair_scoring": chosen.spark.describe() if chosen.spark else "duckdb",
+                "clustering_and_survivorship": chosen.spark.describe()
+                if chosen.spark
+                else "duckdb",
                 "golden_rebuilt": result.golden_rebuilt,
                 "golden_removed": result.golden_removed,
                 "consistency": "not compared"

@@ -44,7 +44,12 @@ from custpipe.matching.scope import (
     touched_scope,
 )
 from custpipe.matching.settings import EXCLUDABLE, MatchSettings
-from custpipe.matching.survivorship import GOLDEN_ATTRIBUTES, Survivorship, survivorship_sql
+from custpipe.matching.survivorship import (
+    GOLDEN_ATTRIBUTES,
+    SURVIVORSHIP_COLUMNS,
+    Survivorship,
+    survivorship_sql,
+)
 from custpipe.matching.workspace import (
     MatchWorkspace,
     accepted_digest,
@@ -53,6 +58,7 @@ from custpipe.matching.workspace import (
 )
 
 if TYPE_CHECKING:
+    from custpipe.spark.runners import SparkRunner
     from custpipe.spark.scoring import SparkScoring
 
 DEFAULT_SURVIVORSHIP = Survivorship()
@@ -281,7 +287,8 @@ def _consolidate(
             and not needs_full_scoring(matcher.model)  # else refresh_pairs ran in full
             and touched_scope(ws, matcher.model, matcher.auto_merge)
         )
-        rounds = connected_components(ws, ws.scope if scoped else None)
+        spark = matcher.spark.runner if matcher.spark else None
+        rounds = connected_components(ws, ws.scope if scoped else None, spark=spark)
         keep_components(ws)
         priority = {MUST_LINK_RULE: 0} | {r.name: i + 1 for i, r in enumerate(rules)}
         priority[MODEL_RULE] = len(priority)
@@ -298,7 +305,7 @@ def _consolidate(
         now_utc = datetime.now(UTC).replace(tzinfo=None)  # every stored stamp is naive UTC
         stamps = {"run_id": run_id, "now": now_utc}
         rebuilt, removed = _write_golden(
-            ws, survivorship, stamps | {"erp_source": erp_source}, incremental
+            ws, survivorship, stamps | {"erp_source": erp_source}, incremental, spark
         )
         _write_xref(ws, run_id, scoped)
         store_components(ws, scoped)
@@ -339,17 +346,22 @@ def _consolidate(
 
 
 def _write_golden(
-    ws: MatchWorkspace, survivorship: Survivorship, params: dict, incremental: bool
+    ws: MatchWorkspace,
+    survivorship: Survivorship,
+    params: dict,
+    incremental: bool,
+    spark: SparkRunner | None = None,
 ) -> tuple[int, int]:
     """Write the golden records of tonight's clusters: all of them in a full run; in an
     incremental run only those of clusters that changed — a new golden ID, a member gained
     or lost, or a member's staged row changed (`ws.restaged`) — and the rows of IDs no
-    cluster holds any more are removed. Returns (rows built, rows removed)."""
+    cluster holds any more are removed. Returns (rows built, rows removed). `spark`:
+    survivorship runs on Spark (:func:`_golden_sql`)."""
     con = ws.con
     if not incremental:
         (removed,) = con.execute("SELECT count(*) FROM mdm.golden_customers").fetchone()
         rebuilt = warehouse.replace_table_from(
-            con, "mdm.golden_customers", _golden_sql(ws, survivorship, ws.labels), params
+            con, "mdm.golden_customers", *_golden_sql(ws, survivorship, ws.labels, params, spark)
         )
         return rebuilt, max(removed - rebuilt, 0)
     con.execute(f"""
@@ -377,9 +389,9 @@ def _write_golden(
            OR golden_id IN (SELECT a.golden_id FROM {ws.assigned} a
                             WHERE a.label IN (SELECT label FROM {ws.touched}))
     """).fetchone()
+    golden, golden_params = _golden_sql(ws, survivorship, ws.touched, params, spark)
     (rebuilt,) = con.execute(
-        "INSERT INTO mdm.golden_customers BY NAME " + _golden_sql(ws, survivorship, ws.touched),
-        params,
+        "INSERT INTO mdm.golden_customers BY NAME " + golden, golden_params
     ).fetchone()
     return rebuilt, max(removed - rebuilt, 0)
 
@@ -421,20 +433,47 @@ def _assign_golden_ids(ws: MatchWorkspace, scoped: bool) -> None:
     """)
 
 
-def _golden_sql(ws: MatchWorkspace, survivorship: Survivorship, labels: str) -> str:
+def _golden_sql(
+    ws: MatchWorkspace,
+    survivorship: Survivorship,
+    labels: str,
+    params: dict,
+    spark: SparkRunner | None = None,
+) -> tuple[str, dict]:
     """The golden records of the clusters in `labels` (node, label): survivorship per
-    cluster with its golden ID; a kept ID keeps its first run. Parameters $erp_source,
-    $run_id, $now."""
+    cluster with its golden ID; a kept ID keeps its first run. Returns the query and its
+    parameters: of `params`, $run_id, $now and $erp_source. `spark`: the survivorship query
+    runs on Spark, written for it from the same SQL (custpipe.spark.sql), over the columns
+    it reads; its rows come back into `ws.spark_golden` (and $erp_source is Spark's)."""
     golden = survivorship_sql(
         survivorship, nodes=staged_rows(ws, labels), labels=labels, trust=ws.trust
     )
-    return f"""
+    if spark is not None:
+        con, columns = ws.con, ", ".join(("node", *SURVIVORSHIP_COLUMNS))
+        con.complete()  # a result left partly fetched would refuse the queries below
+        built = spark.query(
+            survivorship_sql(survivorship),  # over `nodes`, `labels` and `trust`
+            {
+                "nodes": con.sql(
+                    f"SELECT {columns} FROM {staged_rows(ws, labels)}"
+                ).to_arrow_table(),
+                "labels": con.sql(f"SELECT node, label FROM {labels}").to_arrow_table(),
+                "trust": con.sql(f"SELECT * FROM {ws.trust}").to_arrow_table(),
+            },
+            {"erp_source": params["erp_source"]},
+        )
+        with warehouse.registered(con, "spark_rows", built):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.spark_golden} AS FROM spark_rows")
+        golden = f"SELECT * FROM {ws.spark_golden}"
+        params = {k: v for k, v in params.items() if k != "erp_source"}
+    sql = f"""
         SELECT g.* EXCLUDE (label), a.golden_id,
                coalesce(f.first_seen_run, $run_id) AS first_seen_run, $run_id AS run_id,
                $now AS updated_at
         FROM ({golden}) g JOIN {ws.assigned} a USING (label)
         LEFT JOIN {ws.first_seen} f USING (golden_id)
     """
+    return sql, params
 
 
 def _write_xref(ws: MatchWorkspace, run_id: str, scoped: bool) -> None:

@@ -8,8 +8,13 @@ to the probabilistic model (`custpipe.matching.model`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from custpipe import warehouse
 from custpipe.matching.workspace import MatchWorkspace, staged_rows
+
+if TYPE_CHECKING:
+    from custpipe.spark.runners import SparkRunner
 
 
 @dataclass(frozen=True)
@@ -48,16 +53,42 @@ def build_edges(ws: MatchWorkspace, rules: tuple[LinkRule, ...] = DEFAULT_RULES)
 
 
 def connected_components(
-    ws: MatchWorkspace, scope: str | None = None, max_rounds: int = 100
+    ws: MatchWorkspace,
+    scope: str | None = None,
+    max_rounds: int = 100,
+    spark: SparkRunner | None = None,
 ) -> int:
     """Make `ws.labels` (node, label): each node of `ws.nodes` (or only of `scope` (node), a
     set of whole components) labelled with the smallest node of its component over
-    `ws.edges`; return the rounds it took."""
+    `ws.edges`; return the rounds it took. `spark` (engine: spark): Splink's connected
+    components on Spark (custpipe.spark.clustering), the same labels."""
     con = ws.con
     nodes = ws.nodes if scope is None else scope
     edges = (
         ws.edges if scope is None else f"(SELECT * FROM {ws.edges} SEMI JOIN {scope} ON a = node)"
     )
+    if spark is not None:
+        con.complete()  # a result left partly fetched would refuse the queries below
+        labels, rounds = spark.components(
+            con.sql(f"SELECT node FROM {nodes}").to_arrow_table(),
+            con.sql(f"SELECT a, b FROM {edges}").to_arrow_table(),
+        )
+        with warehouse.registered(con, "spark_labels", labels):
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {ws.labels} AS
+                SELECT n.node, s.label::BIGINT AS label
+                FROM {nodes} n JOIN spark_labels s ON s.node = n.node
+            """)
+        (labelled,) = con.execute(f"SELECT count(*) FROM {ws.labels}").fetchone()
+        if (
+            labelled != len(labels)
+            or labelled != con.execute(f"SELECT count(*) FROM {nodes}").fetchone()[0]
+        ):
+            raise RuntimeError(
+                f"clustering on Spark labelled {len(labels):,} records of which {labelled:,} "
+                "are tonight's: its result does not match its input (rerun with engine: duckdb)"
+            )
+        return rounds
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
         SELECT a, b FROM {edges} UNION SELECT b, a FROM {edges};

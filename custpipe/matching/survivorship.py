@@ -27,6 +27,16 @@ DEFAULT_RULES: tuple[str, ...] = ("valid", "trust")  # then the standing prefere
 # declared with each field in custpipe/catalogue.py
 GOLDEN_ATTRIBUTES: dict[str, str | None] = catalogue.golden_attributes()
 
+#: the staged columns survivorship reads (besides `node`): what goes to Spark (engine: spark)
+SURVIVORSHIP_COLUMNS: tuple[str, ...] = (
+    "source_system",
+    "source_id",
+    "is_deleted",
+    "source_updated_at",
+    *GOLDEN_ATTRIBUTES,
+    *dict.fromkeys(flag for flag in GOLDEN_ATTRIBUTES.values() if flag),
+)
+
 SURVIVORSHIP_SQL = (Path(__file__).parent / "survivorship.sql").read_text(encoding="utf-8")
 
 

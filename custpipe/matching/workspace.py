@@ -29,7 +29,7 @@ by the names it holds, so a reader sees where each relation is made and read:
   (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
   (node, label: the clusters an incremental run rebuilds): `consolidate._write_golden`
 - `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
-  the steps above
+  the steps above; `spark_golden`: the golden records survivorship built on Spark
 
 This module imports nothing else from `custpipe.matching`, so every matching module can
 import it without a circle.
@@ -83,6 +83,7 @@ class MatchWorkspace:
     frontier: str = "scope_frontier"
     components: str = "components"
     review_labels: str = "review_labels"
+    spark_golden: str = "spark_golden"
 
     def relations(self) -> tuple[str, ...]:
         """The names of every temp relation of the workspace."""
@@ -116,6 +117,7 @@ class MatchWorkspace:
             self.frontier,
             self.components,
             self.review_labels,
+            self.spark_golden,
         )
 
     def drop(self) -> None:

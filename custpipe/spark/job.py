@@ -1,9 +1,10 @@
 """The spark-submit side of `spark.launch: submit` (custpipe.spark.runners.Submitted).
 
-Run by spark-submit, launched through Dagster Pipes: the extras name the task (``score`` or
-``stage``) and its request folder. The job does the task with the functions the in-process
-session uses, writes the result into the request folder, and reports the number of rows and
-its seconds back to the step (counts only: no customer value leaves in a message).
+Run by spark-submit, launched through Dagster Pipes: the extras name the task (``score``,
+``stage``, ``components`` or ``query``) and its request folder. The job does the task with
+the functions the in-process session uses, writes the result into the request folder, and
+reports the number of rows and its seconds back to the step (counts only: no customer
+value leaves in a message).
 """
 
 from __future__ import annotations
@@ -24,6 +25,34 @@ def score(session, request: Path, threshold: float) -> int:
     levels = score_levels(session, pq.read_table(request / "input.parquet"), settings, threshold)
     pq.write_table(levels, request / "levels.parquet")
     return levels.num_rows
+
+
+def components(session, request: Path) -> tuple[int, int]:
+    """nodes.parquet + edges.parquet -> labels.parquet; (nodes, iterations)."""
+    import pyarrow.parquet as pq
+
+    from custpipe.spark.clustering import components
+
+    nodes, edges = (
+        pq.read_table(request / "nodes.parquet"),
+        pq.read_table(request / "edges.parquet"),
+    )
+    labels, iterations = components(session, nodes, edges)
+    pq.write_table(labels, request / "labels.parquet")
+    return labels.num_rows, iterations
+
+
+def query(session, request: Path) -> int:
+    """query.json + table-<name>.parquet -> result.parquet; the result's rows."""
+    import pyarrow.parquet as pq
+
+    from custpipe.spark.sql import run_query
+
+    spec = json.loads((request / "query.json").read_text(encoding="utf-8"))
+    tables = {name: pq.read_table(request / f"table-{name}.parquet") for name in spec["tables"]}
+    result = run_query(session, spec["sql"], tables, spec["params"])
+    pq.write_table(result, request / "result.parquet")
+    return result.num_rows
 
 
 def stage(session, request: Path, batches: int) -> int:
@@ -58,17 +87,24 @@ def main() -> None:
         session = SparkSession.builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         session.sparkContext.setCheckpointDir(pipes.get_extra("checkpoints"))
-        started = time.perf_counter()
+        started, figures = time.perf_counter(), {}
         if task == "score":
             rows = score(session, request, float(pipes.get_extra("threshold")))
         elif task == "stage":
             rows = stage(session, request, int(pipes.get_extra("batches")))
+        elif task == "components":
+            rows, figures["iterations"] = components(session, request)
+        elif task == "query":
+            rows = query(session, request)
         else:
-            raise ValueError(f"unknown task {task!r}: custpipe's Spark job does score or stage")
+            raise ValueError(
+                f"unknown task {task!r}: custpipe's Spark job does score, stage, components "
+                "or query"
+            )
         seconds = round(time.perf_counter() - started, 3)
         master = session.sparkContext.master
         pipes.log.info(f"custpipe Spark {task}: {rows:,} rows in {seconds:.1f} s on {master}")
-        pipes.report_custom_message({"task": task, "rows": rows, "seconds": seconds})
+        pipes.report_custom_message({"task": task, "rows": rows, "seconds": seconds} | figures)
         session.stop()
 
 

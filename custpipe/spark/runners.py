@@ -3,14 +3,16 @@
 - ``session`` (the default): in this process's Spark session (custpipe.spark.session), the
   executors on the master the deployment names. One JVM for the whole night.
 - ``submit``: every piece of Spark work (one landing's batches to map, one night's pairs to
-  score) is a `spark-submit` of :mod:`custpipe.spark.job`, launched through Dagster Pipes:
-  the job's log lines and figures reach the step's event log. The rows travel as files in a
-  request folder under ``<data>/spark/requests/`` (removed afterwards); the driver runs in
-  the submitted process (client mode), so a cluster manager can place it elsewhere once the
-  request folder is on storage both sides reach.
+  score, its clusters to label, its golden records to build) is a `spark-submit` of
+  :mod:`custpipe.spark.job`, launched through Dagster Pipes: the job's log lines and figures
+  reach the step's event log. The rows travel as files in a request folder under
+  ``<data>/spark/requests/`` (removed afterwards); the driver runs in the submitted process
+  (client mode), so a cluster manager can place it elsewhere once the request folder is on
+  storage both sides reach.
 
 Both runners do the same work with the same functions (:func:`stage_on_spark`,
-:func:`score_levels`), so their results are equal; only where the driver lives differs.
+:func:`score_levels`, :func:`components`, :func:`run_query`), so their results are equal;
+only where the driver lives differs.
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ class InSession:
         from custpipe.spark.scoring import score_levels
 
         return score_levels(self.session(), frame, settings, threshold)
+
+    def components(self, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
+        """Label the components of `nodes` over `edges` (custpipe.spark.clustering)."""
+        from custpipe.spark.clustering import components
+
+        return components(self.session(), nodes, edges)
+
+    def query(
+        self, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        """Run DuckDB's `sql` over `tables` on Spark (custpipe.spark.sql.run_query)."""
+        from custpipe.spark.sql import run_query
+
+        return run_query(self.session(), sql, tables, params)
 
 
 def spark_submit() -> str:
@@ -143,6 +159,32 @@ class Submitted:
             (request / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
             self._run("score", request, threshold=threshold)
             return pq.read_table(request / "levels.parquet")
+        finally:
+            shutil.rmtree(request, ignore_errors=True)
+
+    def components(self, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
+        """Label the components in a submitted job (custpipe.spark.clustering)."""
+        request = self._request()
+        try:
+            pq.write_table(nodes, request / "nodes.parquet")
+            pq.write_table(edges, request / "edges.parquet")
+            done = self._run("components", request)
+            return pq.read_table(request / "labels.parquet"), int(done["iterations"])
+        finally:
+            shutil.rmtree(request, ignore_errors=True)
+
+    def query(
+        self, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        """Run DuckDB's `sql` over `tables` in a submitted job (custpipe.spark.sql)."""
+        request = self._request()
+        try:
+            for name, table in tables.items():
+                pq.write_table(table, request / f"table-{name}.parquet")
+            query = {"sql": sql, "tables": list(tables), "params": params or {}}
+            (request / "query.json").write_text(json.dumps(query), encoding="utf-8")
+            self._run("query", request)
+            return pq.read_table(request / "result.parquet")
         finally:
             shutil.rmtree(request, ignore_errors=True)
 

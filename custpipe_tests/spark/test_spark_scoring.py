@@ -100,6 +100,8 @@ def test_spark_nights_equal_the_duckdb_engines_tables(spark_demo, demo_run):
     assert first.success
     golden = first.asset_materializations_for_node("consolidated")[0].metadata
     assert golden["pair_scoring"].value == "spark (master local[2])"
+    assert golden["clustering_and_survivorship"].value == "spark (master local[2])"
+    assert golden["clustering_rounds"].value >= 2  # Splink's iterations, counted
     staged = first.asset_materializations_for_node("staging__erp")[0].metadata
     assert staged["mapped_on"].value == "spark (master local[2])"
     quality = first.asset_materializations_for_node("quality__erp")[0].metadata

@@ -1,0 +1,75 @@
+"""custpipe's SQL on Spark: each query is kept once, in DuckDB's dialect, and written again
+for Spark by sqlglot when the night runs on `engine: spark`.
+
+sqlglot translates the dialect (`arg_min` → `min_by`, `string_agg(DISTINCT … ORDER BY …)` →
+`listagg … WITHIN GROUP`, `::INT` → `CAST`, the NULLS ordering each engine defaults to).
+Where the two engines' functions differ in value rather than in name, :func:`to_spark`
+rewrites the expression so that Spark returns DuckDB's value:
+
+- ``json_object(k, v, …)`` → ``to_json(named_struct(k, v, …))``, run with null fields kept
+  (``spark.sql.jsonGenerator.ignoreNullFields=false``) as DuckDB writes them: ``{"a":null}``;
+- ``epoch(ts)`` → ``unix_micros(CAST(ts AS TIMESTAMP)) / 1e6``: DuckDB's epoch keeps the
+  microseconds, Spark's ``unix_timestamp`` drops them (the session's time zone is UTC, as
+  every stored stamp is, see custpipe.spark.session);
+- ``$name`` parameters stay parameters (``:name``, bound by ``SparkSession.sql(args=…)``).
+
+The tables a query names are registered as uniquely named views for the one query (a
+session serves many nights) and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+#: what the query runs with, whatever the deployment's spark.conf says (see the docstring)
+QUERY_CONF = {"spark.sql.jsonGenerator.ignoreNullFields": "false"}
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    """DuckDB functions whose Spark namesake returns another value, written as Spark
+    expressions that return DuckDB's (see the module docstring)."""
+    if isinstance(node, exp.JSONObject):
+        pairs = [part for kv in node.expressions for part in (kv.this, kv.expression)]
+        return exp.func("to_json", exp.func("named_struct", *pairs))
+    if isinstance(node, exp.TimeToUnix):
+        stamp = exp.cast(node.this, exp.DataType.build("TIMESTAMP"))
+        return exp.Div(this=exp.func("unix_micros", stamp), expression=exp.Literal.number("1e6"))
+    return node
+
+
+def to_spark(sql: str, views: dict[str, str] | None = None) -> str:
+    """`sql` (DuckDB) written in Spark's dialect; `views` renames the tables it reads."""
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_rewrite)
+    if views:
+        tree = exp.replace_tables(tree, views)
+    return tree.sql(dialect="spark")
+
+
+def run_query(
+    session, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
+) -> pa.Table:
+    """Run `sql` (DuckDB's dialect, :func:`to_spark`) on `session` over `tables` (the name
+    the query uses -> its rows) with `params` bound to its `$name` parameters; the result as
+    Arrow."""
+    suffix = uuid.uuid4().hex
+    views = {name: f"custpipe_{name}_{suffix}" for name in tables}
+    saved = {key: session.conf.get(key, None) for key in QUERY_CONF}
+    try:
+        for name, table in tables.items():
+            session.createDataFrame(table).createOrReplaceTempView(views[name])
+        for key, value in QUERY_CONF.items():
+            session.conf.set(key, value)
+        return session.sql(to_spark(sql, views), args=params or {}).toArrow()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                session.conf.unset(key)
+            else:
+                session.conf.set(key, value)
+        for view in views.values():
+            session.catalog.dropTempView(view)
