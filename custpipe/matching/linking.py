@@ -89,29 +89,38 @@ def connected_components(
                 "are tonight's: its result does not match its input (rerun with engine: duckdb)"
             )
         return rounds
+    in_nodes = f"IN (SELECT node FROM {nodes})"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
-        SELECT a, b FROM {edges} UNION SELECT b, a FROM {edges};
+        WITH e AS (SELECT a, b FROM {edges} WHERE a <> b AND a {in_nodes} AND b {in_nodes})
+        SELECT a, b FROM e UNION SELECT b, a FROM e;
         CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT node, node AS label FROM {nodes};
     """)
+    # Each round contracts: every group (the nodes of one label) moves to the smallest label
+    # among it and its linked groups, and on to that one's smallest (one pointer jump); the
+    # links are rewritten between the groups' new labels and those inside a group dropped.
+    # Labels only ever take a linked group's label, so when no link is left each component
+    # has one label, its smallest node. A chain of n records takes O(log n) rounds (the
+    # plain label spreading this replaced took n/2: 145 rounds for a 300-record chain).
     for rounds in range(1, max_rounds + 1):
-        con.execute(f"""
+        (remaining,) = con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {ws.next_labels} AS
-            WITH spread AS (
-                SELECT l.node, least(l.label, coalesce(min(n.label), l.label)) AS label
-                FROM {ws.labels} l
-                LEFT JOIN {ws.undirected} u ON u.a = l.node
-                LEFT JOIN {ws.labels} n ON n.node = u.b
-                GROUP BY l.node, l.label
+            WITH hooks AS (
+                SELECT a AS label, least(a, min(b)) AS target FROM {ws.undirected} GROUP BY a
             )
-            SELECT s.node, least(s.label, j.label) AS label   -- pointer jumping
-            FROM spread s JOIN spread j ON j.node = s.label
-        """)
-        changed = con.execute(f"""
-            SELECT count(*) FROM {ws.next_labels} n JOIN {ws.labels} l USING (node)
-            WHERE n.label <> l.label
-        """).fetchone()[0]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT * FROM {ws.next_labels}")
-        if changed == 0:
+            SELECT h.label, least(h.target, coalesce(t.target, h.target)) AS target
+            FROM hooks h LEFT JOIN hooks t ON t.label = h.target
+            WHERE least(h.target, coalesce(t.target, h.target)) <> h.label;
+            UPDATE {ws.labels} l SET label = m.target
+            FROM {ws.next_labels} m WHERE l.label = m.label;
+            CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
+            SELECT DISTINCT coalesce(ma.target, e.a) AS a, coalesce(mb.target, e.b) AS b
+            FROM {ws.undirected} e
+            LEFT JOIN {ws.next_labels} ma ON ma.label = e.a
+            LEFT JOIN {ws.next_labels} mb ON mb.label = e.b
+            WHERE coalesce(ma.target, e.a) <> coalesce(mb.target, e.b);
+            SELECT count(*) FROM {ws.undirected};
+        """).fetchone()
+        if remaining == 0:
             return rounds
     raise RuntimeError(f"clustering did not converge in {max_rounds} rounds")
