@@ -76,14 +76,54 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
+def _duckdb_consolidation() -> tuple[dict, dict]:
+    """Hand-made clustering and survivorship inputs (custpipe_tests/spark/
+    test_spark_consolidation) with DuckDB's labels and golden records of them."""
+    from custpipe.matching.linking import connected_components
+    from custpipe.matching.survivorship import Survivorship, survivorship_sql
+    from custpipe.matching.workspace import MatchWorkspace
+    from custpipe_tests.spark.test_spark_consolidation import SOURCES, _graph, _records
+
+    nodes, edges = _graph(seed=5)
+    records, labels = _records(seed=11, clusters=20)
+    trust = pd.DataFrame({"source_system": list(SOURCES), "trust": list(SOURCES.values())})
+    rules = Survivorship(default=("recent", "complete", "frequent"))
+    sql = survivorship_sql(rules, nodes="records")
+    with duckdb.connect() as con:
+        frames = {"graph_nodes": nodes, "graph_edges": edges, "records": records}
+        for name, frame in (frames | {"labels": labels, "trust": trust}).items():
+            con.register(name, frame)
+        ws = MatchWorkspace(con, records=len(nodes), labels="graph_labels")  # not `labels`
+        con.execute(f"CREATE TEMP TABLE {ws.nodes} AS SELECT node::BIGINT node FROM graph_nodes")
+        con.execute(
+            f"CREATE TEMP TABLE {ws.edges} AS SELECT a::BIGINT a, b::BIGINT b FROM graph_edges"
+        )
+        connected_components(ws)
+        want = {
+            "labels": con.execute(f"SELECT * FROM {ws.labels} ORDER BY node").df(),
+            "golden": con.execute(f"{sql} ORDER BY label", {"erp_source": "erp"}).df(),
+        }
+        arrow = {n: con.sql(f"FROM {n}").to_arrow_table() for n in ("records", "labels", "trust")}
+        work = {
+            "graph": (
+                con.sql("FROM graph_nodes").to_arrow_table(),
+                con.sql("FROM graph_edges").to_arrow_table(),
+            ),
+            "survivorship": (sql, arrow),
+        }
+    return work, want
+
+
 def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_path):
-    """Both kinds of Spark work through spark-submit: the staged rows are the stager's own,
-    the pairs and levels DuckDB's (custpipe_tests/spark/test_spark_scoring holds the session
+    """Every kind of Spark work through spark-submit: the staged rows are the stager's own,
+    the pairs and levels, the cluster labels and the golden records DuckDB's
+    (custpipe_tests/spark/test_spark_scoring and test_spark_consolidation hold the session
     to the same)."""
     from custpipe.defs.resources import pipes_launch
 
     require_spark()
     source, stager, batches, frame, trained, settings = _work(demo_run[0], tmp_path)
+    work, want_consolidation = _duckdb_consolidation()
     assert len(batches) > 1 and frame.num_rows > 500
     work_dir = tmp_path / "spark"
     cfg = SparkConfig(conf={"spark.sql.shuffle.partitions": "2"}, launch="submit")
@@ -94,6 +134,9 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
         submitted = Submitted(cfg, work_dir, pipes_launch(context))
         done["pairs"] = submitted.score(frame, settings, THRESHOLD)
         done["mapped"] = list(submitted.map_batches(stager, iter(batches), source, True))
+        done["labels"] = submitted.components(*work["graph"])
+        sql, tables = work["survivorship"]
+        done["golden"] = submitted.query(sql, tables, {"erp_source": "erp"})
         return dg.MaterializeResult()
 
     instance = dg.DagsterInstance.ephemeral()
@@ -109,9 +152,18 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
         want_staged, want_issues = stager(raw, source, arrow=True)
         _same_staged(staged, want_staged)
         assert issues == want_issues
+    labels, iterations = done["labels"]
+    assert iterations >= 2
+    got = labels.to_pandas().sort_values("node").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want_consolidation["labels"], check_dtype=False)
+    golden = done["golden"].to_pandas().sort_values("label").reset_index(drop=True)
+    pd.testing.assert_frame_equal(golden, want_consolidation["golden"], check_dtype=False)
+    assert len(golden) == 20
     logs = [e.user_message for e in instance.all_logs(next(iter(instance.get_run_ids())))]
     assert any(f"custpipe Spark score: {len(want):,} rows" in m for m in logs)
     assert any("custpipe Spark stage:" in m and "local[2]" in m for m in logs)
+    assert any("custpipe Spark components: 1,500 rows" in m for m in logs)
+    assert any("custpipe Spark query: 20 rows" in m for m in logs)
     assert not list((work_dir / "requests").iterdir())  # the request folders are removed
 
 
