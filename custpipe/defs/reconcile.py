@@ -17,7 +17,7 @@ from custpipe.defs.common import (
     table_definition_metadata,
 )
 from custpipe.defs.consolidate import GOLDEN, XREF
-from custpipe.defs.resources import CustpipeResource, RunOptions, gx_on_spark
+from custpipe.defs.resources import CustpipeResource, RunOptions, gx_on_spark, spark_runner
 from custpipe.incremental import describe_differences, plan_stage
 from custpipe.quality.validate import plan_orders, validate_orders
 from custpipe.reconcile.orders import STAGE, ReconcileRules, fingerprint_parts, reconcile
@@ -60,6 +60,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         sources = [name for name, s in run_cfg.sources.items() if s.orders is not None]
         schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
+        runner = spark_runner(custpipe, run_options, context)  # None: engine duckdb
         with warehouse.connect(custpipe.settings.warehouse_path) as con:
             plan = plan_stage(con, STAGE, "", fingerprint_parts(rules, sources), schedule)
             if plan.reason:
@@ -71,6 +72,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
                 context.run_id,
                 business_date,
                 datetime.now(UTC).replace(tzinfo=None),
+                spark=runner,
             )
             # the orders suite validates the changed orders only
             checks = plan_orders(con, custpipe.settings, schedule)
@@ -102,6 +104,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             "by_kind": table,
         }
         metadata |= plan_metadata(plan) | {
+            "findings_made_on": runner.describe() if runner else "duckdb",
             "changed_inputs": done.changed,
             "orders_reconciled": "all" if done.everything else done.reconciled,
             "compared_in_full": ", ".join(done.compared_in_full) or "none",

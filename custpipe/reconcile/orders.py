@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -18,6 +19,18 @@ FINDINGS_SQL = (Path(__file__).parent / "orders.sql").read_text(encoding="utf-8"
 TABLE = "recon.order_discrepancies"
 STAGE = "reconcile"
 _SCOPE = "reconcile_scope"  # the relation orders.sql reads the order ids in scope from
+#: what orders.sql reads of each table: what goes to Spark (engine: spark)
+SPARK_INPUTS = {
+    "staging.orders": "source_system, source_id, order_number, customer_ref, order_date, "
+    "amount, currency, status, mapping_errors",
+    "staging.order_lines": "source_system, order_number, line_amount",
+    "staging.customers": "source_system, source_id",
+    "mdm.customer_xref": "source_system, source_id, golden_id",
+    "mdm.golden_customers": "golden_id, erp_customer_number",
+}
+
+if TYPE_CHECKING:
+    from custpipe.spark.runners import SparkRunner
 
 
 @dataclass(frozen=True)
@@ -96,26 +109,66 @@ def find_scoped(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, scope: st
     return con.execute(_findings_select(scope), rules.sql_params() | {"all": False}).df()
 
 
-def _replace_all(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str) -> None:
+def _on_spark(
+    con: duckdb.DuckDBPyConnection, rules: ReconcileRules, scope: str | None, spark: SparkRunner
+) -> str:
+    """orders.sql run on Spark (written for it by custpipe.spark.sql) over the columns it
+    reads of the warehouse's tables; its findings are put in the temp table returned."""
+    con.complete()  # a result left partly fetched would refuse the queries below
+    tables = {name: f"SELECT {columns} FROM {name}" for name, columns in SPARK_INPUTS.items()}
+    if scope is not None:
+        tables[scope] = f"SELECT order_id FROM {scope}"
+    findings = spark.query(
+        _findings_select(scope),
+        {name: con.sql(sql).to_arrow_table() for name, sql in tables.items()},
+        rules.sql_params() | {"all": scope is None},
+    )
+    with warehouse.registered(con, "spark_rows", findings):
+        con.execute("CREATE OR REPLACE TEMP TABLE spark_findings AS FROM spark_rows")
+    return "spark_findings"
+
+
+def _findings(
+    con: duckdb.DuckDBPyConnection,
+    rules: ReconcileRules,
+    run_id: str,
+    scope: str | None,
+    spark: SparkRunner | None,
+) -> tuple[str, dict]:
+    """The query of the findings (of every order, or of the ids in `scope`) with a run_id
+    column, and its parameters; with `spark`, made on Spark first (:func:`_on_spark`)."""
+    if spark is not None:
+        return f"SELECT *, $run_id AS run_id FROM {_on_spark(con, rules, scope, spark)}", {
+            "run_id": run_id
+        }
+    params = rules.sql_params() | {"all": scope is None, "run_id": run_id}
+    return f"SELECT *, $run_id AS run_id FROM ({_findings_select(scope)})", params
+
+
+def _replace_all(
+    con: duckdb.DuckDBPyConnection,
+    rules: ReconcileRules,
+    run_id: str,
+    spark: SparkRunner | None = None,
+) -> None:
     """Every finding made again (orders.sql over every order), and the state with it."""
-    warehouse.replace_table_from(
-        con,
-        TABLE,
-        f"SELECT *, $run_id AS run_id FROM ({_findings_select(None)})",
-        rules.sql_params() | {"all": True, "run_id": run_id},
-    )
+    warehouse.replace_table_from(con, TABLE, *_findings(con, rules, run_id, None, spark))
     changes.replace_state(con)
+    con.execute("DROP TABLE IF EXISTS temp.main.spark_findings")
 
 
-def _reconcile_scope(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str) -> None:
+def _reconcile_scope(
+    con: duckdb.DuckDBPyConnection,
+    rules: ReconcileRules,
+    run_id: str,
+    spark: SparkRunner | None = None,
+) -> None:
     """The findings of the order ids in scope made again; the state's changed rows updated."""
+    query, params = _findings(con, rules, run_id, _SCOPE, spark)
     con.execute(f"DELETE FROM {TABLE} WHERE order_id IN (SELECT order_id FROM {_SCOPE})")
-    con.execute(
-        f"INSERT INTO {TABLE} BY NAME SELECT *, $run_id AS run_id "
-        f"FROM ({_findings_select(_SCOPE)})",
-        rules.sql_params() | {"all": False, "run_id": run_id},
-    )
+    con.execute(f"INSERT INTO {TABLE} BY NAME {query}", params)
     changes.update_state(con)
+    con.execute("DROP TABLE IF EXISTS temp.main.spark_findings")
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -130,10 +183,12 @@ def reconcile(
     run_id: str,
     business_date: date | None,
     at: datetime,
+    spark: SparkRunner | None = None,
 ) -> Reconciliation:
     """Bring recon.order_discrepancies up to date as `plan` says, in one transaction with
     the reconciliation's state (recon.order_state, recon.order_line_state) and its
-    ops.stage_runs row.
+    ops.stage_runs row. `spark` (engine: spark): the findings are made on Spark from the
+    same SQL (:func:`_on_spark`); the state and the table stay in the warehouse.
 
     Incremental: the findings of the order ids whose findings can differ from the last run's
     (:func:`custpipe.reconcile.changes.affected_orders`) are deleted and made again. Full:
@@ -144,16 +199,16 @@ def reconcile(
     expected = None
     if plan.compare:  # tonight's incremental run, undone: an image of its findings is kept
         with warehouse.rolled_back(con):
-            _incremental(con, rules, run_id)
+            _incremental(con, rules, run_id, spark)
             expected = {TABLE: incremental.row_hashes(con, TABLE)}
             changes.drop_temporaries(con, _SCOPE)
     with warehouse.transaction(con):
         if plan.incremental:
-            found = _incremental(con, rules, run_id)
+            found = _incremental(con, rules, run_id, spark)
         else:
             (staged,) = con.execute("SELECT count(*) FROM staging.orders").fetchone()
             found = changes.Changes(int(staged), int(staged), everything=True)
-            _replace_all(con, rules, run_id)
+            _replace_all(con, rules, run_id, spark)
         diffs = None if expected is None else incremental.hash_differences(con, expected)
         incremental.record_stage(con, plan, run_id, business_date, at, found.changed, diffs)
         changes.drop_temporaries(con, _SCOPE)
@@ -163,14 +218,19 @@ def reconcile(
     )
 
 
-def _incremental(con: duckdb.DuckDBPyConnection, rules: ReconcileRules, run_id: str):
+def _incremental(
+    con: duckdb.DuckDBPyConnection,
+    rules: ReconcileRules,
+    run_id: str,
+    spark: SparkRunner | None = None,
+):
     """Make again the findings of the orders whose findings can differ from the last run's;
     return what changed (in the caller's transaction)."""
     found = changes.affected_orders(con, rules.system_of_record, _SCOPE)
     if found.everything:
-        _replace_all(con, rules, run_id)
+        _replace_all(con, rules, run_id, spark)
     elif found.scope:
-        _reconcile_scope(con, rules, run_id)
+        _reconcile_scope(con, rules, run_id, spark)
     else:  # nothing a finding reads changed: only the state's runs move on
         changes.update_state(con)
     return found

@@ -11,6 +11,10 @@ rewrites the expression so that Spark returns DuckDB's value:
 - ``epoch(ts)`` → ``unix_micros(CAST(ts AS TIMESTAMP)) / 1e6``: DuckDB's epoch keeps the
   microseconds, Spark's ``unix_timestamp`` drops them (the session's time zone is UTC, as
   every stored stamp is, see custpipe.spark.session);
+- ``printf(format, …)`` → ``duckdb_printf(format, named_struct(…))``, a vectorised UDF that
+  runs DuckDB's own printf on each Arrow batch: Java's ``format_string`` rounds the decimal
+  text of a double half-up (``%.2f`` of 1.005 is ``1.01``), DuckDB the exact binary value
+  (``1.00``), and the findings' amounts are doubles;
 - ``$name`` parameters stay parameters (``:name``, bound by ``SparkSession.sql(args=…)``).
 
 The tables a query names are registered as uniquely named views for the one query (a
@@ -22,6 +26,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pandas as pd  # module level: Spark reads the UDF's type hints from its globals
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
@@ -30,9 +35,34 @@ from sqlglot import exp
 QUERY_CONF = {"spark.sql.jsonGenerator.ignoreNullFields": "false"}
 
 
+def _duckdb_printf():
+    """A vectorised Spark UDF: DuckDB's printf(format, *args) on each batch, the arguments
+    passed as one struct."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")
+    def duckdb_printf(fmt: pd.Series, args: pd.DataFrame) -> pd.Series:
+        import duckdb
+
+        batch = pa.Table.from_pandas(args, preserve_index=False)  # a missing double: null
+        batch = batch.append_column("custpipe_format", pa.array(fmt, type=pa.string()))
+        columns = ", ".join(f'"{name}"' for name in args.columns)
+        with duckdb.connect() as con:
+            con.register("batch", batch)
+            return (
+                con.execute(f"SELECT printf(custpipe_format, {columns}) FROM batch").df().iloc[:, 0]
+            )
+
+    return duckdb_printf
+
+
 def _rewrite(node: exp.Expression) -> exp.Expression:
     """DuckDB functions whose Spark namesake returns another value, written as Spark
     expressions that return DuckDB's (see the module docstring)."""
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "printf":
+        fmt, *args = node.expressions
+        fields = [part for i, arg in enumerate(args) for part in (exp.Literal.string(f"a{i}"), arg)]
+        return exp.func("duckdb_printf", fmt, exp.func("named_struct", *fields))
     if isinstance(node, exp.JSONObject):
         pairs = [part for kv in node.expressions for part in (kv.this, kv.expression)]
         return exp.func("to_json", exp.func("named_struct", *pairs))
@@ -57,9 +87,10 @@ def run_query(
     the query uses -> its rows) with `params` bound to its `$name` parameters; the result as
     Arrow."""
     suffix = uuid.uuid4().hex
-    views = {name: f"custpipe_{name}_{suffix}" for name in tables}
+    views = {name: f"custpipe_{name.replace('.', '_')}_{suffix}" for name in tables}
     saved = {key: session.conf.get(key, None) for key in QUERY_CONF}
     try:
+        session.udf.register("duckdb_printf", _duckdb_printf())
         for name, table in tables.items():
             session.createDataFrame(table).createOrReplaceTempView(views[name])
         for key, value in QUERY_CONF.items():

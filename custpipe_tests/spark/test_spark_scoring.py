@@ -104,6 +104,8 @@ def test_spark_nights_equal_the_duckdb_engines_tables(spark_demo, demo_run):
     assert golden["clustering_rounds"].value >= 2  # Splink's iterations, counted
     staged = first.asset_materializations_for_node("staging__erp")[0].metadata
     assert staged["mapped_on"].value == "spark (master local[2])"
+    reconciled = first.asset_materializations_for_node("recon__order_discrepancies")[0].metadata
+    assert reconciled["findings_made_on"].value == "spark (master local[2])"
     quality = first.asset_materializations_for_node("quality__erp")[0].metadata
     # spark.validate_min_rows is not set: GX stays on pandas, and says so
     assert quality["gx_engine"].value == "pandas"
@@ -119,4 +121,6 @@ def test_spark_nights_equal_the_duckdb_engines_tables(spark_demo, demo_run):
     assert golden["mode"].value == "incremental"
     assert golden["pair_scoring"].value == "spark (master local[2])"
     assert 0 < golden["records_scored_again"].value < 300
+    reconciled = second.asset_materializations_for_node("recon__order_discrepancies")[0].metadata
+    assert reconciled["orders_reconciled"].value != "all"  # a scope, on Spark
     _assert_equal(demo_fingerprint(spark_demo.settings), SECOND_NIGHT)
