@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -29,16 +30,21 @@ class _Iterations(logging.Handler):
             self.count = max(self.count, int(found.group(1)))
 
 
-def components(session, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
+def components(
+    session, nodes: pa.Table | Path, edges: pa.Table | Path, scratch: Path
+) -> tuple[pa.Table, int]:
     """The connected components of `nodes` (node) over `edges` (a, b) on `session`: a
     table (node, label) with each node's label the smallest node of its component, and the
-    iterations Splink took."""
+    iterations Splink took. The inputs (Arrow, or Parquet files) reach Spark as Parquet
+    (custpipe.spark.sql.parquet_frames, under `scratch`)."""
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
     from splink.backends.spark import SparkAPI
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-    if nodes.num_rows == 0:
+    from custpipe.spark.sql import parquet_frames
+
+    if isinstance(nodes, pa.Table) and nodes.num_rows == 0:
         return pa.table({"node": nodes["node"], "label": nodes["node"]}), 0
     db_api = SparkAPI(spark_session=session)
     splink_logger = logging.getLogger("splink.internals.connected_components")
@@ -47,23 +53,24 @@ def components(session, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int
     splink_logger.setLevel(logging.INFO)  # counted here, not printed: the step reports it
     splink_logger.propagate = False
     try:
-        clusters = cluster_pairwise_predictions_at_threshold(
-            session.createDataFrame(nodes.select(["node"])),
-            session.createDataFrame(edges.select(["a", "b"])),
-            db_api,
-            node_id_column_name="node",
-            edge_id_column_name_left="a",
-            edge_id_column_name_right="b",
-        )
+        with parquet_frames(session, {"nodes": nodes, "edges": edges}, scratch) as frames:
+            clusters = cluster_pairwise_predictions_at_threshold(
+                frames["nodes"].select("node"),
+                frames["edges"].select("a", "b"),
+                db_api,
+                node_id_column_name="node",
+                edge_id_column_name_left="a",
+                edge_id_column_name_right="b",
+            )
+            try:
+                frame = clusters.as_spark_dataframe()
+                labelled = frame.select(
+                    "node", F.min("node").over(Window.partitionBy("cluster_id")).alias("label")
+                )
+                return labelled.toArrow(), iterations.count
+            finally:
+                clusters.drop_table_from_database_and_remove_from_cache()
     finally:
         splink_logger.removeHandler(iterations)
         splink_logger.setLevel(level)
         splink_logger.propagate = propagate
-    try:
-        frame = clusters.as_spark_dataframe()
-        labelled = frame.select(
-            "node", F.min("node").over(Window.partitionBy("cluster_id")).alias("label")
-        )
-        return labelled.toArrow(), iterations.count
-    finally:
-        clusters.drop_table_from_database_and_remove_from_cache()

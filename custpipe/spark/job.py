@@ -33,11 +33,8 @@ def components(session, request: Path) -> tuple[int, int]:
 
     from custpipe.spark.clustering import components
 
-    nodes, edges = (
-        pq.read_table(request / "nodes.parquet"),
-        pq.read_table(request / "edges.parquet"),
-    )
-    labels, iterations = components(session, nodes, edges)
+    nodes, edges = request / "nodes.parquet", request / "edges.parquet"
+    labels, iterations = components(session, nodes, edges, request)
     pq.write_table(labels, request / "labels.parquet")
     return labels.num_rows, iterations
 
@@ -49,8 +46,8 @@ def query(session, request: Path) -> int:
     from custpipe.spark.sql import run_query
 
     spec = json.loads((request / "query.json").read_text(encoding="utf-8"))
-    tables = {name: pq.read_table(request / f"table-{name}.parquet") for name in spec["tables"]}
-    result = run_query(session, spec["sql"], tables, spec["params"])
+    tables = {name: request / f"table-{name}.parquet" for name in spec["tables"]}
+    result = run_query(session, spec["sql"], tables, request, spec["params"])
     pq.write_table(result, request / "result.parquet")
     return result.num_rows
 

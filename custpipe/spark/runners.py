@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from custpipe.config import SparkConfig
 from custpipe.spark.session import describe, master, settings_for, spark_session
+from custpipe.spark.sql import write_parquet
 
 #: Runs `command` (spark-submit) with `extras` handed to the job; returns the job's reported
 #: messages. The Dagster shell's launcher goes through Dagster Pipes (custpipe.defs.resources).
@@ -74,7 +75,7 @@ class InSession:
         """Label the components of `nodes` over `edges` (custpipe.spark.clustering)."""
         from custpipe.spark.clustering import components
 
-        return components(self.session(), nodes, edges)
+        return components(self.session(), nodes, edges, self.work_dir / "tables")
 
     def query(
         self, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
@@ -82,7 +83,7 @@ class InSession:
         """Run DuckDB's `sql` over `tables` on Spark (custpipe.spark.sql.run_query)."""
         from custpipe.spark.sql import run_query
 
-        return run_query(self.session(), sql, tables, params)
+        return run_query(self.session(), sql, tables, self.work_dir / "tables", params)
 
 
 def spark_submit() -> str:
@@ -164,10 +165,12 @@ class Submitted:
 
     def components(self, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
         """Label the components in a submitted job (custpipe.spark.clustering)."""
+        if nodes.num_rows == 0:  # nothing to launch a job for
+            return pa.table({"node": nodes["node"], "label": nodes["node"]}), 0
         request = self._request()
         try:
-            pq.write_table(nodes, request / "nodes.parquet")
-            pq.write_table(edges, request / "edges.parquet")
+            write_parquet(nodes, request / "nodes.parquet")
+            write_parquet(edges, request / "edges.parquet")
             done = self._run("components", request)
             return pq.read_table(request / "labels.parquet"), int(done["iterations"])
         finally:
@@ -180,7 +183,7 @@ class Submitted:
         request = self._request()
         try:
             for name, table in tables.items():
-                pq.write_table(table, request / f"table-{name}.parquet")
+                write_parquet(table, request / f"table-{name}.parquet")
             query = {"sql": sql, "tables": list(tables), "params": params or {}}
             (request / "query.json").write_text(json.dumps(query), encoding="utf-8")
             self._run("query", request)

@@ -17,17 +17,26 @@ rewrites the expression so that Spark returns DuckDB's value:
   (``1.00``), and the findings' amounts are doubles;
 - ``$name`` parameters stay parameters (``:name``, bound by ``SparkSession.sql(args=…)``).
 
-The tables a query names are registered as uniquely named views for the one query (a
-session serves many nights) and dropped afterwards.
+The tables a query names reach Spark as Parquet files that the executors read (written under
+a scratch folder and removed afterwards; a table already in Parquet is read where it is), as
+uniquely named views for the one query (a session serves many nights). Not as
+``createDataFrame(arrow)``: that holds the rows in the query's plan, and Spark's optimizer
+copies them for every reference to a CTE that reads them — orders.sql reads the staged
+orders in a dozen places, and a 100,000-customer night ran the driver out of its 4 GB heap.
 """
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd  # module level: Spark reads the UDF's type hints from its globals
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -80,22 +89,55 @@ def to_spark(sql: str, views: dict[str, str] | None = None) -> str:
     return tree.sql(dialect="spark")
 
 
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """`table` as a Parquet file Spark reads: timestamps in microseconds (Spark reads no
+    nanoseconds; a value they would truncate raises rather than changes)."""
+    pq.write_table(table, path, coerce_timestamps="us")
+
+
+@contextmanager
+def parquet_frames(
+    session, tables: dict[str, pa.Table | Path], scratch: Path
+) -> Iterator[dict[str, Any]]:
+    """Spark DataFrames of `tables` (name -> Arrow rows, or a Parquet file) read from
+    Parquet; Arrow tables are written to a folder under `scratch`, removed when the block
+    ends."""
+    folder = Path(scratch) / f"tables-{uuid.uuid4().hex}"
+    try:
+        frames = {}
+        for number, (name, table) in enumerate(tables.items()):
+            path = table
+            if isinstance(table, pa.Table):
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{number}.parquet"
+                write_parquet(table, path)
+            frames[name] = session.read.parquet(str(path))
+        yield frames
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_query(
-    session, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
+    session,
+    sql: str,
+    tables: dict[str, pa.Table | Path],
+    scratch: Path,
+    params: dict[str, Any] | None = None,
 ) -> pa.Table:
     """Run `sql` (DuckDB's dialect, :func:`to_spark`) on `session` over `tables` (the name
-    the query uses -> its rows) with `params` bound to its `$name` parameters; the result as
-    Arrow."""
+    the query uses -> its rows as Arrow, or a Parquet file; Arrow goes through Parquet files
+    under `scratch`) with `params` bound to its `$name` parameters; the result as Arrow."""
     suffix = uuid.uuid4().hex
     views = {name: f"custpipe_{name.replace('.', '_')}_{suffix}" for name in tables}
     saved = {key: session.conf.get(key, None) for key in QUERY_CONF}
     try:
         session.udf.register("duckdb_printf", _duckdb_printf())
-        for name, table in tables.items():
-            session.createDataFrame(table).createOrReplaceTempView(views[name])
         for key, value in QUERY_CONF.items():
             session.conf.set(key, value)
-        return session.sql(to_spark(sql, views), args=params or {}).toArrow()
+        with parquet_frames(session, tables, scratch) as frames:
+            for name, frame in frames.items():
+                frame.createOrReplaceTempView(views[name])
+            return session.sql(to_spark(sql, views), args=params or {}).toArrow()
     finally:
         for key, value in saved.items():
             if value is None:
