@@ -113,18 +113,23 @@ def _on_spark(
     con: duckdb.DuckDBPyConnection, rules: ReconcileRules, scope: str | None, spark: SparkRunner
 ) -> str:
     """orders.sql run on Spark (written for it by custpipe.spark.sql) over the columns it
-    reads of the warehouse's tables; its findings are put in the temp table returned."""
+    reads of the warehouse's tables; its findings (of the ids in `scope`, if given) are put
+    in the temp table returned. Spark makes every finding and the scope is kept here: the
+    findings of a scope are exactly those rows of every finding (:func:`find_scoped`), and
+    Spark plans the SQL's scope filters slower than no filter (1M records: 88 s for every
+    finding, 144 s for a 10 % night's scope)."""
     con.complete()  # a result left partly fetched would refuse the queries below
-    tables = {name: f"SELECT {columns} FROM {name}" for name, columns in SPARK_INPUTS.items()}
-    if scope is not None:
-        tables[scope] = f"SELECT order_id FROM {scope}"
     findings = spark.query(
-        _findings_select(scope),
-        {name: con.sql(sql).to_arrow_table() for name, sql in tables.items()},
-        rules.sql_params() | {"all": scope is None},
+        _findings_select(None),
+        {
+            name: con.sql(f"SELECT {columns} FROM {name}").to_arrow_table()
+            for name, columns in SPARK_INPUTS.items()
+        },
+        rules.sql_params() | {"all": True},
     )
+    kept = "" if scope is None else f"WHERE order_id IN (SELECT order_id FROM {scope})"
     with warehouse.registered(con, "spark_rows", findings):
-        con.execute("CREATE OR REPLACE TEMP TABLE spark_findings AS FROM spark_rows")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE spark_findings AS FROM spark_rows {kept}")
     return "spark_findings"
 
 
