@@ -445,10 +445,11 @@ def _golden_sql(
     parameters: of `params`, $run_id, $now and $erp_source. `spark`: the survivorship query
     runs on Spark, written for it from the same SQL (custpipe.spark.sql), over the columns
     it reads; its rows come back into `ws.spark_golden` (and $erp_source is Spark's)."""
-    golden = survivorship_sql(
-        survivorship, nodes=staged_rows(ws, labels), labels=labels, trust=ws.trust
-    )
-    if spark is not None:
+    if spark is None:
+        golden = survivorship_sql(
+            survivorship, nodes=staged_rows(ws, labels), labels=labels, trust=ws.trust
+        )
+    else:
         con, columns = ws.con, ", ".join(("node", *SURVIVORSHIP_COLUMNS))
         con.complete()  # a result left partly fetched would refuse the queries below
         built = spark.query(

@@ -64,14 +64,15 @@ def connected_components(
     components on Spark (custpipe.spark.clustering), the same labels."""
     con = ws.con
     nodes = ws.nodes if scope is None else scope
-    edges = (
-        ws.edges if scope is None else f"(SELECT * FROM {ws.edges} SEMI JOIN {scope} ON a = node)"
+    in_nodes = f"IN (SELECT node FROM {nodes})"
+    links = (  # both engines cluster these: between two of the nodes, not a node to itself
+        f"(SELECT a, b FROM {ws.edges} WHERE a <> b AND a {in_nodes} AND b {in_nodes})"
     )
     if spark is not None:
         con.complete()  # a result left partly fetched would refuse the queries below
         labels, rounds = spark.components(
             con.sql(f"SELECT node FROM {nodes}").to_arrow_table(),
-            con.sql(f"SELECT a, b FROM {edges}").to_arrow_table(),
+            con.sql(f"SELECT a, b FROM {links}").to_arrow_table(),
         )
         with warehouse.registered(con, "spark_labels", labels):
             con.execute(f"""
@@ -89,11 +90,9 @@ def connected_components(
                 "are tonight's: its result does not match its input (rerun with engine: duckdb)"
             )
         return rounds
-    in_nodes = f"IN (SELECT node FROM {nodes})"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.undirected} AS
-        WITH e AS (SELECT a, b FROM {edges} WHERE a <> b AND a {in_nodes} AND b {in_nodes})
-        SELECT a, b FROM e UNION SELECT b, a FROM e;
+        SELECT a, b FROM {links} UNION SELECT b, a FROM {links};
         CREATE OR REPLACE TEMP TABLE {ws.labels} AS SELECT node, node AS label FROM {nodes};
     """)
     # Each round contracts: every group (the nodes of one label) moves to the smallest label

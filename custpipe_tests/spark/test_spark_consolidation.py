@@ -107,7 +107,8 @@ def test_the_rewrites_are_where_values_differ():
 
 def _graph(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """1,500 nodes: random links, a 300-node chain in shuffled order (many rounds), duplicate
-    and reversed links, and nodes with no link."""
+    and reversed links, a link of a node to itself and one to a node that is not there, and
+    nodes 1,301-1,500 with no link."""
     rng = random.Random(seed)
     nodes = list(range(1, 1501))
     edges = [(rng.choice(nodes[:900]), rng.choice(nodes[:900])) for _ in range(500)]
@@ -115,7 +116,7 @@ def _graph(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng.shuffle(chain)
     edges += list(zip(chain, chain[1:], strict=False))
     edges += [(b, a) for a, b in edges[:50]] + edges[:20]
-    edges = [(a, b) for a, b in edges if a != b]
+    edges = [(a, b) for a, b in edges if a != b] + [(5, 5), (7, 99_999)]  # to itself, outside
     return pd.DataFrame({"node": nodes}), pd.DataFrame(edges, columns=["a", "b"])
 
 
@@ -142,5 +143,13 @@ def test_clustering_on_spark_labels_as_duckdb_does(spark, tmp_path):
                 f"SELECT count(*), max(label), min(label) FROM {ws.labels}"
             ).fetchone()
             assert scoped == (300, 1001, 1001)
+            # a scope of nodes without a link: each its own component
+            alone = "SELECT 1400 + range AS node FROM range(1, 101)"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.scope} AS {alone}")
+            connected_components(ws, ws.scope, spark=runner)
+            unlinked = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE node = label) FROM {ws.labels}"
+            ).fetchone()
+            assert unlinked == (100, 100)
     pd.testing.assert_frame_equal(labels["spark"], labels["duckdb"], check_dtype=False)
     assert labels["duckdb"]["label"].nunique() < 1500 - 300
