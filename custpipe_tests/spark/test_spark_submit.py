@@ -107,7 +107,11 @@ def _duckdb_consolidation() -> tuple[dict, dict]:
         work = {
             "graph": (
                 con.sql("FROM graph_nodes").to_arrow_table(),
-                con.sql("FROM graph_edges").to_arrow_table(),
+                # the links connected_components hands a runner: between two of the nodes
+                con.sql(
+                    "FROM graph_edges WHERE a <> b AND a IN (FROM graph_nodes) "
+                    "AND b IN (FROM graph_nodes)"
+                ).to_arrow_table(),
             ),
             "survivorship": (sql, arrow),
         }
