@@ -56,7 +56,9 @@ def matcher(cfg: PipelineConfig, settings, engine: str = "duckdb", runner=None) 
     from custpipe.spark.runners import InSession
     from custpipe.spark.scoring import SparkScoring
 
-    runner = runner or InSession(cfg.spark, settings.data_dir / "spark")
+    runner = runner or InSession(
+        cfg.spark, settings.data_dir / "spark", Path(settings.expand(cfg.spark.tables))
+    )
     spark = SparkScoring(cfg.match_settings(), runner)
     try:  # the model written for Spark, before any work: a refused model fails at once
         spark.settings_for(chosen.model.splink)

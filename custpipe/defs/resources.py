@@ -258,5 +258,6 @@ def spark_runner(custpipe: CustpipeResource, run_options: RunOptions, context):
         return None
     from custpipe.spark.runners import runner
 
-    cfg = custpipe.pipeline.spark
-    return runner(cfg, custpipe.settings.data_dir / "spark", pipes_launch(context))
+    cfg, settings = custpipe.pipeline.spark, custpipe.settings
+    tables = Path(settings.expand(cfg.tables))
+    return runner(cfg, settings.data_dir / "spark", pipes_launch(context), tables)

@@ -56,6 +56,7 @@ from custpipe.matching.workspace import (
     match_workspace,
     staged_rows,
 )
+from custpipe.spark.exchange import parts
 
 if TYPE_CHECKING:
     from custpipe.spark.runners import SparkRunner
@@ -452,19 +453,22 @@ def _golden_sql(
     else:
         con, columns = ws.con, ", ".join(("node", *SURVIVORSHIP_COLUMNS))
         con.complete()  # a result left partly fetched would refuse the queries below
-        built = spark.query(
-            survivorship_sql(survivorship),  # over `nodes`, `labels` and `trust`
-            {
-                "nodes": con.sql(
-                    f"SELECT {columns} FROM {staged_rows(ws, labels)}"
-                ).to_arrow_table(),
-                "labels": con.sql(f"SELECT node, label FROM {labels}").to_arrow_table(),
-                "trust": con.sql(f"SELECT * FROM {ws.trust}").to_arrow_table(),
-            },
-            {"erp_source": params["erp_source"]},
-        )
-        with warehouse.registered(con, "spark_rows", built):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.spark_golden} AS FROM spark_rows")
+        with spark.exchange() as work:
+            spark.query(
+                survivorship_sql(survivorship),  # over `nodes`, `labels` and `trust`
+                {
+                    "nodes": work.put(
+                        con, "nodes", f"SELECT {columns} FROM {staged_rows(ws, labels)}"
+                    ),
+                    "labels": work.put(con, "labels", f"SELECT node, label FROM {labels}"),
+                    "trust": work.put(con, "trust", f"SELECT * FROM {ws.trust}"),
+                },
+                work.result,
+                {"erp_source": params["erp_source"]},
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {ws.spark_golden} AS FROM {parts(work.result)}"
+            )
         golden = f"SELECT * FROM {ws.spark_golden}"
         params = {k: v for k, v in params.items() if k != "erp_source"}
     sql = f"""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from custpipe import warehouse
 from custpipe.matching.workspace import MatchWorkspace, staged_rows
+from custpipe.spark.exchange import parts
 
 if TYPE_CHECKING:
     from custpipe.spark.runners import SparkRunner
@@ -70,24 +70,33 @@ def connected_components(
     )
     if spark is not None:
         con.complete()  # a result left partly fetched would refuse the queries below
-        labels, rounds = spark.components(
-            con.sql(f"SELECT node FROM {nodes}").to_arrow_table(),
-            con.sql(f"SELECT a, b FROM {links}").to_arrow_table(),
-        )
-        with warehouse.registered(con, "spark_labels", labels):
+        (count,) = con.execute(f"SELECT count(*) FROM {nodes}").fetchone()
+        with spark.exchange() as work:
+            rounds = (
+                spark.components(
+                    work.put(con, "nodes", f"SELECT node FROM {nodes}"),
+                    work.put(con, "links", f"SELECT a, b FROM {links}"),
+                    work.result,
+                )
+                if count
+                else 0  # nothing to cluster: no Spark job
+            )
+            result = parts(work.result) if count else "(SELECT NULL::BIGINT AS node, NULL AS label)"
             con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE spark_labels AS FROM {result};
                 CREATE OR REPLACE TEMP TABLE {ws.labels} AS
                 SELECT n.node, s.label::BIGINT AS label
                 FROM {nodes} n JOIN spark_labels s ON s.node = n.node
             """)
-        (labelled,) = con.execute(f"SELECT count(*) FROM {ws.labels}").fetchone()
-        if (
-            labelled != len(labels)
-            or labelled != con.execute(f"SELECT count(*) FROM {nodes}").fetchone()[0]
-        ):
+        (labelled, returned) = con.execute(
+            f"SELECT (SELECT count(*) FROM {ws.labels}), (SELECT count(node) FROM spark_labels)"
+        ).fetchone()
+        con.execute("DROP TABLE spark_labels")
+        if labelled != returned or labelled != count:
             raise RuntimeError(
-                f"clustering on Spark labelled {len(labels):,} records of which {labelled:,} "
-                "are tonight's: its result does not match its input (rerun with engine: duckdb)"
+                f"clustering on Spark labelled {returned:,} records of which {labelled:,} "
+                f"are tonight's {count:,}: its result does not match its input (rerun with "
+                "engine: duckdb)"
             )
         return rounds
     con.execute(f"""

@@ -12,8 +12,6 @@ import logging
 import re
 from pathlib import Path
 
-import pyarrow as pa
-
 _ITERATION = re.compile(r"Completed iteration (\d+)")
 
 
@@ -30,22 +28,17 @@ class _Iterations(logging.Handler):
             self.count = max(self.count, int(found.group(1)))
 
 
-def components(
-    session, nodes: pa.Table | Path, edges: pa.Table | Path, scratch: Path
-) -> tuple[pa.Table, int]:
-    """The connected components of `nodes` (node) over `edges` (a, b) on `session`: a
-    table (node, label) with each node's label the smallest node of its component, and the
-    iterations Splink took. The inputs (Arrow, or Parquet files) reach Spark as Parquet
-    (custpipe.spark.sql.parquet_frames, under `scratch`)."""
+def components(session, nodes: Path, edges: Path, out: Path) -> int:
+    """The connected components of `nodes` (node) over `edges` (a, b), both Parquet files,
+    on `session`: the executors write (node, label), each node's label the smallest node of
+    its component, as Parquet parts in the folder `out`; returns the iterations Splink took."""
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
     from splink.backends.spark import SparkAPI
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-    from custpipe.spark.sql import parquet_frames
+    from custpipe.spark.sql import write_result
 
-    if isinstance(nodes, pa.Table) and nodes.num_rows == 0:
-        return pa.table({"node": nodes["node"], "label": nodes["node"]}), 0
     db_api = SparkAPI(spark_session=session)
     splink_logger = logging.getLogger("splink.internals.connected_components")
     iterations, level, propagate = _Iterations(), splink_logger.level, splink_logger.propagate
@@ -53,23 +46,25 @@ def components(
     splink_logger.setLevel(logging.INFO)  # counted here, not printed: the step reports it
     splink_logger.propagate = False
     try:
-        with parquet_frames(session, {"nodes": nodes, "edges": edges}, scratch) as frames:
-            clusters = cluster_pairwise_predictions_at_threshold(
-                frames["nodes"].select("node"),
-                frames["edges"].select("a", "b"),
-                db_api,
-                node_id_column_name="node",
-                edge_id_column_name_left="a",
-                edge_id_column_name_right="b",
-            )
-            try:
-                frame = clusters.as_spark_dataframe()
-                labelled = frame.select(
+        clusters = cluster_pairwise_predictions_at_threshold(
+            session.read.parquet(str(nodes)).select("node"),
+            session.read.parquet(str(edges)).select("a", "b"),
+            db_api,
+            node_id_column_name="node",
+            edge_id_column_name_left="a",
+            edge_id_column_name_right="b",
+        )
+        try:
+            frame = clusters.as_spark_dataframe()
+            write_result(
+                frame.select(
                     "node", F.min("node").over(Window.partitionBy("cluster_id")).alias("label")
-                )
-                return labelled.toArrow(), iterations.count
-            finally:
-                clusters.drop_table_from_database_and_remove_from_cache()
+                ),
+                out,
+            )
+            return iterations.count
+        finally:
+            clusters.drop_table_from_database_and_remove_from_cache()
     finally:
         splink_logger.removeHandler(iterations)
         splink_logger.setLevel(level)

@@ -1,10 +1,11 @@
 """The spark-submit side of `spark.launch: submit` (custpipe.spark.runners.Submitted).
 
 Run by spark-submit, launched through Dagster Pipes: the extras name the task (``score``,
-``stage``, ``components`` or ``query``) and its request folder. The job does the task with
-the functions the in-process session uses, writes the result into the request folder, and
-reports the number of rows and its seconds back to the step (counts only: no customer
-value leaves in a message).
+``stage``, ``components`` or ``query``) and its request folder (for ``components`` and
+``query``: the folder the executors write the result to, with the paths of the Parquet
+files they read). The job does the task with the functions the in-process session uses,
+writes the result, and reports the number of rows and its seconds back to the step (counts
+only: no customer value leaves in a message).
 """
 
 from __future__ import annotations
@@ -27,29 +28,30 @@ def score(session, request: Path, threshold: float) -> int:
     return levels.num_rows
 
 
-def components(session, request: Path) -> tuple[int, int]:
-    """nodes.parquet + edges.parquet -> labels.parquet; (nodes, iterations)."""
+def written_rows(folder: Path) -> int:
+    """The rows of the Parquet parts in `folder` (from their footers)."""
     import pyarrow.parquet as pq
 
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in folder.glob("*.parquet"))
+
+
+def components(session, out: Path, nodes: Path, edges: Path) -> tuple[int, int]:
+    """nodes + edges (Parquet) -> the labels' parts in `out`; (nodes, iterations)."""
     from custpipe.spark.clustering import components
 
-    nodes, edges = request / "nodes.parquet", request / "edges.parquet"
-    labels, iterations = components(session, nodes, edges, request)
-    pq.write_table(labels, request / "labels.parquet")
-    return labels.num_rows, iterations
+    iterations = components(session, nodes, edges, out)
+    return written_rows(out), iterations
 
 
-def query(session, request: Path) -> int:
-    """query.json + table-<name>.parquet -> result.parquet; the result's rows."""
-    import pyarrow.parquet as pq
-
+def query(session, out: Path, spec: Path) -> int:
+    """The query of `spec` (query.json: sql, tables by path, params) -> its parts in `out`;
+    the result's rows."""
     from custpipe.spark.sql import run_query
 
-    spec = json.loads((request / "query.json").read_text(encoding="utf-8"))
-    tables = {name: request / f"table-{name}.parquet" for name in spec["tables"]}
-    result = run_query(session, spec["sql"], tables, request, spec["params"])
-    pq.write_table(result, request / "result.parquet")
-    return result.num_rows
+    spec = json.loads(spec.read_text(encoding="utf-8"))
+    tables = {name: Path(path) for name, path in spec["tables"].items()}
+    run_query(session, spec["sql"], tables, out, spec["params"])
+    return written_rows(out)
 
 
 def stage(session, request: Path, batches: int) -> int:
@@ -90,9 +92,10 @@ def main() -> None:
         elif task == "stage":
             rows = stage(session, request, int(pipes.get_extra("batches")))
         elif task == "components":
-            rows, figures["iterations"] = components(session, request)
+            nodes, edges = Path(pipes.get_extra("nodes")), Path(pipes.get_extra("edges"))
+            rows, figures["iterations"] = components(session, request, nodes, edges)
         elif task == "query":
-            rows = query(session, request)
+            rows = query(session, request, Path(pipes.get_extra("spec")))
         else:
             raise ValueError(
                 f"unknown task {task!r}: custpipe's Spark job does score, stage, components "

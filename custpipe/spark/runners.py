@@ -12,7 +12,9 @@
 
 Both runners do the same work with the same functions (:func:`stage_on_spark`,
 :func:`score_levels`, :func:`components`, :func:`run_query`), so their results are equal;
-only where the driver lives differs.
+only where the driver lives differs. Clustering and the queries read and write their tables
+as Parquet in an exchange folder under ``spark.tables`` (custpipe.spark.exchange), which a
+submitted job is handed by path.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from custpipe.config import SparkConfig
+from custpipe.spark.exchange import Exchange, exchange
 from custpipe.spark.session import describe, master, settings_for, spark_session
-from custpipe.spark.sql import write_parquet
 
 #: Runs `command` (spark-submit) with `extras` handed to the job; returns the job's reported
 #: messages. The Dagster shell's launcher goes through Dagster Pipes (custpipe.defs.resources).
@@ -48,6 +51,11 @@ class InSession:
 
     cfg: SparkConfig
     work_dir: Path
+    tables: Path | None = None  # spark.tables (default: <work_dir>/tables)
+
+    def exchange(self) -> AbstractContextManager[Exchange]:
+        """A folder for one piece of work's tables (custpipe.spark.exchange)."""
+        return exchange(self.tables or self.work_dir / "tables")
 
     def session(self):
         """The process's Spark session (custpipe.spark.session.spark_session)."""
@@ -71,19 +79,20 @@ class InSession:
 
         return score_levels(self.session(), frame, settings, threshold)
 
-    def components(self, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
-        """Label the components of `nodes` over `edges` (custpipe.spark.clustering)."""
+    def components(self, nodes: Path, edges: Path, out: Path) -> int:
+        """Label the components of `nodes` over `edges` into `out`; the iterations
+        (custpipe.spark.clustering)."""
         from custpipe.spark.clustering import components
 
-        return components(self.session(), nodes, edges, self.work_dir / "tables")
+        return components(self.session(), nodes, edges, out)
 
     def query(
-        self, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
-    ) -> pa.Table:
-        """Run DuckDB's `sql` over `tables` on Spark (custpipe.spark.sql.run_query)."""
+        self, sql: str, tables: dict[str, Path], out: Path, params: dict[str, Any] | None = None
+    ) -> None:
+        """Run DuckDB's `sql` over `tables` on Spark into `out` (custpipe.spark.sql.run_query)."""
         from custpipe.spark.sql import run_query
 
-        return run_query(self.session(), sql, tables, self.work_dir / "tables", params)
+        run_query(self.session(), sql, tables, out, params)
 
 
 def spark_submit() -> str:
@@ -125,6 +134,11 @@ class Submitted:
     cfg: SparkConfig
     work_dir: Path
     launch: Launch
+    tables: Path | None = None  # spark.tables (default: <work_dir>/tables)
+
+    def exchange(self) -> AbstractContextManager[Exchange]:
+        """A folder for one piece of work's tables (custpipe.spark.exchange)."""
+        return exchange(self.tables or self.work_dir / "tables")
 
     def describe(self) -> str:
         """Where the work runs, for a run's metadata."""
@@ -163,33 +177,23 @@ class Submitted:
         finally:
             shutil.rmtree(request, ignore_errors=True)
 
-    def components(self, nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
-        """Label the components in a submitted job (custpipe.spark.clustering)."""
-        if nodes.num_rows == 0:  # nothing to launch a job for
-            return pa.table({"node": nodes["node"], "label": nodes["node"]}), 0
-        request = self._request()
-        try:
-            write_parquet(nodes, request / "nodes.parquet")
-            write_parquet(edges, request / "edges.parquet")
-            done = self._run("components", request)
-            return pq.read_table(request / "labels.parquet"), int(done["iterations"])
-        finally:
-            shutil.rmtree(request, ignore_errors=True)
+    def components(self, nodes: Path, edges: Path, out: Path) -> int:
+        """Label the components in a submitted job (custpipe.spark.clustering); the
+        iterations."""
+        done = self._run("components", out, nodes=str(nodes), edges=str(edges))
+        return int(done["iterations"])
 
     def query(
-        self, sql: str, tables: dict[str, pa.Table], params: dict[str, Any] | None = None
-    ) -> pa.Table:
-        """Run DuckDB's `sql` over `tables` in a submitted job (custpipe.spark.sql)."""
-        request = self._request()
-        try:
-            for name, table in tables.items():
-                write_parquet(table, request / f"table-{name}.parquet")
-            query = {"sql": sql, "tables": list(tables), "params": params or {}}
-            (request / "query.json").write_text(json.dumps(query), encoding="utf-8")
-            self._run("query", request)
-            return pq.read_table(request / "result.parquet")
-        finally:
-            shutil.rmtree(request, ignore_errors=True)
+        self, sql: str, tables: dict[str, Path], out: Path, params: dict[str, Any] | None = None
+    ) -> None:
+        """Run DuckDB's `sql` over `tables` into `out` in a submitted job
+        (custpipe.spark.sql.run_query)."""
+        spec = {"sql": sql, "tables": {k: str(v) for k, v in tables.items()}}
+        out.mkdir(parents=True, exist_ok=True)
+        (out.parent / "query.json").write_text(
+            json.dumps(spec | {"params": params or {}}), encoding="utf-8"
+        )
+        self._run("query", out, spec=str(out.parent / "query.json"))
 
     def map_batches(
         self, stager: Callable, batches: Iterable[tuple], source, arrow: bool
@@ -219,10 +223,13 @@ class Submitted:
 SparkRunner = InSession | Submitted
 
 
-def runner(cfg: SparkConfig, work_dir: Path, launch: Launch | None) -> SparkRunner:
-    """The runner `cfg.launch` asks for; `launch` (a Pipes launcher) is needed for submit."""
+def runner(
+    cfg: SparkConfig, work_dir: Path, launch: Launch | None, tables: Path | None = None
+) -> SparkRunner:
+    """The runner `cfg.launch` asks for; `launch` (a Pipes launcher) is needed for submit;
+    `tables`: where tables are exchanged (spark.tables; default <work_dir>/tables)."""
     if cfg.launch == "submit":
         if launch is None:
             raise ValueError("spark.launch: submit needs a launcher (a Dagster step's Pipes)")
-        return Submitted(cfg, Path(work_dir), launch)
-    return InSession(cfg, Path(work_dir))
+        return Submitted(cfg, Path(work_dir), launch, tables)
+    return InSession(cfg, Path(work_dir), tables)

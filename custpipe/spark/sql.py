@@ -17,9 +17,10 @@ rewrites the expression so that Spark returns DuckDB's value:
   (``1.00``), and the findings' amounts are doubles;
 - ``$name`` parameters stay parameters (``:name``, bound by ``SparkSession.sql(args=…)``).
 
-The tables a query names reach Spark as Parquet files that the executors read (written under
-a scratch folder and removed afterwards; a table already in Parquet is read where it is), as
-uniquely named views for the one query (a session serves many nights). Not as
+The tables a query names reach Spark as Parquet files that the executors read (the warehouse
+writes them, custpipe.spark.exchange), as uniquely named views for the one query (a session
+serves many nights), and the executors write its result as Parquet parts that the warehouse
+reads back: no row of either passes through the driver. Not as
 ``createDataFrame(arrow)``: that holds the rows in the query's plan, and Spark's optimizer
 copies them for every reference to a CTE that reads them — orders.sql reads the staged
 orders in a dozen places, and a 100,000-customer night ran the driver out of its 4 GB heap.
@@ -27,7 +28,6 @@ orders in a dozen places, and a 100,000-customer night ran the driver out of its
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +40,13 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-#: what the query runs with, whatever the deployment's spark.conf says (see the docstring)
-QUERY_CONF = {"spark.sql.jsonGenerator.ignoreNullFields": "false"}
+#: what the query runs with, whatever the deployment's spark.conf says (see the docstring);
+#: timestamps written as Parquet's microseconds, which DuckDB reads (Spark's default, INT96,
+#: is a legacy type)
+QUERY_CONF = {
+    "spark.sql.jsonGenerator.ignoreNullFields": "false",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
 
 
 def _duckdb_printf():
@@ -96,53 +101,48 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 
 @contextmanager
-def parquet_frames(
-    session, tables: dict[str, pa.Table | Path], scratch: Path
-) -> Iterator[dict[str, Any]]:
-    """Spark DataFrames of `tables` (name -> Arrow rows, or a Parquet file) read from
-    Parquet; Arrow tables are written to a folder under `scratch`, removed when the block
-    ends."""
-    folder = Path(scratch) / f"tables-{uuid.uuid4().hex}"
-    try:
-        frames = {}
-        for number, (name, table) in enumerate(tables.items()):
-            path = table
-            if isinstance(table, pa.Table):
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"{number}.parquet"
-                write_parquet(table, path)
-            frames[name] = session.read.parquet(str(path))
-        yield frames
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def run_query(
-    session,
-    sql: str,
-    tables: dict[str, pa.Table | Path],
-    scratch: Path,
-    params: dict[str, Any] | None = None,
-) -> pa.Table:
-    """Run `sql` (DuckDB's dialect, :func:`to_spark`) on `session` over `tables` (the name
-    the query uses -> its rows as Arrow, or a Parquet file; Arrow goes through Parquet files
-    under `scratch`) with `params` bound to its `$name` parameters; the result as Arrow."""
-    suffix = uuid.uuid4().hex
-    views = {name: f"custpipe_{name.replace('.', '_')}_{suffix}" for name in tables}
+def query_conf(session) -> Iterator[None]:
+    """Run the block with :data:`QUERY_CONF` set on `session`, then restore its settings."""
     saved = {key: session.conf.get(key, None) for key in QUERY_CONF}
     try:
-        session.udf.register("duckdb_printf", _duckdb_printf())
         for key, value in QUERY_CONF.items():
             session.conf.set(key, value)
-        with parquet_frames(session, tables, scratch) as frames:
-            for name, frame in frames.items():
-                frame.createOrReplaceTempView(views[name])
-            return session.sql(to_spark(sql, views), args=params or {}).toArrow()
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 session.conf.unset(key)
             else:
                 session.conf.set(key, value)
+
+
+def write_result(frame, out: Path) -> None:
+    """`frame` (a Spark DataFrame) written by the executors as Parquet parts in the folder
+    `out` (replaced), with :data:`QUERY_CONF`'s timestamp type."""
+    with query_conf(frame.sparkSession):
+        frame.write.mode("overwrite").parquet(str(out))
+
+
+def run_query(
+    session,
+    sql: str,
+    tables: dict[str, Path],
+    out: Path,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Run `sql` (DuckDB's dialect, :func:`to_spark`) on `session` over `tables` (the name
+    the query uses -> a Parquet file) with `params` bound to its `$name` parameters; the
+    executors write the result as Parquet parts in the folder `out`."""
+    suffix = uuid.uuid4().hex
+    views = {name: f"custpipe_{name.replace('.', '_')}_{suffix}" for name in tables}
+    try:
+        session.udf.register("duckdb_printf", _duckdb_printf())
+        for name, path in tables.items():
+            session.read.parquet(str(path)).createOrReplaceTempView(views[name])
+        with query_conf(session):
+            session.sql(to_spark(sql, views), args=params or {}).write.mode("overwrite").parquet(
+                str(out)
+            )
+    finally:
         for view in views.values():
             session.catalog.dropTempView(view)

@@ -20,6 +20,7 @@ from custpipe.matching.survivorship import (
     survivorship_sql,
 )
 from custpipe.matching.workspace import MatchWorkspace
+from custpipe.spark.exchange import parts
 from custpipe.spark.runners import InSession
 from custpipe.spark.sql import to_spark
 
@@ -90,9 +91,12 @@ def test_survivorship_on_spark_is_duckdbs_to_the_byte(spark, tmp_path, rules, er
         for name, frame in {"nodes": nodes, "labels": labels, "trust": trust}.items():
             con.register(name, frame)
         want = con.execute(f"{sql} ORDER BY label", {"erp_source": erp_source}).df()
-        tables = {n: con.sql(f"FROM {n}").to_arrow_table() for n in ("nodes", "labels", "trust")}
-    got = InSession(SparkConfig(), tmp_path).query(sql, tables, {"erp_source": erp_source})
-    got = got.to_pandas().sort_values("label").reset_index(drop=True)
+        runner = InSession(SparkConfig(), tmp_path)
+        with runner.exchange() as work:  # the tables as Parquet, as the warehouse writes them
+            tables = {n: work.put(con, n, f"FROM {n}") for n in ("nodes", "labels", "trust")}
+            runner.query(sql, tables, work.result, {"erp_source": erp_source})
+            got = con.execute(f"FROM {parts(work.result)} ORDER BY label").df()
+    assert not list((tmp_path / "tables").iterdir())  # the work's folder is removed
     assert len(want) == 60 and want["attribute_sources"].str.contains(r"\\u0001|\\\"").any()
     assert want["erp_customer_number"].notna().any() == (erp_source is not None)
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
@@ -151,5 +155,10 @@ def test_clustering_on_spark_labels_as_duckdb_does(spark, tmp_path):
                 f"SELECT count(*), count(*) FILTER (WHERE node = label) FROM {ws.labels}"
             ).fetchone()
             assert unlinked == (100, 100)
+            # an empty scope: nothing labelled (on Spark: no job)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.scope} AS {alone} WHERE false")
+            connected_components(ws, ws.scope, spark=runner)
+            assert con.execute(f"SELECT count(*) FROM {ws.labels}").fetchone() == (0,)
     pd.testing.assert_frame_equal(labels["spark"], labels["duckdb"], check_dtype=False)
+    assert not list((tmp_path / "tables").iterdir())  # every piece of work's folder removed
     assert labels["duckdb"]["label"].nunique() < 1500 - 300

@@ -6,15 +6,18 @@ log, and a failed job named in the step's failure."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from custpipe.config import SparkConfig, load_config
+from custpipe.spark.exchange import Exchange
 from custpipe.spark.runners import InSession, Submitted, runner, submit_command
 from custpipe_tests.spark.conftest import require_spark
 
@@ -76,9 +79,10 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
-def _duckdb_consolidation() -> tuple[dict, dict]:
+def _duckdb_consolidation(folder: Path) -> tuple[dict, dict]:
     """Hand-made clustering and survivorship inputs (custpipe_tests/spark/
-    test_spark_consolidation) with DuckDB's labels and golden records of them."""
+    test_spark_consolidation), as Parquet files in `folder`, with DuckDB's labels and golden
+    records of them."""
     from custpipe.matching.linking import connected_components
     from custpipe.matching.survivorship import Survivorship, survivorship_sql
     from custpipe.matching.workspace import MatchWorkspace
@@ -103,17 +107,24 @@ def _duckdb_consolidation() -> tuple[dict, dict]:
             "labels": con.execute(f"SELECT * FROM {ws.labels} ORDER BY node").df(),
             "golden": con.execute(f"{sql} ORDER BY label", {"erp_source": "erp"}).df(),
         }
-        arrow = {n: con.sql(f"FROM {n}").to_arrow_table() for n in ("records", "labels", "trust")}
+
+        def parquet(name: str, select: str) -> Path:  # as the warehouse writes them
+            return Exchange(folder).put(con, name, select)
+
         work = {
             "graph": (
-                con.sql("FROM graph_nodes").to_arrow_table(),
+                parquet("nodes", "FROM graph_nodes"),
                 # the links connected_components hands a runner: between two of the nodes
-                con.sql(
+                parquet(
+                    "links",
                     "FROM graph_edges WHERE a <> b AND a IN (FROM graph_nodes) "
-                    "AND b IN (FROM graph_nodes)"
-                ).to_arrow_table(),
+                    "AND b IN (FROM graph_nodes)",
+                ),
             ),
-            "survivorship": (sql, arrow),
+            "survivorship": (
+                sql,
+                {n: parquet(n, f"FROM {n}") for n in ("records", "labels", "trust")},
+            ),
         }
     return work, want
 
@@ -127,7 +138,9 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
 
     require_spark()
     source, stager, batches, frame, trained, settings = _work(demo_run[0], tmp_path)
-    work, want_consolidation = _duckdb_consolidation()
+    exchanged = tmp_path / "exchanged"
+    exchanged.mkdir()
+    work, want_consolidation = _duckdb_consolidation(exchanged)
     assert len(batches) > 1 and frame.num_rows > 500
     work_dir = tmp_path / "spark"
     cfg = SparkConfig(conf={"spark.sql.shuffle.partitions": "2"}, launch="submit")
@@ -138,9 +151,9 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
         submitted = Submitted(cfg, work_dir, pipes_launch(context))
         done["pairs"] = submitted.score(frame, settings, THRESHOLD)
         done["mapped"] = list(submitted.map_batches(stager, iter(batches), source, True))
-        done["labels"] = submitted.components(*work["graph"])
+        done["iterations"] = submitted.components(*work["graph"], exchanged / "labels")
         sql, tables = work["survivorship"]
-        done["golden"] = submitted.query(sql, tables, {"erp_source": "erp"})
+        submitted.query(sql, tables, exchanged / "golden", {"erp_source": "erp"})
         return dg.MaterializeResult()
 
     instance = dg.DagsterInstance.ephemeral()
@@ -156,11 +169,13 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
         want_staged, want_issues = stager(raw, source, arrow=True)
         _same_staged(staged, want_staged)
         assert issues == want_issues
-    labels, iterations = done["labels"]
-    assert iterations >= 2
-    got = labels.to_pandas().sort_values("node").reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, want_consolidation["labels"], check_dtype=False)
-    golden = done["golden"].to_pandas().sort_values("label").reset_index(drop=True)
+    assert done["iterations"] >= 2
+    got = pq.read_table(exchanged / "labels").to_pandas().sort_values("node")  # the parts
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want_consolidation["labels"], check_dtype=False
+    )
+    golden = pq.read_table(exchanged / "golden").to_pandas().sort_values("label")
+    golden = golden.reset_index(drop=True)
     pd.testing.assert_frame_equal(golden, want_consolidation["golden"], check_dtype=False)
     assert len(golden) == 20
     logs = [e.user_message for e in instance.all_logs(next(iter(instance.get_run_ids())))]
