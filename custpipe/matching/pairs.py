@@ -46,6 +46,7 @@ from custpipe.matching.model import (
 )
 from custpipe.matching.settings import derived_in_rules
 from custpipe.matching.workspace import MatchWorkspace
+from custpipe.spark.exchange import parts
 
 if TYPE_CHECKING:
     from custpipe.spark.scoring import SparkScoring
@@ -215,12 +216,13 @@ def _score_changed(
     if spark is not None:
         from custpipe.spark.scoring import weight_columns_sql
 
-        levels = spark.predict(frame, trained, review, incremental)
-        del frame
-        with warehouse.registered(con, "spark_levels", levels):
+        with spark.runner.exchange() as work:
+            path = work.put_arrow("match_input", frame)
+            del frame
+            spark.predict(path, trained, review, incremental, work.result)
             mw = ", ".join(weight_columns_sql(trained))
             pairs = con.execute(
-                f"WITH p AS (SELECT *, {mw} FROM spark_levels) {pair_sql}"
+                f"WITH p AS (SELECT *, {mw} FROM {parts(work.result)}) {pair_sql}"
             ).to_arrow_table()
         return _insert_pairs(ws, pairs)
     linker = _splink_linker(frame, restricted_rules(trained, incremental))

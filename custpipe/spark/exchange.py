@@ -1,12 +1,13 @@
 """Tables between the warehouse and Spark, as Parquet files in `spark.tables`.
 
-A piece of Spark work (clustering, survivorship, the order findings) reads tables the
-warehouse holds and makes one table. DuckDB writes each table it reads as a Parquet file
-(``COPY ... TO``, from DuckDB's own threads: no row passes through Python), Spark's executors
-write its result as a folder of Parquet parts (``DataFrame.write``), and DuckDB reads that
-folder back. Each piece of work gets its own folder under the configured location, removed
-once its result is in the warehouse. On a cluster the location is storage that this process,
-the driver and the executors all reach (README "Spark").
+A piece of Spark work (pair scoring, clustering, survivorship, the order findings) reads
+tables the warehouse holds and makes one table. DuckDB writes each table it reads as a
+Parquet file (``COPY ... TO``, from DuckDB's own threads: no row passes through Python; the
+match input, made in Python, is written from Arrow), Spark's executors write its result as a
+folder of Parquet parts (``DataFrame.write``), and DuckDB reads that folder back. Each piece
+of work gets its own folder under the configured location, removed once its result is in the
+warehouse. On a cluster the location is storage that this process, the driver and the
+executors all reach (README "Spark").
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def _literal(path: Path) -> str:
@@ -41,6 +44,13 @@ class Exchange:
         if nanos:
             select = f"SELECT * REPLACE ({', '.join(nanos)}) FROM ({select})"
         con.execute(f"COPY ({select}) TO {_literal(path)} (FORMAT parquet)")
+        return path
+
+    def put_arrow(self, name: str, table: pa.Table) -> Path:
+        """Write `table` (rows made in Python) as `<name>.parquet`, timestamps in
+        microseconds (Spark reads no nanoseconds; a value they would truncate raises)."""
+        path = self.folder / f"{name}.parquet"
+        pq.write_table(table, path, coerce_timestamps="us")
         return path
 
     @property

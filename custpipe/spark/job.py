@@ -1,8 +1,8 @@
 """The spark-submit side of `spark.launch: submit` (custpipe.spark.runners.Submitted).
 
 Run by spark-submit, launched through Dagster Pipes: the extras name the task (``score``,
-``stage``, ``components`` or ``query``) and its request folder (for ``components`` and
-``query``: the folder the executors write the result to, with the paths of the Parquet
+``stage``, ``components`` or ``query``) and its request folder (for ``score``, ``components``
+and ``query``: the folder the executors write the result to, with the paths of the Parquet
 files they read). The job does the task with the functions the in-process session uses,
 writes the result, and reports the number of rows and its seconds back to the step (counts
 only: no customer value leaves in a message).
@@ -16,23 +16,21 @@ import time
 from pathlib import Path
 
 
-def score(session, request: Path, threshold: float) -> int:
-    """input.parquet + settings.json -> levels.parquet; the number of pairs."""
-    import pyarrow.parquet as pq
-
-    from custpipe.spark.scoring import score_levels
-
-    settings = json.loads((request / "settings.json").read_text(encoding="utf-8"))
-    levels = score_levels(session, pq.read_table(request / "input.parquet"), settings, threshold)
-    pq.write_table(levels, request / "levels.parquet")
-    return levels.num_rows
-
-
 def written_rows(folder: Path) -> int:
     """The rows of the Parquet parts in `folder` (from their footers)."""
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(part).metadata.num_rows for part in folder.glob("*.parquet"))
+
+
+def score(session, out: Path, frame: Path, settings: Path, threshold: float) -> int:
+    """The match input `frame` (Parquet) + Splink settings (JSON) -> the pairs' parts in
+    `out`; the number of pairs."""
+    from custpipe.spark.scoring import score_levels
+
+    settings = json.loads(settings.read_text(encoding="utf-8"))
+    score_levels(session, frame, settings, threshold, out)
+    return written_rows(out)
 
 
 def components(session, out: Path, nodes: Path, edges: Path) -> tuple[int, int]:
@@ -88,7 +86,9 @@ def main() -> None:
         session.sparkContext.setCheckpointDir(pipes.get_extra("checkpoints"))
         started, figures = time.perf_counter(), {}
         if task == "score":
-            rows = score(session, request, float(pipes.get_extra("threshold")))
+            frame, settings = Path(pipes.get_extra("frame")), Path(pipes.get_extra("settings"))
+            threshold = float(pipes.get_extra("threshold"))
+            rows = score(session, request, frame, settings, threshold)
         elif task == "stage":
             rows = stage(session, request, int(pipes.get_extra("batches")))
         elif task == "components":

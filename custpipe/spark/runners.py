@@ -31,9 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from custpipe.config import SparkConfig
 from custpipe.spark.exchange import Exchange, exchange
 from custpipe.spark.session import describe, master, settings_for, spark_session
@@ -73,11 +70,11 @@ class InSession:
 
         return stage_on_spark(self.session(), stager, batches, source, arrow)
 
-    def score(self, frame: pa.Table, settings: dict[str, Any], threshold: float) -> pa.Table:
-        """Score `frame`'s pairs (custpipe.spark.scoring.score_levels)."""
+    def score(self, frame: Path, settings: dict[str, Any], threshold: float, out: Path) -> None:
+        """Score `frame`'s pairs into `out` (custpipe.spark.scoring.score_levels)."""
         from custpipe.spark.scoring import score_levels
 
-        return score_levels(self.session(), frame, settings, threshold)
+        score_levels(self.session(), frame, settings, threshold, out)
 
     def components(self, nodes: Path, edges: Path, out: Path) -> int:
         """Label the components of `nodes` over `edges` into `out`; the iterations
@@ -166,16 +163,17 @@ class Submitted:
         folder.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="request-", dir=folder))
 
-    def score(self, frame: pa.Table, settings: dict[str, Any], threshold: float) -> pa.Table:
-        """Score `frame`'s pairs in a submitted job (custpipe.spark.scoring.score_levels)."""
-        request = self._request()
-        try:
-            pq.write_table(frame, request / "input.parquet")
-            (request / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
-            self._run("score", request, threshold=threshold)
-            return pq.read_table(request / "levels.parquet")
-        finally:
-            shutil.rmtree(request, ignore_errors=True)
+    def score(self, frame: Path, settings: dict[str, Any], threshold: float, out: Path) -> None:
+        """Score `frame`'s pairs into `out` in a submitted job
+        (custpipe.spark.scoring.score_levels)."""
+        (out.parent / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+        self._run(
+            "score",
+            out,
+            frame=str(frame),
+            settings=str(out.parent / "settings.json"),
+            threshold=threshold,
+        )
 
     def components(self, nodes: Path, edges: Path, out: Path) -> int:
         """Label the components in a submitted job (custpipe.spark.clustering); the

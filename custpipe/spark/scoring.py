@@ -27,10 +27,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # module level: Spark reads the UDF's type hints from its globals
-import pyarrow as pa
 
 from custpipe.matching.settings import MatchSettings, splink_settings
 
@@ -124,18 +124,23 @@ def weight_columns_sql(settings: dict[str, Any]) -> list[str]:
     return columns
 
 
-def score_levels(session, frame: pa.Table, settings: dict[str, Any], threshold: float) -> pa.Table:
-    """On `session`: the pairs of `frame` (match input, Arrow) at or above `threshold` under
-    `settings` (Splink settings in Spark SQL, blocking rules as they are to run): unique_id_l,
-    unique_id_r and one gamma_<field> per comparison, as Arrow."""
+def score_levels(
+    session, frame: Path, settings: dict[str, Any], threshold: float, out: Path
+) -> None:
+    """On `session`: the pairs of `frame` (match input, a Parquet file) at or above
+    `threshold` under `settings` (Splink settings in Spark SQL, blocking rules as they are to
+    run): unique_id_l, unique_id_r and one gamma_<field> per comparison, written by the
+    executors as Parquet parts in the folder `out`."""
     from splink import Linker
     from splink.backends.spark import SparkAPI
+
+    from custpipe.spark.sql import write_result
 
     db_api = SparkAPI(spark_session=session)
     register_duckdb_similarities(session)
     view = f"custpipe_match_input_{uuid.uuid4().hex}"  # a session serves many nights
     table = db_api.register(
-        session.createDataFrame(frame), dataset_display_name="customers", table_name=view
+        session.read.parquet(str(frame)), dataset_display_name="customers", table_name=view
     )
     try:
         linker = Linker(table, settings, log_level=logging.WARNING)
@@ -145,7 +150,7 @@ def score_levels(session, frame: pa.Table, settings: dict[str, Any], threshold: 
         try:
             gammas = [f"gamma_{c['output_column_name']}" for c in settings["comparisons"]]
             pairs = scored.as_spark_dataframe().select("unique_id_l", "unique_id_r", *gammas)
-            return pairs.toArrow()
+            write_result(pairs, out)
         finally:
             scored.drop_table_from_database_and_remove_from_cache()
     finally:
@@ -170,12 +175,13 @@ class SparkScoring:
         return self.runner.describe()
 
     def predict(
-        self, frame: pa.Table, trained: dict[str, Any], threshold: float, restrict: bool
-    ) -> pa.Table:
-        """The pairs of `frame` (match input, Arrow) at or above `threshold` under `trained`
-        (Splink settings, DuckDB SQL, prior as tonight's): unique_id_l, unique_id_r and one
-        gamma_<field> per comparison. `restrict`: only pairs with a record flagged `changed`."""
+        self, frame: Path, trained: dict[str, Any], threshold: float, restrict: bool, out: Path
+    ) -> None:
+        """The pairs of `frame` (match input, a Parquet file) at or above `threshold` under
+        `trained` (Splink settings, DuckDB SQL, prior as tonight's): unique_id_l, unique_id_r
+        and one gamma_<field> per comparison, as Parquet parts in `out`. `restrict`: only
+        pairs with a record flagged `changed`."""
         from custpipe.matching.pairs import restricted_rules
 
         settings = restricted_rules(self.settings_for(trained), restrict)
-        return self.runner.score(frame, settings, threshold)
+        self.runner.score(frame, settings, threshold, out)

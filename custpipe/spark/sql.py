@@ -36,7 +36,6 @@ from typing import Any
 
 import pandas as pd  # module level: Spark reads the UDF's type hints from its globals
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -92,12 +91,6 @@ def to_spark(sql: str, views: dict[str, str] | None = None) -> str:
     if views:
         tree = exp.replace_tables(tree, views)
     return tree.sql(dialect="spark")
-
-
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """`table` as a Parquet file Spark reads: timestamps in microseconds (Spark reads no
-    nanoseconds; a value they would truncate raises rather than changes)."""
-    pq.write_table(table, path, coerce_timestamps="us")
 
 
 @contextmanager

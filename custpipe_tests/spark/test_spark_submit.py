@@ -149,7 +149,8 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
     @dg.asset
     def spark_work(context):
         submitted = Submitted(cfg, work_dir, pipes_launch(context))
-        done["pairs"] = submitted.score(frame, settings, THRESHOLD)
+        match_input = Exchange(exchanged).put_arrow("match_input", frame)
+        submitted.score(match_input, settings, THRESHOLD, exchanged / "pairs")
         done["mapped"] = list(submitted.map_batches(stager, iter(batches), source, True))
         done["iterations"] = submitted.components(*work["graph"], exchanged / "labels")
         sql, tables = work["survivorship"]
@@ -160,7 +161,8 @@ def test_submitted_work_is_the_engines_and_reports_through_pipes(demo_run, tmp_p
     assert dg.materialize([spark_work], instance=instance).success
     want = _duckdb_levels(frame, trained)
     assert len(want) > 10
-    pd.testing.assert_frame_equal(_sorted(done["pairs"].to_pandas()), _sorted(want))
+    pairs = pq.read_table(exchanged / "pairs").to_pandas()  # the parts the executors wrote
+    pd.testing.assert_frame_equal(_sorted(pairs), _sorted(want))
     assert len(done["mapped"]) == len(batches)
     for (start, mask, staged, issues, _), (want_start, want_mask, raw) in zip(
         done["mapped"], batches, strict=True
@@ -193,16 +195,17 @@ def test_a_failed_job_fails_the_step_naming_the_task(tmp_path, monkeypatch):
 
     @dg.asset
     def spark_work(context):
-        Submitted(SparkConfig(), tmp_path, pipes_launch(context)).score(
-            pa.table({"unique_id": [1]}), {}, THRESHOLD
-        )
+        submitted = Submitted(SparkConfig(), tmp_path, pipes_launch(context))
+        with submitted.exchange() as work:
+            frame = work.put_arrow("match_input", pa.table({"unique_id": [1]}))
+            submitted.score(frame, {}, THRESHOLD, work.result)
 
     result = dg.materialize([spark_work], raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error
     text = failure.message + "".join(c.message for c in [failure.cause] if c)
     assert "spark-submit of custpipe's score job failed" in text
-    assert not list((tmp_path / "requests").iterdir())
+    assert not list((tmp_path / "tables").iterdir())  # the work's folder is removed
 
 
 def test_the_submit_command_carries_the_sessions_settings(tmp_path, monkeypatch):
