@@ -230,3 +230,14 @@ def test_the_submit_command_carries_the_sessions_settings(tmp_path, monkeypatch)
     assert isinstance(runner(SparkConfig(), tmp_path, None), InSession)
     with pytest.raises(ValueError, match="launch"):
         SparkConfig(launch="yarn")
+    # the tables go where spark.tables says (default <work_dir>/tables), a folder per work
+    for launch, tables, where in [
+        ("session", None, tmp_path / "tables"),
+        ("submit", tmp_path / "shared", tmp_path / "shared"),
+    ]:
+        chosen = runner(SparkConfig(launch=launch), tmp_path, lambda c, e: [], tables)
+        with chosen.exchange() as first, chosen.exchange() as second:
+            assert first.folder.parent == second.folder.parent == where
+            assert first.folder != second.folder and first.result.parent == first.folder
+        assert not list(where.iterdir())
+    assert SparkConfig().tables == "{data}/spark/tables"
