@@ -102,6 +102,29 @@ def test_survivorship_on_spark_is_duckdbs_to_the_byte(spark, tmp_path, rules, er
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
 
 
+def test_an_empty_result_comes_back_as_no_rows_with_its_columns(spark, tmp_path):
+    """A query that finds nothing (no cluster touched, no finding) still leaves a Parquet
+    part with the result's columns, which the warehouse reads as no rows."""
+    nodes, labels = _records(seed=7)
+    trust = pd.DataFrame({"source_system": list(SOURCES), "trust": list(SOURCES.values())})
+    sql = survivorship_sql(SURVIVORSHIPS[0])
+    with duckdb.connect() as con:
+        for name, frame in {"nodes": nodes, "labels": labels, "trust": trust}.items():
+            con.register(name, frame)
+        want = con.execute(f"DESCRIBE {sql}", {"erp_source": "erp"}).fetchall()
+        runner = InSession(SparkConfig(), tmp_path)
+        with runner.exchange() as work:
+            tables = {
+                "nodes": work.put(con, "nodes", "FROM nodes"),
+                "labels": work.put(con, "labels", "FROM labels WHERE false"),
+                "trust": work.put(con, "trust", "FROM trust"),
+            }
+            runner.query(sql, tables, work.result, {"erp_source": "erp"})
+            got = con.execute(f"SELECT count(*) FROM {parts(work.result)}").fetchone()
+            columns = [c[0] for c in con.execute(f"DESCRIBE FROM {parts(work.result)}").fetchall()]
+    assert got == (0,) and columns == [c[0] for c in want]
+
+
 def test_the_rewrites_are_where_values_differ():
     """What sqlglot alone would write returns other values on Spark; custpipe's does not."""
     sql = to_spark("SELECT epoch(t), json_object('a', x)::VARCHAR FROM nodes", {"nodes": "v"})
