@@ -12,9 +12,9 @@
 
 Both runners do the same work with the same functions (:func:`stage_on_spark`,
 :func:`score_levels`, :func:`components`, :func:`run_query`), so their results are equal;
-only where the driver lives differs. Clustering and the queries read and write their tables
-as Parquet in an exchange folder under ``spark.tables`` (custpipe.spark.exchange), which a
-submitted job is handed by path.
+only where the driver lives differs. Pair scoring, clustering and the queries read and write
+their tables as Parquet in an exchange folder under ``spark.tables`` (custpipe.spark.exchange),
+which a submitted job is handed by path.
 """
 
 from __future__ import annotations
@@ -187,7 +187,6 @@ class Submitted:
         """Run DuckDB's `sql` over `tables` into `out` in a submitted job
         (custpipe.spark.sql.run_query)."""
         spec = {"sql": sql, "tables": {k: str(v) for k, v in tables.items()}}
-        out.mkdir(parents=True, exist_ok=True)
         (out.parent / "query.json").write_text(
             json.dumps(spec | {"params": params or {}}), encoding="utf-8"
         )

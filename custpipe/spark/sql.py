@@ -111,7 +111,7 @@ def query_conf(session) -> Iterator[None]:
 
 def write_result(frame, out: Path) -> None:
     """`frame` (a Spark DataFrame) written by the executors as Parquet parts in the folder
-    `out` (replaced), with :data:`QUERY_CONF`'s timestamp type."""
+    `out` (replaced), under :data:`QUERY_CONF` (null JSON fields kept, timestamps as micros)."""
     with query_conf(frame.sparkSession):
         frame.write.mode("overwrite").parquet(str(out))
 
@@ -132,10 +132,7 @@ def run_query(
         session.udf.register("duckdb_printf", _duckdb_printf())
         for name, path in tables.items():
             session.read.parquet(str(path)).createOrReplaceTempView(views[name])
-        with query_conf(session):
-            session.sql(to_spark(sql, views), args=params or {}).write.mode("overwrite").parquet(
-                str(out)
-            )
+        write_result(session.sql(to_spark(sql, views), args=params or {}), out)
     finally:
         for view in views.values():
             session.catalog.dropTempView(view)
