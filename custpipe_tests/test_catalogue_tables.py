@@ -67,6 +67,18 @@ def test_migrate_adds_the_columns_an_older_warehouse_lacks(tmp_path):
         assert warehouse.migrate(con) == []  # nothing left to add
 
 
+def test_connect_recreates_a_table_and_a_schema_a_warehouse_lacks(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse.connect(path) as con:
+        con.execute("INSERT INTO quality.validation_runs (run_id, rows) VALUES ('r1', 5)")
+        con.execute("DROP TABLE mdm.match_review")
+        con.execute("DROP SCHEMA recon CASCADE")
+    with warehouse.connect(path) as con:  # the catalogue's tables are all there again
+        found = _columns(con, {t.schema for t in catalogue.tables()})
+        assert set(found) == {t.qualified_name for t in catalogue.tables()}
+        assert con.execute("SELECT run_id FROM quality.validation_runs").fetchall() == [("r1",)]
+
+
 # a canonical field as a developer would add it: the one edit in custpipe/catalogue.py
 WEBSITE = Field(
     "website", "customers", "the customer's web site", validated=True, golden=True,
