@@ -414,7 +414,8 @@ def _assign_golden_ids(ws: MatchWorkspace, scoped: bool) -> None:
         SELECT l.label, n.source_system || ':' || n.source_id AS member_key, t.trust
         FROM {ws.labels} l JOIN {ws.nodes} n USING (node) JOIN {ws.trust} t USING (source_system);
         CREATE OR REPLACE TEMP TABLE {ws.previous} AS
-        SELECT source_system || ':' || source_id AS member_key, golden_id
+        SELECT source_system || ':' || source_id AS member_key, golden_id, source_system,
+               source_id
         FROM mdm.customer_xref {in_scope};
     """)
     assign_golden_ids_sql(
@@ -482,20 +483,38 @@ def _golden_sql(
 
 
 def _write_xref(ws: MatchWorkspace, run_id: str, scoped: bool) -> None:
-    """Write mdm.customer_xref: rewritten when not `scoped`; in a scoped night the rows of
-    the scope's components last night (`ws.previous`) are replaced by the scope's."""
+    """Write mdm.customer_xref: rewritten when not `scoped`; in a scoped night the scope's
+    records' rows are brought up to tonight's: the rows of last night's scope (`ws.previous`)
+    whose record is not in tonight's are deleted, a row whose golden ID or rules changed is
+    updated in place, a new record's row inserted; a row that did not change keeps the run
+    that wrote it. (Deleting and re-inserting every row of the scope cost DuckDB's
+    primary-key index ~25 µs a row at commit: 0.6 s for a 1 % night at a million records.)"""
     params = {"run_id": run_id}
     if not scoped:
         warehouse.replace_table_from(ws.con, "mdm.customer_xref", _xref_sql(ws), params)
         return
-    ws.con.execute(
-        f"""
-        DELETE FROM mdm.customer_xref
-        WHERE source_system || ':' || source_id IN (SELECT member_key FROM {ws.previous});
-        INSERT INTO mdm.customer_xref BY NAME {_xref_sql(ws, scoped=True)}
-        """,
-        params,
+    con = ws.con
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {ws.new_xref} AS {_xref_sql(ws, scoped=True)}", params
     )
+    con.execute(f"""
+        DELETE FROM mdm.customer_xref x
+        WHERE EXISTS (SELECT 1 FROM {ws.previous} p
+                      WHERE p.source_system = x.source_system AND p.source_id = x.source_id)
+          AND NOT EXISTS (SELECT 1 FROM {ws.new_xref} n
+                          WHERE n.source_system = x.source_system AND n.source_id = x.source_id);
+        UPDATE mdm.customer_xref x
+        SET golden_id = n.golden_id, match_rule = n.match_rule, run_id = n.run_id
+        FROM {ws.new_xref} n
+        WHERE n.source_system = x.source_system AND n.source_id = x.source_id
+          AND (n.golden_id IS DISTINCT FROM x.golden_id
+               OR n.match_rule IS DISTINCT FROM x.match_rule);
+        INSERT INTO mdm.customer_xref BY NAME
+        SELECT * FROM {ws.new_xref} n
+        WHERE NOT EXISTS (SELECT 1 FROM mdm.customer_xref x
+                          WHERE x.source_system = n.source_system AND x.source_id = n.source_id);
+        DROP TABLE {ws.new_xref};
+    """)
 
 
 def _xref_sql(ws: MatchWorkspace, scoped: bool = False) -> str:

@@ -28,8 +28,8 @@ by the names it holds, so a reader sees where each relation is made and read:
   source_id: last night's records gone or changed): `pairs.refresh_pairs`; `flagged`
   (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
   (node, label: the clusters an incremental run rebuilds): `consolidate._write_golden`
-- `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`: working tables of
-  the steps above; `spark_golden`: the golden records survivorship built on Spark
+- `latest_validation`, `undirected`, `next_labels`, `votes`, `fresh`, `new_xref`: working
+  tables of the steps above; `spark_golden`: the golden records survivorship built on Spark
 
 This module imports nothing else from `custpipe.matching`, so every matching module can
 import it without a circle.
@@ -65,6 +65,7 @@ class MatchWorkspace:
     labels: str = "labels"
     members: str = "cluster_members"
     previous: str = "previous_xref"
+    new_xref: str = "new_xref"
     votes: str = "id_votes"
     fresh: str = "fresh_ids"
     assigned: str = "assigned_ids"
@@ -99,6 +100,7 @@ class MatchWorkspace:
             self.labels,
             self.members,
             self.previous,
+            self.new_xref,
             self.votes,
             self.fresh,
             self.assigned,
