@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# custpipe's bytecode, compiled now: a run does not write it where PYTHONDONTWRITEBYTECODE is
+# set (this machine's environment), and compiling custpipe costs every run ~0.2 s
 install: $(STAMP)
+	@$(BIN)/python -m compileall -q custpipe >/dev/null
 
 # engine: spark (pyspark, ~0.5 GB; the first install builds its wheel, ~2 min) and a Java
 # runtime: `make test` runs the Spark tests, `make demo` does not need them
