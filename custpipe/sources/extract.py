@@ -353,11 +353,12 @@ def known_rows(before: dict | None, landing: Path | None, columns: list, hashes)
     stored = landing / ROW_HASHES
     if not stored.is_file():
         return False
-    known = np.sort(np.load(stored))  # a binary search per row (np.isin over 3M rows: 1.4 s)
+    known = np.load(stored)
     if not len(known):
         return False
-    at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
-    return bool((known[at] == hashes).all())
+    # a hash table of the landed rows (pandas' isin: 0.03 s over 1.4M hashes, where sorting
+    # them for a binary search took 0.08 s and np.isin 1.2 s)
+    return bool(pd.Series(hashes, dtype=np.uint64).isin(known).all())
 
 
 def _landing_of(manifest: dict, settings: Settings) -> Path:

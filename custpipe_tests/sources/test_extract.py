@@ -1,6 +1,7 @@
 import json
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -221,3 +222,17 @@ def test_broken_json_line_is_named(tmp_path):
     )
     with pytest.raises(SourceReadError, match=r"line 2 is not valid JSON"):
         extract_dataset(source, "customers", s, DAY)
+
+
+def test_known_rows_holds_only_when_every_row_read_was_landed(tmp_path):
+    from custpipe.sources.extract import ROW_HASHES, known_rows
+
+    landed = np.array([11, 2**63 + 5, 42, 7], dtype=np.uint64)
+    np.save(tmp_path / ROW_HASHES, landed)
+    before = {"columns": ["id", "name"]}
+    read_again = np.array([42, 2**63 + 5], dtype=np.uint64)
+    assert known_rows(before, tmp_path, ["id", "name"], read_again)
+    changed = np.array([42, 2**63 + 6], dtype=np.uint64)  # a row changed since
+    assert not known_rows(before, tmp_path, ["id", "name"], changed)
+    assert not known_rows(before, tmp_path, ["id", "email"], read_again)  # other columns
+    assert not known_rows(None, tmp_path, ["id", "name"], read_again)  # no last extraction
