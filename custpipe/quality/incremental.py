@@ -315,19 +315,16 @@ def _hash_sql(target: Target, columns: list[str]) -> str:
 
 
 def hash_rows(con: duckdb.DuckDBPyConnection, target: Target, columns: list[str]) -> int:
-    """Temp tables `_cv_rows` (rowid, row_hash, row_id) of the target's rows and `_cv_current`
-    (row_hash, row_id, copies); returns the row count."""
+    """Temp table `_cv_current` (row_hash, row_id, copies, rid: the first row's rowid) of the
+    target's rows grouped by the hash of `columns`, in one scan; returns the row count."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _cv_rows AS SELECT rowid AS rid, "
-        f"{_hash_sql(target, columns)} AS row_hash, {target.id_sql} AS row_id "
-        f"FROM {target.table} WHERE {target.where}",
+        f"CREATE OR REPLACE TEMP TABLE _cv_current AS SELECT "
+        f"{_hash_sql(target, columns)} AS row_hash, any_value({target.id_sql}) AS row_id, "
+        f"count(*) AS copies, min(rowid) AS rid FROM {target.table} WHERE {target.where} "
+        "GROUP BY row_hash",
         list(target.params),
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _cv_current AS SELECT row_hash, any_value(row_id) AS "
-        "row_id, count(*) AS copies FROM _cv_rows GROUP BY row_hash"
-    )
-    return int(con.execute("SELECT count(*) FROM _cv_rows").fetchone()[0])
+    return int(con.execute("SELECT coalesce(sum(copies), 0) FROM _cv_current").fetchone()[0])
 
 
 def fetch_all(con: duckdb.DuckDBPyConnection, target: Target, columns: list[str]) -> pd.DataFrame:
@@ -342,20 +339,18 @@ def fetch_rows(
     con: duckdb.DuckDBPyConnection, target: Target, columns: list[str], only_new: str | None
 ) -> pd.DataFrame:
     """The GX frame: `columns` plus row_hash; every row, or (`only_new` = scope) one row per
-    value set the scope's state lacks."""
+    value set the scope's state lacks (its first row, from `_cv_current`)."""
     listed = _select_list(target, columns)
     if only_new is None:
         sql = (
-            f"SELECT {listed}, r.row_hash FROM {target.table} t "
-            f"JOIN _cv_rows r ON t.rowid = r.rid ORDER BY r.rid"
+            f"SELECT {listed}, {_hash_sql(target, columns)} AS row_hash FROM {target.table} "
+            f"WHERE {target.where} ORDER BY rowid"
         )
-        return con.execute(sql).df()
+        return con.execute(sql, list(target.params)).df()
     sql = f"""
         WITH new AS (
-            SELECT min(r.rid) AS rid, r.row_hash FROM _cv_rows r
-            WHERE r.row_hash NOT IN (
-                SELECT row_hash FROM quality.validated_rows WHERE scope = ?)
-            GROUP BY r.row_hash)
+            SELECT rid, row_hash FROM _cv_current
+            WHERE row_hash NOT IN (SELECT row_hash FROM quality.validated_rows WHERE scope = ?))
         SELECT {listed}, new.row_hash FROM {target.table} t JOIN new ON t.rowid = new.rid
         ORDER BY new.rid
     """

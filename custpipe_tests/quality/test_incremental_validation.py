@@ -373,11 +373,11 @@ def test_hash_sees_every_validated_column(empty_warehouse: duckdb.DuckDBPyConnec
     warehouse.append_rows(empty_warehouse, "staging.customers", make_staged_frame(3))
     cols = ["source_id", "name", "region"]
     inc.hash_rows(empty_warehouse, target, cols)
-    before = empty_warehouse.execute("SELECT row_hash FROM _cv_rows ORDER BY rid").df()
+    before = empty_warehouse.execute("SELECT row_hash FROM _cv_current ORDER BY rid").df()
     empty_warehouse.execute(
         "UPDATE staging.customers SET region = 'x' WHERE source_id = ?", [source_id(1)]
     )
     empty_warehouse.execute("UPDATE staging.customers SET city = 'y'")  # not validated
     inc.hash_rows(empty_warehouse, target, cols)
-    after = empty_warehouse.execute("SELECT row_hash FROM _cv_rows ORDER BY rid").df()
+    after = empty_warehouse.execute("SELECT row_hash FROM _cv_current ORDER BY rid").df()
     assert list(before["row_hash"] != after["row_hash"]) == [False, True, False]
