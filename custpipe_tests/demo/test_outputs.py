@@ -44,6 +44,24 @@ def test_sqlite_schemas(demo):
     assert _columns(p["crm"], "Account") == list(ACCOUNT_COLS.items())
 
 
+def test_the_watermark_columns_are_indexed(demo):
+    # a night's incremental read (the reader's `column >= since`) is a range of an index
+    _, _, p = demo
+    for path, table, stamp in [
+        (p["erp"], "KNA1", "AEDAT"),
+        (p["erp"], "VBAK", "AEDAT"),
+        (p["erp"], "VBAP", "AEDAT"),
+        (p["crm"], "Account", "LastModifiedDate"),
+    ]:
+        with sqlite3.connect(path) as con:
+            plan = con.execute(
+                f"EXPLAIN QUERY PLAN SELECT * FROM (SELECT * FROM {table}) AS q "
+                f"WHERE {stamp} >= ?",
+                ["2026"],
+            ).fetchall()
+        assert any(f"USING INDEX {table}_{stamp}" in row[-1] for row in plan), (table, plan)
+
+
 def test_value_formats(sources):
     kna1, vbak, acc = sources["kna1"], sources["vbak"], sources["account"]
     assert kna1["KUNNR"].str.fullmatch(r"\d{10}").all() and kna1["KUNNR"].is_unique
