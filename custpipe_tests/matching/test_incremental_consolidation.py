@@ -356,3 +356,31 @@ def test_splink_gets_the_changed_records_and_what_a_blocking_rule_joins_to_them(
     salted = [{"blocking_rule": 'l."email" = r."email"', "salting_partitions": 4}]
     kept = _changed_and_partners(ws, frame, {"blocking_rules_to_generate_predictions": salted})
     assert kept.column("unique_id").to_pylist() == [1, 2, 3, 4]  # not a plain join: all stay
+
+
+def test_a_touched_cluster_rewrites_only_the_xref_rows_that_changed(twin, tmp_path):
+    """A member's staged row changes outside what links it: its cluster is consolidated again
+    and its golden record rebuilt, but no xref row of the cluster changed, so each keeps the
+    run that wrote it; the night still equals a full recompute."""
+    with warehouse.connect(twin) as con:
+        a, b = _merged_pair(con)
+
+    def restage(con):
+        con.execute(
+            "UPDATE staging.customers SET segment = 'Z', raw_hash = raw_hash + 1 "
+            "WHERE source_system = ? AND source_id = ?",
+            list(a),
+        )
+
+    inc, _, diffs = night(twin, tmp_path, "night-1", restage)
+    assert diffs == {}
+    with warehouse.connect(twin, read_only=True) as con:
+        runs = _ids(
+            con,
+            "SELECT x.run_id, g.run_id FROM mdm.customer_xref x "
+            "JOIN mdm.golden_customers g USING (golden_id) "
+            "WHERE x.source_system || ':' || x.source_id IN (?, ?)",
+            [":".join(a), ":".join(b)],
+        )
+    assert inc.golden_rebuilt >= 1
+    assert runs == [("night-0", "night-1"), ("night-0", "night-1")]
