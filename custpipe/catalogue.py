@@ -88,6 +88,14 @@ class Field:
         return f"{self.name}_valid" if self.validated else None
 
 
+#: custpipe.matching.model.MATCH_COLUMNS (a test holds the two equal; not imported: the
+#: catalogue imports nothing of custpipe's)
+_MATCH_COLUMNS = (
+    "party_type", "name_key", "birth_date", "national_id", "tax_id", "email", "phone",
+    "street_key", "postal_code", "city_key", "given_name", "family_name", "region", "country",
+)  # fmt: skip
+
+
 def _text(name: str, description: str = "", nullable: bool = True) -> Column:
     return Column(name, "VARCHAR", nullable, description)
 
@@ -382,7 +390,10 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             _SOURCE_SYSTEM, _SOURCE_ID,
             Column("input_hash", "UBIGINT", description="hash of the record's match input"),
             Column("raw_hash", "BIGINT", description="the staged row's raw_hash when matched"),
-        ), "record matched by the last consolidation, with what it looked like then"),
+            *(_text(c, "match input (custpipe.matching.model.MATCH_INPUT_SQL)")
+              for c in _MATCH_COLUMNS),
+        ), "record matched by the last consolidation, with what it looked like then: its "
+           "match input, kept so a night computes it only for the records restaged"),
         Table("mdm", "match_components", (
             _SOURCE_SYSTEM, _SOURCE_ID,
             _text("component", "source_system:source_id of the first record of its component "

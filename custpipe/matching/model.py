@@ -205,11 +205,17 @@ def phonetic_key(function: str, value: str | None) -> str | None:
     return jellyfish.metaphone(letters) or None
 
 
-def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
-    """The records to match (from `ws.nodes`), canonical match columns only, as Arrow, plus
-    the `derived` blocking columns (such as 'name_key_prefix4', 'family_name_soundex')."""
-    import pyarrow as pa
+#: The canonical match columns of `MATCH_INPUT_SQL` (after `unique_id`), in its order: what
+#: mdm.match_records keeps of each record (`custpipe.matching.pairs`).
+MATCH_COLUMNS = (
+    "party_type", "name_key", "birth_date", "national_id", "tax_id", "email", "phone",
+    "street_key", "postal_code", "city_key", "given_name", "family_name", "region", "country",
+)  # fmt: skip
 
+
+def derived_parts(derived: list[str] | tuple[str, ...]) -> tuple[list[str], list[tuple]]:
+    """The `derived` blocking columns split into SQL select items over the canonical
+    columns (`expr AS name`) and Python ones ((name, column, function): phonetic keys)."""
     sql_parts, python_parts = [], []
     for name in derived:
         parsed = parse_derived(name)
@@ -221,7 +227,27 @@ def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
             python_parts.append((name, column, function))
         else:
             sql_parts.append(f"{template.format(col=column, n=n)} AS {name}")
-    query = MATCH_INPUT_SQL.replace("{nodes}", staged_rows(ws))
+    return sql_parts, python_parts
+
+
+def with_python_parts(table, python_parts: list[tuple]):
+    """Arrow `table` with the Python-computed derived columns appended (phonetic keys)."""
+    import pyarrow as pa
+
+    for name, column, function in python_parts:
+        values = [phonetic_key(function, v) for v in table.column(column).to_pylist()]
+        table = table.append_column(name, pa.array(values, type=pa.string()))
+    return table
+
+
+def match_input(
+    ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = (), nodes: str | None = None
+):
+    """The records to match (from `ws.nodes`, or those of relation `nodes` (node)),
+    canonical match columns only, as Arrow, plus the `derived` blocking columns (such as
+    'name_key_prefix4', 'family_name_soundex')."""
+    sql_parts, python_parts = derived_parts(derived)
+    query = MATCH_INPUT_SQL.replace("{nodes}", staged_rows(ws, nodes))
     if sql_parts:
         query = f"SELECT *, {', '.join(sql_parts)} FROM ({query})"
     # execute(), not sql(): the caller's connection may hold a partly fetched result, which
@@ -229,10 +255,7 @@ def match_input(ws: MatchWorkspace, derived: list[str] | tuple[str, ...] = ()):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
         table = ws.con.execute(query).to_arrow_table()
-    for name, column, function in python_parts:
-        values = [phonetic_key(function, v) for v in table.column(column).to_pylist()]
-        table = table.append_column(name, pa.array(values, type=pa.string()))
-    return table
+    return with_python_parts(table, python_parts)
 
 
 def train_model(

@@ -3,13 +3,15 @@
 `mdm.match_pairs` holds every candidate pair the model scored at or above the review
 threshold, named by its two records' keys, with its match weight *without the prior* (the
 sum of the compared fields' weights), and per field its comparison level and weight.
-`mdm.match_records` holds, per record matched, the hash of its match input (the canonical
-match columns and derived blocking keys) and its staged `raw_hash`.
+`mdm.match_records` holds, per record matched, its match input (the canonical match
+columns), the hash of that input with the derived blocking keys, and its staged `raw_hash`.
 
 An incremental night (:func:`refresh_pairs` with ``incremental=True``):
 
 1. finds the records whose match input is new or changed since the last night, and those
-   gone (deleted at the source, quarantined now, or changed);
+   gone (deleted at the source, quarantined now, or changed): the match input is made only
+   for the records whose staged row is new or changed (`raw_hash`), the others keep the
+   one stored;
 2. removes every stored pair of a gone or changed record;
 3. has Splink score only the candidate pairs with a changed record on at least one side
    (each blocking rule gets ``AND (l.changed OR r.changed)``: the same candidate pairs as a
@@ -30,6 +32,7 @@ record, so full and incremental nights give the same pairs and the same probabil
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,11 +41,14 @@ import pyarrow as pa
 
 from custpipe import warehouse
 from custpipe.matching.model import (
+    MATCH_COLUMNS,
     MatchModel,
     _splink_linker,
     compared_fields,
+    derived_parts,
     match_input,
     tf_fields,
+    with_python_parts,
 )
 from custpipe.matching.settings import derived_in_rules
 from custpipe.matching.workspace import MatchWorkspace
@@ -78,29 +84,23 @@ def needs_full_scoring(model: MatchModel) -> str | None:
 
 
 def _record_state(ws: MatchWorkspace, frame: pa.Table) -> None:
-    """Make `ws.record_state` (node, source_system, source_id, input_hash, raw_hash)."""
+    """Make `ws.record_state` (node, source_system, source_id, input_hash, raw_hash and the
+    canonical match columns) of the records in `frame` (the match input of some nodes)."""
     columns = [c for c in frame.column_names if c != "unique_id"]
     hashed = ", ".join(f'f."{c}"' for c in columns)
+    kept = ", ".join(f'f."{c}"' for c in MATCH_COLUMNS)
     with warehouse.registered(ws.con, "match_frame", frame):
         ws.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {ws.record_state} AS
             SELECT n.node, n.source_system, n.source_id, hash({hashed}) AS input_hash,
-                   n.raw_hash
+                   n.raw_hash, {kept}
             FROM match_frame f JOIN {ws.nodes} n ON n.node = f.unique_id
         """)
 
 
-def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
-    """Make `ws.record_diff`: the records whose `ws.record_state` differs from last night's
-    mdm.match_records, with both states (one join of the two, the rest reads this small
-    table); from it `ws.restaged` (node): records whose staged row is new or changed since
-    the last night, and `ws.changed` (node): those whose match input is new or changed
-    (every record when not `incremental`); in an incremental run, make `ws.gone`
-    (source_system, source_id): last night's records gone or changed, and delete their
-    stored pairs. A record is one per (source_system, source_id) on either side.
-    Returns (changed, removed)."""
-    con = ws.con
-    con.execute(f"""
+def _full_diff(ws: MatchWorkspace) -> None:
+    """`ws.record_diff` of a night whose `ws.record_state` holds every record."""
+    ws.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ws.record_diff} AS
         SELECT s.node, s.input_hash, s.raw_hash, m.source_system AS last_system,
                m.source_id AS last_id, m.input_hash AS last_input, m.raw_hash AS last_raw
@@ -112,6 +112,44 @@ def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
         SELECT node FROM {ws.record_diff}
         WHERE node IS NOT NULL AND NOT coalesce(raw_hash = last_raw, false);
     """)
+
+
+def _restaged_input(ws: MatchWorkspace, derived: list[str]) -> None:
+    """In an incremental night: `ws.restaged` (node: records new or whose staged row changed
+    since the last night, by `raw_hash`), the match input of those only in
+    `ws.record_state`, and `ws.record_diff` from the two. A record whose staged row is the
+    one matched last night has last night's match input (it is made from the staged row
+    alone; the code and settings that make it are in the consolidation's fingerprint), so
+    it is not made again: the same `ws.record_diff` as `_full_diff` over every record."""
+    con = ws.con
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.node_diff} AS
+        SELECT n.node, m.source_system AS last_system, m.source_id AS last_id,
+               m.input_hash AS last_input, m.raw_hash AS last_raw
+        FROM {ws.nodes} n FULL JOIN mdm.match_records m
+            ON m.source_system = n.source_system AND m.source_id = n.source_id
+        WHERE NOT coalesce(n.raw_hash = m.raw_hash, false);
+        CREATE OR REPLACE TEMP TABLE {ws.restaged} AS
+        SELECT node FROM {ws.node_diff} WHERE node IS NOT NULL;
+    """)
+    _record_state(ws, match_input(ws, derived, nodes=ws.restaged))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.record_diff} AS
+        SELECT d.node, s.input_hash, s.raw_hash, d.last_system, d.last_id, d.last_input,
+               d.last_raw
+        FROM {ws.node_diff} d LEFT JOIN {ws.record_state} s USING (node);
+        DROP TABLE {ws.node_diff};
+    """)
+
+
+def _changed_records(ws: MatchWorkspace, incremental: bool) -> tuple[int, int]:
+    """From `ws.record_diff` (the records whose state differs from last night's
+    mdm.match_records, with both states; the rest reads this small table): `ws.changed`
+    (node): the records whose match input is new or changed (every record when not
+    `incremental`); in an incremental run, `ws.gone` (source_system, source_id): last
+    night's records gone or changed, whose stored pairs are deleted. A record is one per
+    (source_system, source_id) on either side. Returns (changed, removed)."""
+    con = ws.con
     if not incremental:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {ws.changed} AS SELECT node FROM {ws.record_state}"
@@ -154,17 +192,48 @@ def restricted_rules(settings: dict, incremental: bool) -> dict:
     return settings | {"blocking_rules_to_generate_predictions": rules}
 
 
-def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -> pa.Table:
-    """The records of `frame` that can be in a pair with a changed record: the changed ones
-    (flagged `changed`, which the restricted blocking rules read) and every record a
-    blocking rule joins to one, on either side. Splink then blocks and compares these few
-    rather than every record; the candidate pairs are the same."""
+_SIDE = re.compile(r"\b([lr])\.")
+_EQUALITY = re.compile(r'\b([lr])\.("[^"]+"|\w+)\s*=\s*([lr])\.("[^"]+"|\w+)')
+
+
+def _canonical(rule: str) -> str:
+    """`rule` with both sides of each equality of two columns in one order."""
+
+    def ordered(m: re.Match) -> str:
+        return " = ".join(sorted((f"{m[1]}.{m[2]}", f"{m[3]}.{m[4]}")))
+
+    return _EQUALITY.sub(ordered, rule)
+
+
+def symmetric(rule: str) -> bool:
+    """True when the blocking rule reads the same with its sides `l` and `r` swapped (so a
+    record pairs with the same records on either side); False when that is not certain."""
+    swapped = _SIDE.sub(lambda m: "r." if m[1] == "l" else "l.", rule)
+    return _canonical(swapped) == _canonical(rule)
+
+
+def _changed_and_partners(ws: MatchWorkspace, derived: list[str], settings: dict) -> pa.Table:
+    """The records that can be in a pair with a changed record, with their match input as
+    mdm.match_records keeps it (tonight's: stored before scoring) and the `derived`
+    blocking columns: the changed ones (flagged `changed`, which the restricted blocking
+    rules read) and every record a blocking rule joins to one, on either side. Splink then
+    blocks and compares these few rather than every record; the candidate pairs are the
+    same."""
     con = ws.con
-    with warehouse.registered(con, "match_frame", frame):
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {ws.flagged} AS
-            SELECT f.*, f.unique_id IN (SELECT node FROM {ws.changed}) AS changed
-            FROM match_frame f""")
+    sql_parts, python_parts = derived_parts(derived)
+    columns = ", ".join(f'm."{c}"' for c in MATCH_COLUMNS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {ws.flagged} AS
+        SELECT *{"".join(f", {p}" for p in sql_parts)} FROM (
+            SELECT n.node AS unique_id, {columns},
+                   n.node IN (SELECT node FROM {ws.changed}) AS changed
+            FROM {ws.nodes} n JOIN mdm.match_records m
+              ON m.source_system = n.source_system AND m.source_id = n.source_id)""")
+    if python_parts:  # phonetic keys: computed here, for every record, as a full night does
+        table = with_python_parts(con.sql(f"FROM {ws.flagged}").to_arrow_table(), python_parts)
+        with warehouse.registered(con, "flagged_frame", table):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {ws.flagged} AS FROM flagged_frame")
+        del table
     rules = [
         rule if isinstance(rule, dict) else {"blocking_rule": str(rule)}
         for rule in settings["blocking_rules_to_generate_predictions"]
@@ -173,7 +242,9 @@ def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -
         f"SELECT {other}.unique_id FROM {ws.flagged} l JOIN {ws.flagged} r "
         f"ON ({rule['blocking_rule']}) AND {side}.changed"
         for rule in rules
-        for side, other in (("l", "r"), ("r", "l"))  # a rule need not be symmetric
+        # a rule need not be symmetric; one that is finds the same partners on either side
+        for side, other in (("l", "r"),)
+        + (() if symmetric(rule["blocking_rule"]) else (("r", "l"),))
     ]
     # a rule with more than a join condition (arrays to explode, salting) keeps every record
     plain = all(set(rule) <= {"blocking_rule", "sql_dialect"} for rule in rules)
@@ -189,7 +260,7 @@ def _changed_and_partners(ws: MatchWorkspace, frame: pa.Table, settings: dict) -
 def _score_changed(
     ws: MatchWorkspace,
     model: MatchModel,
-    frame: pa.Table,
+    frame: pa.Table | None,
     review: float,
     incremental: bool,
     spark: SparkScoring | None = None,
@@ -197,14 +268,15 @@ def _score_changed(
     """Score the candidate pairs with a changed record (every pair when not incremental)
     under the model's own prior, on DuckDB or, with `spark`, on Spark (the same pairs and
     weights, see custpipe.spark.scoring); append those at or above `review` to
-    mdm.match_pairs."""
+    mdm.match_pairs. `frame`: every record's match input (None when `incremental`: the
+    changed records and their partners are read from mdm.match_records)."""
     con = ws.con
     (changed,) = con.execute(f"SELECT count(*) FROM {ws.changed}").fetchone()
     if changed == 0:
         return 0
     trained = model.settings_for(0)  # 0 records: the largest prior
     if incremental:
-        frame = _changed_and_partners(ws, frame, trained)
+        frame = _changed_and_partners(ws, derived_in_rules(model.splink), trained)
     fields, tf = compared_fields(model), tf_fields(model)
     weight = " + ".join([f"mw_{f}" for f in fields] + [f"coalesce(mw_tf_adj_{f}, 0)" for f in tf])
     gammas = ", ".join(f"gamma_{f}" for f in fields)
@@ -257,7 +329,7 @@ def _insert_pairs(ws: MatchWorkspace, pairs) -> int:
 def _store_records(ws: MatchWorkspace, incremental: bool) -> None:
     """Make mdm.match_records what `ws.record_state` holds: rewritten in a full run, in an
     incremental one only the rows of `ws.record_diff` are deleted and inserted."""
-    columns = "source_system, source_id, input_hash, raw_hash"
+    columns = ", ".join(("source_system", "source_id", "input_hash", "raw_hash", *MATCH_COLUMNS))
     if not incremental:
         warehouse.replace_table_from(
             ws.con, "mdm.match_records", f"SELECT {columns} FROM {ws.record_state}"
@@ -267,7 +339,7 @@ def _store_records(ws: MatchWorkspace, incremental: bool) -> None:
         DELETE FROM mdm.match_records m
         WHERE EXISTS (SELECT 1 FROM {ws.record_diff} d
                       WHERE d.last_system = m.source_system AND d.last_id = m.source_id);
-        INSERT INTO mdm.match_records
+        INSERT INTO mdm.match_records BY NAME
         SELECT {columns} FROM {ws.record_state}
         WHERE node IN (SELECT node FROM {ws.record_diff});
     """)
@@ -284,12 +356,18 @@ def refresh_pairs(
     module docstring); a full refresh (`incremental` False) scores every candidate pair.
     `spark`: score on Spark (engine: spark) rather than DuckDB."""
     incremental = incremental and not needs_full_scoring(model)
-    frame = match_input(ws, derived_in_rules(model.splink))
-    _record_state(ws, frame)
+    derived = derived_in_rules(model.splink)
+    frame = None
+    if incremental:  # the match input of the restaged records only
+        _restaged_input(ws, derived)
+    else:
+        frame = match_input(ws, derived)
+        _record_state(ws, frame)
+        _full_diff(ws)
     changed, removed = _changed_records(ws, incremental)
+    _store_records(ws, incremental)  # first: an incremental night scores from it
     scored = _score_changed(ws, model, frame, review, incremental, spark)
     del frame
-    _store_records(ws, incremental)
     (stored,) = ws.con.execute("SELECT count(*) FROM mdm.match_pairs").fetchone()
     return PairRefresh(changed, removed, scored, stored)
 

@@ -22,8 +22,9 @@ by the names it holds, so a reader sees where each relation is made and read:
 - `members`, `previous` (last run's xref; in a scoped night the scope's rows), `assigned`
   (label, golden_id), `id_events`, `first_seen`: `consolidate._assign_golden_ids` (with
   `golden_ids.assign_golden_ids_sql`)
-- `record_state` (node, keys, input_hash, raw_hash), `record_diff` (the records whose
-  state differs from last night's, both states), `changed` (node: new or changed match
+- `record_state` (node, keys, input_hash, raw_hash, match columns), `record_diff` (the
+  records whose state differs from last night's, both states; `node_diff`: by staged row
+  only), `changed` (node: new or changed match
   input), `restaged` (node: new or changed staged row), `gone` (source_system,
   source_id: last night's records gone or changed): `pairs.refresh_pairs`; `flagged`
   (the match input with its `changed` flag): `pairs._changed_and_partners`; `touched`
@@ -74,6 +75,7 @@ class MatchWorkspace:
     kept_apart: str = "kept_apart"
     record_state: str = "record_state"
     record_diff: str = "record_diff"
+    node_diff: str = "node_diff"
     changed: str = "changed_records"
     restaged: str = "restaged_records"
     touched: str = "touched_labels"
@@ -109,6 +111,7 @@ class MatchWorkspace:
             self.kept_apart,
             self.record_state,
             self.record_diff,
+            self.node_diff,
             self.changed,
             self.restaged,
             self.touched,

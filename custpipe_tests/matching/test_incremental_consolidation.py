@@ -337,25 +337,140 @@ def test_transaction_failure_leaves_the_last_good_state(twin, monkeypatch):
 
 
 def test_splink_gets_the_changed_records_and_what_a_blocking_rule_joins_to_them():
-    import pyarrow as pa
-
+    from custpipe.matching.model import MATCH_COLUMNS
     from custpipe.matching.pairs import _changed_and_partners
     from custpipe.matching.workspace import MatchWorkspace
 
     con = duckdb.connect()
     ws = MatchWorkspace(con, records=0)
     con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 2 AS node")
-    frame = pa.table(
-        {"unique_id": [1, 2, 3, 4], "email": ["a", "a", "b", "c"], "phone": ["x", "y", "y", "z"]}
+    # tonight's records (nodes) with their match input as mdm.match_records keeps it
+    con.execute(f"""
+        CREATE TEMP TABLE {ws.nodes} AS
+        SELECT * FROM (VALUES (1, 'crm', 'c1'), (2, 'crm', 'c2'), (3, 'erp', 'e3'),
+                              (4, 'erp', 'e4')) v(node, source_system, source_id)""")
+    others = ", ".join(
+        f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c not in ("email", "phone")
     )
+    con.execute(f"""
+        CREATE SCHEMA mdm;
+        CREATE TABLE mdm.match_records AS
+        SELECT source_system, source_id, email, phone, {others} FROM (VALUES
+            ('crm', 'c1', 'a', 'x'), ('crm', 'c2', 'a', 'y'), ('erp', 'e3', 'b', 'y'),
+            ('erp', 'e4', 'c', 'z'), ('erp', 'gone', 'a', 'y')
+        ) v(source_system, source_id, email, phone)""")
     rules = [{"blocking_rule": 'l."email" = r."email"'}, 'l."phone" = r."phone"']
-    got = _changed_and_partners(ws, frame, {"blocking_rules_to_generate_predictions": rules})
-    # 1 shares the e-mail, 3 the phone of the changed record 2; 4 shares nothing
+    got = _changed_and_partners(ws, [], {"blocking_rules_to_generate_predictions": rules})
+    # 1 shares the e-mail, 3 the phone of the changed record 2; 4 shares nothing; a stored
+    # record that is no record tonight (erp:gone) is nobody's partner
     assert got.column("unique_id").to_pylist() == [1, 2, 3]
     assert got.column("changed").to_pylist() == [False, True, False]
+    assert got.column("email").to_pylist() == ["a", "a", "b"]  # the stored match input
     salted = [{"blocking_rule": 'l."email" = r."email"', "salting_partitions": 4}]
-    kept = _changed_and_partners(ws, frame, {"blocking_rules_to_generate_predictions": salted})
+    kept = _changed_and_partners(ws, [], {"blocking_rules_to_generate_predictions": salted})
     assert kept.column("unique_id").to_pylist() == [1, 2, 3, 4]  # not a plain join: all stay
+    prefixed = _changed_and_partners(
+        ws, ["email_prefix1"], {"blocking_rules_to_generate_predictions": rules}
+    )
+    assert "email_prefix1" in prefixed.column_names  # derived blocking columns are made
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ('(l."party_type" = r."party_type") AND (l."email" = r."email")', True),
+        ("r.a = l.a", True),
+        ("l.a = r.b", False),  # e-mail of one, phone of the other: each side its own partners
+        ("l.a = r.a AND l.b > 5", False),
+        ("levenshtein(l.x, r.x) < 2", False),  # symmetric, but not certainly: both sides
+    ],
+)
+def test_a_blocking_rule_is_joined_once_only_when_it_is_certainly_symmetric(rule, expected):
+    from custpipe.matching.pairs import symmetric
+
+    assert symmetric(rule) is expected
+
+
+def test_an_asymmetric_rule_finds_partners_on_either_side():
+    from custpipe.matching.model import MATCH_COLUMNS
+    from custpipe.matching.pairs import _changed_and_partners
+    from custpipe.matching.workspace import MatchWorkspace
+
+    con = duckdb.connect()
+    ws = MatchWorkspace(con, records=0)
+    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 2 AS node")
+    con.execute(f"""
+        CREATE TEMP TABLE {ws.nodes} AS SELECT * FROM (VALUES (1, 's', 'a'), (2, 's', 'b'),
+            (3, 's', 'c')) v(node, source_system, source_id)""")
+    others = ", ".join(
+        f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c not in ("email", "phone")
+    )
+    con.execute(f"""
+        CREATE SCHEMA mdm;
+        CREATE TABLE mdm.match_records AS SELECT source_system, source_id, email, phone, {others}
+        FROM (VALUES ('s', 'a', 'x', '1'), ('s', 'b', 'y', 'x'), ('s', 'c', 'x', 'y'))
+            v(source_system, source_id, email, phone)""")
+    rules = ['l."email" = r."phone"']  # 1's e-mail is 2's phone; 2's e-mail is 3's phone
+    got = _changed_and_partners(ws, [], {"blocking_rules_to_generate_predictions": rules})
+    assert got.column("unique_id").to_pylist() == [1, 2, 3]
+
+
+def test_a_phonetic_blocking_key_finds_partners_from_the_stored_match_input():
+    from custpipe.matching.model import MATCH_COLUMNS
+    from custpipe.matching.pairs import _changed_and_partners
+    from custpipe.matching.workspace import MatchWorkspace
+
+    con = duckdb.connect()
+    ws = MatchWorkspace(con, records=0)
+    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 1 AS node")
+    con.execute(f"""
+        CREATE TEMP TABLE {ws.nodes} AS
+        SELECT * FROM (VALUES (1, 's', 'a'), (2, 's', 'b'), (3, 's', 'c')) v(node, source_system,
+                                                                         source_id)""")
+    others = ", ".join(f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c != "family_name")
+    con.execute(f"""
+        CREATE SCHEMA mdm;
+        CREATE TABLE mdm.match_records AS SELECT source_system, source_id, family_name, {others}
+        FROM (VALUES ('s', 'a', 'müller'), ('s', 'b', 'mueller'), ('s', 'c', 'schmidt'))
+            v(source_system, source_id, family_name)""")
+    rules = ['l."family_name_soundex" = r."family_name_soundex"']
+    got = _changed_and_partners(
+        ws, ["family_name_soundex"], {"blocking_rules_to_generate_predictions": rules}
+    )
+    assert got.column("unique_id").to_pylist() == [1, 2]  # müller and mueller: M460
+    assert got.column("family_name_soundex").to_pylist() == ["M460", "M460"]
+
+
+def test_a_night_makes_the_match_input_of_the_restaged_records_only(twin, tmp_path, monkeypatch):
+    """The match input (regular expressions, accents: most of an incremental night's
+    matching at 1M records) is made for the records whose staged row changed; the others'
+    is read from mdm.match_records, which then equals a full recompute's, column for
+    column."""
+    from custpipe.matching import pairs
+
+    made = []
+    real = pairs.match_input
+
+    def spy(ws, derived, nodes=None):
+        table = real(ws, derived, nodes=nodes)
+        made.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(pairs, "match_input", spy)
+    with warehouse.connect(twin) as con:
+        a, _ = _merged_pair(con)
+
+    def restage(con):  # one record's e-mail changes: a new staged row
+        con.execute(
+            "UPDATE staging.customers SET email = 'new.' || coalesce(email, 'x@example.org'), "
+            "raw_hash = raw_hash + 1 WHERE source_system = ? AND source_id = ?",
+            list(a),
+        )
+
+    inc, full, diffs = night(twin, tmp_path, "night-1", restage)
+    assert diffs == {}
+    assert made == [1, full.records]  # tonight's one restaged record; the full night's all
+    assert inc.records == full.records > 1
 
 
 def test_a_touched_cluster_rewrites_only_the_xref_rows_that_changed(twin, tmp_path):

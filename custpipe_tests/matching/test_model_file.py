@@ -75,3 +75,19 @@ def test_the_committed_model_still_loads():
     model = MatchModel.load(DEFAULT_CONFIG_DIR / "match_model.json")
     assert model.trained_records == GOOD["custpipe"]["trained_records"]
     assert model.splink["comparisons"][0]["output_column_name"] == "name_key"
+
+
+def test_mdm_match_records_keeps_every_column_of_the_match_input():
+    import duckdb
+
+    from custpipe.catalogue import table
+    from custpipe.matching.model import MATCH_COLUMNS, MATCH_INPUT_SQL
+
+    staged = table("staging.customers")
+    columns = ", ".join(f"NULL::{c.type} AS {c.name}" for c in staged.columns)
+    made = duckdb.connect().sql(
+        MATCH_INPUT_SQL.replace("{nodes}", f"(SELECT 1 AS node, {columns})")
+    )
+    assert tuple(made.columns) == ("unique_id", *MATCH_COLUMNS)
+    kept = {c.name: c.type for c in table("mdm.match_records").columns}
+    assert {c: kept.get(c) for c in MATCH_COLUMNS} == dict.fromkeys(MATCH_COLUMNS, "VARCHAR")
