@@ -393,7 +393,9 @@ def _mdm_and_recon_tables() -> tuple[Table, ...]:
             *(_text(c, "match input (custpipe.matching.model.MATCH_INPUT_SQL)")
               for c in _MATCH_COLUMNS),
         ), "record matched by the last consolidation, with what it looked like then: its "
-           "match input, kept so a night computes it only for the records restaged"),
+           "staged `raw_hash`, its match input (the canonical match columns) and that input's "
+           "hash; a night makes the match input again only for the records whose `raw_hash` "
+           "changed"),
         Table("mdm", "match_components", (
             _SOURCE_SYSTEM, _SOURCE_ID,
             _text("component", "source_system:source_id of the first record of its component "

@@ -204,13 +204,15 @@ def _check_folder_writable(path: Path) -> None:
 
 @contextmanager
 def connect(
-    path: Path, read_only: bool = False, lock_timeout: float | None = None
+    path: Path, read_only: bool = False, lock_timeout: float | None = None, vacuum: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating the contract tables when writable) and close it after use.
 
     A lock held by another process is waited for up to `lock_timeout` seconds (default:
     CUSTPIPE_WAREHOUSE_LOCK_TIMEOUT, else 300), then WarehouseLockedError names the holder;
     a damaged or unwritable file raises WarehouseCorruptError / WarehouseNotWritableError.
+    `vacuum` False: DuckDB's checkpoints on this connection leave deleted rows marked and
+    row groups as they are, unless :func:`vacuum_at_close` says otherwise (see there).
     """
     path = Path(path)
     if read_only and not path.exists():
@@ -231,6 +233,8 @@ def connect(
     # DuckDB's buffer pool would take up to 80 % of RAM; the nightly run shares the machine
     # with its own pandas frames, so it is capped (spilling to disk beyond the cap).
     config = {"memory_limit": os.environ.get("CUSTPIPE_DUCKDB_MEMORY_LIMIT", "2GB")}
+    if not vacuum:
+        config["max_vacuum_tasks"] = 0
     con = _open(path, read_only, config, lock_timeout)
     try:
         if not read_only:
@@ -244,6 +248,19 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def vacuum_at_close(con: duckdb.DuckDBPyConnection) -> None:
+    """Let the checkpoint at this connection's close vacuum the warehouse (DuckDB's default):
+    drop deleted rows and merge the row groups they and small appends left, in every table.
+
+    A nightly step connects with `vacuum=False`: a checkpoint that vacuums rewrites whole
+    row groups (~1 s for one of a wide table), and an incremental night deletes ~1 % of a
+    few tables' rows in many steps. The consolidation turns it on when it runs in full (the
+    periodic consistency night, a full refresh, a change of meaning, the first night) or no
+    periodic full night is configured, so a week's deleted rows (~7 % of a table) and small
+    row groups are compacted at once."""
+    con.execute("RESET max_vacuum_tasks")
 
 
 _open_transactions: dict[int, int] = {}

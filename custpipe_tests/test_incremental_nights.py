@@ -45,9 +45,16 @@ def _published(instance, run) -> int:
     raise AssertionError("publish/erp_customers did not materialise")
 
 
-def test_a_failed_night_loses_no_change_and_a_full_refresh_finds_no_difference(demo_copy):
+def test_a_failed_night_loses_no_change_and_a_full_refresh_finds_no_difference(
+    demo_copy, monkeypatch
+):
     deployment, instance, _ = demo_copy
     settings = deployment.settings
+    vacuumed = []  # the runs whose consolidation let its checkpoint vacuum the warehouse
+    vacuum = warehouse.vacuum_at_close
+    monkeypatch.setattr(
+        warehouse, "vacuum_at_close", lambda con: (vacuumed.append(True), vacuum(con))
+    )
     model = settings.config_dir / "match_model.json"
     kept = model.read_bytes()
     # night 2: 10 % of the customers change at the source, and consolidation fails
@@ -65,6 +72,7 @@ def test_a_failed_night_loses_no_change_and_a_full_refresh_finds_no_difference(d
     assert consolidated["mode"] == "incremental"
     assert 0 < consolidated["changed_records"] < 200  # what changed, not every record
     assert _published(instance, good) > 0  # the changed streets reach the ERP
+    assert vacuumed == []  # an incremental night leaves deleted rows to the full night
     # night 4: a full refresh recomputes every stage and finds what the increments built
     full = _night(settings, instance, full_refresh=True)
     assert full.success
@@ -75,6 +83,7 @@ def test_a_failed_night_loses_no_change_and_a_full_refresh_finds_no_difference(d
         assert row["differences"] is not None, f"{key} was not compared"
         assert json.loads(row["differences"]) == {}, f"{key}: {row['differences']}"
     assert _published(instance, full) == 0
+    assert vacuumed == [True]  # the full night compacts the warehouse
 
 
 def test_a_change_of_meaning_recomputes_only_what_it_concerns(demo_copy):

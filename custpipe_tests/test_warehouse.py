@@ -211,3 +211,36 @@ def test_a_step_stopped_by_the_lock_reports_the_holder_not_dagsters_wrapper(tmp_
     assert headline.startswith("custpipe.warehouse.WarehouseLockedError: warehouse ")
     assert f"is locked by another process (PID {holder.pid}" in headline
     assert "Could not set lock" not in headline  # not DuckDB's raw message
+
+
+def _row_groups(path: Path) -> int:
+    with warehouse.connect(path, read_only=True) as con:
+        return con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('main.t')"
+        ).fetchone()[0]
+
+
+def test_a_connection_without_vacuum_leaves_deleted_rows_until_one_vacuums_at_close(tmp_path):
+    """A nightly step's deletes (vacuum=False) are not compacted by its checkpoint; the
+    connection that calls vacuum_at_close compacts every table."""
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path) as con:
+        con.execute(
+            "CREATE TABLE main.t AS SELECT i AS k, 'customer ' || i AS s FROM range(300000) r(i)"
+        )
+    before = _row_groups(path)
+    for night in range(3):  # each night deletes 1 % and appends as many rows
+        with warehouse.connect(path, vacuum=False) as con:
+            con.execute("DELETE FROM main.t WHERE k < 300000 AND k % 100 = ?", [night])
+            con.execute(
+                "INSERT INTO main.t SELECT 1000000 * (? + 1) + i, 'new' FROM range(3000) r(i)",
+                [night],
+            )
+    grown = _row_groups(path)
+    assert grown > before  # the appends sit in row groups of their own, deleted rows stay
+    with warehouse.connect(path, vacuum=False) as con:
+        warehouse.vacuum_at_close(con)
+        con.execute("INSERT INTO main.t VALUES (-1, 'one more')")
+    assert _row_groups(path) < grown
+    with warehouse.connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM main.t").fetchone()[0] == 300000 - 9000 + 9001

@@ -141,7 +141,7 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         )
         schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
-        with warehouse.connect(settings.warehouse_path) as con:
+        with warehouse.connect(settings.warehouse_path, vacuum=False) as con:
             held = holding.held_in_run(con, context.run_id)
             check_held(context, held, list(run_cfg.sources))
             # the stewards' new decisions, committed before the consolidation reads them: a
@@ -154,6 +154,8 @@ def build_consolidate_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
             plan = plan_consolidation(con, chosen, parts, schedule)
             if plan.reason:
                 context.log.info(f"consolidation recomputes in full: {plan.reason}")
+            if not plan.incremental or not schedule.full_every_days:
+                warehouse.vacuum_at_close(con)  # the night's steps leave it to this one
 
             def record(result) -> None:  # in the consolidation's transaction
                 at = datetime.now(UTC).replace(tzinfo=None)

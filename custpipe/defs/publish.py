@@ -66,7 +66,7 @@ def build_publish_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         schedule = schedule_of(context, custpipe.pipeline, run_options)
         business_date = schedule.business_date
         dry_run = run_options.dry_run
-        with warehouse.connect(custpipe.settings.warehouse_path) as con:
+        with warehouse.connect(custpipe.settings.warehouse_path, vacuum=False) as con:
             plan = plan_publish(con, target.table, url, schedule)
             try:
                 night = publish_night(

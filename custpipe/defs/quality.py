@@ -58,7 +58,7 @@ def build_quality_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefin
         quality, day = run_options.quality(pipeline.quality), schedule.business_date
         now = datetime.now(UTC).replace(tzinfo=None)
         on_spark = gx_on_spark(custpipe, run_options)
-        with warehouse.connect(settings.warehouse_path) as con:
+        with warehouse.connect(settings.warehouse_path, vacuum=False) as con:
             plan = plan_source(
                 con,
                 settings,
@@ -156,7 +156,7 @@ def build_scorecard_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, custpipe: CustpipeResource, run_options: RunOptions
     ):
         settings = custpipe.settings
-        with warehouse.connect(settings.warehouse_path) as con:
+        with warehouse.connect(settings.warehouse_path, vacuum=False) as con:
             scorecard_core.add_reconciliation_rows(con, context.run_id)
             (rows,) = con.execute(
                 "SELECT count(*) FROM quality.scorecard WHERE run_id = ?", [context.run_id]
@@ -195,7 +195,10 @@ def build_retention_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
     def retention(context: dg.AssetExecutionContext, custpipe: CustpipeResource):
         settings = custpipe.settings
         now = datetime.now(UTC).replace(tzinfo=None)
-        with warehouse.connect(settings.warehouse_path) as con, warehouse.transaction(con):
+        with (
+            warehouse.connect(settings.warehouse_path, vacuum=False) as con,
+            warehouse.transaction(con),
+        ):
             result = apply_retention(con, settings, custpipe.pipeline.retention, now)
         days = custpipe.pipeline.retention.model_dump()
         return dg.MaterializeResult(

@@ -61,7 +61,7 @@ def build_reconcile_asset(cfg: PipelineConfig) -> dg.AssetsDefinition:
         schedule = schedule_of(context, run_cfg, run_options)
         business_date = schedule.business_date
         runner = spark_runner(custpipe, run_options, context)  # None: engine duckdb
-        with warehouse.connect(custpipe.settings.warehouse_path) as con:
+        with warehouse.connect(custpipe.settings.warehouse_path, vacuum=False) as con:
             plan = plan_stage(con, STAGE, "", fingerprint_parts(rules, sources), schedule)
             if plan.reason:
                 context.log.info(f"reconcile: full recompute — {plan.reason}")

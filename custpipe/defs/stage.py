@@ -55,7 +55,7 @@ def build_stage_asset(source_name: str, cfg: PipelineConfig) -> dg.AssetsDefinit
         now = datetime.now(UTC).replace(tzinfo=None)
         hold = held_at_extract(context, source_name)
         report: list = []
-        with warehouse.connect(settings.warehouse_path) as con:
+        with warehouse.connect(settings.warehouse_path, vacuum=False) as con:
             if hold is not None and not holding.staged_before(con, source_name):
                 raise dg.Failure(
                     description=f"source '{source_name}' was held back at extract ("
