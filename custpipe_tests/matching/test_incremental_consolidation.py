@@ -82,6 +82,19 @@ def _copy_records(con, keys: list[tuple[str, str]], suffix: str, **changes) -> N
     warehouse.append_rows(con, "staging.customers", rows)
 
 
+def _restaged(key: tuple[str, str], assignment: str):
+    """A change (for `night`) that restages record `key` with `assignment` (SQL SET)."""
+
+    def change(con) -> None:
+        con.execute(
+            f"UPDATE staging.customers SET {assignment}, raw_hash = raw_hash + 1 "
+            "WHERE source_system = ? AND source_id = ?",
+            list(key),
+        )
+
+    return change
+
+
 def _merged_pair(con) -> tuple[tuple[str, str], tuple[str, str]]:
     """Two records of one golden record, from different sources."""
     row = con.execute("""
@@ -336,29 +349,38 @@ def test_transaction_failure_leaves_the_last_good_state(twin, monkeypatch):
     assert result.changed_records == 3  # the failed night's change is not lost
 
 
-def test_splink_gets_the_changed_records_and_what_a_blocking_rule_joins_to_them():
+def _stored_input(changed: int, records: list[tuple], columns: tuple[str, ...], stale=()):
+    """A workspace whose nodes are `records` ((node, source_system, source_id, *values of
+    `columns`)), `changed` the changed node, and mdm.match_records their match input (plus
+    `stale` stored rows (source_system, source_id, *values) of no record tonight)."""
     from custpipe.matching.model import MATCH_COLUMNS
-    from custpipe.matching.pairs import _changed_and_partners
     from custpipe.matching.workspace import MatchWorkspace
 
     con = duckdb.connect()
-    ws = MatchWorkspace(con, records=0)
-    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 2 AS node")
-    # tonight's records (nodes) with their match input as mdm.match_records keeps it
-    con.execute(f"""
-        CREATE TEMP TABLE {ws.nodes} AS
-        SELECT * FROM (VALUES (1, 'crm', 'c1'), (2, 'crm', 'c2'), (3, 'erp', 'e3'),
-                              (4, 'erp', 'e4')) v(node, source_system, source_id)""")
-    others = ", ".join(
-        f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c not in ("email", "phone")
+    ws = MatchWorkspace(con, records=len(records))
+    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT {changed} AS node")
+    nodes = pd.DataFrame([r[:3] for r in records], columns=["node", "source_system", "source_id"])
+    stored = pd.DataFrame(
+        [r[1:] for r in records] + list(stale), columns=["source_system", "source_id", *columns]
     )
-    con.execute(f"""
-        CREATE SCHEMA mdm;
-        CREATE TABLE mdm.match_records AS
-        SELECT source_system, source_id, email, phone, {others} FROM (VALUES
-            ('crm', 'c1', 'a', 'x'), ('crm', 'c2', 'a', 'y'), ('erp', 'e3', 'b', 'y'),
-            ('erp', 'e4', 'c', 'z'), ('erp', 'gone', 'a', 'y')
-        ) v(source_system, source_id, email, phone)""")
+    for column in MATCH_COLUMNS:
+        if column not in columns:
+            stored[column] = None
+    con.register("nodes_frame", nodes)
+    con.register("stored_frame", stored)
+    con.execute("CREATE SCHEMA mdm")
+    con.execute(f"CREATE TEMP TABLE {ws.nodes} AS SELECT * FROM nodes_frame")
+    con.execute("CREATE TABLE mdm.match_records AS SELECT * FROM stored_frame")
+    return ws
+
+
+def test_splink_gets_the_changed_records_and_what_a_blocking_rule_joins_to_them():
+    from custpipe.matching.pairs import _changed_and_partners
+
+    # tonight's records with their match input as mdm.match_records keeps it
+    records = [(1, "crm", "c1", "a", "x"), (2, "crm", "c2", "a", "y"), (3, "erp", "e3", "b", "y"),
+               (4, "erp", "e4", "c", "z")]  # fmt: skip
+    ws = _stored_input(2, records, ("email", "phone"), stale=[("erp", "gone", "a", "y")])
     rules = [{"blocking_rule": 'l."email" = r."email"'}, 'l."phone" = r."phone"']
     got = _changed_and_partners(ws, [], {"blocking_rules_to_generate_predictions": rules})
     # 1 shares the e-mail, 3 the phone of the changed record 2; 4 shares nothing; a stored
@@ -392,47 +414,20 @@ def test_a_blocking_rule_is_joined_once_only_when_it_is_certainly_symmetric(rule
 
 
 def test_an_asymmetric_rule_finds_partners_on_either_side():
-    from custpipe.matching.model import MATCH_COLUMNS
     from custpipe.matching.pairs import _changed_and_partners
-    from custpipe.matching.workspace import MatchWorkspace
 
-    con = duckdb.connect()
-    ws = MatchWorkspace(con, records=0)
-    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 2 AS node")
-    con.execute(f"""
-        CREATE TEMP TABLE {ws.nodes} AS SELECT * FROM (VALUES (1, 's', 'a'), (2, 's', 'b'),
-            (3, 's', 'c')) v(node, source_system, source_id)""")
-    others = ", ".join(
-        f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c not in ("email", "phone")
-    )
-    con.execute(f"""
-        CREATE SCHEMA mdm;
-        CREATE TABLE mdm.match_records AS SELECT source_system, source_id, email, phone, {others}
-        FROM (VALUES ('s', 'a', 'x', '1'), ('s', 'b', 'y', 'x'), ('s', 'c', 'x', 'y'))
-            v(source_system, source_id, email, phone)""")
+    records = [(1, "s", "a", "x", "1"), (2, "s", "b", "y", "x"), (3, "s", "c", "x", "y")]
+    ws = _stored_input(2, records, ("email", "phone"))
     rules = ['l."email" = r."phone"']  # 1's e-mail is 2's phone; 2's e-mail is 3's phone
     got = _changed_and_partners(ws, [], {"blocking_rules_to_generate_predictions": rules})
     assert got.column("unique_id").to_pylist() == [1, 2, 3]
 
 
 def test_a_phonetic_blocking_key_finds_partners_from_the_stored_match_input():
-    from custpipe.matching.model import MATCH_COLUMNS
     from custpipe.matching.pairs import _changed_and_partners
-    from custpipe.matching.workspace import MatchWorkspace
 
-    con = duckdb.connect()
-    ws = MatchWorkspace(con, records=0)
-    con.execute(f"CREATE TEMP TABLE {ws.changed} AS SELECT 1 AS node")
-    con.execute(f"""
-        CREATE TEMP TABLE {ws.nodes} AS
-        SELECT * FROM (VALUES (1, 's', 'a'), (2, 's', 'b'), (3, 's', 'c')) v(node, source_system,
-                                                                         source_id)""")
-    others = ", ".join(f"NULL::VARCHAR AS {c}" for c in MATCH_COLUMNS if c != "family_name")
-    con.execute(f"""
-        CREATE SCHEMA mdm;
-        CREATE TABLE mdm.match_records AS SELECT source_system, source_id, family_name, {others}
-        FROM (VALUES ('s', 'a', 'müller'), ('s', 'b', 'mueller'), ('s', 'c', 'schmidt'))
-            v(source_system, source_id, family_name)""")
+    records = [(1, "s", "a", "müller"), (2, "s", "b", "mueller"), (3, "s", "c", "schmidt")]
+    ws = _stored_input(1, records, ("family_name",))
     rules = ['l."family_name_soundex" = r."family_name_soundex"']
     got = _changed_and_partners(
         ws, ["family_name_soundex"], {"blocking_rules_to_generate_predictions": rules}
@@ -460,13 +455,8 @@ def test_a_night_makes_the_match_input_of_the_restaged_records_only(twin, tmp_pa
     with warehouse.connect(twin) as con:
         a, _ = _merged_pair(con)
 
-    def restage(con):  # one record's e-mail changes: a new staged row
-        con.execute(
-            "UPDATE staging.customers SET email = 'new.' || coalesce(email, 'x@example.org'), "
-            "raw_hash = raw_hash + 1 WHERE source_system = ? AND source_id = ?",
-            list(a),
-        )
-
+    # one record's e-mail changes: a new staged row
+    restage = _restaged(a, "email = 'new.' || coalesce(email, 'x@example.org')")
     inc, full, diffs = night(twin, tmp_path, "night-1", restage)
     assert diffs == {}
     assert made == [1, full.records]  # tonight's one restaged record; the full night's all
@@ -480,14 +470,7 @@ def test_a_touched_cluster_rewrites_only_the_xref_rows_that_changed(twin, tmp_pa
     with warehouse.connect(twin) as con:
         a, b = _merged_pair(con)
 
-    def restage(con):
-        con.execute(
-            "UPDATE staging.customers SET segment = 'Z', raw_hash = raw_hash + 1 "
-            "WHERE source_system = ? AND source_id = ?",
-            list(a),
-        )
-
-    inc, _, diffs = night(twin, tmp_path, "night-1", restage)
+    inc, _, diffs = night(twin, tmp_path, "night-1", _restaged(a, "segment = 'Z'"))
     assert diffs == {}
     with warehouse.connect(twin, read_only=True) as con:
         runs = _ids(
